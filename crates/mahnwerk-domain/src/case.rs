@@ -1,0 +1,546 @@
+//! The invoice case aggregate: what billing platforms may do to an invoice after it is issued.
+//!
+//! `decide(state, command)` holds every rule and returns the events to append (possibly none: a
+//! retried command that already took effect is a no-op, which makes every RPC safe to retry).
+//! `evolve(state, event)` only applies facts. Events are past tense and versioned; their type
+//! names (`invoice.issued.v1`) and JSON payloads are the public contract (docs/events.md).
+
+use crate::error::FieldError;
+use crate::invoice::Invoice;
+use crate::money::Money;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// Events of a case stream written by the ingest service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CaseEvent {
+    InvoiceIssued(InvoiceIssued),
+    InvoiceCancelled(InvoiceCancelled),
+    InvoiceCredited(InvoiceCredited),
+    InvoiceDisputed(InvoiceDisputed),
+    DisputeResolved(DisputeResolved),
+    DueDateExtended(DueDateExtended),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceIssued {
+    pub invoice: Invoice,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceCancelled {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceCredited {
+    /// The credit note's number (BT-1 of the credit note); the idempotency key of a credit.
+    pub credit_note_number: String,
+    pub amount: Money,
+    pub reason: String,
+    /// Open amount after this credit.
+    pub open_after: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceDisputed {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeResolved {
+    /// `upheld` (the debtor was right; usually followed by a credit or cancel) or `rejected`
+    /// (the claim stands; dunning resumes).
+    pub outcome: DisputeOutcome,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeOutcome {
+    Upheld,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueDateExtended {
+    pub previous_due_date: NaiveDate,
+    pub new_due_date: NaiveDate,
+    pub reason: String,
+}
+
+impl CaseEvent {
+    /// The versioned event type, e.g. `invoice.issued.v1`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            CaseEvent::InvoiceIssued(_) => "invoice.issued.v1",
+            CaseEvent::InvoiceCancelled(_) => "invoice.cancelled.v1",
+            CaseEvent::InvoiceCredited(_) => "invoice.credited.v1",
+            CaseEvent::InvoiceDisputed(_) => "invoice.disputed.v1",
+            CaseEvent::DisputeResolved(_) => "dispute.resolved.v1",
+            CaseEvent::DueDateExtended(_) => "due_date.extended.v1",
+        }
+    }
+
+    pub fn to_payload(&self) -> serde_json::Value {
+        // Serialising plain data structs cannot fail.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Read an event back from its type and payload. Returns `Ok(None)` for types this aggregate
+    /// does not own (other services write to the case stream too); older versions are upcast here.
+    pub fn from_parts(
+        event_type: &str,
+        payload: &serde_json::Value,
+    ) -> std::result::Result<Option<CaseEvent>, serde_json::Error> {
+        use serde_json::from_value as v;
+        let p = payload.clone();
+        Ok(Some(match event_type {
+            "invoice.issued.v1" => CaseEvent::InvoiceIssued(v(p)?),
+            "invoice.cancelled.v1" => CaseEvent::InvoiceCancelled(v(p)?),
+            "invoice.credited.v1" => CaseEvent::InvoiceCredited(v(p)?),
+            "invoice.disputed.v1" => CaseEvent::InvoiceDisputed(v(p)?),
+            "dispute.resolved.v1" => CaseEvent::DisputeResolved(v(p)?),
+            "due_date.extended.v1" => CaseEvent::DueDateExtended(v(p)?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// What a billing platform asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseCommand {
+    Issue(Invoice),
+    Cancel { reason: String },
+    Credit { credit_note_number: String, amount: Money, reason: String },
+    Dispute { reason: String },
+    ResolveDispute { outcome: DisputeOutcome, note: String },
+    ExtendDueDate { new_due_date: NaiveDate, reason: String },
+}
+
+/// The lifecycle status of an invoice case as the ingest API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    Open,
+    Disputed,
+    Cancelled,
+    /// Fully credited: nothing left to pay.
+    Credited,
+}
+
+impl CaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Open => "open",
+            CaseStatus::Disputed => "disputed",
+            CaseStatus::Cancelled => "cancelled",
+            CaseStatus::Credited => "credited",
+        }
+    }
+
+    pub fn is_closed(self) -> bool {
+        matches!(self, CaseStatus::Cancelled | CaseStatus::Credited)
+    }
+}
+
+/// State of one case, folded from its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseState {
+    pub invoice: Invoice,
+    pub status: CaseStatus,
+    pub due_date: NaiveDate,
+    pub open: Money,
+    /// Credits applied so far: (credit note number, amount).
+    pub credits: Vec<(String, Money)>,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaseError {
+    /// The command is malformed: `INVALID_ARGUMENT` naming the field.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The case does not exist: `NOT_FOUND`.
+    #[error("case not found")]
+    NotFound,
+    /// The same key was used for a different request: `ALREADY_EXISTS`.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The case is in a state where the command does not apply: `FAILED_PRECONDITION`.
+    #[error("{0}")]
+    Precondition(String),
+}
+
+pub type Result<T> = std::result::Result<T, CaseError>;
+
+fn require_text(field: &str, value: &str) -> Result<()> {
+    if value.chars().count() > 1000 {
+        return Err(FieldError::new(field, "must be at most 1000 characters").into());
+    }
+    Ok(())
+}
+
+/// Every rule of the case lives here.
+pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<CaseEvent>> {
+    let Some(state) = state else {
+        return match command {
+            CaseCommand::Issue(invoice) => {
+                let errs = invoice.check();
+                if let Some(first) = errs.0.into_iter().next() {
+                    return Err(CaseError::Invalid(first));
+                }
+                Ok(vec![CaseEvent::InvoiceIssued(InvoiceIssued {
+                    invoice: invoice.clone(),
+                })])
+            }
+            _ => Err(CaseError::NotFound),
+        };
+    };
+    match command {
+        CaseCommand::Issue(invoice) => {
+            if *invoice == state.invoice {
+                Ok(vec![])
+            } else {
+                Err(CaseError::AlreadyExists(format!(
+                    "invoice {} already exists with different content",
+                    invoice.number
+                )))
+            }
+        }
+        CaseCommand::Cancel { reason } => {
+            require_text("reason", reason)?;
+            match state.status {
+                CaseStatus::Cancelled => Ok(vec![]),
+                CaseStatus::Credited => Err(CaseError::Precondition(
+                    "invoice is fully credited".into(),
+                )),
+                CaseStatus::Open | CaseStatus::Disputed => {
+                    Ok(vec![CaseEvent::InvoiceCancelled(InvoiceCancelled {
+                        reason: reason.clone(),
+                    })])
+                }
+            }
+        }
+        CaseCommand::Credit {
+            credit_note_number,
+            amount,
+            reason,
+        } => {
+            require_text("reason", reason)?;
+            if credit_note_number.trim().is_empty() || credit_note_number.chars().count() > 64 {
+                return Err(FieldError::new(
+                    "credit_note_number",
+                    "must be 1 to 64 characters",
+                )
+                .into());
+            }
+            if let Some((_, earlier)) = state.credits.iter().find(|(n, _)| n == credit_note_number)
+            {
+                return if earlier == amount {
+                    Ok(vec![])
+                } else {
+                    Err(CaseError::AlreadyExists(format!(
+                        "credit note {credit_note_number} was already applied with another amount"
+                    )))
+                };
+            }
+            if amount.currency != state.open.currency {
+                return Err(FieldError::new(
+                    "amount.currency",
+                    format!("must be the invoice currency {}", state.open.currency),
+                )
+                .into());
+            }
+            if amount.minor <= 0 {
+                return Err(FieldError::new("amount", "must be greater than zero").into());
+            }
+            if state.status.is_closed() {
+                return Err(CaseError::Precondition(format!(
+                    "invoice is {}",
+                    state.status.as_str()
+                )));
+            }
+            if amount.minor > state.open.minor {
+                return Err(FieldError::new(
+                    "amount",
+                    format!("must not exceed the open amount {}", state.open),
+                )
+                .into());
+            }
+            let open_after = Money::new(state.open.minor - amount.minor, amount.currency);
+            Ok(vec![CaseEvent::InvoiceCredited(InvoiceCredited {
+                credit_note_number: credit_note_number.clone(),
+                amount: *amount,
+                reason: reason.clone(),
+                open_after,
+            })])
+        }
+        CaseCommand::Dispute { reason } => {
+            require_text("reason", reason)?;
+            match state.status {
+                CaseStatus::Disputed => Ok(vec![]),
+                CaseStatus::Open => Ok(vec![CaseEvent::InvoiceDisputed(InvoiceDisputed {
+                    reason: reason.clone(),
+                })]),
+                s => Err(CaseError::Precondition(format!("invoice is {}", s.as_str()))),
+            }
+        }
+        CaseCommand::ResolveDispute { outcome, note } => {
+            require_text("note", note)?;
+            match state.status {
+                CaseStatus::Disputed => Ok(vec![CaseEvent::DisputeResolved(DisputeResolved {
+                    outcome: *outcome,
+                    note: note.clone(),
+                })]),
+                s => Err(CaseError::Precondition(format!(
+                    "invoice is {}, not disputed",
+                    s.as_str()
+                ))),
+            }
+        }
+        CaseCommand::ExtendDueDate {
+            new_due_date,
+            reason,
+        } => {
+            require_text("reason", reason)?;
+            if state.status.is_closed() {
+                return Err(CaseError::Precondition(format!(
+                    "invoice is {}",
+                    state.status.as_str()
+                )));
+            }
+            if *new_due_date == state.due_date {
+                return Ok(vec![]);
+            }
+            if *new_due_date < state.due_date {
+                return Err(FieldError::new(
+                    "new_due_date",
+                    format!("must be after the current due date {}", state.due_date),
+                )
+                .into());
+            }
+            Ok(vec![CaseEvent::DueDateExtended(DueDateExtended {
+                previous_due_date: state.due_date,
+                new_due_date: *new_due_date,
+                reason: reason.clone(),
+            })])
+        }
+    }
+}
+
+/// Apply one event. Holds no rules: every event is a fact already decided.
+pub fn evolve(state: Option<CaseState>, event: &CaseEvent) -> Option<CaseState> {
+    match (state, event) {
+        (_, CaseEvent::InvoiceIssued(e)) => Some(CaseState {
+            status: CaseStatus::Open,
+            due_date: e.invoice.due_date,
+            open: e.invoice.gross_money(),
+            credits: vec![],
+            invoice: e.invoice.clone(),
+        }),
+        (None, _) => None,
+        (Some(mut s), event) => {
+            match event {
+                CaseEvent::InvoiceIssued(_) => {}
+                CaseEvent::InvoiceCancelled(_) => s.status = CaseStatus::Cancelled,
+                CaseEvent::InvoiceCredited(e) => {
+                    s.open = e.open_after;
+                    s.credits.push((e.credit_note_number.clone(), e.amount));
+                    if s.open.minor <= 0 {
+                        s.status = CaseStatus::Credited;
+                    }
+                }
+                CaseEvent::InvoiceDisputed(_) => s.status = CaseStatus::Disputed,
+                CaseEvent::DisputeResolved(_) => s.status = CaseStatus::Open,
+                CaseEvent::DueDateExtended(e) => s.due_date = e.new_due_date,
+            }
+            Some(s)
+        }
+    }
+}
+
+impl CaseState {
+    /// Fold a whole stream.
+    pub fn fold<'a>(events: impl IntoIterator<Item = &'a CaseEvent>) -> Option<CaseState> {
+        events.into_iter().fold(None, evolve)
+    }
+
+    /// Open and past its due date on `as_of`.
+    pub fn is_overdue(&self, as_of: NaiveDate) -> bool {
+        self.status == CaseStatus::Open && self.open.minor > 0 && self.due_date < as_of
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invoice::fixtures::invoice;
+
+    fn given(events: &[CaseEvent]) -> Option<CaseState> {
+        CaseState::fold(events)
+    }
+
+    fn issued() -> CaseEvent {
+        CaseEvent::InvoiceIssued(InvoiceIssued {
+            invoice: invoice("RE-1"),
+        })
+    }
+
+    fn credit(n: &str, minor: i64) -> CaseCommand {
+        CaseCommand::Credit {
+            credit_note_number: n.into(),
+            amount: Money::eur(minor),
+            reason: "goodwill".into(),
+        }
+    }
+
+    #[test]
+    fn issuing_a_new_invoice_emits_issued() {
+        let events = decide(None, &CaseCommand::Issue(invoice("RE-1"))).unwrap();
+        assert_eq!(events, vec![issued()]);
+    }
+
+    #[test]
+    fn issuing_the_same_invoice_again_is_a_no_op() {
+        let state = given(&[issued()]);
+        assert_eq!(decide(state.as_ref(), &CaseCommand::Issue(invoice("RE-1"))), Ok(vec![]));
+    }
+
+    #[test]
+    fn issuing_a_different_invoice_under_the_same_number_is_already_exists() {
+        let state = given(&[issued()]);
+        let mut other = invoice("RE-1");
+        other.gross += 1;
+        other.net += 1;
+        assert!(matches!(
+            decide(state.as_ref(), &CaseCommand::Issue(other)),
+            Err(CaseError::AlreadyExists(_))
+        ));
+    }
+
+    #[test]
+    fn an_invalid_invoice_is_rejected_naming_the_field() {
+        let mut bad = invoice("RE-1");
+        bad.due_date = bad.issue_date.pred_opt().unwrap();
+        let Err(CaseError::Invalid(e)) = decide(None, &CaseCommand::Issue(bad)) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(e.field, "due_date");
+    }
+
+    #[test]
+    fn commands_on_a_missing_case_are_not_found() {
+        assert_eq!(
+            decide(None, &CaseCommand::Cancel { reason: String::new() }),
+            Err(CaseError::NotFound)
+        );
+    }
+
+    #[test]
+    fn a_partial_credit_reduces_the_open_amount() {
+        let state = given(&[issued()]);
+        let events = decide(state.as_ref(), &credit("GS-1", 1900)).unwrap();
+        let state = events.iter().fold(state, evolve).unwrap();
+        assert_eq!(state.open, Money::eur(10000));
+        assert_eq!(state.status, CaseStatus::Open);
+    }
+
+    #[test]
+    fn a_credit_retried_is_a_no_op_and_a_conflicting_one_already_exists() {
+        let state = given(&[issued()]);
+        let events = decide(state.as_ref(), &credit("GS-1", 1900)).unwrap();
+        let state = events.iter().fold(state, evolve);
+        assert_eq!(decide(state.as_ref(), &credit("GS-1", 1900)), Ok(vec![]));
+        assert!(matches!(
+            decide(state.as_ref(), &credit("GS-1", 100)),
+            Err(CaseError::AlreadyExists(_))
+        ));
+    }
+
+    #[test]
+    fn a_credit_beyond_the_open_amount_is_rejected() {
+        let state = given(&[issued()]);
+        let Err(CaseError::Invalid(e)) = decide(state.as_ref(), &credit("GS-1", 11901)) else {
+            panic!()
+        };
+        assert_eq!(e.field, "amount");
+    }
+
+    #[test]
+    fn a_full_credit_closes_the_case() {
+        let state = given(&[issued()]);
+        let events = decide(state.as_ref(), &credit("GS-1", 11900)).unwrap();
+        let state = events.iter().fold(state, evolve).unwrap();
+        assert_eq!(state.status, CaseStatus::Credited);
+        assert!(!state.is_overdue(NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()));
+    }
+
+    #[test]
+    fn dispute_then_resolve_reopens() {
+        let state = given(&[issued()]);
+        let d = decide(state.as_ref(), &CaseCommand::Dispute { reason: "wrong qty".into() })
+            .unwrap();
+        let state = d.iter().fold(state, evolve);
+        assert_eq!(state.as_ref().unwrap().status, CaseStatus::Disputed);
+        let r = decide(
+            state.as_ref(),
+            &CaseCommand::ResolveDispute { outcome: DisputeOutcome::Rejected, note: String::new() },
+        )
+        .unwrap();
+        let state = r.iter().fold(state, evolve).unwrap();
+        assert_eq!(state.status, CaseStatus::Open);
+    }
+
+    #[test]
+    fn resolving_an_undisputed_case_is_a_failed_precondition() {
+        let state = given(&[issued()]);
+        assert!(matches!(
+            decide(
+                state.as_ref(),
+                &CaseCommand::ResolveDispute { outcome: DisputeOutcome::Upheld, note: String::new() }
+            ),
+            Err(CaseError::Precondition(_))
+        ));
+    }
+
+    #[test]
+    fn extending_the_due_date_moves_it_and_never_backwards() {
+        let state = given(&[issued()]);
+        let later = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
+        let ev = decide(
+            state.as_ref(),
+            &CaseCommand::ExtendDueDate { new_due_date: later, reason: String::new() },
+        )
+        .unwrap();
+        let state = ev.iter().fold(state, evolve);
+        assert_eq!(state.as_ref().unwrap().due_date, later);
+        let earlier = NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
+        assert!(matches!(
+            decide(
+                state.as_ref(),
+                &CaseCommand::ExtendDueDate { new_due_date: earlier, reason: String::new() }
+            ),
+            Err(CaseError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn cancelled_cases_accept_no_credit_and_cancel_is_idempotent() {
+        let state = given(&[issued(), CaseEvent::InvoiceCancelled(InvoiceCancelled { reason: String::new() })]);
+        assert_eq!(decide(state.as_ref(), &CaseCommand::Cancel { reason: String::new() }), Ok(vec![]));
+        assert!(matches!(
+            decide(state.as_ref(), &credit("GS-1", 1)),
+            Err(CaseError::Precondition(_))
+        ));
+    }
+
+    #[test]
+    fn events_round_trip_through_type_and_payload() {
+        let e = issued();
+        let back = CaseEvent::from_parts(e.event_type(), &e.to_payload()).unwrap();
+        assert_eq!(back, Some(e));
+        assert_eq!(CaseEvent::from_parts("letter.sent.v1", &serde_json::json!({})).unwrap(), None);
+    }
+}

@@ -1,0 +1,102 @@
+//! The debtor: who owes the money. Consumer or business changes the law that applies.
+
+use crate::error::FieldErrors;
+use crate::personal::Personal;
+use serde::{Deserialize, Serialize};
+
+/// Consumer (§ 13 BGB) or business (§ 14 BGB): decides default interest (+5 / +9 pp), the € 40
+/// lump sum and when default starts without a reminder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DebtorKind {
+    Consumer,
+    Business,
+}
+
+/// A postal address as printed in the window of a letter.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PostalAddress {
+    /// Street and house number, or a post box; one or two lines.
+    pub street: Vec<String>,
+    pub postal_code: String,
+    pub city: String,
+    /// ISO 3166-1 alpha-2, e.g. `DE`.
+    pub country: String,
+}
+
+/// The debtor of one invoice. Personal fields are wrapped in [`Personal`] so they never reach a
+/// log; the whole struct is the unit that is encrypted per debtor for GDPR erasure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Debtor {
+    pub name: Personal<String>,
+    pub kind: DebtorKind,
+    pub address: Personal<PostalAddress>,
+    pub email: Option<Personal<String>>,
+    /// BCP 47 primary language of the letters, e.g. `de`, `en`.
+    pub language: String,
+    /// The tenant's customer number for this debtor (not personal by itself).
+    pub customer_number: Option<String>,
+    /// VAT id (BT-48) when the debtor is a business.
+    pub vat_id: Option<String>,
+}
+
+pub(crate) const MAX_TEXT: usize = 200;
+
+pub(crate) fn check_text(errs: &mut FieldErrors, field: &str, value: &str, required: bool) {
+    if required && value.trim().is_empty() {
+        errs.push(field, "must not be empty");
+    } else if value.chars().count() > MAX_TEXT {
+        errs.push(field, format!("must be at most {MAX_TEXT} characters"));
+    } else if value.chars().any(|c| c.is_control() && c != '\n') {
+        errs.push(field, "must not contain control characters");
+    }
+}
+
+impl Debtor {
+    /// Field-level checks; errors are named relative to the debtor (`address.city`).
+    pub fn check(&self) -> FieldErrors {
+        let mut errs = FieldErrors::default();
+        check_text(&mut errs, "name", self.name.expose(), true);
+        let addr = self.address.expose();
+        if addr.street.is_empty() {
+            errs.push("address.street", "must have at least one line");
+        }
+        if addr.street.len() > 3 {
+            errs.push("address.street", "must have at most 3 lines");
+        }
+        for (i, line) in addr.street.iter().enumerate() {
+            check_text(&mut errs, &format!("address.street[{i}]"), line, true);
+        }
+        check_text(&mut errs, "address.postal_code", &addr.postal_code, true);
+        if addr.postal_code.chars().count() > 16 {
+            errs.push("address.postal_code", "must be at most 16 characters");
+        }
+        check_text(&mut errs, "address.city", &addr.city, true);
+        if addr.country.len() != 2 || !addr.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            errs.push("address.country", "must be an ISO 3166-1 alpha-2 code such as DE");
+        }
+        if let Some(email) = &self.email {
+            let e = email.expose();
+            let valid = e.len() <= 254
+                && e.split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+                && !e.chars().any(char::is_whitespace);
+            if !valid {
+                errs.push("email", "not a valid email address");
+            }
+        }
+        if self.language.len() < 2
+            || self.language.len() > 8
+            || !self.language.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
+        {
+            errs.push("language", "must be a language tag such as de or en");
+        }
+        if let Some(n) = &self.customer_number {
+            check_text(&mut errs, "customer_number", n, false);
+        }
+        if let Some(v) = &self.vat_id {
+            check_text(&mut errs, "vat_id", v, false);
+        }
+        errs
+    }
+}

@@ -1,0 +1,37 @@
+//! # Mahnwerk domain types
+//!
+//! The vocabulary every other crate speaks: [`Money`] in integer minor units, validated identifier
+//! newtypes, [`Iban`]/[`Bic`], the [`Debtor`] with its personal data masked in `Debug`, the
+//! [`Invoice`] and the events of an invoice case ([`CaseEvent`]) with the pure `decide`/`evolve`
+//! functions of the case aggregate.
+//!
+//! ## Layout
+//! - [`money`]: currencies (ISO 4217) and money arithmetic that refuses to mix currencies.
+//! - [`ids`]: tenant, invoice number, case, event and stream identifiers.
+//! - [`bank`]: IBAN and BIC.
+//! - [`personal`]: the [`Personal`] wrapper for personal data.
+//! - [`debtor`], [`invoice`]: the invoice model the ingest API, the e-invoice parsers and the
+//!   dunning core share.
+//! - [`case`]: the invoice case aggregate: commands, events, `decide`, `evolve`.
+//!
+//! ## Invariants
+//! This crate never depends on prost, tonic, sqlx or async-nats, never reads the clock and never
+//! does IO. Money is never a float.
+
+pub mod bank;
+pub mod case;
+pub mod debtor;
+pub mod error;
+pub mod ids;
+pub mod invoice;
+pub mod money;
+pub mod personal;
+
+pub use bank::{Bic, Iban};
+pub use case::{CaseCommand, CaseEvent, CaseState, CaseStatus};
+pub use debtor::{Debtor, DebtorKind, PostalAddress};
+pub use error::{FieldError, FieldErrors};
+pub use ids::{CaseId, EventId, InvoiceNumber, StreamId, TenantId};
+pub use invoice::{BankAccount, Invoice};
+pub use money::{Currency, Money, MoneyError};
+pub use personal::Personal;
