@@ -1,0 +1,22 @@
+//! # Mahnwerk dunning core
+//!
+//! Pure domain code for dunning German receivables: tenant policies, the German default law
+//! and the dunning case state machine. The dunning service wraps it; this crate never does IO,
+//! never reads the clock (every function takes the date it acts on) and never touches a
+//! database, prost, tonic, sqlx or NATS. Money is integer minor units; decimals are used only for
+//! rates, with one rounding rule ([`law::ROUNDING_RULE`]).
+//!
+//! # Layout
+//! - [`law`]: base rates as dated data (`data/base_rates.csv`), § 286 default start, § 288
+//!   interest per period with § 367 crediting, the € 40 lump sum, § 193 deadlines with the public
+//!   holidays of each federal state.
+//! - [`error`]: the error type, [`DunningError`].
+//!
+//! # Invariants
+//! - No IO, no clock reads, no floats for money.
+//! - Every amount carries its derivation (periods, days, rates) so letters can print it.
+
+pub mod error;
+pub mod law;
+
+pub use error::{DunningError, Result};
