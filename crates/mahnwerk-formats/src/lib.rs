@@ -12,6 +12,10 @@
 //!
 //! # Layout
 //! - [`error`]: the one error enum; every parse error names the line and/or element and the reason.
+//! - [`statement`]: the statement model ([`statement::StatementItem`] stream, [`statement::Statement`]),
+//!   balance and currency checks.
+//! - [`xml`]: the guarded XML pull reader (encodings, no DTD, limits, line numbers).
+//! - [`camt`]: camt.052/053/054 streaming reader.
 //! - [`rf`], [`epc`]: generation and validation of payment references and QR payloads.
 //!
 //! # Invariants
@@ -20,8 +24,11 @@
 //! - XML is read with a pull parser; DTDs and entities other than the predefined five are refused,
 //!   nesting depth and the size of one element are bounded.
 
+pub mod camt;
 pub mod epc;
 pub mod error;
 pub mod rf;
+pub mod statement;
+pub mod xml;
 
 pub use error::{Error, Position, Result};
