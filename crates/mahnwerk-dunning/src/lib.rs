@@ -10,6 +10,8 @@
 //! - [`law`]: base rates as dated data (`data/base_rates.csv`), § 286 default start, § 288
 //!   interest per period with § 367 crediting, the € 40 lump sum, § 193 deadlines with the public
 //!   holidays of each federal state.
+//! - [`policy`]: the policy model ([`policy::Policy`], [`policy::PolicyBook`]), defaults for
+//!   consumers and businesses, validation with field paths.
 //! - [`error`]: the error type, [`DunningError`].
 //!
 //! # Invariants
@@ -18,5 +20,6 @@
 
 pub mod error;
 pub mod law;
+pub mod policy;
 
 pub use error::{DunningError, Result};
