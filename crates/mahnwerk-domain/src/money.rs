@@ -43,6 +43,7 @@ impl Currency {
     pub fn minor_digits(self) -> u8 {
         CURRENCIES
             .iter()
+            .chain(HISTORIC_CURRENCIES)
             .find(|(code, _)| code.as_bytes() == self.0)
             .map(|(_, digits)| *digits)
             .unwrap_or(2)
@@ -51,6 +52,27 @@ impl Currency {
     pub fn as_str(&self) -> &str {
         // Constructed only from ASCII codes of the table.
         std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+}
+
+/// Withdrawn ISO 4217 codes of the euro legacy currencies, still found in archived bank
+/// statements (e.g. DEM before 2002). Accepted only through [`Currency::parse_historic`].
+const HISTORIC_CURRENCIES: &[(&str, u8)] = &[
+    ("ATS", 2), ("BEF", 0), ("DEM", 2), ("ESP", 0), ("FIM", 2), ("FRF", 2), ("GRD", 0),
+    ("IEP", 2), ("ITL", 0), ("LUF", 0), ("NLG", 2), ("PTE", 0),
+];
+
+impl Currency {
+    /// Parse an active code or a withdrawn euro legacy code (`DEM`, `FRF`…). For reading old
+    /// statements only; [`FromStr`] accepts active codes only.
+    pub fn parse_historic(s: &str) -> Result<Self, FieldError> {
+        match HISTORIC_CURRENCIES.iter().find(|(code, _)| *code == s) {
+            Some((code, _)) => {
+                let b = code.as_bytes();
+                Ok(Currency([b[0], b[1], b[2]]))
+            }
+            None => s.parse(),
+        }
     }
 }
 
@@ -280,6 +302,16 @@ mod tests {
         let jpy: Currency = "JPY".parse().unwrap();
         assert_eq!(Money::parse_decimal("500", jpy, false).unwrap().minor, 500);
         assert!(Money::parse_decimal("500.1", jpy, false).is_err());
+    }
+
+    #[test]
+    fn historic_codes_only_through_parse_historic() {
+        assert!("DEM".parse::<Currency>().is_err());
+        let dem = Currency::parse_historic("DEM").unwrap();
+        assert_eq!(dem.as_str(), "DEM");
+        assert_eq!(Currency::parse_historic("ITL").unwrap().minor_digits(), 0);
+        assert_eq!(Currency::parse_historic("EUR").unwrap(), Currency::EUR);
+        assert!(Currency::parse_historic("XXX").is_err());
     }
 
     proptest! {
