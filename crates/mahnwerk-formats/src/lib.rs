@@ -16,6 +16,7 @@
 //!   balance and currency checks.
 //! - [`xml`]: the guarded XML pull reader (encodings, no DTD, limits, line numbers).
 //! - [`camt`]: camt.052/053/054 streaming reader.
+//! - [`mt940`]: MT940/MT942 streaming reader with the German structured `:86:`.
 //! - [`rf`], [`epc`]: generation and validation of payment references and QR payloads.
 //!
 //! # Invariants
@@ -27,6 +28,7 @@
 pub mod camt;
 pub mod epc;
 pub mod error;
+pub mod mt940;
 pub mod rf;
 pub mod statement;
 pub mod xml;
