@@ -12,12 +12,15 @@
 //!   holidays of each federal state.
 //! - [`policy`]: the policy model ([`policy::Policy`], [`policy::PolicyBook`]), defaults for
 //!   consumers and businesses, validation with field paths.
+//! - [`case`]: the dunning case state machine: [`case::decide`], [`case::evolve`],
+//!   [`case::next_action_at`], its commands and versioned events (`dunning.step_reached.v1`, …).
 //! - [`error`]: the error type, [`DunningError`].
 //!
 //! # Invariants
 //! - No IO, no clock reads, no floats for money.
 //! - Every amount carries its derivation (periods, days, rates) so letters can print it.
 
+pub mod case;
 pub mod error;
 pub mod law;
 pub mod policy;

@@ -338,10 +338,8 @@ impl Policy {
         if self.delivery_days > 14 {
             errs.push("delivery_days", "must be at most 14");
         }
-        if let AfterLast::Collection { after_days } = self.after_last {
-            if after_days == 0 {
-                errs.push("after_last.after_days", "must be at least 1");
-            }
+        if self.after_last == (AfterLast::Collection { after_days: 0 }) {
+            errs.push("after_last.after_days", "must be at least 1");
         }
         let nominal = self.nominal_offsets();
         let mut seen_post_due = false;

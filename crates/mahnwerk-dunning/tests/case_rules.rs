@@ -1,0 +1,677 @@
+//! Given/when/then: one test per rule of the dunning case (see `case` module docs).
+
+use chrono::NaiveDate;
+use mahnwerk_domain::case::DisputeOutcome;
+use mahnwerk_domain::{DebtorKind, Money};
+use mahnwerk_dunning::case::{
+    CaseFacts, CaseStatus, DunningCase, DunningCommand as Cmd, DunningEvent as Ev, HoldScope,
+    Instalment, Phase, ResumeReason, StepReached, decide, evolve, next_action_at,
+};
+use mahnwerk_dunning::law::FederalState;
+use mahnwerk_dunning::policy::{AfterLast, Anchor, Offset, Policy};
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn facts(debtor: DebtorKind, principal: i64) -> CaseFacts {
+    CaseFacts {
+        invoice_number: "RE-2026-001".into(),
+        debtor_key: "K-1".into(),
+        debtor,
+        issue_date: d("2026-03-01"),
+        due_date: d("2026-03-15"),
+        principal: Money::eur(principal),
+        default_notice: false,
+    }
+}
+
+struct Harness {
+    state: Option<DunningCase>,
+}
+
+impl Harness {
+    fn given(facts: CaseFacts, policy: Policy) -> Self {
+        let mut h = Harness { state: None };
+        h.when(Cmd::Open { facts, policy }, "2026-03-01");
+        h
+    }
+
+    fn try_when(&mut self, cmd: Cmd, day: &str) -> mahnwerk_dunning::Result<Vec<Ev>> {
+        let events = decide(self.state.as_ref(), &cmd, d(day))?;
+        for e in &events {
+            self.state = evolve(self.state.take(), e);
+        }
+        Ok(events)
+    }
+
+    fn when(&mut self, cmd: Cmd, day: &str) -> Vec<Ev> {
+        self.try_when(cmd, day).unwrap()
+    }
+
+    fn advance(&mut self, day: &str) -> Vec<Ev> {
+        self.when(Cmd::Advance, day)
+    }
+
+    fn state(&self) -> &DunningCase {
+        self.state.as_ref().unwrap()
+    }
+}
+
+fn steps(events: &[Ev]) -> Vec<&StepReached> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::StepReached(s) => Some(s.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn types(events: &[Ev]) -> Vec<&'static str> {
+    events.iter().map(Ev::event_type).collect()
+}
+
+fn consumer() -> Harness {
+    Harness::given(
+        facts(DebtorKind::Consumer, 11_900),
+        Policy::default_consumer(FederalState::NW),
+    )
+}
+
+#[test]
+fn given_a_consumer_invoice_when_the_reminder_day_comes_then_the_first_step_is_reached_without_fee()
+{
+    let mut h = consumer();
+    assert_eq!(h.state().status(d("2026-03-10")), CaseStatus::Issued);
+    assert_eq!(h.state().status(d("2026-03-15")), CaseStatus::Due);
+    assert_eq!(h.state().status(d("2026-03-16")), CaseStatus::Overdue);
+    // Due 03-15 + 7 days = 03-22.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-03-22")));
+    assert!(h.advance("2026-03-21").is_empty());
+    let events = h.advance("2026-03-22");
+    let s = steps(&events)[0];
+    assert_eq!((s.number, s.title.as_str()), (1, "Zahlungserinnerung"));
+    assert_eq!(s.fee, Money::eur(0));
+    // Consumer without § 286(3) notice: this reminder creates default (received 03-25).
+    assert!(s.creates_default);
+    assert_eq!(s.default.unwrap().interest_from, d("2026-03-26"));
+    // Deadline 03-22 + 14 = 04-05 Easter Sunday, 04-06 Ostermontag → 04-07.
+    assert_eq!(s.deadline.deadline, d("2026-04-07"));
+    assert_eq!(
+        h.state().status(d("2026-03-22")),
+        CaseStatus::Dunning { step: 1 }
+    );
+}
+
+#[test]
+fn given_a_reminder_created_default_when_the_next_step_comes_then_fee_and_interest_are_charged() {
+    let mut h = consumer();
+    h.advance("2026-03-22");
+    // Step 2: 14 days after step 1 = 04-05. Interest 03-26..04-05 = 11 days on 119.00 at
+    // 1.27 + 5 = 6.27 %: 11900 × 627 × 11 / 3,650,000 = 22.49 → 22 cents.
+    let events = h.advance("2026-04-05");
+    let s = steps(&events)[0];
+    assert_eq!(s.number, 2);
+    assert_eq!(s.fee, Money::eur(250));
+    assert_eq!(s.interest_charged, Money::eur(22));
+    assert_eq!(s.interest.as_ref().unwrap().periods.len(), 1);
+    assert!(!s.creates_default);
+    // Balance 119.00 + 2.50 + 0.22 = 121.72.
+    assert_eq!(s.balance, Money::eur(12_172));
+    assert_eq!(h.state().balance(), Money::eur(12_172));
+}
+
+#[test]
+fn given_a_reminder_that_creates_default_when_the_policy_has_a_fee_then_the_fee_is_waived() {
+    let mut p = Policy::default_consumer(FederalState::NW);
+    p.steps[0].fee = Money::eur(300);
+    let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
+    let ev = h.advance("2026-03-22");
+    let s = steps(&ev)[0];
+    assert_eq!(s.fee, Money::eur(0));
+    assert!(s.fee_waived.as_deref().unwrap().contains("§ 286"));
+}
+
+#[test]
+fn given_a_business_debtor_when_the_first_letter_in_default_goes_out_then_the_lump_sum_is_charged_once()
+ {
+    let mut h = Harness::given(
+        facts(DebtorKind::Business, 100_000),
+        Policy::default_business(FederalState::NW),
+    );
+    // Reminder at due + 5 = 03-20, received 03-23: default, interest from 03-24.
+    let s1 = h.advance("2026-03-20");
+    assert_eq!(steps(&s1)[0].lump_sum, Money::eur(0));
+    // Step 2 at 03-30: fee 5.00, lump sum 40.00, interest 03-24..03-30 = 7 days at
+    // 1.27 + 9 = 10.27 %: 100000 × 1027 × 7 / 3,650,000 = 196.96 → 197.
+    let ev = h.advance("2026-03-30");
+    let s = steps(&ev)[0];
+    assert_eq!(
+        (s.fee, s.lump_sum, s.interest_charged),
+        (Money::eur(500), Money::eur(4000), Money::eur(197))
+    );
+    assert_eq!(s.balance, Money::eur(104_697));
+    // Step 3 at 04-09: no second lump sum; interest now 03-24..04-09 = 17 days:
+    // 100000 × 1027 × 17 / 3,650,000 = 478.33 → 478; charged 478 − 197 = 281.
+    let ev = h.advance("2026-04-09");
+    let s = steps(&ev)[0];
+    assert_eq!(
+        (s.lump_sum, s.interest_charged),
+        (Money::eur(0), Money::eur(281))
+    );
+}
+
+#[test]
+fn given_a_partial_payment_when_the_next_step_was_due_then_it_is_re_anchored_and_never_skipped_kill_bill_2297()
+ {
+    let mut h = consumer();
+    h.advance("2026-03-22");
+    h.when(
+        Cmd::RecordPayment {
+            payment_id: "p1".into(),
+            amount: Money::eur(5_000),
+            date: d("2026-04-01"),
+        },
+        "2026-04-01",
+    );
+    // Next step 14 days after the payment, not 04-05.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-15")));
+    assert!(h.advance("2026-04-05").is_empty());
+    let ev = h.advance("2026-04-15");
+    assert_eq!(steps(&ev)[0].number, 2);
+}
+
+#[test]
+fn given_a_late_scheduler_when_several_steps_are_overdue_then_only_the_next_one_is_reached() {
+    let mut h = consumer();
+    let ev = h.advance("2026-06-30");
+    assert_eq!(steps(&ev).iter().map(|s| s.number).collect::<Vec<_>>(), [1]);
+    assert!(h.advance("2026-06-30").is_empty());
+    assert_eq!(next_action_at(h.state()), Some(d("2026-07-14")));
+}
+
+#[test]
+fn given_a_dispute_when_steps_fall_due_then_nothing_is_sent_until_it_is_rejected() {
+    let mut h = consumer();
+    let ev = h.when(
+        Cmd::Dispute {
+            reason: "goods damaged".into(),
+        },
+        "2026-03-18",
+    );
+    assert_eq!(types(&ev), ["dunning.paused.v1"]);
+    assert_eq!(next_action_at(h.state()), None);
+    assert!(h.advance("2026-04-30").is_empty());
+    assert_eq!(h.state().status(d("2026-04-30")), CaseStatus::Paused);
+    let ev = h.when(
+        Cmd::ResolveDispute {
+            outcome: DisputeOutcome::Rejected,
+        },
+        "2026-05-04",
+    );
+    assert_eq!(types(&ev), ["dunning.resumed.v1"]);
+    // Re-anchored: first step 7 days after the resumption.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-05-11")));
+}
+
+#[test]
+fn given_an_upheld_dispute_when_a_credit_note_cancels_the_claim_then_the_case_is_credited() {
+    let mut h = consumer();
+    h.when(
+        Cmd::Dispute {
+            reason: "never delivered".into(),
+        },
+        "2026-03-18",
+    );
+    h.when(
+        Cmd::ResolveDispute {
+            outcome: DisputeOutcome::Upheld,
+        },
+        "2026-03-25",
+    );
+    assert!(h.advance("2026-04-30").is_empty());
+    let ev = h.when(
+        Cmd::RecordCredit {
+            credit_note: "GS-1".into(),
+            amount: Money::eur(11_900),
+        },
+        "2026-05-02",
+    );
+    assert_eq!(
+        types(&ev),
+        ["dunning.credit_recorded.v1", "dunning.credited.v1"]
+    );
+    assert_eq!(h.state().phase, Phase::Credited);
+    assert_eq!(next_action_at(h.state()), None);
+}
+
+#[test]
+fn given_an_upheld_dispute_when_a_partial_credit_leaves_an_amount_then_dunning_resumes() {
+    let mut h = consumer();
+    h.when(
+        Cmd::Dispute {
+            reason: "one item missing".into(),
+        },
+        "2026-03-18",
+    );
+    h.when(
+        Cmd::ResolveDispute {
+            outcome: DisputeOutcome::Upheld,
+        },
+        "2026-03-25",
+    );
+    let ev = h.when(
+        Cmd::RecordCredit {
+            credit_note: "GS-1".into(),
+            amount: Money::eur(1_900),
+        },
+        "2026-04-02",
+    );
+    assert_eq!(
+        types(&ev),
+        ["dunning.credit_recorded.v1", "dunning.resumed.v1"]
+    );
+    assert_eq!(h.state().balance(), Money::eur(10_000));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-09")));
+}
+
+#[test]
+fn given_a_promise_to_pay_when_it_is_missed_then_dunning_resumes() {
+    let mut h = consumer();
+    h.advance("2026-03-22");
+    h.when(
+        Cmd::PromiseToPay {
+            until: d("2026-04-10"),
+            amount: Money::eur(11_900),
+        },
+        "2026-03-28",
+    );
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-11")));
+    assert!(h.advance("2026-04-10").is_empty());
+    let ev = h.advance("2026-04-11");
+    assert!(matches!(
+        &ev[0],
+        Ev::Resumed {
+            why: ResumeReason::PromiseMissed { .. },
+            ..
+        }
+    ));
+    // Resumed and re-anchored on 04-11: the next step follows 14 days later, not at once.
+    assert_eq!(ev.len(), 1);
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-25")));
+}
+
+#[test]
+fn given_a_promise_to_pay_when_it_is_kept_then_the_case_is_settled() {
+    let mut h = consumer();
+    h.advance("2026-03-22");
+    h.when(
+        Cmd::PromiseToPay {
+            until: d("2026-04-10"),
+            amount: Money::eur(11_900),
+        },
+        "2026-03-28",
+    );
+    let ev = h.when(
+        Cmd::RecordPayment {
+            payment_id: "p1".into(),
+            amount: Money::eur(11_900),
+            date: d("2026-04-08"),
+        },
+        "2026-04-08",
+    );
+    assert_eq!(
+        types(&ev),
+        ["dunning.payment_recorded.v1", "dunning.settled.v1"]
+    );
+    assert_eq!(next_action_at(h.state()), None);
+    assert!(h.advance("2026-05-01").is_empty());
+}
+
+#[test]
+fn given_a_payment_plan_when_instalments_are_paid_then_it_stays_paused_and_a_missed_one_resumes() {
+    let mut h = consumer();
+    h.advance("2026-03-22");
+    let inst = |date: &str, amount| Instalment {
+        date: d(date),
+        amount: Money::eur(amount),
+    };
+    h.when(
+        Cmd::AgreePaymentPlan {
+            instalments: vec![
+                inst("2026-04-15", 4_000),
+                inst("2026-05-15", 4_000),
+                inst("2026-06-15", 3_900),
+            ],
+        },
+        "2026-04-01",
+    );
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-16")));
+    h.when(
+        Cmd::RecordPayment {
+            payment_id: "i1".into(),
+            amount: Money::eur(4_000),
+            date: d("2026-04-14"),
+        },
+        "2026-04-14",
+    );
+    assert!(h.advance("2026-04-16").is_empty());
+    assert_eq!(next_action_at(h.state()), Some(d("2026-05-16")));
+    let ev = h.advance("2026-05-16");
+    assert!(matches!(
+        &ev[0],
+        Ev::Resumed {
+            why: ResumeReason::InstalmentMissed { .. },
+            ..
+        }
+    ));
+    assert!(!h.state().is_paused());
+}
+
+#[test]
+fn given_a_hold_on_the_debtor_when_it_is_released_then_dunning_resumes() {
+    let mut h = consumer();
+    h.when(
+        Cmd::Hold {
+            scope: HoldScope::Debtor,
+            reason: "key account review".into(),
+            until: None,
+        },
+        "2026-03-20",
+    );
+    assert!(h.advance("2026-03-22").is_empty());
+    h.when(
+        Cmd::Hold {
+            scope: HoldScope::Case,
+            reason: "checking".into(),
+            until: Some(d("2026-04-01")),
+        },
+        "2026-03-25",
+    );
+    let ev = h.when(
+        Cmd::Release {
+            scope: HoldScope::Debtor,
+        },
+        "2026-03-30",
+    );
+    assert_eq!(types(&ev), ["dunning.resumed.v1"]);
+    assert!(h.state().is_paused(), "the case hold still applies");
+    let ev = h.advance("2026-04-02");
+    assert!(matches!(
+        &ev[0],
+        Ev::Resumed {
+            why: ResumeReason::HoldExpired,
+            ..
+        }
+    ));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-09")));
+}
+
+#[test]
+fn given_a_settled_case_when_the_payment_is_reversed_then_it_reopens_and_continues_with_the_next_step()
+ {
+    let mut h = consumer();
+    h.advance("2026-03-22");
+    h.when(
+        Cmd::RecordPayment {
+            payment_id: "p1".into(),
+            amount: Money::eur(11_900),
+            date: d("2026-03-30"),
+        },
+        "2026-03-30",
+    );
+    assert_eq!(h.state().phase, Phase::Settled);
+    let ev = h.when(
+        Cmd::ReversePayment {
+            payment_id: "p1".into(),
+        },
+        "2026-04-03",
+    );
+    assert_eq!(
+        types(&ev),
+        ["dunning.payment_reversed.v1", "dunning.reopened.v1"]
+    );
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-17")));
+    let ev = h.advance("2026-04-17");
+    assert_eq!(steps(&ev)[0].number, 2);
+}
+
+#[test]
+fn given_an_overpayment_then_the_case_is_settled_with_the_surplus() {
+    let mut h = consumer();
+    let ev = h.when(
+        Cmd::RecordPayment {
+            payment_id: "p1".into(),
+            amount: Money::eur(12_000),
+            date: d("2026-03-10"),
+        },
+        "2026-03-10",
+    );
+    assert!(matches!(&ev[1], Ev::Settled { overpaid, .. } if *overpaid == Money::eur(100)));
+}
+
+#[test]
+fn given_a_due_date_extension_before_the_first_step_then_the_schedule_moves() {
+    let mut h = consumer();
+    h.when(
+        Cmd::ExtendDueDate {
+            new_due_date: d("2026-04-15"),
+        },
+        "2026-03-10",
+    );
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-22")));
+    assert!(h.advance("2026-03-22").is_empty());
+}
+
+#[test]
+fn given_a_pre_due_reminder_then_it_goes_out_before_the_due_date_without_fee() {
+    let mut p = Policy::default_consumer(FederalState::NW);
+    let mut pre = p.steps[0].clone();
+    pre.title = "Zahlungshinweis".into();
+    pre.pre_due = true;
+    pre.offset = Offset {
+        days: -3,
+        after: Anchor::DueDate,
+        kind: Default::default(),
+    };
+    p.steps.insert(0, pre);
+    p.validate().unwrap();
+    let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
+    let ev = h.advance("2026-03-12");
+    let s = steps(&ev)[0];
+    assert_eq!(
+        (s.number, s.fee, s.creates_default),
+        (1, Money::eur(0), false)
+    );
+    // The next (post-due) step: 7 days after due = 03-22, i.e. a gap of 10 after 03-12.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-03-22")));
+}
+
+#[test]
+fn given_all_steps_reached_when_the_collection_delay_passes_then_the_case_is_escalated() {
+    let mut h = consumer();
+    h.advance("2026-03-22");
+    h.advance("2026-04-05");
+    h.advance("2026-04-19");
+    assert_eq!(next_action_at(h.state()), Some(d("2026-05-03")));
+    let ev = h.advance("2026-05-03");
+    assert_eq!(types(&ev), ["dunning.escalated.v1"]);
+    assert_eq!(h.state().phase, Phase::Escalated);
+    assert_eq!(next_action_at(h.state()), None);
+    // Payments still settle an escalated case.
+    let bal = h.state().balance();
+    let ev = h.when(
+        Cmd::RecordPayment {
+            payment_id: "p".into(),
+            amount: bal,
+            date: d("2026-05-10"),
+        },
+        "2026-05-10",
+    );
+    assert_eq!(types(&ev)[1], "dunning.settled.v1");
+}
+
+#[test]
+fn given_a_policy_that_stops_after_the_last_step_then_nothing_follows() {
+    let mut p = Policy::default_consumer(FederalState::NW);
+    p.after_last = AfterLast::Stop;
+    let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
+    h.advance("2026-03-22");
+    h.advance("2026-04-05");
+    h.advance("2026-04-19");
+    assert_eq!(next_action_at(h.state()), None);
+    assert!(h.advance("2026-12-31").is_empty());
+}
+
+#[test]
+fn given_a_balance_below_the_minimum_then_no_letter_goes_out() {
+    let mut h = consumer();
+    h.when(
+        Cmd::RecordPayment {
+            payment_id: "p".into(),
+            amount: Money::eur(11_500),
+            date: d("2026-03-14"),
+        },
+        "2026-03-14",
+    );
+    // 4.00 open < 5.00 minimum.
+    assert_eq!(next_action_at(h.state()), None);
+    assert!(h.advance("2026-04-30").is_empty());
+}
+
+#[test]
+fn given_costs_are_not_kept_when_the_principal_is_paid_then_the_case_is_settled_and_the_rest_waived()
+ {
+    let mut p = Policy::default_consumer(FederalState::NW);
+    p.keep_costs_after_principal_paid = false;
+    let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
+    h.advance("2026-03-22");
+    h.advance("2026-04-05"); // fee 2.50 + interest 0.22
+    let ev = h.when(
+        Cmd::RecordPayment {
+            payment_id: "p".into(),
+            amount: Money::eur(11_900),
+            date: d("2026-04-08"),
+        },
+        "2026-04-08",
+    );
+    assert!(matches!(&ev[1], Ev::Settled { waived, .. } if *waived == Money::eur(272)));
+}
+
+#[test]
+fn given_a_cancelled_or_written_off_case_then_no_step_follows_and_commands_are_refused() {
+    let mut h = consumer();
+    h.when(
+        Cmd::Cancel {
+            reason: "issued in error".into(),
+        },
+        "2026-03-10",
+    );
+    assert!(h.advance("2026-04-30").is_empty());
+    assert!(
+        h.try_when(Cmd::Dispute { reason: "x".into() }, "2026-04-30")
+            .is_err()
+    );
+    assert!(
+        h.when(
+            Cmd::Cancel {
+                reason: "again".into()
+            },
+            "2026-04-30"
+        )
+        .is_empty()
+    );
+    let mut h = consumer();
+    h.advance("2026-03-22");
+    let ev = h.when(
+        Cmd::WriteOff {
+            reason: "insolvent".into(),
+        },
+        "2026-04-01",
+    );
+    assert!(matches!(&ev[0], Ev::WrittenOff { amount, .. } if *amount == Money::eur(11_900)));
+    assert_eq!(next_action_at(h.state()), None);
+}
+
+#[test]
+fn given_the_same_payment_twice_then_it_is_recorded_once() {
+    let mut h = consumer();
+    let cmd = Cmd::RecordPayment {
+        payment_id: "p".into(),
+        amount: Money::eur(100),
+        date: d("2026-03-14"),
+    };
+    assert_eq!(h.when(cmd.clone(), "2026-03-14").len(), 1);
+    assert!(h.when(cmd, "2026-03-14").is_empty());
+    assert!(
+        h.try_when(
+            Cmd::RecordPayment {
+                payment_id: "p".into(),
+                amount: Money::eur(200),
+                date: d("2026-03-14")
+            },
+            "2026-03-14"
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn every_event_round_trips_through_its_type_and_payload() {
+    let mut h = consumer();
+    let mut all = decide(
+        None,
+        &Cmd::Open {
+            facts: facts(DebtorKind::Consumer, 11_900),
+            policy: Policy::default_consumer(FederalState::NW),
+        },
+        d("2026-03-01"),
+    )
+    .unwrap();
+    all.extend(h.advance("2026-03-22"));
+    all.extend(h.when(Cmd::Dispute { reason: "r".into() }, "2026-03-23"));
+    all.extend(h.when(
+        Cmd::ResolveDispute {
+            outcome: DisputeOutcome::Rejected,
+        },
+        "2026-03-24",
+    ));
+    all.extend(h.when(
+        Cmd::RecordCredit {
+            credit_note: "GS".into(),
+            amount: Money::eur(900),
+        },
+        "2026-03-25",
+    ));
+    all.extend(h.when(
+        Cmd::RecordPayment {
+            payment_id: "p".into(),
+            amount: Money::eur(11_000),
+            date: d("2026-03-26"),
+        },
+        "2026-03-26",
+    ));
+    all.extend(h.when(
+        Cmd::ReversePayment {
+            payment_id: "p".into(),
+        },
+        "2026-03-27",
+    ));
+    all.extend(h.when(
+        Cmd::ExtendDueDate {
+            new_due_date: d("2026-04-01"),
+        },
+        "2026-03-28",
+    ));
+    all.extend(h.when(Cmd::WriteOff { reason: "w".into() }, "2026-03-29"));
+    assert_eq!(all.len(), 11, "{:?}", types(&all));
+    for e in &all {
+        let back = Ev::from_parts(e.event_type(), &e.to_payload()).unwrap();
+        assert_eq!(back.as_ref(), Some(e), "{}", e.event_type());
+    }
+    assert_eq!(
+        Ev::from_parts("invoice.issued.v1", &serde_json::json!({})).unwrap(),
+        None
+    );
+}
