@@ -1,0 +1,249 @@
+//! Property tests: for any sequence of payments, reversals, credit notes, disputes, promises,
+//! plans, holds, extensions and time advances:
+//! - no step is emitted for a settled, cancelled, credited, written-off, escalated or paused case;
+//! - steps come in order, none skipped, none twice;
+//! - the open balance equals principal − credits + fees + lump sum + interest − payments after
+//!   every command, recomputed independently from the events;
+//! - the interest calculator's periods tile the interval and its allocations add up.
+
+use chrono::{Duration, NaiveDate};
+use mahnwerk_domain::case::DisputeOutcome;
+use mahnwerk_domain::{DebtorKind, Money};
+use mahnwerk_dunning::case::{
+    CaseFacts, DunningCase, DunningCommand as Cmd, DunningEvent as Ev, HoldScope, Instalment,
+    Phase, decide, evolve, next_action_at,
+};
+use mahnwerk_dunning::law::{
+    BaseRateTable, DatedAmount, DayCount, FederalState, InterestRequest, compute_interest,
+};
+use mahnwerk_dunning::policy::Policy;
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Advance,
+    Pay(i64),
+    Reverse(usize),
+    Credit(i64),
+    Dispute,
+    Resolve(bool),
+    Promise(i64, i64),
+    Plan(i64),
+    Hold(bool, Option<i64>),
+    Release(bool),
+    Extend(i64),
+    Cancel,
+    WriteOff,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => Just(Op::Advance),
+        3 => (1i64..60_000).prop_map(Op::Pay),
+        1 => (0usize..4).prop_map(Op::Reverse),
+        1 => (1i64..5_000).prop_map(Op::Credit),
+        1 => Just(Op::Dispute),
+        1 => any::<bool>().prop_map(Op::Resolve),
+        1 => (1i64..20, 1i64..60_000).prop_map(|(d, a)| Op::Promise(d, a)),
+        1 => (1i64..30_000).prop_map(Op::Plan),
+        1 => (any::<bool>(), proptest::option::of(1i64..20)).prop_map(|(c, u)| Op::Hold(c, u)),
+        1 => any::<bool>().prop_map(Op::Release),
+        1 => (1i64..20).prop_map(Op::Extend),
+        1 => Just(Op::Cancel),
+        1 => Just(Op::WriteOff),
+    ]
+}
+
+fn command(op: &Op, state: &DunningCase, today: NaiveDate) -> Cmd {
+    let eur = Money::eur;
+    match op {
+        Op::Advance => Cmd::Advance,
+        Op::Pay(a) => Cmd::RecordPayment {
+            payment_id: format!("p{}", state.payments.len()),
+            amount: eur(*a),
+            date: today,
+        },
+        Op::Reverse(i) => Cmd::ReversePayment {
+            payment_id: format!("p{i}"),
+        },
+        Op::Credit(a) => Cmd::RecordCredit {
+            credit_note: format!("c{}", state.credits.len()),
+            amount: eur(*a),
+        },
+        Op::Dispute => Cmd::Dispute { reason: "r".into() },
+        Op::Resolve(upheld) => Cmd::ResolveDispute {
+            outcome: if *upheld {
+                DisputeOutcome::Upheld
+            } else {
+                DisputeOutcome::Rejected
+            },
+        },
+        Op::Promise(days, a) => Cmd::PromiseToPay {
+            until: today + Duration::days(*days),
+            amount: eur(*a),
+        },
+        Op::Plan(a) => Cmd::AgreePaymentPlan {
+            instalments: vec![
+                Instalment {
+                    date: today + Duration::days(10),
+                    amount: eur(*a),
+                },
+                Instalment {
+                    date: today + Duration::days(40),
+                    amount: eur(*a),
+                },
+            ],
+        },
+        Op::Hold(case, until) => Cmd::Hold {
+            scope: if *case {
+                HoldScope::Case
+            } else {
+                HoldScope::Debtor
+            },
+            reason: "h".into(),
+            until: until.map(|u| today + Duration::days(u)),
+        },
+        Op::Release(case) => Cmd::Release {
+            scope: if *case {
+                HoldScope::Case
+            } else {
+                HoldScope::Debtor
+            },
+        },
+        Op::Extend(days) => Cmd::ExtendDueDate {
+            new_due_date: state.due_date + Duration::days(*days),
+        },
+        Op::Cancel => Cmd::Cancel { reason: "c".into() },
+        Op::WriteOff => Cmd::WriteOff { reason: "w".into() },
+    }
+}
+
+/// The balance recomputed from the events alone.
+fn ledger_balance(principal: i64, events: &[Ev]) -> i64 {
+    let mut balance = principal;
+    let mut payments: HashMap<String, i64> = HashMap::new();
+    for e in events {
+        match e {
+            Ev::PaymentRecorded {
+                payment_id, amount, ..
+            } => {
+                payments.insert(payment_id.clone(), amount.minor);
+                balance -= amount.minor;
+            }
+            Ev::PaymentReversed { payment_id, .. } => balance += payments[payment_id],
+            Ev::CreditRecorded { amount, .. } => balance -= amount.minor,
+            Ev::StepReached(s) => {
+                balance += s.fee.minor + s.lump_sum.minor + s.interest_charged.minor
+            }
+            _ => {}
+        }
+    }
+    balance
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn case_invariants_hold_for_any_history(
+        business in any::<bool>(),
+        principal in 1_000i64..100_000,
+        notice in any::<bool>(),
+        ops in proptest::collection::vec((0i64..9, op()), 1..45),
+    ) {
+        let debtor = if business { DebtorKind::Business } else { DebtorKind::Consumer };
+        let facts = CaseFacts {
+            invoice_number: "1".into(),
+            debtor_key: "k".into(),
+            debtor,
+            issue_date: NaiveDate::from_ymd_opt(2025, 1, 10).unwrap(),
+            due_date: NaiveDate::from_ymd_opt(2025, 1, 24).unwrap(),
+            principal: Money::eur(principal),
+            default_notice: notice,
+        };
+        let policy = Policy::default_for(debtor, FederalState::BY);
+        let mut today = facts.issue_date;
+        let mut log = decide(None, &Cmd::Open { facts, policy }, today).unwrap();
+        let mut state = DunningCase::fold(&log).unwrap();
+        for (delta, op) in ops {
+            today += Duration::days(delta);
+            let cmd = command(&op, &state, today);
+            let Ok(events) = decide(Some(&state), &cmd, today) else { continue };
+            for e in &events {
+                if let Ev::StepReached(step) = e {
+                    prop_assert_eq!(state.phase, Phase::Active, "step for a case in {:?}", state.phase);
+                    prop_assert!(!state.is_paused(), "step for a paused case: {:?}", state.pauses);
+                    prop_assert_eq!(step.number as usize, state.steps.len() + 1, "step out of order");
+                    prop_assert!(step.fee.minor >= 0 && step.interest_charged.minor >= 0);
+                }
+                if let Ev::Escalated { .. } = e {
+                    prop_assert_eq!(state.steps.len(), state.policy.steps.len());
+                }
+                state = evolve(Some(state), e).unwrap();
+            }
+            if state.phase.is_end() && matches!(cmd, Cmd::Advance) {
+                prop_assert!(events.iter().all(|e| !matches!(e, Ev::StepReached(_))));
+            }
+            log.extend(events);
+            prop_assert_eq!(state.balance().minor, ledger_balance(principal, &log));
+            let refolded = DunningCase::fold(&log);
+            prop_assert_eq!(refolded.as_ref(), Some(&state));
+            if let Some(next) = next_action_at(&state) {
+                // A wake-up never lies before the last step.
+                prop_assert!(state.steps.last().is_none_or(|(_, d)| next >= *d));
+            }
+        }
+        // Steps in the log are 1, 2, 3, … without gaps or repeats.
+        let numbers: Vec<u32> = log.iter().filter_map(|e| match e { Ev::StepReached(s) => Some(s.number), _ => None }).collect();
+        let expected: Vec<u32> = (1..=u32::try_from(numbers.len()).unwrap()).collect();
+        prop_assert_eq!(numbers, expected);
+    }
+
+    #[test]
+    fn interest_periods_tile_the_interval_and_payments_are_fully_allocated(
+        business in any::<bool>(),
+        principal in 0i64..10_000_000,
+        start in 0i64..1400,
+        len in 0i64..700,
+        payments in proptest::collection::vec((0i64..800, 1i64..5_000_000), 0..5),
+        costs in proptest::collection::vec((0i64..800, 1i64..10_000), 0..3),
+        act_act in any::<bool>(),
+    ) {
+        let base = NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+        let from = base + Duration::days(start);
+        let to = (from + Duration::days(len)).min(BaseRateTable::german().last_day());
+        prop_assume!(from <= to);
+        let req = InterestRequest {
+            principal: Money::eur(principal),
+            from,
+            to,
+            debtor: if business { DebtorKind::Business } else { DebtorKind::Consumer },
+            payments: payments.iter().map(|(o, a)| DatedAmount::new(from + Duration::days(*o) - Duration::days(30), Money::eur(*a))).collect(),
+            costs: costs.iter().map(|(o, a)| DatedAmount::new(from + Duration::days(*o), Money::eur(*a))).collect(),
+            day_count: if act_act { DayCount::ActAct } else { DayCount::Act365 },
+        };
+        let calc = compute_interest(&req, BaseRateTable::german()).unwrap();
+        prop_assert_eq!(calc.interest_total, calc.periods.iter().map(|p| p.interest).sum::<i64>());
+        for w in calc.periods.windows(2) {
+            prop_assert!(w[0].to < w[1].from);
+            prop_assert!(w[1].principal <= w[0].principal, "principal never grows");
+        }
+        for p in &calc.periods {
+            prop_assert_eq!(p.days, (p.to - p.from).num_days() + 1);
+            prop_assert!(p.interest >= 0 && p.rate >= rust_decimal::Decimal::ZERO);
+            prop_assert!(p.from >= from && p.to <= to);
+        }
+        let paid: i64 = req.payments.iter().map(|p| p.amount.minor).sum();
+        let allocated: i64 = calc.allocations.iter().map(|a| a.to_costs + a.to_interest + a.to_principal + a.surplus).sum();
+        prop_assert_eq!(paid, allocated);
+        // Without payments the periods cover every day from..=to.
+        if req.payments.is_empty() && principal > 0 {
+            prop_assert_eq!(calc.periods.first().map(|p| p.from), Some(from));
+            prop_assert_eq!(calc.periods.last().map(|p| p.to), Some(to));
+            let days: i64 = calc.periods.iter().map(|p| p.days).sum();
+            prop_assert_eq!(days, (to - from).num_days() + 1);
+        }
+        prop_assert!(calc.principal_open >= 0 && calc.interest_open >= 0 && calc.costs_open >= 0);
+    }
+}
