@@ -17,6 +17,8 @@
 //! - [`xml`]: the guarded XML pull reader (encodings, no DTD, limits, line numbers).
 //! - [`camt`]: camt.052/053/054 streaming reader.
 //! - [`mt940`]: MT940/MT942 streaming reader with the German structured `:86:`.
+//! - [`einvoice`]: UBL/CII/ZUGFeRD/Factur-X/XRechnung into [`einvoice::EInvoice`]; [`pdf`] finds
+//!   the XML inside a PDF/A-3.
 //! - [`rf`], [`epc`]: generation and validation of payment references and QR payloads.
 //!
 //! # Invariants
@@ -26,9 +28,11 @@
 //!   nesting depth and the size of one element are bounded.
 
 pub mod camt;
+pub mod einvoice;
 pub mod epc;
 pub mod error;
 pub mod mt940;
+pub mod pdf;
 pub mod rf;
 pub mod statement;
 pub mod xml;

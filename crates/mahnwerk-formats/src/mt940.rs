@@ -138,17 +138,17 @@ impl<R: BufRead> Mt940Reader<R> {
             });
         } else if line.trim() == "-" || line.starts_with("-}") || line.starts_with('{') {
             self.flush_field()?;
-        } else if let Some(f) = &mut self.field {
-            if matches!(f.tag.as_str(), "61" | "86") {
-                if f.text.len() + line.len() > MAX_FIELD {
-                    return Err(Error::limit(
-                        Position::at(f.line, format!(":{}:", f.tag)),
-                        "field too long",
-                    ));
-                }
-                f.text.push('\n');
-                f.text.push_str(&line);
+        } else if let Some(f) = &mut self.field
+            && matches!(f.tag.as_str(), "61" | "86")
+        {
+            if f.text.len() + line.len() > MAX_FIELD {
+                return Err(Error::limit(
+                    Position::at(f.line, format!(":{}:", f.tag)),
+                    "field too long",
+                ));
             }
+            f.text.push('\n');
+            f.text.push_str(&line);
         }
         Ok(())
     }
@@ -261,10 +261,7 @@ impl<R: BufRead> Mt940Reader<R> {
 
     fn header_mut(&mut self) -> &mut StatementHeader {
         // Only called when a statement is open (checked in flush_field).
-        &mut self
-            .current
-            .get_or_insert_with(|| unreachable_current())
-            .header
+        &mut self.current.get_or_insert_with(unreachable_current).header
     }
 
     fn header_currency(&self) -> Option<Currency> {
