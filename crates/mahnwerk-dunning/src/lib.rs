@@ -14,15 +14,23 @@
 //!   consumers and businesses, validation with field paths.
 //! - [`case`]: the dunning case state machine: [`case::decide`], [`case::evolve`],
 //!   [`case::next_action_at`], its commands and versioned events (`dunning.step_reached.v1`, …).
+//! - [`consolidate`]: one letter per debtor for the cases due on the same day.
+//! - [`preview`]: run a policy over cases to a future date without side effects.
+//! - [`cli`]: the `mahnwerk law interest|deadline` and `mahnwerk policy check|simulate`
+//!   subcommands the workspace binary embeds (the only module that reads files).
 //! - [`error`]: the error type, [`DunningError`].
 //!
 //! # Invariants
-//! - No IO, no clock reads, no floats for money.
+//! - No IO (except [`cli`] reading the files named on the command line), no clock reads, no
+//!   floats for money.
 //! - Every amount carries its derivation (periods, days, rates) so letters can print it.
 
 pub mod case;
+pub mod cli;
+pub mod consolidate;
 pub mod error;
 pub mod law;
 pub mod policy;
+pub mod preview;
 
 pub use error::{DunningError, Result};
