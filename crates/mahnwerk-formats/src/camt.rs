@@ -145,8 +145,15 @@ impl<R: Read> CamtReader<R> {
                 4 if self.current.is_some() => {
                     let node = self.stream.read_subtree(tag)?;
                     if node.name == "Ntry" {
-                        self.emit_header();
                         let entries = self.map_entry(&node)?;
+                        if let (Some(cur), Some(first)) = (&mut self.current, entries.first())
+                            && cur.header.currency.is_none()
+                            && cur.opening_candidates.0.is_none()
+                            && cur.opening_candidates.1.is_none()
+                        {
+                            cur.header.currency = Some(first.amount.currency);
+                        }
+                        self.emit_header();
                         if let Some(cur) = &mut self.current {
                             for e in entries {
                                 cur.totals.add(&e);

@@ -19,6 +19,8 @@
 //! - [`mt940`]: MT940/MT942 streaming reader with the German structured `:86:`.
 //! - [`einvoice`]: UBL/CII/ZUGFeRD/Factur-X/XRechnung into [`einvoice::EInvoice`]; [`pdf`] finds
 //!   the XML inside a PDF/A-3.
+//! - [`zip`]: members of ZIP archives holding several statements.
+//! - [`cli`]: `mahnwerk inspect statement|invoice` for operators, with the `--json` contract.
 //! - [`rf`], [`epc`]: generation and validation of payment references and QR payloads.
 //!
 //! # Invariants
@@ -28,6 +30,7 @@
 //!   nesting depth and the size of one element are bounded.
 
 pub mod camt;
+pub mod cli;
 pub mod einvoice;
 pub mod epc;
 pub mod error;
@@ -36,5 +39,6 @@ pub mod pdf;
 pub mod rf;
 pub mod statement;
 pub mod xml;
+pub mod zip;
 
 pub use error::{Error, Position, Result};
