@@ -412,3 +412,68 @@ fn given_consolidation_then_a_debtors_cases_due_the_same_day_share_one_letter() 
         .collect();
     assert_eq!(consolidate(single).len(), 3);
 }
+
+#[test]
+fn the_shipped_example_files_check_and_simulate() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples-data");
+    let p = dir.join("policy-consumer.json");
+    let out = policy(&["check", p.to_str().unwrap()]).unwrap();
+    assert!(
+        out.contains(": ok (policy acme-consumer version 1 with 3 step(s))"),
+        "{out}"
+    );
+    let out = policy(&[
+        "simulate",
+        p.to_str().unwrap(),
+        "--invoice",
+        dir.join("invoice.json").to_str().unwrap(),
+        "--events",
+        dir.join("events.json").to_str().unwrap(),
+        "--until",
+        "2026-06-30",
+        "--json",
+    ])
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // Step 1 03-22, payment 04-01 re-anchors step 2 to 04-15, promise 04-20..05-05 pauses,
+    // missed on 05-06 → resumes, step 3 14 days later on 05-20, hand-over 06-03.
+    let types: Vec<&str> = v["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "dunning.case_opened.v1",
+            "dunning.step_reached.v1",
+            "dunning.payment_recorded.v1",
+            "dunning.step_reached.v1",
+            "dunning.paused.v1",
+            "dunning.resumed.v1",
+            "dunning.step_reached.v1",
+            "dunning.escalated.v1"
+        ]
+    );
+    let dates: Vec<&str> = v["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["date"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        dates,
+        [
+            "2026-03-01",
+            "2026-03-22",
+            "2026-04-01",
+            "2026-04-15",
+            "2026-04-20",
+            "2026-05-06",
+            "2026-05-20",
+            "2026-06-03"
+        ]
+    );
+    assert_eq!(v["steps"], 3);
+}
