@@ -1,0 +1,276 @@
+//! Canonical bytes of an event and its chained SHA-256.
+//!
+//! The payload is written in the JSON Canonicalization Scheme (RFC 8785): object members sorted by
+//! the UTF-16 code units of their names, no insignificant whitespace, strings escaped as
+//! ECMAScript's `JSON.stringify` does, floating-point numbers in ECMAScript's shortest form. Two
+//! stores that keep the same JSON value in different text (PostgreSQL `jsonb` reorders keys and
+//! drops whitespace) therefore give the same bytes, and `verify` recomputes the same hash.
+//!
+//! One deliberate deviation from RFC 8785: integers that fit `i64`/`u64` are written exactly
+//! instead of through an IEEE double, so two different large integers never hash alike.
+//!
+//! The hashed envelope is itself a canonical JSON object:
+//! `{"event_id":…,"metadata":{"actor":…,"causation_id":…,"correlation_id":…,"traceparent":…},
+//! "occurred_at":"YYYY-MM-DDTHH:MM:SS.ffffffZ","payload":…,"stream":…,"type":…,"version":n}`,
+//! and `hash = SHA-256(previous hash of the stream (32 bytes, zeros for version 1) || envelope)`.
+
+use crate::Metadata;
+use chrono::{DateTime, Utc};
+use mahnwerk_domain::{EventId, StreamId};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+
+/// The hash that the first event of every stream chains from.
+pub(crate) const GENESIS: [u8; 32] = [0; 32];
+
+/// Why a payload cannot be stored.
+#[derive(Debug)]
+pub(crate) struct PayloadError(pub String);
+
+/// Writes `value` in canonical form. Refuses what PostgreSQL `jsonb` cannot store (`\u0000` in a
+/// string), so both backends accept the same payloads.
+pub(crate) fn canonical_json(value: &Value) -> Result<String, PayloadError> {
+    let mut out = String::with_capacity(256);
+    write_value(&mut out, value)?;
+    Ok(out)
+}
+
+fn write_value(out: &mut String, value: &Value) -> Result<(), PayloadError> {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                let _ = write!(out, "{i}");
+            } else if let Some(u) = n.as_u64() {
+                let _ = write!(out, "{u}");
+            } else if let Some(f) = n.as_f64() {
+                write_f64(out, f);
+            } else {
+                return Err(PayloadError(format!("unsupported number {n}")));
+            }
+        }
+        Value::String(s) => write_string(out, s)?,
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item)?;
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            out.push('{');
+            for (i, (k, v)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, k)?;
+                out.push(':');
+                write_value(out, v)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn write_string(out: &mut String, s: &str) -> Result<(), PayloadError> {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\0' => return Err(PayloadError("strings must not contain \\u0000".into())),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Ok(())
+}
+
+/// ECMAScript `Number.prototype.toString` for a finite double (RFC 8785 §3.2.2.3).
+fn write_f64(out: &mut String, f: f64) {
+    if f == 0.0 {
+        out.push('0');
+        return;
+    }
+    // Rust's `{:e}` gives the shortest digits that round-trip, as ECMAScript requires.
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+    let n = exp + 1;
+    if f < 0.0 {
+        out.push('-');
+    }
+    if k <= n && n <= 21 {
+        out.push_str(&digits);
+        for _ in 0..(n - k) {
+            out.push('0');
+        }
+    } else if 0 < n && n <= 21 {
+        let (int, frac) = digits.split_at(usize::try_from(n).unwrap_or(0));
+        out.push_str(int);
+        out.push('.');
+        out.push_str(frac);
+    } else if -6 < n && n <= 0 {
+        out.push_str("0.");
+        for _ in 0..(-n) {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    } else {
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        let e = n - 1;
+        let _ = write!(out, "e{}{}", if e >= 0 { "+" } else { "-" }, e.abs());
+    }
+}
+
+/// The one text form of `occurred_at` in the hash and in SQLite (microseconds, as PostgreSQL keeps).
+pub(crate) fn format_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn write_opt(out: &mut String, s: &Option<String>) -> Result<(), PayloadError> {
+    match s {
+        Some(s) => write_string(out, s),
+        None => {
+            out.push_str("null");
+            Ok(())
+        }
+    }
+}
+
+/// The fields of one event that its hash covers.
+pub(crate) struct HashInput<'a> {
+    pub event_id: &'a EventId,
+    pub stream: &'a StreamId,
+    pub version: u64,
+    pub event_type: &'a str,
+    /// Canonical JSON of the payload, from [`canonical_json`].
+    pub payload_canonical: &'a str,
+    pub occurred_at: &'a DateTime<Utc>,
+    pub metadata: &'a Metadata,
+}
+
+/// The canonical envelope of an event (see the module docs).
+pub(crate) fn envelope(e: &HashInput<'_>) -> Result<String, PayloadError> {
+    let mut out = String::with_capacity(e.payload_canonical.len() + 320);
+    out.push_str("{\"event_id\":\"");
+    let _ = write!(out, "{}", e.event_id.0.hyphenated());
+    out.push_str("\",\"metadata\":{\"actor\":");
+    write_string(&mut out, &e.metadata.actor)?;
+    out.push_str(",\"causation_id\":");
+    write_opt(&mut out, &e.metadata.causation_id)?;
+    out.push_str(",\"correlation_id\":");
+    write_opt(&mut out, &e.metadata.correlation_id)?;
+    out.push_str(",\"traceparent\":");
+    write_opt(&mut out, &e.metadata.traceparent)?;
+    out.push_str("},\"occurred_at\":\"");
+    out.push_str(&format_time(e.occurred_at));
+    out.push_str("\",\"payload\":");
+    out.push_str(e.payload_canonical);
+    out.push_str(",\"stream\":");
+    write_string(&mut out, e.stream.as_str())?;
+    out.push_str(",\"type\":");
+    write_string(&mut out, e.event_type)?;
+    let _ = write!(out, ",\"version\":{}}}", e.version);
+    Ok(out)
+}
+
+/// `SHA-256(prev || envelope)`.
+pub(crate) fn chain_hash(prev: &[u8; 32], e: &HashInput<'_>) -> Result<[u8; 32], PayloadError> {
+    let env = envelope(e)?;
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(env.as_bytes());
+    Ok(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn canon(v: Value) -> String {
+        canonical_json(&v).unwrap()
+    }
+
+    #[test]
+    fn objects_are_sorted_and_compact() {
+        assert_eq!(
+            canon(json!({"b": 1, "a": [true, null, "x"]})),
+            r#"{"a":[true,null,"x"],"b":1}"#
+        );
+    }
+
+    #[test]
+    fn rfc8785_sorts_by_utf16_code_units() {
+        // From RFC 8785 §3.2.3: U+20AC (€) < U+1F600 (surrogates D83D…) < U+FB33 in UTF-16 order,
+        // while UTF-8 byte order would put the emoji last.
+        let v: Value = serde_json::from_str(r#"{"\ufb33":3,"\ud83d\ude00":2,"\u20ac":1}"#).unwrap();
+        assert_eq!(canon(v), "{\"\u{20ac}\":1,\"\u{1f600}\":2,\"\u{fb33}\":3}");
+    }
+
+    #[test]
+    fn rfc8785_numbers() {
+        // Samples from RFC 8785 appendix B.
+        let cases: [(f64, &str); 12] = [
+            (1e21, "1e+21"),
+            (1e20, "100000000000000000000"),
+            (18014398509481984.0, "18014398509481984"),
+            (0.000001, "0.000001"),
+            (1e-7, "1e-7"),
+            (333333333.3333333, "333333333.3333333"),
+            (-0.0, "0"),
+            (5e-324, "5e-324"),
+            (-1.7976931348623157e308, "-1.7976931348623157e+308"),
+            (4.5, "4.5"),
+            (0.1, "0.1"),
+            (123e-20, "1.23e-18"),
+        ];
+        for (f, want) in cases {
+            let mut s = String::new();
+            write_f64(&mut s, f);
+            assert_eq!(s, want, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn strings_escape_like_json_stringify() {
+        assert_eq!(
+            canon(json!("a\"\\\n\u{1}\u{7f}é€")),
+            "\"a\\\"\\\\\\n\\u0001\u{7f}é€\""
+        );
+        assert!(canonical_json(&json!({"x": "a\u{0}b"})).is_err());
+    }
+
+    #[test]
+    fn reordered_and_reformatted_json_hashes_alike() {
+        let a: Value =
+            serde_json::from_str(r#"{ "amount": 1250, "b": {"y": 1.50, "x": "z"} }"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"b":{"x":"z","y":1.5},"amount":1250}"#).unwrap();
+        assert_eq!(canon(a), canon(b));
+    }
+}

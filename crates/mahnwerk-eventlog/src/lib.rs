@@ -1,0 +1,561 @@
+//! # Mahnwerk event log of record
+//!
+//! One append-only log of events on PostgreSQL (production) or SQLite (one machine), through sqlx.
+//! Each event belongs to a stream (`{tenant}/{kind}/{id}`) and gets a stream version (1, 2, 3…
+//! without gaps) and a global position (strictly increasing, dense, and committed in position
+//! order, so a follower reading "position > last seen" never skips an event).
+//!
+//! ## Layout
+//! - [`EventLog`]: connect (runs this crate's migrations), append with an expected version,
+//!   group commit of many streams' batches in one transaction ([`EventLog::append_many`]), reads
+//!   by stream and from a global position, a head watch for followers, relay checkpoints and
+//!   [`EventLog::verify`].
+//! - `plan`: validation, canonical encoding, version/position assignment and hash chaining,
+//!   shared by both backends.
+//! - `canonical`: RFC 8785 canonical JSON and the chained SHA-256 of an event.
+//! - `pg`, `sqlite`: the two backends (one schema design, one migration history each under
+//!   `migrations/`).
+//!
+//! ## Invariants
+//! - Appends hold one lock (PostgreSQL: `pg_advisory_xact_lock`, SQLite: `BEGIN IMMEDIATE`) from
+//!   reading the head to commit: commit order is position order and positions have no gaps.
+//! - The database refuses `UPDATE`, `DELETE` (and on PostgreSQL `TRUNCATE`) of events by
+//!   triggers; this crate never issues them.
+//! - `hash = SHA-256(previous hash in the stream || canonical envelope)`; the payload is hashed in
+//!   RFC 8785 form, so `jsonb`'s reordering cannot break [`EventLog::verify`].
+//! - Its tables live apart from other crates': PostgreSQL schema `eventlog` with migrations in
+//!   `eventlog._sqlx_migrations`; on SQLite tables `events`/`checkpoints` and migrations in
+//!   `_eventlog_migrations`.
+
+mod canonical;
+mod pg;
+mod plan;
+mod sqlite;
+
+use chrono::{DateTime, Utc};
+pub use mahnwerk_domain::{EventId, StreamId, TenantId};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Who and what caused an event; carried to JetStream headers and into the case file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    /// API key id or service name.
+    pub actor: String,
+    /// W3C trace context of the request or event that caused this one.
+    pub traceparent: Option<String>,
+}
+
+/// An event to append. Version, position, hash and `recorded_at` are assigned by the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_id: EventId,
+    /// Versioned type, e.g. `invoice.issued.v1`.
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    /// Business time; stored with microsecond precision (finer digits are dropped).
+    pub occurred_at: DateTime<Utc>,
+    pub metadata: Metadata,
+}
+
+/// Optimistic concurrency: what the writer believes the stream's version is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream must not exist yet (same as `Exact(0)`).
+    NoStream,
+    /// The stream's last version must be exactly this.
+    Exact(u64),
+}
+
+/// Events for one stream, appended atomically: all or none.
+#[derive(Debug, Clone)]
+pub struct AppendBatch {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    pub stream: StreamId,
+    pub first_version: u64,
+    pub last_version: u64,
+    pub first_position: i64,
+    pub last_position: i64,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub event_id: EventId,
+    pub stream: StreamId,
+    pub version: u64,
+    pub tenant: TenantId,
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub metadata: Metadata,
+    /// Hex SHA-256 chained over the stream (see the crate docs).
+    pub hash: String,
+}
+
+/// What can go wrong. Kinds: [`Error::Conflict`] is retryable after re-reading the stream;
+/// [`Error::DuplicateEvent`] means "already done" to an idempotent handler; [`Error::Invalid`]
+/// is the caller's fault; [`Error::Database`]/[`Error::Migrate`] are infrastructure
+/// (`UNAVAILABLE`), and their text must not be sent to API callers.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("version conflict on {stream}: expected {expected:?}, actual {actual:?}")]
+    Conflict {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        actual: Option<u64>,
+    },
+    /// The event id is already recorded (unique `event_id`): lets handlers be idempotent with
+    /// deterministic ids ([`derived_event_id`]).
+    #[error("event {0} already recorded")]
+    DuplicateEvent(EventId),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("database unavailable")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::Migrate(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A fresh, time-ordered event id (UUIDv7).
+pub fn event_id_now() -> EventId {
+    EventId(Uuid::now_v7())
+}
+
+/// Namespace of [`derived_event_id`] (a fixed random UUID; never change it).
+const DERIVED_NAMESPACE: Uuid = Uuid::from_u128(0x3c0e_8f8a_51b4_4d7e_9a55_e7f1_06b2_c4d9);
+
+/// The `n`-th event that `handler` writes in reaction to `source`, as a deterministic UUIDv5: a
+/// handler that runs twice for the same source gets the same ids, and the second append fails
+/// with [`Error::DuplicateEvent`] instead of writing twice.
+pub fn derived_event_id(source: EventId, handler: &str, n: u32) -> EventId {
+    let name = format!("{}\u{1f}{handler}\u{1f}{n}", source.0.hyphenated());
+    EventId(Uuid::new_v5(&DERIVED_NAMESPACE, name.as_bytes()))
+}
+
+/// The result of [`EventLog::verify`].
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub streams: u64,
+    pub events: u64,
+    /// The broken event with the lowest position, if any.
+    pub first_broken: Option<BrokenEvent>,
+}
+
+/// An event whose stored hash, version or tenant does not match what it should be.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokenEvent {
+    pub position: i64,
+    pub stream: StreamId,
+    pub version: u64,
+    pub event_id: EventId,
+    pub reason: String,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.first_broken.is_none()
+    }
+}
+
+/// The text `mahnwerk verify` prints.
+pub fn verify_report_text(r: &VerifyReport) -> String {
+    match &r.first_broken {
+        None => format!(
+            "ok: {} events in {} streams, every hash chain intact",
+            r.events, r.streams
+        ),
+        Some(b) => format!(
+            "BROKEN: first broken event at position {} (stream {}, version {}, event {}): {}\n\
+             checked {} events in {} streams",
+            b.position, b.stream, b.version, b.event_id, b.reason, r.events, r.streams
+        ),
+    }
+}
+
+enum Backend {
+    Pg(pg::Pg),
+    Sqlite(sqlite::Sqlite),
+}
+
+struct Inner {
+    backend: Backend,
+    head: watch::Sender<i64>,
+    listener: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
+    }
+}
+
+/// The event log. Cheap to clone (shares the pool and the head watch).
+#[derive(Clone)]
+pub struct EventLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("backend", &self.backend_name())
+            .finish()
+    }
+}
+
+/// Page size of [`EventLog::verify`].
+const VERIFY_PAGE: usize = 5_000;
+
+pub(crate) fn raise_head(head: &watch::Sender<i64>, position: i64) {
+    head.send_if_modified(|h| {
+        if position > *h {
+            *h = position;
+            true
+        } else {
+            false
+        }
+    });
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn limit_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl EventLog {
+    /// `postgres://…` or `sqlite:path?mode=rwc` / `sqlite::memory:`; runs the backend's
+    /// migrations (`sqlx::migrate!`). On PostgreSQL also listens for other processes' commits.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let (backend, listen) = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (Backend::Pg(pg::Pg::connect(url).await?), true)
+        } else if url.starts_with("sqlite:") {
+            (Backend::Sqlite(sqlite::Sqlite::connect(url).await?), false)
+        } else {
+            return Err(Error::Invalid(
+                "event log URL must start with postgres:// or sqlite:".into(),
+            ));
+        };
+        let start = match &backend {
+            Backend::Pg(b) => b.head_position().await?,
+            Backend::Sqlite(b) => b.head_position().await?,
+        };
+        let (head, _) = watch::channel(start);
+        let listener = match (&backend, listen) {
+            (Backend::Pg(b), true) => Some(b.spawn_listener(head.clone())),
+            _ => None,
+        };
+        Ok(EventLog {
+            inner: Arc::new(Inner {
+                backend,
+                head,
+                listener,
+            }),
+        })
+    }
+
+    /// `"postgres"` or `"sqlite"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.inner.backend {
+            Backend::Pg(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Appends one batch atomically, checking the expected version.
+    pub async fn append(&self, batch: AppendBatch) -> Result<Appended> {
+        let mut results = self.append_many(vec![batch]).await?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(Error::Invalid("no result".into())))
+    }
+
+    /// Group commit: all batches in ONE transaction; a batch whose expected version fails (or
+    /// whose event id is a duplicate, or that is invalid) gets its own `Err` in the result vector
+    /// and is not written, the others commit together. Batches are applied in order, so two
+    /// batches for one stream chain (the second's expected version sees the first).
+    pub async fn append_many(&self, batches: Vec<AppendBatch>) -> Result<Vec<Result<Appended>>> {
+        let (mut slots, prepared) = plan::prepare(batches);
+        if !prepared.is_empty() {
+            let recorded_at = plan::truncate_micros(Utc::now());
+            let (outcomes, head) = match &self.inner.backend {
+                Backend::Pg(b) => b.commit(prepared, recorded_at).await?,
+                Backend::Sqlite(b) => b.commit(prepared, recorded_at).await?,
+            };
+            for (index, outcome) in outcomes {
+                if let Some(slot) = slots.get_mut(index) {
+                    *slot = Some(outcome);
+                }
+            }
+            if let Some(head) = head {
+                raise_head(&self.inner.head, head);
+            }
+        }
+        Ok(slots
+            .into_iter()
+            .map(|s| s.unwrap_or_else(|| Err(Error::Invalid("batch not processed".into()))))
+            .collect())
+    }
+
+    /// Events of `stream` with version ≥ `from_version`, ascending, at most `limit`.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let (from, limit) = (to_i64(from_version), limit_i64(limit));
+        match &self.inner.backend {
+            Backend::Pg(b) => b.read_stream(stream.as_str(), from, limit).await,
+            Backend::Sqlite(b) => b.read_stream(stream.as_str(), from, limit).await,
+        }
+    }
+
+    /// Events with position > `after_position`, ascending, at most `limit`.
+    pub async fn read_all(&self, after_position: i64, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let limit = limit_i64(limit);
+        match &self.inner.backend {
+            Backend::Pg(b) => b.read_all(after_position, limit).await,
+            Backend::Sqlite(b) => b.read_all(after_position, limit).await,
+        }
+    }
+
+    /// The highest position in the log, 0 when empty.
+    pub async fn head_position(&self) -> Result<i64> {
+        let head = match &self.inner.backend {
+            Backend::Pg(b) => b.head_position().await?,
+            Backend::Sqlite(b) => b.head_position().await?,
+        };
+        raise_head(&self.inner.head, head);
+        Ok(head)
+    }
+
+    /// The stream's last version, `None` if it has no events.
+    pub async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>> {
+        let v = match &self.inner.backend {
+            Backend::Pg(b) => b.stream_version(stream.as_str()).await?,
+            Backend::Sqlite(b) => b.stream_version(stream.as_str()).await?,
+        };
+        Ok(v.map(|v| u64::try_from(v).unwrap_or(0)))
+    }
+
+    /// Receives the head position after every commit made through this `EventLog` (and, on
+    /// PostgreSQL, other processes' commits via `LISTEN/NOTIFY`). A wake-up hint: followers
+    /// still poll as a fallback.
+    pub fn watch_head(&self) -> watch::Receiver<i64> {
+        self.inner.head.subscribe()
+    }
+
+    /// Recomputes every stream's hash chain and checks versions; names the broken event with
+    /// the lowest position.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        let mut tips: std::collections::HashMap<StreamId, (u64, [u8; 32])> =
+            std::collections::HashMap::new();
+        let mut report = VerifyReport {
+            streams: 0,
+            events: 0,
+            first_broken: None,
+        };
+        let mut after = 0;
+        loop {
+            let page = self.read_all(after, VERIFY_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            for e in &page {
+                report.events += 1;
+                let (prev_version, prev_hash) = tips
+                    .get(&e.stream)
+                    .copied()
+                    .unwrap_or((0, canonical::GENESIS));
+                let (problem, stored) = check_event(e, prev_version, &prev_hash);
+                if let Some(reason) = problem
+                    && report.first_broken.is_none()
+                {
+                    report.first_broken = Some(BrokenEvent {
+                        position: e.position,
+                        stream: e.stream.clone(),
+                        version: e.version,
+                        event_id: e.event_id,
+                        reason,
+                    });
+                }
+                // Chain on from what is stored, so one tampered event is reported once.
+                tips.insert(e.stream.clone(), (e.version, stored));
+            }
+        }
+        report.streams = u64::try_from(tips.len()).unwrap_or(u64::MAX);
+        Ok(report)
+    }
+
+    /// Saved position of a relay or consumer, 0 if unknown.
+    pub async fn load_checkpoint(&self, name: &str) -> Result<i64> {
+        match &self.inner.backend {
+            Backend::Pg(b) => b.load_checkpoint(name).await,
+            Backend::Sqlite(b) => b.load_checkpoint(name).await,
+        }
+    }
+
+    /// Saves a relay's or consumer's position (overwrites).
+    pub async fn save_checkpoint(&self, name: &str, position: i64) -> Result<()> {
+        match &self.inner.backend {
+            Backend::Pg(b) => b.save_checkpoint(name, position).await,
+            Backend::Sqlite(b) => b.save_checkpoint(name, position).await,
+        }
+    }
+
+    /// The PostgreSQL pool (search_path `eventlog`), for tools and tests that need raw SQL.
+    #[doc(hidden)]
+    pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.inner.backend {
+            Backend::Pg(b) => Some(b.pool()),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite pool, for tools and tests that need raw SQL.
+    #[doc(hidden)]
+    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.inner.backend {
+            Backend::Pg(_) => None,
+            Backend::Sqlite(b) => Some(b.pool()),
+        }
+    }
+}
+
+/// Checks one event against its stream's previous version and hash. Returns the problem, if any,
+/// and the hash the next event of the stream chains from (the stored one when it parses).
+fn check_event(
+    e: &RecordedEvent,
+    prev_version: u64,
+    prev_hash: &[u8; 32],
+) -> (Option<String>, [u8; 32]) {
+    let stored = plan::decode_hash(&e.hash);
+    let recomputed = canonical::canonical_json(&e.payload).and_then(|payload| {
+        canonical::chain_hash(
+            prev_hash,
+            &canonical::HashInput {
+                event_id: &e.event_id,
+                stream: &e.stream,
+                version: e.version,
+                event_type: &e.event_type,
+                payload_canonical: &payload,
+                occurred_at: &e.occurred_at,
+                metadata: &e.metadata,
+            },
+        )
+    });
+    let next = stored
+        .or(recomputed.as_ref().ok().copied())
+        .unwrap_or(*prev_hash);
+    let problem = if e.version != prev_version + 1 {
+        Some(format!(
+            "version {} follows version {prev_version} of the stream",
+            e.version
+        ))
+    } else if e.tenant != e.stream.tenant() {
+        Some(format!(
+            "tenant {} does not match the stream's tenant",
+            e.tenant
+        ))
+    } else {
+        match (stored, recomputed) {
+            (None, _) => Some(format!("stored hash {:?} is not 32 bytes of hex", e.hash)),
+            (_, Err(err)) => Some(format!("payload cannot be canonicalised: {}", err.0)),
+            (Some(s), Ok(r)) if s != r => Some(format!(
+                "hash mismatch: stored {}, recomputed {} (payload, metadata or chain changed)",
+                e.hash,
+                hex::encode(r)
+            )),
+            _ => None,
+        }
+    };
+    (problem, next)
+}
+
+/// A row as both backends read it, before validation into a [`RecordedEvent`].
+pub(crate) struct StoredRow<'a> {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub stream: String,
+    pub version: i64,
+    pub tenant: String,
+    pub event_type: String,
+    pub payload: &'a str,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    pub actor: String,
+    pub traceparent: Option<String>,
+    pub hash: String,
+}
+
+impl StoredRow<'_> {
+    pub(crate) fn into_recorded(self) -> Result<RecordedEvent> {
+        let stream: StreamId = self.stream.parse().map_err(|_| {
+            Error::Invalid(format!("stored stream id {:?} is malformed", self.stream))
+        })?;
+        let tenant: TenantId = self
+            .tenant
+            .parse()
+            .map_err(|_| Error::Invalid(format!("stored tenant {:?} is malformed", self.tenant)))?;
+        let payload = serde_json::from_str(self.payload).map_err(|e| {
+            Error::Invalid(format!(
+                "stored payload at position {} is not JSON: {e}",
+                self.position
+            ))
+        })?;
+        Ok(RecordedEvent {
+            position: self.position,
+            event_id: EventId(self.event_id),
+            stream,
+            version: u64::try_from(self.version).unwrap_or(0),
+            tenant,
+            event_type: self.event_type,
+            payload,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            metadata: Metadata {
+                correlation_id: self.correlation_id,
+                causation_id: self.causation_id,
+                actor: self.actor,
+                traceparent: self.traceparent,
+            },
+            hash: self.hash,
+        })
+    }
+}

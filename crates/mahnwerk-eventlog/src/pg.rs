@@ -1,0 +1,305 @@
+//! PostgreSQL backend: tables in the schema `eventlog` (the pool's `search_path`), migrations
+//! tracked in `eventlog._sqlx_migrations`, appends serialised by a transaction-scoped advisory
+//! lock so commit order is position order, rows inserted with one `UNNEST` statement per group.
+
+use crate::plan::{self, CurrentState, PreparedBatch, Row};
+use crate::{Appended, RecordedEvent, Result, StoredRow};
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use std::str::FromStr;
+use std::time::Duration;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Key of the advisory lock every append takes (`'mahnwerk.eventlog'` folded into an i64; any
+/// constant works as long as every writer uses the same one).
+const APPEND_LOCK_KEY: i64 = 0x6d61_686e_7765_726b;
+
+/// Channel of the `NOTIFY` sent with every commit; the payload is the new head position.
+pub(crate) const NOTIFY_CHANNEL: &str = "mahnwerk_eventlog";
+
+pub(crate) struct Pg {
+    pool: PgPool,
+}
+
+const SELECT_COLUMNS: &str = "position, event_id, stream_id, stream_version, tenant, event_type, \
+     payload::text AS payload, occurred_at, recorded_at, correlation_id, causation_id, actor, \
+     traceparent, hash";
+
+impl Pg {
+    pub(crate) async fn connect(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?.options([("search_path", "eventlog")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.create_schema("eventlog");
+        migrator.dangerous_set_table_name("eventlog._sqlx_migrations");
+        migrator.run(&pool).await?;
+        Ok(Pg { pool })
+    }
+
+    pub(crate) async fn commit(
+        &self,
+        batches: Vec<PreparedBatch>,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
+        let (streams, ids) = plan::keys(&batches);
+        let mut tx = self.pool.begin().await?;
+        // Everything below runs while no other append can: a transaction that takes positions
+        // commits before the next one reads the head, so commit order == position order.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK_KEY)
+            .execute(&mut *tx)
+            .await?;
+        // One round trip for the tips of all streams, the already recorded ids and the head.
+        let state_rows = sqlx::query(
+            "SELECT 0 AS kind, u.s AS key, e.stream_version AS version, e.hash AS hash \
+             FROM unnest($1::text[]) AS u(s) \
+             CROSS JOIN LATERAL (SELECT stream_version, hash FROM events WHERE stream_id = u.s \
+                                 ORDER BY stream_version DESC LIMIT 1) e \
+             UNION ALL \
+             SELECT 1, event_id::text, NULL, NULL FROM events WHERE event_id = ANY($2::uuid[]) \
+             UNION ALL \
+             SELECT 2, NULL, COALESCE((SELECT max(position) FROM events), 0), NULL",
+        )
+        .bind(&streams)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut state = CurrentState::default();
+        for r in state_rows {
+            let kind: i32 = r.try_get("kind")?;
+            match kind {
+                0 => {
+                    let version: i64 = r.try_get("version")?;
+                    state.streams.insert(
+                        r.try_get("key")?,
+                        (u64::try_from(version).unwrap_or(0), r.try_get("hash")?),
+                    );
+                }
+                1 => {
+                    let id: String = r.try_get("key")?;
+                    if let Ok(id) = Uuid::parse_str(&id) {
+                        state.existing_ids.insert(id);
+                    }
+                }
+                _ => state.head = r.try_get("version")?,
+            }
+        }
+        let (rows, outcomes) = plan::assign(batches, state);
+        let Some(last) = rows.last() else {
+            tx.rollback().await?;
+            return Ok((outcomes, None));
+        };
+        let head = last.position;
+        insert(&mut tx, &rows, recorded_at, head).await?;
+        tx.commit().await?;
+        Ok((outcomes, Some(head)))
+    }
+
+    pub(crate) async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 \
+             ORDER BY stream_version LIMIT $3"
+        )))
+        .bind(stream)
+        .bind(from_version)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(crate) async fn read_all(
+        &self,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        )))
+        .bind(after_position)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub(crate) async fn head_position(&self) -> Result<i64> {
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(head)
+    }
+
+    pub(crate) async fn stream_version(&self, stream: &str) -> Result<Option<i64>> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT max(stream_version) FROM events WHERE stream_id = $1")
+                .bind(stream)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(v)
+    }
+
+    pub(crate) async fn load_checkpoint(&self, name: &str) -> Result<i64> {
+        let p: Option<i64> = sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(p.unwrap_or(0))
+    }
+
+    pub(crate) async fn save_checkpoint(&self, name: &str, position: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO checkpoints (name, position, updated_at) VALUES ($1, $2, now()) \
+             ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+        )
+        .bind(name)
+        .bind(position)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Follows `NOTIFY`s of other processes' commits into `head`. Hints only: after a reconnect
+    /// the head is re-read, and followers poll anyway.
+    pub(crate) fn spawn_listener(&self, head: watch::Sender<i64>) -> tokio::task::AbortHandle {
+        let pool = self.pool.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let mut listener = match PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "eventlog listener cannot connect");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if let Err(err) = listener.listen(NOTIFY_CHANNEL).await {
+                    tracing::debug!(error = %err, "eventlog listen failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                // Catch up on what was committed while not listening.
+                if let Ok(h) =
+                    sqlx::query_scalar::<_, i64>("SELECT COALESCE(max(position), 0) FROM events")
+                        .fetch_one(&pool)
+                        .await
+                {
+                    crate::raise_head(&head, h);
+                }
+                // `Ok(None)` or an error: connection lost; reconnect, re-listen, re-read the head.
+                while let Ok(Some(n)) = listener.try_recv().await {
+                    if let Ok(h) = n.payload().parse::<i64>() {
+                        crate::raise_head(&head, h);
+                    }
+                }
+            }
+        });
+        task.abort_handle()
+    }
+
+    /// Runs raw SQL on the log's pool (tests and tools).
+    #[doc(hidden)]
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn insert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    rows: &[Row],
+    recorded_at: DateTime<Utc>,
+    head: i64,
+) -> Result<()> {
+    let n = rows.len();
+    let mut position = Vec::with_capacity(n);
+    let mut event_id = Vec::with_capacity(n);
+    let mut stream = Vec::with_capacity(n);
+    let mut version = Vec::with_capacity(n);
+    let mut tenant = Vec::with_capacity(n);
+    let mut event_type = Vec::with_capacity(n);
+    let mut payload = Vec::with_capacity(n);
+    let mut occurred_at = Vec::with_capacity(n);
+    let mut correlation_id = Vec::with_capacity(n);
+    let mut causation_id = Vec::with_capacity(n);
+    let mut actor = Vec::with_capacity(n);
+    let mut traceparent = Vec::with_capacity(n);
+    let mut hash = Vec::with_capacity(n);
+    for r in rows {
+        position.push(r.position);
+        event_id.push(r.event_id);
+        stream.push(r.stream.as_str());
+        version.push(r.version);
+        tenant.push(r.tenant.as_str());
+        event_type.push(r.event_type.as_str());
+        payload.push(r.payload.as_str());
+        occurred_at.push(r.occurred_at);
+        correlation_id.push(r.correlation_id.as_deref());
+        causation_id.push(r.causation_id.as_deref());
+        actor.push(r.actor.as_str());
+        traceparent.push(r.traceparent.as_deref());
+        hash.push(r.hash.as_str());
+    }
+    // One statement for the whole group; the NOTIFY is delivered at commit.
+    sqlx::query(
+        "WITH ins AS ( \
+           INSERT INTO events (position, event_id, stream_id, stream_version, tenant, event_type, \
+                               payload, occurred_at, recorded_at, correlation_id, causation_id, \
+                               actor, traceparent, hash) \
+           SELECT p, e, s, v, t, ty, pl::jsonb, o, $9, c, ca, a, tp, h \
+           FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
+                       $7::text[], $8::timestamptz[], $10::text[], $11::text[], $12::text[], \
+                       $13::text[], $14::text[]) \
+                AS u(p, e, s, v, t, ty, pl, o, c, ca, a, tp, h)) \
+         SELECT pg_notify('mahnwerk_eventlog', $15)",
+    )
+    .bind(&position)
+    .bind(&event_id)
+    .bind(&stream)
+    .bind(&version)
+    .bind(&tenant)
+    .bind(&event_type)
+    .bind(&payload)
+    .bind(&occurred_at)
+    .bind(recorded_at)
+    .bind(&correlation_id)
+    .bind(&causation_id)
+    .bind(&actor)
+    .bind(&traceparent)
+    .bind(&hash)
+    .bind(head.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn decode(r: &PgRow) -> Result<RecordedEvent> {
+    let payload: String = r.try_get("payload")?;
+    StoredRow {
+        position: r.try_get("position")?,
+        event_id: r.try_get("event_id")?,
+        stream: r.try_get("stream_id")?,
+        version: r.try_get("stream_version")?,
+        tenant: r.try_get("tenant")?,
+        event_type: r.try_get("event_type")?,
+        payload: &payload,
+        occurred_at: r.try_get("occurred_at")?,
+        recorded_at: r.try_get("recorded_at")?,
+        correlation_id: r.try_get("correlation_id")?,
+        causation_id: r.try_get("causation_id")?,
+        actor: r.try_get("actor")?,
+        traceparent: r.try_get("traceparent")?,
+        hash: r.try_get("hash")?,
+    }
+    .into_recorded()
+}
