@@ -314,7 +314,12 @@ fn ubl(root: &Node) -> Result<EInvoice> {
                 .unwrap_or_default()
                 .to_owned(),
         },
-        email: owned(b("Contact/ElectronicMail")),
+        email: owned(b("Contact/ElectronicMail").or_else(|| {
+            buyer
+                .and_then(|n| n.child("EndpointID"))
+                .filter(|e| e.attr("schemeID") == Some("EM"))
+                .map(|e| e.text.trim())
+        })),
         customer_number: owned(b("PartyIdentification/ID")),
         vat_id: owned(vat_id),
     };
@@ -342,10 +347,9 @@ fn ubl(root: &Node) -> Result<EInvoice> {
     let terms: Vec<&str> = root
         .all("PaymentTerms/Note")
         .into_iter()
-        .map(|n| n.text.trim())
-        .filter(|t| !t.is_empty())
+        .map(|n| n.text.as_str())
         .collect();
-    let terms = (!terms.is_empty()).then(|| terms.join("\n"));
+    let terms = clean_lines(&terms);
     let explicit_due = match date_iso(root, "DueDate")? {
         Some(d) => Some(d),
         None => date_iso(root, "PaymentMeans/PaymentDueDate")?,
@@ -484,7 +488,7 @@ fn cii(root: &Node) -> Result<EInvoice> {
             b("URIUniversalCommunication/URIID")
                 .or_else(|| b("DefinedTradeContact/EmailURIUniversalCommunication/URIID")),
         ),
-        customer_number: owned(b("ID")),
+        customer_number: owned(b("ID").or_else(|| b("GlobalID"))),
         vat_id: owned(vat_id),
     };
     let means = st.all("SpecifiedTradeSettlementPaymentMeans");
@@ -588,6 +592,18 @@ fn cii(root: &Node) -> Result<EInvoice> {
             .map(|n| n.text.trim().to_owned())
             .collect(),
     })
+}
+
+/// Payment terms texts with each line trimmed and empty lines dropped (indentation in the XML
+/// is not part of the text).
+fn clean_lines(texts: &[&str]) -> Option<String> {
+    let lines: Vec<&str> = texts
+        .iter()
+        .flat_map(|t| t.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// `#SKONTO#TAGE=7#PROZENT=2.00#[BASISBETRAG=100.00#]` lines.

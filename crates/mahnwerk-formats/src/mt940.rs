@@ -533,6 +533,7 @@ const RETURN_GVC: &[&str] = &[
 
 /// Apply the `:86:` information to an entry.
 fn apply_86(e: &mut Entry, text: &str) {
+    let text = text.trim_start();
     let b = text.as_bytes();
     if b.len() >= 4
         && b[..3].iter().all(u8::is_ascii_digit)
