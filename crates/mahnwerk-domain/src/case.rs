@@ -146,7 +146,7 @@ impl CaseStatus {
 }
 
 /// State of one case, folded from its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseState {
     pub invoice: Invoice,
     pub status: CaseStatus,

@@ -1,0 +1,216 @@
+//! Protobuf ⇄ domain at the service edge. Every rejected field is named with its path in the
+//! request (`invoice.debtor.address.city`).
+
+use chrono::NaiveDate;
+use mahnwerk_domain::case::{CaseState, CaseStatus};
+use mahnwerk_domain::{
+    BankAccount, Currency, Debtor, DebtorKind, FieldError, FieldErrors, Invoice, PostalAddress,
+    TenantId,
+};
+use mahnwerk_proto::v1 as pb;
+
+/// Longest free text accepted in any string field, in characters.
+const MAX_FIELD: usize = 1000;
+
+pub fn parse_date(errs: &mut FieldErrors, field: &str, value: &str) -> Option<NaiveDate> {
+    if value.is_empty() {
+        errs.push(field, "required (ISO 8601 date, e.g. 2026-03-01)");
+        return None;
+    }
+    match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            errs.push(field, format!("{value:?} is not a valid ISO 8601 date (YYYY-MM-DD)"));
+            None
+        }
+    }
+}
+
+fn opt(s: &str) -> Option<String> {
+    (!s.trim().is_empty()).then(|| s.trim().to_owned())
+}
+
+fn check_len(errs: &mut FieldErrors, field: &str, value: &str) {
+    if value.chars().count() > MAX_FIELD {
+        errs.push(field, format!("must be at most {MAX_FIELD} characters"));
+    }
+}
+
+/// Read an invoice from a request; `prefix` is the field path of the message (`invoice`).
+pub fn invoice_from_proto(p: &pb::Invoice, prefix: &str) -> Result<Invoice, FieldErrors> {
+    let mut errs = FieldErrors::default();
+    let f = |name: &str| format!("{prefix}.{name}");
+    let number = errs.check(&f("invoice_number"), p.invoice_number.parse());
+    let issue_date = parse_date(&mut errs, &f("issue_date"), &p.issue_date);
+    let due_date = parse_date(&mut errs, &f("due_date"), &p.due_date);
+    let currency: Option<Currency> = errs.check(&f("currency"), p.currency.parse());
+    for (name, value) in [
+        ("payment_reference", &p.payment_reference),
+    ] {
+        check_len(&mut errs, &f(name), value);
+    }
+    let debtor = match &p.debtor {
+        None => {
+            errs.push(f("debtor"), "required");
+            None
+        }
+        Some(d) => debtor_from_proto(&mut errs, d, &f("debtor")),
+    };
+    let account = match &p.creditor_account {
+        None => {
+            errs.push(f("creditor_account"), "required");
+            None
+        }
+        Some(a) => {
+            let iban = errs.check(&f("creditor_account.iban"), a.iban.parse());
+            let bic = match opt(&a.bic) {
+                Some(b) => errs.check(&f("creditor_account.bic"), b.parse()).map(Some),
+                None => Some(None),
+            };
+            check_len(&mut errs, &f("creditor_account.holder"), &a.holder);
+            match (iban, bic) {
+                (Some(iban), Some(bic)) => Some(BankAccount { iban, bic, holder: opt(&a.holder) }),
+                _ => None,
+            }
+        }
+    };
+    let (Some(number), Some(issue_date), Some(due_date), Some(currency), Some(debtor), Some(account)) =
+        (number, issue_date, due_date, currency, debtor, account)
+    else {
+        return Err(errs);
+    };
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let invoice = Invoice {
+        number,
+        issue_date,
+        due_date,
+        currency,
+        net: p.net_amount,
+        tax: p.tax_amount,
+        gross: p.gross_amount,
+        debtor,
+        payment_reference: opt(&p.payment_reference),
+        creditor_account: account,
+        default_notice: p.default_notice,
+    };
+    let amount_name = |field: &str| -> String {
+        match field {
+            "net" => "net_amount".into(),
+            "tax" => "tax_amount".into(),
+            "gross" => "gross_amount".into(),
+            other => other.to_owned(),
+        }
+    };
+    let rule_errs = invoice.check();
+    if rule_errs.is_empty() {
+        Ok(invoice)
+    } else {
+        Err(FieldErrors(
+            rule_errs
+                .0
+                .into_iter()
+                .map(|e| FieldError::new(format!("{prefix}.{}", amount_name(&e.field)), e.reason))
+                .collect(),
+        ))
+    }
+}
+
+fn debtor_from_proto(errs: &mut FieldErrors, d: &pb::Debtor, prefix: &str) -> Option<Debtor> {
+    let kind = match pb::DebtorKind::try_from(d.kind) {
+        Ok(pb::DebtorKind::Consumer) => Some(DebtorKind::Consumer),
+        Ok(pb::DebtorKind::Business) => Some(DebtorKind::Business),
+        _ => {
+            errs.push(
+                format!("{prefix}.kind"),
+                "required: DEBTOR_KIND_CONSUMER or DEBTOR_KIND_BUSINESS",
+            );
+            None
+        }
+    };
+    let Some(address) = &d.address else {
+        errs.push(format!("{prefix}.address"), "required");
+        return None;
+    };
+    for (name, value) in [("email", &d.email), ("customer_number", &d.customer_number), ("vat_id", &d.vat_id)] {
+        check_len(errs, &format!("{prefix}.{name}"), value);
+    }
+    Some(Debtor {
+        name: d.name.trim().to_owned().into(),
+        kind: kind?,
+        address: PostalAddress {
+            street: address.street.iter().map(|s| s.trim().to_owned()).collect(),
+            postal_code: address.postal_code.trim().to_owned(),
+            city: address.city.trim().to_owned(),
+            country: address.country.trim().to_owned(),
+        }
+        .into(),
+        email: opt(&d.email).map(Into::into),
+        language: opt(&d.language).unwrap_or_else(|| "de".into()),
+        customer_number: opt(&d.customer_number),
+        vat_id: opt(&d.vat_id),
+    })
+}
+
+pub fn status_to_proto(s: CaseStatus) -> pb::InvoiceStatus {
+    match s {
+        CaseStatus::Open => pb::InvoiceStatus::Open,
+        CaseStatus::Disputed => pb::InvoiceStatus::Disputed,
+        CaseStatus::Cancelled => pb::InvoiceStatus::Cancelled,
+        CaseStatus::Credited => pb::InvoiceStatus::Credited,
+    }
+}
+
+pub fn status_from_proto(v: i32) -> Option<CaseStatus> {
+    match pb::InvoiceStatus::try_from(v).ok()? {
+        pb::InvoiceStatus::Open => Some(CaseStatus::Open),
+        pb::InvoiceStatus::Disputed => Some(CaseStatus::Disputed),
+        pb::InvoiceStatus::Cancelled => Some(CaseStatus::Cancelled),
+        pb::InvoiceStatus::Credited => Some(CaseStatus::Credited),
+        pb::InvoiceStatus::Unspecified => None,
+    }
+}
+
+pub fn invoice_to_proto(tenant: &TenantId, state: &CaseState) -> pb::Invoice {
+    let i = &state.invoice;
+    let addr = i.debtor.address.expose();
+    pb::Invoice {
+        invoice_number: i.number.to_string(),
+        issue_date: i.issue_date.to_string(),
+        due_date: i.due_date.to_string(),
+        currency: i.currency.to_string(),
+        net_amount: i.net,
+        tax_amount: i.tax,
+        gross_amount: i.gross,
+        debtor: Some(pb::Debtor {
+            name: i.debtor.name.expose().clone(),
+            kind: match i.debtor.kind {
+                DebtorKind::Consumer => pb::DebtorKind::Consumer,
+                DebtorKind::Business => pb::DebtorKind::Business,
+            } as i32,
+            address: Some(pb::PostalAddress {
+                street: addr.street.clone(),
+                postal_code: addr.postal_code.clone(),
+                city: addr.city.clone(),
+                country: addr.country.clone(),
+            }),
+            email: i.debtor.email.as_ref().map(|e| e.expose().clone()).unwrap_or_default(),
+            language: i.debtor.language.clone(),
+            customer_number: i.debtor.customer_number.clone().unwrap_or_default(),
+            vat_id: i.debtor.vat_id.clone().unwrap_or_default(),
+        }),
+        payment_reference: i.payment_reference.clone().unwrap_or_default(),
+        creditor_account: Some(pb::BankAccount {
+            iban: i.creditor_account.iban.to_string(),
+            bic: i.creditor_account.bic.as_ref().map(ToString::to_string).unwrap_or_default(),
+            holder: i.creditor_account.holder.clone().unwrap_or_default(),
+        }),
+        default_notice: i.default_notice,
+        tenant: tenant.to_string(),
+        case_id: mahnwerk_domain::CaseId::for_invoice(tenant, &i.number).to_string(),
+        status: status_to_proto(state.status) as i32,
+        open_amount: state.open.minor,
+        current_due_date: state.due_date.to_string(),
+    }
+}

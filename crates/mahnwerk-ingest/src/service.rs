@@ -1,0 +1,515 @@
+//! gRPC handlers. Each call: authenticate, resolve the tenant, convert at the edge, run the pure
+//! `decide` on the case folded from the log, append with the expected version, answer.
+
+use crate::convert::{invoice_from_proto, invoice_to_proto, parse_date, status_from_proto};
+use crate::error::{case_error, db_error, invalid, log_error};
+use mahnwerk_auth::{Caller, KeyStore};
+use mahnwerk_domain::case::{CaseCommand, CaseError, CaseEvent, CaseState, DisputeOutcome, decide};
+use mahnwerk_domain::{CaseId, FieldErrors, InvoiceNumber, Money, TenantId};
+use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
+use mahnwerk_proto::v1 as pb;
+use pb::case_service_server::CaseService;
+use pb::invoice_service_server::InvoiceService;
+use sqlx::AnyPool;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Shared state of both services.
+#[derive(Clone)]
+pub struct Ingest {
+    pub log: EventLog,
+    pub keys: KeyStore,
+    pub pool: AnyPool,
+}
+
+/// Items of an import stream appended per group commit.
+const IMPORT_CHUNK: usize = 500;
+
+struct RequestCtx {
+    caller: Caller,
+    metadata: Metadata,
+}
+
+fn request_metadata<T>(req: &Request<T>, caller: &Caller) -> Metadata {
+    let header = |name: &str| {
+        req.metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let request_id = header("x-request-id").unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    Metadata {
+        correlation_id: Some(header("x-correlation-id").unwrap_or_else(|| request_id.clone())),
+        causation_id: Some(format!("request:{request_id}")),
+        actor: caller.actor(),
+        traceparent: header("traceparent"),
+    }
+}
+
+fn new_event(event: &CaseEvent, metadata: &Metadata) -> NewEvent {
+    NewEvent {
+        event_id: event_id_now(),
+        event_type: event.event_type().to_owned(),
+        payload: event.to_payload(),
+        occurred_at: chrono::Utc::now(),
+        metadata: metadata.clone(),
+    }
+}
+
+#[allow(clippy::result_large_err)]
+fn invoice_number(field: &str, value: &str) -> Result<InvoiceNumber, Status> {
+    value
+        .parse::<InvoiceNumber>()
+        .map_err(|e| invalid(&FieldErrors::from(e.under(field))))
+}
+
+impl Ingest {
+    async fn ctx<T>(&self, req: &Request<T>) -> Result<RequestCtx, Status> {
+        let caller = self.keys.authenticate(req.metadata()).await?;
+        let metadata = request_metadata(req, &caller);
+        Ok(RequestCtx { caller, metadata })
+    }
+
+    /// Fold a case from its stream: the state and the stream's version.
+    pub async fn load(
+        &self,
+        tenant: &TenantId,
+        case: CaseId,
+    ) -> Result<(Option<CaseState>, Option<u64>), mahnwerk_eventlog::Error> {
+        let stream = case.stream(tenant);
+        let mut state = None;
+        let mut version = None;
+        let mut from = 1;
+        loop {
+            let events = self.log.read_stream(&stream, from, 1000).await?;
+            let Some(last) = events.last() else { break };
+            from = last.version + 1;
+            version = Some(last.version);
+            for e in &events {
+                if let Ok(Some(ev)) = CaseEvent::from_parts(&e.event_type, &e.payload) {
+                    state = mahnwerk_domain::case::evolve(state, &ev);
+                }
+            }
+            if events.len() < 1000 {
+                break;
+            }
+        }
+        Ok((state, version))
+    }
+
+    /// Decide and append, retrying on a concurrent writer. Returns the new state and whether
+    /// anything was appended.
+    async fn execute(
+        &self,
+        tenant: &TenantId,
+        number: &InvoiceNumber,
+        command: &CaseCommand,
+        metadata: &Metadata,
+    ) -> Result<(CaseState, bool), Status> {
+        let case = CaseId::for_invoice(tenant, number);
+        for _ in 0..5 {
+            let (state, version) = self.load(tenant, case).await.map_err(log_error)?;
+            let events = decide(state.as_ref(), command).map_err(case_error)?;
+            if events.is_empty() {
+                return state.map(|s| (s, false)).ok_or_else(|| Status::not_found("invoice not found"));
+            }
+            let batch = AppendBatch {
+                stream: case.stream(tenant),
+                expected: version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
+                events: events.iter().map(|e| new_event(e, metadata)).collect(),
+            };
+            match self.log.append(batch).await {
+                Ok(_) => {
+                    let state = events.iter().fold(state, mahnwerk_domain::case::evolve);
+                    return state
+                        .map(|s| (s, true))
+                        .ok_or_else(|| Status::internal("case vanished"));
+                }
+                Err(mahnwerk_eventlog::Error::Conflict { .. }) => continue,
+                Err(e) => return Err(log_error(e)),
+            }
+        }
+        Err(Status::aborted("too many concurrent changes to this case; retry"))
+    }
+
+    async fn mutate(
+        &self,
+        ctx: &RequestCtx,
+        tenant_field: &str,
+        number_field: &str,
+        command: CaseCommand,
+    ) -> Result<Response<pb::Invoice>, Status> {
+        let tenant = ctx.caller.tenant(tenant_field)?;
+        let number = invoice_number("invoice_number", number_field)?;
+        let (state, _) = self.execute(&tenant, &number, &command, &ctx.metadata).await?;
+        Ok(Response::new(invoice_to_proto(&tenant, &state)))
+    }
+
+    /// Import one chunk: new invoices by one group commit, the rest (retries, conflicts) one by one.
+    async fn import_chunk(
+        &self,
+        tenant: &TenantId,
+        metadata: &Metadata,
+        chunk: Vec<(u64, Result<mahnwerk_domain::Invoice, (String, FieldErrors)>)>,
+        results: &mut Vec<pb::ImportResult>,
+    ) -> Result<(), Status> {
+        let mut batches = Vec::new();
+        let mut pending = Vec::new();
+        let mut out: Vec<pb::ImportResult> = Vec::with_capacity(chunk.len());
+        for (index, item) in chunk {
+            match item {
+                Err((number, errs)) => out.push(pb::ImportResult {
+                    index,
+                    invoice_number: number,
+                    violations: errs
+                        .0
+                        .into_iter()
+                        .map(|e| pb::FieldViolation { field: e.field, description: e.reason })
+                        .collect(),
+                    error_code: "INVALID_ARGUMENT".into(),
+                    error_message: "invalid invoice".into(),
+                    ..Default::default()
+                }),
+                Ok(invoice) => {
+                    let case = CaseId::for_invoice(tenant, &invoice.number);
+                    let event = CaseEvent::InvoiceIssued(mahnwerk_domain::case::InvoiceIssued {
+                        invoice: invoice.clone(),
+                    });
+                    batches.push(AppendBatch {
+                        stream: case.stream(tenant),
+                        expected: ExpectedVersion::NoStream,
+                        events: vec![new_event(&event, metadata)],
+                    });
+                    pending.push((out.len(), invoice));
+                    out.push(pb::ImportResult {
+                        index,
+                        case_id: case.to_string(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let appended = self.log.append_many(batches).await.map_err(log_error)?;
+        for ((slot, invoice), result) in pending.into_iter().zip(appended) {
+            let r = &mut out[slot];
+            r.invoice_number = invoice.number.to_string();
+            match result {
+                Ok(_) => r.created = true,
+                Err(mahnwerk_eventlog::Error::Conflict { .. } | mahnwerk_eventlog::Error::DuplicateEvent(_)) => {
+                    // Already recorded (a retried import) or a second item with the same number.
+                    match self
+                        .execute(tenant, &invoice.number, &CaseCommand::Issue(invoice.clone()), metadata)
+                        .await
+                    {
+                        Ok((_, created)) => r.created = created,
+                        Err(status) => {
+                            r.case_id.clear();
+                            r.error_code = format!("{:?}", status.code()).to_uppercase();
+                            r.error_code = code_name(status.code()).into();
+                            r.error_message = status.message().to_owned();
+                        }
+                    }
+                }
+                Err(e) => return Err(log_error(e)),
+            }
+        }
+        results.extend(out);
+        Ok(())
+    }
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+        tonic::Code::Aborted => "ABORTED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        _ => "UNAVAILABLE",
+    }
+}
+
+#[tonic::async_trait]
+impl InvoiceService for Ingest {
+    async fn create_invoice(
+        &self,
+        req: Request<pb::CreateInvoiceRequest>,
+    ) -> Result<Response<pb::CreateInvoiceResponse>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let body = req.get_ref();
+        let tenant = ctx.caller.tenant(&body.tenant)?;
+        let Some(p) = &body.invoice else {
+            return Err(invalid(&FieldErrors::from(mahnwerk_domain::FieldError::new("invoice", "required"))));
+        };
+        let invoice = invoice_from_proto(p, "invoice").map_err(|e| invalid(&e))?;
+        let number = invoice.number.clone();
+        let (state, created) = self
+            .execute(&tenant, &number, &CaseCommand::Issue(invoice), &ctx.metadata)
+            .await?;
+        tracing::info!(tenant = %tenant, created, "invoice recorded");
+        Ok(Response::new(pb::CreateInvoiceResponse {
+            invoice: Some(invoice_to_proto(&tenant, &state)),
+            created,
+        }))
+    }
+
+    async fn import_invoices(
+        &self,
+        req: Request<Streaming<pb::ImportInvoicesRequest>>,
+    ) -> Result<Response<pb::ImportInvoicesResponse>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let mut stream = req.into_inner();
+        let mut results = Vec::new();
+        let mut chunk = Vec::with_capacity(IMPORT_CHUNK);
+        let mut tenant: Option<TenantId> = None;
+        let mut index = 0_u64;
+        while let Some(item) = stream.message().await? {
+            let t = ctx.caller.tenant(&item.tenant)?;
+            if let Some(prev) = &tenant {
+                if *prev != t {
+                    self.import_chunk(prev, &ctx.metadata, std::mem::take(&mut chunk), &mut results)
+                        .await?;
+                }
+            }
+            tenant = Some(t);
+            let parsed = match &item.invoice {
+                None => Err((String::new(), FieldErrors::from(mahnwerk_domain::FieldError::new("invoice", "required")))),
+                Some(p) => invoice_from_proto(p, "invoice").map_err(|e| (p.invoice_number.clone(), e)),
+            };
+            chunk.push((index, parsed));
+            index += 1;
+            if chunk.len() >= IMPORT_CHUNK {
+                if let Some(t) = &tenant {
+                    self.import_chunk(t, &ctx.metadata, std::mem::take(&mut chunk), &mut results)
+                        .await?;
+                }
+            }
+        }
+        if let Some(t) = &tenant {
+            self.import_chunk(t, &ctx.metadata, chunk, &mut results).await?;
+        }
+        let accepted = results.iter().filter(|r| r.error_code.is_empty()).count() as u64;
+        let rejected = results.len() as u64 - accepted;
+        tracing::info!(accepted, rejected, "invoice import finished");
+        Ok(Response::new(pb::ImportInvoicesResponse { results, accepted, rejected }))
+    }
+
+    async fn get_invoice(
+        &self,
+        req: Request<pb::GetInvoiceRequest>,
+    ) -> Result<Response<pb::Invoice>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let body = req.get_ref();
+        let tenant = ctx.caller.tenant(&body.tenant)?;
+        let number = invoice_number("invoice_number", &body.invoice_number)?;
+        let (state, _) = self
+            .load(&tenant, CaseId::for_invoice(&tenant, &number))
+            .await
+            .map_err(log_error)?;
+        let state = state.ok_or_else(|| Status::not_found("invoice not found"))?;
+        Ok(Response::new(invoice_to_proto(&tenant, &state)))
+    }
+
+    async fn list_invoices(
+        &self,
+        req: Request<pb::ListInvoicesRequest>,
+    ) -> Result<Response<pb::ListInvoicesResponse>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let body = req.get_ref();
+        let tenant = ctx.caller.tenant(&body.tenant)?;
+        let mut errs = FieldErrors::default();
+        let mut statuses = Vec::new();
+        for (i, s) in body.statuses.iter().enumerate() {
+            match status_from_proto(*s) {
+                Some(s) => statuses.push(s.as_str()),
+                None => errs.push(format!("statuses[{i}]"), "unknown or unspecified status"),
+            }
+        }
+        let overdue = if body.overdue_as_of.is_empty() {
+            None
+        } else {
+            parse_date(&mut errs, "overdue_as_of", &body.overdue_as_of)
+        };
+        if !(0..=1000).contains(&body.page_size) {
+            errs.push("page_size", "must be between 0 and 1000");
+        }
+        let after = if body.page_token.is_empty() {
+            String::new()
+        } else {
+            match hex::decode(&body.page_token).ok().and_then(|b| String::from_utf8(b).ok()) {
+                Some(s) => s,
+                None => {
+                    errs.push("page_token", "not a token from a previous response");
+                    String::new()
+                }
+            }
+        };
+        errs.clone().into_result().map_err(|e| invalid(&e))?;
+        let limit = if body.page_size == 0 { 100 } else { body.page_size } as i64;
+        // Portable SQL with optional filters: each is "unset OR matches".
+        let status_list = statuses.join(",");
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT state_json FROM ingest_invoices WHERE tenant = $1 AND invoice_number > $2 \
+             AND ($3 = '' OR (',' || $3 || ',') LIKE ('%,' || status || ',%')) \
+             AND ($4 = '' OR customer_number = $4) \
+             AND ($5 = '' OR (status = 'open' AND open_minor > 0 AND due_date < $5)) \
+             ORDER BY invoice_number LIMIT $6",
+        )
+        .bind(tenant.to_string())
+        .bind(after)
+        .bind(status_list)
+        .bind(body.debtor_customer_number.clone())
+        .bind(overdue.map(|d| d.to_string()).unwrap_or_default())
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut invoices = Vec::with_capacity(rows.len());
+        for (json,) in rows.iter().take(limit as usize) {
+            let state: CaseState = serde_json::from_str(json)
+                .map_err(|_| Status::internal("corrupt projection row"))?;
+            invoices.push(invoice_to_proto(&tenant, &state));
+        }
+        let next_page_token = if rows.len() as i64 > limit {
+            invoices.last().map(|i| hex::encode(&i.invoice_number)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListInvoicesResponse { invoices, next_page_token }))
+    }
+
+    async fn cancel_invoice(
+        &self,
+        req: Request<pb::CancelInvoiceRequest>,
+    ) -> Result<Response<pb::Invoice>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let b = req.into_inner();
+        self.mutate(&ctx, &b.tenant, &b.invoice_number, CaseCommand::Cancel { reason: b.reason })
+            .await
+    }
+
+    async fn credit_invoice(
+        &self,
+        req: Request<pb::CreditInvoiceRequest>,
+    ) -> Result<Response<pb::Invoice>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let b = req.into_inner();
+        let Some(amount) = b.amount else {
+            return Err(invalid(&FieldErrors::from(mahnwerk_domain::FieldError::new("amount", "required"))));
+        };
+        let currency = amount
+            .currency
+            .parse()
+            .map_err(|e: mahnwerk_domain::FieldError| invalid(&FieldErrors::from(e.under("amount.currency"))))?;
+        let command = CaseCommand::Credit {
+            credit_note_number: b.credit_note_number,
+            amount: Money::new(amount.minor, currency),
+            reason: b.reason,
+        };
+        self.mutate(&ctx, &b.tenant, &b.invoice_number, command).await
+    }
+
+    async fn dispute_invoice(
+        &self,
+        req: Request<pb::DisputeInvoiceRequest>,
+    ) -> Result<Response<pb::Invoice>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let b = req.into_inner();
+        self.mutate(&ctx, &b.tenant, &b.invoice_number, CaseCommand::Dispute { reason: b.reason })
+            .await
+    }
+
+    async fn resolve_dispute(
+        &self,
+        req: Request<pb::ResolveDisputeRequest>,
+    ) -> Result<Response<pb::Invoice>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let b = req.into_inner();
+        let outcome = match pb::DisputeOutcome::try_from(b.outcome) {
+            Ok(pb::DisputeOutcome::Upheld) => DisputeOutcome::Upheld,
+            Ok(pb::DisputeOutcome::Rejected) => DisputeOutcome::Rejected,
+            _ => {
+                return Err(case_error(CaseError::Invalid(mahnwerk_domain::FieldError::new(
+                    "outcome",
+                    "required: DISPUTE_OUTCOME_UPHELD or DISPUTE_OUTCOME_REJECTED",
+                ))));
+            }
+        };
+        self.mutate(&ctx, &b.tenant, &b.invoice_number, CaseCommand::ResolveDispute { outcome, note: b.note })
+            .await
+    }
+
+    async fn extend_due_date(
+        &self,
+        req: Request<pb::ExtendDueDateRequest>,
+    ) -> Result<Response<pb::Invoice>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let b = req.into_inner();
+        let mut errs = FieldErrors::default();
+        let date = parse_date(&mut errs, "new_due_date", &b.new_due_date);
+        let Some(new_due_date) = date else {
+            return Err(invalid(&errs));
+        };
+        self.mutate(&ctx, &b.tenant, &b.invoice_number, CaseCommand::ExtendDueDate { new_due_date, reason: b.reason })
+            .await
+    }
+}
+
+#[tonic::async_trait]
+impl CaseService for Ingest {
+    async fn get_case_file(
+        &self,
+        req: Request<pb::GetCaseFileRequest>,
+    ) -> Result<Response<pb::CaseFile>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let b = req.get_ref();
+        let tenant = ctx.caller.tenant(&b.tenant)?;
+        let case = match (b.case_id.is_empty(), b.invoice_number.is_empty()) {
+            (false, _) => b.case_id.parse::<CaseId>().map_err(|e| invalid(&FieldErrors::from(e.under("case_id"))))?,
+            (true, false) => CaseId::for_invoice(&tenant, &invoice_number("invoice_number", &b.invoice_number)?),
+            (true, true) => {
+                return Err(invalid(&FieldErrors::from(mahnwerk_domain::FieldError::new(
+                    "case_id",
+                    "case_id or invoice_number is required",
+                ))));
+            }
+        };
+        let stream = case.stream(&tenant);
+        let mut events = Vec::new();
+        let mut from = 1;
+        loop {
+            let page = self.log.read_stream(&stream, from, 1000).await.map_err(log_error)?;
+            let done = page.len() < 1000;
+            for e in page {
+                from = e.version + 1;
+                events.push(pb::CaseEvent {
+                    position: e.position,
+                    event_id: e.event_id.to_string(),
+                    version: e.version,
+                    r#type: e.event_type,
+                    payload_json: e.payload.to_string(),
+                    occurred_at: e.occurred_at.to_rfc3339(),
+                    recorded_at: e.recorded_at.to_rfc3339(),
+                    metadata: Some(pb::EventMetadata {
+                        correlation_id: e.metadata.correlation_id.unwrap_or_default(),
+                        causation_id: e.metadata.causation_id.unwrap_or_default(),
+                        actor: e.metadata.actor,
+                        traceparent: e.metadata.traceparent.unwrap_or_default(),
+                    }),
+                    hash: e.hash,
+                });
+            }
+            if done {
+                break;
+            }
+        }
+        if events.is_empty() {
+            return Err(Status::not_found("case not found"));
+        }
+        Ok(Response::new(pb::CaseFile {
+            tenant: tenant.to_string(),
+            case_id: case.to_string(),
+            stream: stream.to_string(),
+            events,
+        }))
+    }
+}

@@ -1,0 +1,269 @@
+//! CLI commands that call the gRPC API, for the common operator tasks. They use the same
+//! authentication as any billing platform: `--api-key` / `MAHNWERK_API_KEY`.
+
+use anyhow::Context as _;
+use mahnwerk_proto::v1 as pb;
+use pb::case_service_client::CaseServiceClient;
+use pb::invoice_service_client::InvoiceServiceClient;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connection {
+    /// gRPC address of a running mahnwerk.
+    #[arg(long, env = "MAHNWERK_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// API key (`mwk_…`), from `mahnwerk apikey create` or `make run`.
+    #[arg(long, env = "MAHNWERK_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// Tenant to act for (needed only when the key has several).
+    #[arg(long, env = "MAHNWERK_TENANT", default_value = "")]
+    pub tenant: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum InvoiceCommand {
+    /// Record an invoice from a JSON file in the shape of the gRPC `Invoice` message
+    /// (proto3 JSON field names, e.g. `invoiceNumber` or `invoice_number`).
+    Create {
+        /// JSON file, `-` for stdin.
+        file: String,
+    },
+    /// Import invoices from a JSON Lines file (one `Invoice` per line) over one stream.
+    Import {
+        /// JSON Lines file.
+        file: String,
+    },
+    /// Show one invoice.
+    Get {
+        /// The tenant's invoice number.
+        invoice_number: String,
+    },
+    /// List invoices.
+    List {
+        /// Only invoices open and overdue on this date (YYYY-MM-DD).
+        #[arg(long)]
+        overdue_as_of: Option<String>,
+        /// Only this debtor customer number.
+        #[arg(long)]
+        customer: Option<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 100)]
+        limit: i32,
+    },
+    /// Cancel an invoice.
+    Cancel {
+        invoice_number: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Record a dispute: dunning pauses.
+    Dispute {
+        invoice_number: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Move the due date later.
+    ExtendDueDate {
+        invoice_number: String,
+        /// New due date (YYYY-MM-DD).
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+async fn channel(c: &Connection) -> anyhow::Result<Channel> {
+    Channel::from_shared(c.server.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {}", c.server))
+}
+
+fn authed<T>(c: &Connection, body: T) -> anyhow::Result<tonic::Request<T>> {
+    let mut req = tonic::Request::new(body);
+    let value: MetadataValue<_> = format!("Bearer {}", c.api_key).parse()?;
+    req.metadata_mut().insert("authorization", value);
+    Ok(req)
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+/// Parse an `Invoice` from JSON (proto field names, snake_case or camelCase).
+pub fn invoice_from_json(text: &str) -> anyhow::Result<pb::Invoice> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    let s = |k: &str, camel: &str| -> String {
+        v.get(k).or_else(|| v.get(camel)).and_then(|x| x.as_str()).unwrap_or_default().to_owned()
+    };
+    let n = |k: &str, camel: &str| -> i64 {
+        v.get(k).or_else(|| v.get(camel)).and_then(|x| x.as_i64().or_else(|| x.as_str().and_then(|s| s.parse().ok()))).unwrap_or_default()
+    };
+    let obj = |k: &str, camel: &str| v.get(k).or_else(|| v.get(camel)).cloned().unwrap_or_default();
+    let d = obj("debtor", "debtor");
+    let ds = |k: &str, camel: &str| -> String {
+        d.get(k).or_else(|| d.get(camel)).and_then(|x| x.as_str()).unwrap_or_default().to_owned()
+    };
+    let a = d.get("address").cloned().unwrap_or_default();
+    let acc = obj("creditor_account", "creditorAccount");
+    let kind = match ds("kind", "kind").as_str() {
+        "DEBTOR_KIND_CONSUMER" | "consumer" => pb::DebtorKind::Consumer,
+        "DEBTOR_KIND_BUSINESS" | "business" => pb::DebtorKind::Business,
+        _ => pb::DebtorKind::Unspecified,
+    };
+    Ok(pb::Invoice {
+        invoice_number: s("invoice_number", "invoiceNumber"),
+        issue_date: s("issue_date", "issueDate"),
+        due_date: s("due_date", "dueDate"),
+        currency: s("currency", "currency"),
+        net_amount: n("net_amount", "netAmount"),
+        tax_amount: n("tax_amount", "taxAmount"),
+        gross_amount: n("gross_amount", "grossAmount"),
+        debtor: Some(pb::Debtor {
+            name: ds("name", "name"),
+            kind: kind as i32,
+            address: Some(pb::PostalAddress {
+                street: a.get("street").and_then(|x| x.as_array()).map(|xs| xs.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default(),
+                postal_code: a.get("postal_code").or_else(|| a.get("postalCode")).and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
+                city: a.get("city").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
+                country: a.get("country").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
+            }),
+            email: ds("email", "email"),
+            language: ds("language", "language"),
+            customer_number: ds("customer_number", "customerNumber"),
+            vat_id: ds("vat_id", "vatId"),
+        }),
+        payment_reference: s("payment_reference", "paymentReference"),
+        creditor_account: Some(pb::BankAccount {
+            iban: acc.get("iban").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
+            bic: acc.get("bic").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
+            holder: acc.get("holder").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
+        }),
+        default_notice: v.get("default_notice").or_else(|| v.get("defaultNotice")).and_then(|x| x.as_bool()).unwrap_or(false),
+        ..Default::default()
+    })
+}
+
+fn print_invoice(i: &pb::Invoice) {
+    let status = pb::InvoiceStatus::try_from(i.status).map(|s| s.as_str_name()).unwrap_or("?");
+    println!(
+        "{:<20} {:<10} due {} open {:>12} {}  {}  case {}",
+        i.invoice_number, i.issue_date, i.current_due_date, i.open_amount, i.currency, status, i.case_id
+    );
+}
+
+pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
+    let ch = channel(&conn).await?;
+    let mut client = InvoiceServiceClient::new(ch);
+    let tenant = conn.tenant.clone();
+    match cmd {
+        InvoiceCommand::Create { file } => {
+            let text = if file == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
+            };
+            let invoice = invoice_from_json(&text).with_context(|| format!("{file}: not an invoice JSON"))?;
+            let res = client
+                .create_invoice(authed(&conn, pb::CreateInvoiceRequest { tenant, invoice: Some(invoice) })?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("{}", if res.created { "created" } else { "already recorded" });
+            if let Some(i) = res.invoice {
+                print_invoice(&i);
+            }
+        }
+        InvoiceCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
+            let mut items = Vec::new();
+            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let invoice = invoice_from_json(line).with_context(|| format!("{file}:{}: not an invoice JSON", n + 1))?;
+                items.push(pb::ImportInvoicesRequest { tenant: tenant.clone(), invoice: Some(invoice) });
+            }
+            let res = client
+                .import_invoices(authed(&conn, tokio_stream::iter(items))?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            for r in res.results.iter().filter(|r| !r.error_code.is_empty()) {
+                let fields: Vec<String> = r.violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
+                println!("item {} ({}): {} {} {}", r.index, r.invoice_number, r.error_code, r.error_message, fields.join("; "));
+            }
+            println!("accepted {}, rejected {}", res.accepted, res.rejected);
+        }
+        InvoiceCommand::Get { invoice_number } => {
+            let i = client
+                .get_invoice(authed(&conn, pb::GetInvoiceRequest { tenant, invoice_number })?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_invoice(&i);
+        }
+        InvoiceCommand::List { overdue_as_of, customer, limit } => {
+            let mut page_token = String::new();
+            loop {
+                let res = client
+                    .list_invoices(authed(&conn, pb::ListInvoicesRequest {
+                        tenant: tenant.clone(),
+                        overdue_as_of: overdue_as_of.clone().unwrap_or_default(),
+                        debtor_customer_number: customer.clone().unwrap_or_default(),
+                        page_size: limit,
+                        page_token,
+                        ..Default::default()
+                    })?)
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                res.invoices.iter().for_each(print_invoice);
+                if res.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = res.next_page_token;
+            }
+        }
+        InvoiceCommand::Cancel { invoice_number, reason } => {
+            let i = client
+                .cancel_invoice(authed(&conn, pb::CancelInvoiceRequest { tenant, invoice_number, reason })?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_invoice(&i);
+        }
+        InvoiceCommand::Dispute { invoice_number, reason } => {
+            let i = client
+                .dispute_invoice(authed(&conn, pb::DisputeInvoiceRequest { tenant, invoice_number, reason })?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_invoice(&i);
+        }
+        InvoiceCommand::ExtendDueDate { invoice_number, to, reason } => {
+            let i = client
+                .extend_due_date(authed(&conn, pb::ExtendDueDateRequest { tenant, invoice_number, new_due_date: to, reason })?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_invoice(&i);
+        }
+    }
+    Ok(())
+}
+
+/// `mahnwerk case file` over gRPC.
+pub async fn case_file(conn: Connection, case: String) -> anyhow::Result<pb::CaseFile> {
+    let ch = channel(&conn).await?;
+    let mut client = CaseServiceClient::new(ch);
+    let (case_id, invoice_number) = if uuid_like(&case) { (case, String::new()) } else { (String::new(), case) };
+    Ok(client
+        .get_case_file(authed(&conn, pb::GetCaseFileRequest { tenant: conn.tenant.clone(), case_id, invoice_number })?)
+        .await
+        .map_err(status_error)?
+        .into_inner())
+}
+
+pub fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
+}

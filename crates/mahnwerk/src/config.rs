@@ -1,0 +1,48 @@
+//! Configuration: flags override `MAHNWERK_*` environment variables, which override defaults.
+
+use std::net::SocketAddr;
+
+/// Where the state lives and how to reach the other parts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Event log and service database: `postgres://…` (production) or `sqlite:PATH?mode=rwc`
+    /// (embedded default for one machine).
+    #[arg(long, env = "MAHNWERK_DATABASE_URL", default_value = "sqlite:var/mahnwerk.db?mode=rwc")]
+    pub database_url: String,
+}
+
+/// The services `serve` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    /// InvoiceService and CaseService over gRPC, plus the invoice projection.
+    Ingest,
+    /// The outbox relay from the event log to JetStream.
+    Relay,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// NATS server with JetStream.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// gRPC listen address.
+    #[arg(long, env = "MAHNWERK_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Namespace of the JetStream subjects and streams (`<ns>.events.>`, `<NS>_EVENTS`).
+    #[arg(long, env = "MAHNWERK_NAMESPACE", default_value = "mahnwerk")]
+    pub namespace: String,
+    /// Services to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',', env = "MAHNWERK_SERVICES")]
+    pub services: Vec<Service>,
+    /// Create a `demo` tenant and print a fresh API key for it (for `make run`).
+    #[arg(long)]
+    pub demo: bool,
+}
+
+impl ServeArgs {
+    pub fn runs(&self, s: Service) -> bool {
+        self.services.is_empty() || self.services.contains(&s)
+    }
+}

@@ -1,0 +1,259 @@
+//! `mahnwerk`: run the services and operate them. See `mahnwerk --help`.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use mahnwerk::client::{self, Connection, InvoiceCommand};
+use mahnwerk::config::{ServeArgs, StoreArgs};
+use mahnwerk_domain::{CaseId, TenantId};
+use std::process::ExitCode;
+
+/// Mahnwerk: receivables and dunning, event-sourced.
+#[derive(Debug, Parser)]
+#[command(name = "mahnwerk", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run all services (or the chosen ones) in this process.
+    Serve(ServeArgs),
+    /// Create or upgrade the database schemas, then exit.
+    Migrate(StoreArgs),
+    /// Recompute every stream's hash chain; exit 1 and name the first broken event if any.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage tenants (creditors).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Read case files.
+    #[command(subcommand)]
+    Case(CaseCommand),
+    /// Call the InvoiceService of a running mahnwerk.
+    Invoice {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: InvoiceCommand,
+    },
+    /// Read bank statements and e-invoices and print what Mahnwerk understands of them.
+    #[command(subcommand)]
+    Inspect(mahnwerk_formats::cli::InspectCommand),
+    /// Statutory calculators: default interest and deadlines.
+    #[command(subcommand)]
+    Law(mahnwerk_dunning::cli::LawCommand),
+    /// Check and simulate dunning policies.
+    #[command(subcommand)]
+    Policy(mahnwerk_dunning::cli::PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Tenant id: a-z, 0-9 and '-', at most 64 characters.
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApikeyCommand {
+    /// Create an API key bound to one or more tenants; the key is printed once.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Tenant the key may act for (repeat for several).
+        #[arg(long = "tenant", required = true)]
+        tenants: Vec<String>,
+        /// A label to recognise the key by.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List keys (ids, labels, tenants; never secrets).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaseCommand {
+    /// Print a case file from the event log: a readable timeline, or JSON.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Tenant of the case.
+        #[arg(long)]
+        tenant: String,
+        /// Case id (UUID) or the tenant's invoice number.
+        case: String,
+        /// Print every event as JSON (one array).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = std::io::stdout().lock();
+    // Offline commands: no runtime needed.
+    let offline = match cli.command {
+        Command::Inspect(cmd) => Some(mahnwerk_formats::cli::run(cmd, &mut out).map_err(|e| e.to_string())),
+        Command::Law(cmd) => Some(mahnwerk_dunning::cli::run_law(cmd, &mut out).map_err(|e| e.to_string())),
+        Command::Policy(cmd) => Some(mahnwerk_dunning::cli::run_policy(cmd, &mut out).map_err(|e| e.to_string())),
+        other => {
+            drop(out);
+            return run_online(other);
+        }
+    };
+    match offline {
+        Some(Err(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn run_online(command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(online(command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn online(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => {
+            let telemetry = mahnwerk::telemetry::init("info,sqlx=warn,async_nats=warn")?;
+            let shutdown = async {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            };
+            let res = mahnwerk::server::run(args, shutdown, None).await;
+            telemetry.shutdown();
+            res?;
+        }
+        Command::Migrate(store) => {
+            mahnwerk::server::open_stores(&store.database_url).await?;
+            println!("schemas are up to date");
+        }
+        Command::Verify { store, json } => {
+            let log = mahnwerk_eventlog::EventLog::connect(&store.database_url).await?;
+            let report = log.verify().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", mahnwerk_eventlog::verify_report_text(&report));
+            }
+            if report.first_broken.is_some() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Tenant(TenantCommand::Create { store, id, name }) => {
+            let tenant: TenantId = id.parse().map_err(|e| anyhow::anyhow!("tenant id {id:?}: {e}"))?;
+            let (_, keys, _) = mahnwerk::server::open_stores(&store.database_url).await?;
+            keys.create_tenant(&tenant, &name).await?;
+            println!("created tenant {tenant}");
+        }
+        Command::Tenant(TenantCommand::List { store }) => {
+            let (_, keys, _) = mahnwerk::server::open_stores(&store.database_url).await?;
+            for (id, name) in keys.list_tenants().await? {
+                println!("{id}\t{name}");
+            }
+        }
+        Command::Apikey(ApikeyCommand::Create { store, tenants, label }) => {
+            let tenants = tenants
+                .iter()
+                .map(|t| t.parse::<TenantId>().map_err(|e| anyhow::anyhow!("tenant {t:?}: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let (_, keys, _) = mahnwerk::server::open_stores(&store.database_url).await?;
+            let key = keys.create_key(&tenants, &label).await?;
+            eprintln!("key id {} (the key below is shown only once)", key.key_id);
+            println!("{}", key.token);
+        }
+        Command::Apikey(ApikeyCommand::List { store }) => {
+            let (_, keys, _) = mahnwerk::server::open_stores(&store.database_url).await?;
+            for (id, label, tenants, revoked) in keys.list_keys().await? {
+                println!("{id}\t{tenants}\t{label}{}", if revoked { "\t(revoked)" } else { "" });
+            }
+        }
+        Command::Apikey(ApikeyCommand::Revoke { store, key_id }) => {
+            let (_, keys, _) = mahnwerk::server::open_stores(&store.database_url).await?;
+            if !keys.revoke_key(&key_id).await? {
+                anyhow::bail!("no active key with id {key_id}");
+            }
+            println!("revoked {key_id}");
+        }
+        Command::Case(CaseCommand::Show { store, tenant, case, json }) => {
+            let tenant: TenantId = tenant.parse().map_err(|e| anyhow::anyhow!("tenant: {e}"))?;
+            let case_id = if client::uuid_like(&case) {
+                case.parse::<CaseId>().map_err(|e| anyhow::anyhow!("case id: {e}"))?
+            } else {
+                CaseId::for_invoice(&tenant, &case.parse().map_err(|e| anyhow::anyhow!("invoice number: {e}"))?)
+            };
+            let log = mahnwerk_eventlog::EventLog::connect(&store.database_url).await?;
+            let events = log.read_stream(&case_id.stream(&tenant), 1, usize::MAX >> 1).await?;
+            if events.is_empty() {
+                anyhow::bail!("no case {case} for tenant {tenant}");
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&events)?);
+            } else {
+                println!("case {case_id} ({} events)", events.len());
+                for e in &events {
+                    println!(
+                        "{:>4}  {}  {:<24} pos {:<8} by {}",
+                        e.version,
+                        e.occurred_at.format("%Y-%m-%d %H:%M:%S"),
+                        e.event_type,
+                        e.position,
+                        e.metadata.actor
+                    );
+                }
+            }
+        }
+        Command::Invoice { conn, command } => client::run(conn, command).await.context("invoice command failed")?,
+        Command::Inspect(_) | Command::Law(_) | Command::Policy(_) => unreachable!("handled offline"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

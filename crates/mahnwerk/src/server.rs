@@ -1,0 +1,126 @@
+//! Start the chosen services in one process; stop them in order (stop pulling, finish in
+//! flight, stop gRPC) when the shutdown future resolves.
+
+use crate::config::{ServeArgs, Service};
+use anyhow::Context as _;
+use mahnwerk_auth::KeyStore;
+use mahnwerk_bus::{BusConfig, Relay};
+use mahnwerk_eventlog::EventLog;
+use mahnwerk_ingest::Ingest;
+use std::future::Future;
+use tokio::sync::watch;
+
+/// Open the event log and the service database (both at `url`), creating schemas.
+pub async fn open_stores(url: &str) -> anyhow::Result<(EventLog, KeyStore, sqlx::AnyPool)> {
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let file = path.split('?').next().unwrap_or_default();
+        if let Some(dir) = std::path::Path::new(file).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+        }
+    }
+    let log = EventLog::connect(url).await.context("opening the event log")?;
+    let pool = mahnwerk_auth::connect_any(url).await.context("opening the service database")?;
+    let keys = KeyStore::open(pool.clone()).await.context("preparing the key tables")?;
+    mahnwerk_ingest::projection::ensure_schema(&pool).await.context("preparing the projection tables")?;
+    mahnwerk_bus::consumer::ensure_inbox(&pool).await.context("preparing the inbox table")?;
+    Ok((log, keys, pool))
+}
+
+/// Run until `shutdown` resolves. `ready` receives the bound gRPC address.
+pub async fn run(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+) -> anyhow::Result<()> {
+    let (log, keys, pool) = open_stores(&args.store.database_url).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if args.runs(Service::Relay) {
+        let js = mahnwerk_bus::connect(&args.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+        let relay = Relay::new(BusConfig::with_namespace(&args.namespace));
+        let (log, rx) = (log.clone(), stop_rx.clone());
+        tasks.spawn(async move { relay.run(log, js, stopped(rx)).await.map_err(anyhow::Error::from) });
+        tracing::info!(namespace = %args.namespace, "relay started");
+    }
+
+    if args.runs(Service::Ingest) {
+        let (log2, pool2, rx) = (log.clone(), pool.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            mahnwerk_ingest::projection::follow(log2, pool2, stopped(rx)).await;
+            Ok(())
+        });
+        let ingest = Ingest { log: log.clone(), keys: keys.clone(), pool: pool.clone() };
+        let (invoices, cases) = mahnwerk_ingest::services(ingest);
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<mahnwerk_proto::v1::invoice_service_server::InvoiceServiceServer<Ingest>>()
+            .await;
+        health_reporter
+            .set_serving::<mahnwerk_proto::v1::case_service_server::CaseServiceServer<Ingest>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mahnwerk_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mahnwerk_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding gRPC to {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "grpc listening");
+        if let Some(ready) = ready {
+            let _ = ready.send(addr);
+        }
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            tonic::transport::Server::builder()
+                .trace_fn(|req| tracing::info_span!("grpc", path = %req.uri().path()))
+                .add_service(health)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
+                .add_service(invoices)
+                .add_service(cases)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    stopped(rx),
+                )
+                .await
+                .map_err(anyhow::Error::from)
+        });
+    }
+
+    if args.demo {
+        let tenant: mahnwerk_domain::TenantId = "demo".parse()?;
+        if !keys.tenant_exists(&tenant).await? {
+            keys.create_tenant(&tenant, "Demo GmbH").await?;
+        }
+        let key = keys.create_key(&[tenant], "make run").await?;
+        println!("\nMahnwerk is running.\n  gRPC:    http://{}\n  tenant:  demo\n  API key: {}\n", args.listen, key.token);
+        println!("  export MAHNWERK_API_KEY={}\n  Stop with Ctrl-C.\n", key.token);
+    }
+
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down"),
+        Some(res) = tasks.join_next() => {
+            let _ = stop_tx.send(true);
+            res??;
+            anyhow::bail!("a service stopped unexpectedly");
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(res) = tasks.join_next().await {
+        res??;
+    }
+    Ok(())
+}
