@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Services to run (default: all).
     #[arg(long, value_enum, value_delimiter = ',', env = "MAHNWERK_SERVICES")]
     pub services: Vec<Service>,
+    /// Events the relay reads and publishes per batch.
+    #[arg(long, env = "MAHNWERK_RELAY_BATCH", default_value_t = 2000)]
+    pub relay_batch: usize,
     /// Create a `demo` tenant and print a fresh API key for it (for `make run`).
     #[arg(long)]
     pub demo: bool,

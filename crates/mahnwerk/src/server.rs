@@ -45,7 +45,9 @@ pub async fn run(
         let js = mahnwerk_bus::connect(&args.nats_url)
             .await
             .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
-        let relay = Relay::new(BusConfig::with_namespace(&args.namespace));
+        let mut relay = Relay::new(BusConfig::with_namespace(&args.namespace));
+        relay.batch = args.relay_batch.max(1);
+        relay.window = relay.window.min(relay.batch);
         let (log, rx) = (log.clone(), stop_rx.clone());
         tasks.spawn(async move { relay.run(log, js, stopped(rx)).await.map_err(anyhow::Error::from) });
         tracing::info!(namespace = %args.namespace, "relay started");

@@ -1,0 +1,59 @@
+# Mahnwerk: the entry point for developers and operators. `make help` lists the targets.
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+export MAHNWERK_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
+
+.PHONY: help run test test-rust lint fmt bench bench-quick deploy-check demo pyenv tools build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+tools: ## check the Rust toolchain and install the system tools the tests use
+	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found: install Rust from https://rustup.rs"; exit 1; }
+	@command -v $(PYTHON) >/dev/null || { echo "error: python3 not found: apt-get install -y python3 python3-venv"; exit 1; }
+	@if ! command -v pdftoppm >/dev/null; then \
+	  if command -v apt-get >/dev/null; then apt-get install -y poppler-utils >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y poppler-utils >/dev/null); \
+	  else echo "warning: install poppler-utils (pdftoppm) for the letter QR tests"; fi; fi
+
+pyenv: $(VENV)/.installed ## create .venv with the second-language tools the tests use (grpcio, nats-py, pypdf, ...)
+$(VENV)/.installed: tests/requirements.txt
+	@$(PYTHON) -m venv $(VENV) || { echo "error: python3 -m venv failed: apt-get install -y python3-venv"; exit 1; }
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
+	@touch $@
+
+build: ## build the mahnwerk binary (release)
+	$(CARGO) build --release -p mahnwerk
+
+run: build ## run everything on this machine (NATS from NATS_URL or a private one, SQLite under ./var)
+	@scripts/run.sh
+
+demo: run ## same as run
+
+test: tools pyenv ## run every test (PostgreSQL tests too when DATABASE_URL is set), then the quick benchmark
+	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && echo "NATS: $$NATS_URL" && \
+	  if [ -n "$$DATABASE_URL" ]; then echo "PostgreSQL: tests run against $$DATABASE_URL"; else echo "PostgreSQL: DATABASE_URL not set, PostgreSQL tests run on SQLite only"; fi && \
+	  mkdir -p target && $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test.log; status=$${PIPESTATUS[0]}; \
+	  grep -E '^test result:' target/test.log | awk '{p+=$$4; f+=$$6} END {print "Summary: " p " passed, " f " failed"}'; \
+	  exit $$status
+	@$(MAKE) --no-print-directory bench-quick
+
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+bench: ## full benchmarks (B1-B4): table, BENCHMARKS.md, target/bench/results.json
+	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
+	  $(CARGO) run --release -p mahnwerk-bench -- --scale 1 --out target/bench
+
+bench-quick: ## the benchmarks at 1/100 of the size, so they never rot
+	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
+	  $(CARGO) run --release -p mahnwerk-bench -- --scale 0.01 --out target/bench
+
+deploy-check: ## render and validate the Kubernetes manifests
+	@command -v kubectl >/dev/null || { echo "error: kubectl not found: apt-get install -y kubectl"; exit 1; }
+	kubectl kustomize deploy >/dev/null && echo "deploy/ renders"
