@@ -123,7 +123,7 @@ async fn run_rows(
     let mut out = Vec::new();
     let want = |id: &str| rows.iter().any(|r| r == id);
     let mut b1 = b1::B1Results::default();
-    if want("B1") || want("B2") || want("B3") {
+    if want("B1") || want("B2") || want("B3") || want("B4") {
         b1 = b1::run(env, n, args.batch, want("B1")).await?;
         if want("B1") {
             out.extend(b1.rows.iter().cloned());
