@@ -33,7 +33,7 @@ fn text(model: &LetterModel, d: &LayoutData) -> String {
             let detail = if r.period.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", r.period)
+                format!(", {}", r.period)
             };
             let _ = writeln!(out, "- {}{detail}: {}", r.text, r.amount);
         }
@@ -151,4 +151,46 @@ fn html(model: &LetterModel, d: &LayoutData) -> String {
             .join(" · ")
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Language, LetterKind, Tone, sample_for};
+    use crate::{LetterRenderer, TemplateSet};
+
+    /// Every default template × language × tone: subject and plain-text body.
+    #[test]
+    fn text_bodies_of_every_default_template_language_and_tone() {
+        let renderer = LetterRenderer::new(TemplateSet::defaults());
+        for kind in LetterKind::ALL {
+            for lang in Language::ALL {
+                for tone in Tone::ALL {
+                    let mut m = sample_for(kind);
+                    m.language = lang;
+                    m.tone = tone;
+                    let email = renderer.render_email(&m).expect("render");
+                    let name = format!("{}.{}.{}", kind.as_str(), lang.as_str(), tone.as_str());
+                    insta::assert_snapshot!(
+                        name,
+                        format!("Subject: {}\n\n{}", email.subject, email.text)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn html_body_escapes_model_text() {
+        let renderer = LetterRenderer::new(TemplateSet::defaults());
+        let mut m = sample_for(LetterKind::FirstNotice);
+        m.signature = Some("<script>alert(1)</script> & Co".into());
+        let email = renderer.render_email(&m).expect("render");
+        assert!(
+            email
+                .html
+                .contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co")
+        );
+        assert!(!email.html.contains("<script>"));
+        insta::assert_snapshot!("first_notice.de.neutral.html", email.html);
+    }
 }

@@ -5,6 +5,9 @@
 //! Needs the project's Python venv (`make pyenv`, or `MAHNWERK_PYTHON`) and `pdftoppm`
 //! (Debian `poppler-utils`). A missing tool fails the test with instructions; it never skips.
 
+// Page geometry in points and millimetres, as the PDF readers report it; no money here.
+#![allow(clippy::float_arithmetic)]
+
 use mahnwerk_domain::{Money, Personal, PostalAddress};
 use mahnwerk_letters::model::{self, ClaimLine, Form, Language, LetterModel, Logo, LogoFormat};
 use mahnwerk_letters::{LetterRenderer, TemplateSet};
