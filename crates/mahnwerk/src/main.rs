@@ -54,6 +54,9 @@ enum Command {
     /// Check and simulate dunning policies.
     #[command(subcommand)]
     Policy(mahnwerk_dunning::cli::PolicyCommand),
+    /// Render letters and check letter templates.
+    #[command(subcommand)]
+    Letter(mahnwerk_letters::cli::LetterCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
         Command::Inspect(cmd) => Some(mahnwerk_formats::cli::run(cmd, &mut out).map_err(|e| e.to_string())),
         Command::Law(cmd) => Some(mahnwerk_dunning::cli::run_law(cmd, &mut out).map_err(|e| e.to_string())),
         Command::Policy(cmd) => Some(mahnwerk_dunning::cli::run_policy(cmd, &mut out).map_err(|e| e.to_string())),
+        Command::Letter(cmd) => Some(mahnwerk_letters::cli::run(cmd, &mut out).map_err(|e| e.to_string())),
         other => {
             drop(out);
             return run_online(other);
@@ -253,7 +257,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Invoice { conn, command } => client::run(conn, command).await.context("invoice command failed")?,
-        Command::Inspect(_) | Command::Law(_) | Command::Policy(_) => unreachable!("handled offline"),
+        Command::Inspect(_) | Command::Law(_) | Command::Policy(_) | Command::Letter(_) => {
+            unreachable!("handled offline")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
