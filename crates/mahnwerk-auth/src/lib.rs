@@ -103,8 +103,11 @@ fn sha256_hex(secret: &str) -> String {
 #[derive(Clone)]
 pub struct KeyStore {
     pool: AnyPool,
-    cache: Arc<RwLock<HashMap<String, (Instant, Option<Caller>)>>>,
+    cache: Arc<RwLock<KeyCache>>,
 }
+
+/// `key id:secret digest` → when looked up and who it was.
+type KeyCache = HashMap<String, (Instant, Option<Caller>)>;
 
 /// How long a looked-up key is trusted without asking the database again (revocation delay).
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -211,7 +214,11 @@ impl KeyStore {
             .bind(key_id.clone())
             .fetch_all(&self.pool)
             .await?;
-            let tenants = tenants.into_iter().map(|t| t.0).collect::<Vec<_>>().join(",");
+            let tenants = tenants
+                .into_iter()
+                .map(|t| t.0)
+                .collect::<Vec<_>>()
+                .join(",");
             out.push((key_id, label, tenants, revoked.is_some()));
         }
         Ok(out)
@@ -227,10 +234,10 @@ impl KeyStore {
         };
         let digest = sha256_hex(secret);
         let cache_key = format!("{key_id}:{digest}");
-        if let Some((at, caller)) = self.cache.read().await.get(&cache_key) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(caller.clone());
-            }
+        if let Some((at, caller)) = self.cache.read().await.get(&cache_key)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(caller.clone());
         }
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT secret_sha256 FROM auth_api_keys WHERE key_id = $1 AND revoked_at IS NULL",
@@ -271,17 +278,23 @@ impl KeyStore {
         let header = metadata
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| tonic::Status::unauthenticated("missing authorization: Bearer <api key>"))?;
+            .ok_or_else(|| {
+                tonic::Status::unauthenticated("missing authorization: Bearer <api key>")
+            })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| tonic::Status::unauthenticated("authorization must be 'Bearer <api key>'"))?;
+            .ok_or_else(|| {
+                tonic::Status::unauthenticated("authorization must be 'Bearer <api key>'")
+            })?;
         match self.lookup(token.trim()).await {
             Ok(Some(caller)) => Ok(caller),
             Ok(None) => Err(tonic::Status::unauthenticated("invalid or revoked API key")),
             Err(err) => {
                 tracing::error!(error = %err, "api key lookup failed");
-                Err(tonic::Status::unavailable("authentication store unavailable"))
+                Err(tonic::Status::unavailable(
+                    "authentication store unavailable",
+                ))
             }
         }
     }
@@ -309,7 +322,10 @@ mod tests {
             store.create_tenant(&a, "again").await,
             Err(Error::TenantExists(_))
         ));
-        let key = store.create_key(&[a.clone()], "test").await.unwrap();
+        let key = store
+            .create_key(std::slice::from_ref(&a), "test")
+            .await
+            .unwrap();
         let caller = store.lookup(&key.token).await.unwrap().unwrap();
         assert_eq!(caller.tenants, vec![a.clone()]);
         assert_eq!(caller.tenant("").unwrap(), a);

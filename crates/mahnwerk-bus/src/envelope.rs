@@ -56,12 +56,7 @@ impl From<&RecordedEvent> for Envelope {
 
 /// The subject an event is published on.
 pub fn subject(prefix: &str, e: &RecordedEvent) -> String {
-    format!(
-        "{prefix}.{}.{}.{}",
-        e.tenant,
-        e.stream.kind(),
-        e.event_type
-    )
+    format!("{prefix}.{}.{}.{}", e.tenant, e.stream.kind(), e.event_type)
 }
 
 /// The case id of a `{tenant}/case/{id}` stream, for routing and ordering.

@@ -86,10 +86,10 @@ impl Relay {
                 .await
                 .map_err(nats_err)?;
             in_flight.push_back(ack);
-            if in_flight.len() >= self.window {
-                if let Some(ack) = in_flight.pop_front() {
-                    ack.await.map_err(nats_err)?;
-                }
+            if in_flight.len() >= self.window
+                && let Some(ack) = in_flight.pop_front()
+            {
+                ack.await.map_err(nats_err)?;
             }
         }
         while let Some(ack) = in_flight.pop_front() {
@@ -120,8 +120,8 @@ impl Relay {
                     let events = log.read_all(after, self.batch).await?;
                     if events.is_empty() {
                         // Wake on a local commit, or poll for other writers.
-                        let _ = tokio::time::timeout(Duration::from_millis(250), head.changed())
-                            .await;
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(250), head.changed()).await;
                         continue;
                     }
                     after = self.publish_batch(&js, &events).await?;

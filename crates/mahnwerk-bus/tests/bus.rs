@@ -38,10 +38,17 @@ async fn append_events(log: &EventLog, streams: usize, per_stream: usize) {
                 event_type: "test.happened.v1".into(),
                 payload: serde_json::json!({ "i": i, "s": s }),
                 occurred_at: chrono::Utc::now(),
-                metadata: Metadata { actor: "test".into(), ..Default::default() },
+                metadata: Metadata {
+                    actor: "test".into(),
+                    ..Default::default()
+                },
             })
             .collect();
-        batches.push(AppendBatch { stream, expected: ExpectedVersion::Any, events });
+        batches.push(AppendBatch {
+            stream,
+            expected: ExpectedVersion::Any,
+            events,
+        });
     }
     for r in log.append_many(batches).await.unwrap() {
         r.unwrap();
@@ -55,7 +62,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -86,9 +96,19 @@ async fn relay_publishes_every_event_once_in_log_order_and_resumes() {
         let _ = stopped.await;
     }));
     let count = |js: async_nats::jetstream::Context, name: String| async move {
-        js.get_stream(&name).await.unwrap().info().await.unwrap().state.messages
+        js.get_stream(&name)
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .state
+            .messages
     };
-    wait_for("200 messages", || count(js.clone(), bus.stream.clone()).then_eq(200)).await;
+    wait_for("200 messages", || {
+        count(js.clone(), bus.stream.clone()).then_eq(200)
+    })
+    .await;
     stop.send(()).unwrap();
     relay.await.unwrap().unwrap();
 
@@ -98,7 +118,10 @@ async fn relay_publishes_every_event_once_in_log_order_and_resumes() {
     let relay = tokio::spawn(Relay::new(bus.clone()).run(log.clone(), js.clone(), async {
         let _ = stopped.await;
     }));
-    wait_for("210 messages", || count(js.clone(), bus.stream.clone()).then_eq(210)).await;
+    wait_for("210 messages", || {
+        count(js.clone(), bus.stream.clone()).then_eq(210)
+    })
+    .await;
     // Give a wrongly re-publishing relay time to show itself before checking.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.send(()).unwrap();
@@ -124,6 +147,7 @@ struct Counter {
     fail_type: Option<&'static str>,
 }
 
+#[allow(clippy::manual_async_fn)] // the trait asks for `impl Future + Send`
 impl Handler for Counter {
     fn handle<'a>(
         &'a self,
@@ -147,13 +171,23 @@ async fn service_db(dir: &tempfile::TempDir) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
     let url = format!("sqlite:{}?mode=rwc", dir.path().join("svc.db").display());
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    sqlx::query("CREATE TABLE counter (n BIGINT NOT NULL)").execute(&pool).await.unwrap();
-    sqlx::query("INSERT INTO counter (n) VALUES (0)").execute(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE counter (n BIGINT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO counter (n) VALUES (0)")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool
 }
 
 async fn counted(pool: &sqlx::AnyPool) -> i64 {
-    sqlx::query_as::<_, (i64,)>("SELECT n FROM counter").fetch_one(pool).await.unwrap().0
+    sqlx::query_as::<_, (i64,)>("SELECT n FROM counter")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .0
 }
 
 #[tokio::test]
@@ -177,7 +211,10 @@ async fn a_consumer_that_crashes_after_commit_before_ack_changes_nothing_twice()
         config,
         bus: bus.clone(),
         pool: pool.clone(),
-        handler: Counter { calls: calls.clone(), fail_type: None },
+        handler: Counter {
+            calls: calls.clone(),
+            fail_type: None,
+        },
     };
     // The first delivery: handled and committed, then the "process" dies before acking.
     let pull = consumer.open(&js).await.unwrap();
@@ -201,13 +238,19 @@ async fn a_consumer_that_crashes_after_commit_before_ack_changes_nothing_twice()
         let info = c.info().await.unwrap();
         info.ack_floor.stream_sequence == 3 && info.num_ack_pending == 0
     };
-    wait_for("all acked", || consumer_acked(js.clone(), bus.stream.clone())).await;
+    wait_for("all acked", || {
+        consumer_acked(js.clone(), bus.stream.clone())
+    })
+    .await;
     stop.send(()).unwrap();
     run.await.unwrap().unwrap();
     stop_relay.send(()).unwrap();
     relay.await.unwrap().unwrap();
     assert_eq!(counted(&pool).await, 3, "each event changed the state once");
-    let inbox: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM bus_inbox").fetch_one(&pool).await.unwrap();
+    let inbox: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM bus_inbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(inbox.0, 3);
 }
 
@@ -246,7 +289,10 @@ async fn a_failing_event_is_retried_then_dead_lettered_and_the_consumer_moves_on
         config,
         bus: bus.clone(),
         pool: pool.clone(),
-        handler: Counter { calls: calls.clone(), fail_type: Some("test.poison.v1") },
+        handler: Counter {
+            calls: calls.clone(),
+            fail_type: Some("test.poison.v1"),
+        },
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(consumer.run(js.clone(), async {
@@ -257,7 +303,17 @@ async fn a_failing_event_is_retried_then_dead_lettered_and_the_consumer_moves_on
     wait_for("dead letter", || {
         let js = js2.clone();
         let dlq = dlq.clone();
-        async move { js.get_stream(&dlq).await.unwrap().info().await.unwrap().state.messages == 1 }
+        async move {
+            js.get_stream(&dlq)
+                .await
+                .unwrap()
+                .info()
+                .await
+                .unwrap()
+                .state
+                .messages
+                == 1
+        }
     })
     .await;
     let pool2 = pool.clone();
@@ -272,9 +328,23 @@ async fn a_failing_event_is_retried_then_dead_lettered_and_the_consumer_moves_on
     relay.await.unwrap().unwrap();
     // 3 attempts for the poison event, 1 for the good one.
     assert_eq!(calls.load(Ordering::SeqCst), 4);
-    let letter = js.get_stream(&dlq).await.unwrap().get_raw_message(1).await.unwrap();
-    assert_eq!(letter.subject.as_str(), format!("{}.poisoned", bus.dead_letter_prefix));
-    let error = letter.headers.get("Mahnwerk-Error").unwrap().as_str().to_owned();
+    let letter = js
+        .get_stream(&dlq)
+        .await
+        .unwrap()
+        .get_raw_message(1)
+        .await
+        .unwrap();
+    assert_eq!(
+        letter.subject.as_str(),
+        format!("{}.poisoned", bus.dead_letter_prefix)
+    );
+    let error = letter
+        .headers
+        .get("Mahnwerk-Error")
+        .unwrap()
+        .as_str()
+        .to_owned();
     assert!(error.contains("simulated outage"), "{error}");
     let env: Envelope = serde_json::from_slice(&letter.payload).unwrap();
     assert_eq!(env.event_type, "test.poison.v1");

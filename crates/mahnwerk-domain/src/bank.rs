@@ -43,12 +43,11 @@ impl FromStr for Iban {
             Ok(parsed) => Ok(Iban(parsed.electronic_str().to_owned())),
             Err(iban::ParseIbanError::InvalidBaseIban {
                 source: iban::ParseBaseIbanError::InvalidChecksum,
-            }) => {
-                Err(FieldError::new("", "invalid IBAN checksum"))
-            }
-            Err(iban::ParseIbanError::InvalidBban(_)) => {
-                Err(FieldError::new("", "invalid IBAN: account part does not fit the country format"))
-            }
+            }) => Err(FieldError::new("", "invalid IBAN checksum")),
+            Err(iban::ParseIbanError::InvalidBban(_)) => Err(FieldError::new(
+                "",
+                "invalid IBAN: account part does not fit the country format",
+            )),
             Err(iban::ParseIbanError::UnknownCountry(_)) => {
                 Err(FieldError::new("", "invalid IBAN: unknown country code"))
             }
@@ -106,7 +105,10 @@ impl FromStr for Bic {
         if ok {
             Ok(Bic(s))
         } else {
-            Err(FieldError::new("", "invalid BIC: 8 or 11 characters, AAAABBCC[DDD]"))
+            Err(FieldError::new(
+                "",
+                "invalid BIC: 8 or 11 characters, AAAABBCC[DDD]",
+            ))
         }
     }
 }

@@ -12,6 +12,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 /// Events of a case stream written by the ingest service.
+// The issued event carries the whole invoice; events are short-lived values, boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum CaseEvent {
@@ -109,14 +111,29 @@ impl CaseEvent {
 }
 
 /// What a billing platform asks for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaseCommand {
     Issue(Invoice),
-    Cancel { reason: String },
-    Credit { credit_note_number: String, amount: Money, reason: String },
-    Dispute { reason: String },
-    ResolveDispute { outcome: DisputeOutcome, note: String },
-    ExtendDueDate { new_due_date: NaiveDate, reason: String },
+    Cancel {
+        reason: String,
+    },
+    Credit {
+        credit_note_number: String,
+        amount: Money,
+        reason: String,
+    },
+    Dispute {
+        reason: String,
+    },
+    ResolveDispute {
+        outcome: DisputeOutcome,
+        note: String,
+    },
+    ExtendDueDate {
+        new_due_date: NaiveDate,
+        reason: String,
+    },
 }
 
 /// The lifecycle status of an invoice case as the ingest API reports it.
@@ -213,9 +230,9 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
             require_text("reason", reason)?;
             match state.status {
                 CaseStatus::Cancelled => Ok(vec![]),
-                CaseStatus::Credited => Err(CaseError::Precondition(
-                    "invoice is fully credited".into(),
-                )),
+                CaseStatus::Credited => {
+                    Err(CaseError::Precondition("invoice is fully credited".into()))
+                }
                 CaseStatus::Open | CaseStatus::Disputed => {
                     Ok(vec![CaseEvent::InvoiceCancelled(InvoiceCancelled {
                         reason: reason.clone(),
@@ -230,11 +247,9 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
         } => {
             require_text("reason", reason)?;
             if credit_note_number.trim().is_empty() || credit_note_number.chars().count() > 64 {
-                return Err(FieldError::new(
-                    "credit_note_number",
-                    "must be 1 to 64 characters",
-                )
-                .into());
+                return Err(
+                    FieldError::new("credit_note_number", "must be 1 to 64 characters").into(),
+                );
             }
             if let Some((_, earlier)) = state.credits.iter().find(|(n, _)| n == credit_note_number)
             {
@@ -284,7 +299,10 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
                 CaseStatus::Open => Ok(vec![CaseEvent::InvoiceDisputed(InvoiceDisputed {
                     reason: reason.clone(),
                 })]),
-                s => Err(CaseError::Precondition(format!("invoice is {}", s.as_str()))),
+                s => Err(CaseError::Precondition(format!(
+                    "invoice is {}",
+                    s.as_str()
+                ))),
             }
         }
         CaseCommand::ResolveDispute { outcome, note } => {
@@ -405,7 +423,10 @@ mod tests {
     #[test]
     fn issuing_the_same_invoice_again_is_a_no_op() {
         let state = given(&[issued()]);
-        assert_eq!(decide(state.as_ref(), &CaseCommand::Issue(invoice("RE-1"))), Ok(vec![]));
+        assert_eq!(
+            decide(state.as_ref(), &CaseCommand::Issue(invoice("RE-1"))),
+            Ok(vec![])
+        );
     }
 
     #[test]
@@ -433,7 +454,12 @@ mod tests {
     #[test]
     fn commands_on_a_missing_case_are_not_found() {
         assert_eq!(
-            decide(None, &CaseCommand::Cancel { reason: String::new() }),
+            decide(
+                None,
+                &CaseCommand::Cancel {
+                    reason: String::new()
+                }
+            ),
             Err(CaseError::NotFound)
         );
     }
@@ -480,13 +506,21 @@ mod tests {
     #[test]
     fn dispute_then_resolve_reopens() {
         let state = given(&[issued()]);
-        let d = decide(state.as_ref(), &CaseCommand::Dispute { reason: "wrong qty".into() })
-            .unwrap();
+        let d = decide(
+            state.as_ref(),
+            &CaseCommand::Dispute {
+                reason: "wrong qty".into(),
+            },
+        )
+        .unwrap();
         let state = d.iter().fold(state, evolve);
         assert_eq!(state.as_ref().unwrap().status, CaseStatus::Disputed);
         let r = decide(
             state.as_ref(),
-            &CaseCommand::ResolveDispute { outcome: DisputeOutcome::Rejected, note: String::new() },
+            &CaseCommand::ResolveDispute {
+                outcome: DisputeOutcome::Rejected,
+                note: String::new(),
+            },
         )
         .unwrap();
         let state = r.iter().fold(state, evolve).unwrap();
@@ -499,7 +533,10 @@ mod tests {
         assert!(matches!(
             decide(
                 state.as_ref(),
-                &CaseCommand::ResolveDispute { outcome: DisputeOutcome::Upheld, note: String::new() }
+                &CaseCommand::ResolveDispute {
+                    outcome: DisputeOutcome::Upheld,
+                    note: String::new()
+                }
             ),
             Err(CaseError::Precondition(_))
         ));
@@ -511,7 +548,10 @@ mod tests {
         let later = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
         let ev = decide(
             state.as_ref(),
-            &CaseCommand::ExtendDueDate { new_due_date: later, reason: String::new() },
+            &CaseCommand::ExtendDueDate {
+                new_due_date: later,
+                reason: String::new(),
+            },
         )
         .unwrap();
         let state = ev.iter().fold(state, evolve);
@@ -520,7 +560,10 @@ mod tests {
         assert!(matches!(
             decide(
                 state.as_ref(),
-                &CaseCommand::ExtendDueDate { new_due_date: earlier, reason: String::new() }
+                &CaseCommand::ExtendDueDate {
+                    new_due_date: earlier,
+                    reason: String::new()
+                }
             ),
             Err(CaseError::Invalid(_))
         ));
@@ -528,8 +571,21 @@ mod tests {
 
     #[test]
     fn cancelled_cases_accept_no_credit_and_cancel_is_idempotent() {
-        let state = given(&[issued(), CaseEvent::InvoiceCancelled(InvoiceCancelled { reason: String::new() })]);
-        assert_eq!(decide(state.as_ref(), &CaseCommand::Cancel { reason: String::new() }), Ok(vec![]));
+        let state = given(&[
+            issued(),
+            CaseEvent::InvoiceCancelled(InvoiceCancelled {
+                reason: String::new(),
+            }),
+        ]);
+        assert_eq!(
+            decide(
+                state.as_ref(),
+                &CaseCommand::Cancel {
+                    reason: String::new()
+                }
+            ),
+            Ok(vec![])
+        );
         assert!(matches!(
             decide(state.as_ref(), &credit("GS-1", 1)),
             Err(CaseError::Precondition(_))
@@ -541,6 +597,9 @@ mod tests {
         let e = issued();
         let back = CaseEvent::from_parts(e.event_type(), &e.to_payload()).unwrap();
         assert_eq!(back, Some(e));
-        assert_eq!(CaseEvent::from_parts("letter.sent.v1", &serde_json::json!({})).unwrap(), None);
+        assert_eq!(
+            CaseEvent::from_parts("letter.sent.v1", &serde_json::json!({})).unwrap(),
+            None
+        );
     }
 }

@@ -73,7 +73,10 @@ impl Debtor {
         }
         check_text(&mut errs, "address.city", &addr.city, true);
         if addr.country.len() != 2 || !addr.country.bytes().all(|b| b.is_ascii_uppercase()) {
-            errs.push("address.country", "must be an ISO 3166-1 alpha-2 code such as DE");
+            errs.push(
+                "address.country",
+                "must be an ISO 3166-1 alpha-2 code such as DE",
+            );
         }
         if let Some(email) = &self.email {
             let e = email.expose();
@@ -87,7 +90,10 @@ impl Debtor {
         }
         if self.language.len() < 2
             || self.language.len() > 8
-            || !self.language.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
+            || !self
+                .language
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || b == b'-')
         {
             errs.push("language", "must be a language tag such as de or en");
         }

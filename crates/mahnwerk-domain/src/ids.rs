@@ -196,7 +196,10 @@ impl FromStr for StreamId {
             || id.is_empty()
             || id.len() > 200
         {
-            return Err(FieldError::new("", "stream kind must be a-z/_ and id 1-200 chars"));
+            return Err(FieldError::new(
+                "",
+                "stream kind must be a-z/_ and id 1-200 chars",
+            ));
         }
         Ok(StreamId(s.to_owned()))
     }

@@ -52,7 +52,10 @@ impl Invoice {
             if value < 0 {
                 errs.push(field, "must not be negative");
             } else if value > MAX_AMOUNT_MINOR {
-                errs.push(field, format!("must be at most {MAX_AMOUNT_MINOR} minor units"));
+                errs.push(
+                    field,
+                    format!("must be at most {MAX_AMOUNT_MINOR} minor units"),
+                );
             }
         }
         if errs.is_empty() {
@@ -65,10 +68,10 @@ impl Invoice {
         if self.due_date < self.issue_date {
             errs.push("due_date", "must not be before issue_date");
         }
-        if let Some(r) = &self.payment_reference {
-            if r.chars().count() > 140 {
-                errs.push("payment_reference", "must be at most 140 characters");
-            }
+        if let Some(r) = &self.payment_reference
+            && r.chars().count() > 140
+        {
+            errs.push("payment_reference", "must be at most 140 characters");
         }
         if let Some(h) = &self.creditor_account.holder {
             check_text(&mut errs, "creditor_account.holder", h, false);

@@ -54,6 +54,9 @@ mod tests {
         let name = Personal::new("Erika Mustermann".to_owned());
         assert_eq!(format!("{name:?} {name}"), "*** ***");
         assert_eq!(name.expose(), "Erika Mustermann");
-        assert_eq!(serde_json::to_string(&name).unwrap(), "\"Erika Mustermann\"");
+        assert_eq!(
+            serde_json::to_string(&name).unwrap(),
+            "\"Erika Mustermann\""
+        );
     }
 }

@@ -20,7 +20,10 @@ pub fn parse_date(errs: &mut FieldErrors, field: &str, value: &str) -> Option<Na
     match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
         Ok(d) => Some(d),
         Err(_) => {
-            errs.push(field, format!("{value:?} is not a valid ISO 8601 date (YYYY-MM-DD)"));
+            errs.push(
+                field,
+                format!("{value:?} is not a valid ISO 8601 date (YYYY-MM-DD)"),
+            );
             None
         }
     }
@@ -44,9 +47,8 @@ pub fn invoice_from_proto(p: &pb::Invoice, prefix: &str) -> Result<Invoice, Fiel
     let issue_date = parse_date(&mut errs, &f("issue_date"), &p.issue_date);
     let due_date = parse_date(&mut errs, &f("due_date"), &p.due_date);
     let currency: Option<Currency> = errs.check(&f("currency"), p.currency.parse());
-    for (name, value) in [
-        ("payment_reference", &p.payment_reference),
-    ] {
+    {
+        let (name, value) = ("payment_reference", &p.payment_reference);
         check_len(&mut errs, &f(name), value);
     }
     let debtor = match &p.debtor {
@@ -69,13 +71,23 @@ pub fn invoice_from_proto(p: &pb::Invoice, prefix: &str) -> Result<Invoice, Fiel
             };
             check_len(&mut errs, &f("creditor_account.holder"), &a.holder);
             match (iban, bic) {
-                (Some(iban), Some(bic)) => Some(BankAccount { iban, bic, holder: opt(&a.holder) }),
+                (Some(iban), Some(bic)) => Some(BankAccount {
+                    iban,
+                    bic,
+                    holder: opt(&a.holder),
+                }),
                 _ => None,
             }
         }
     };
-    let (Some(number), Some(issue_date), Some(due_date), Some(currency), Some(debtor), Some(account)) =
-        (number, issue_date, due_date, currency, debtor, account)
+    let (
+        Some(number),
+        Some(issue_date),
+        Some(due_date),
+        Some(currency),
+        Some(debtor),
+        Some(account),
+    ) = (number, issue_date, due_date, currency, debtor, account)
     else {
         return Err(errs);
     };
@@ -133,7 +145,11 @@ fn debtor_from_proto(errs: &mut FieldErrors, d: &pb::Debtor, prefix: &str) -> Op
         errs.push(format!("{prefix}.address"), "required");
         return None;
     };
-    for (name, value) in [("email", &d.email), ("customer_number", &d.customer_number), ("vat_id", &d.vat_id)] {
+    for (name, value) in [
+        ("email", &d.email),
+        ("customer_number", &d.customer_number),
+        ("vat_id", &d.vat_id),
+    ] {
         check_len(errs, &format!("{prefix}.{name}"), value);
     }
     Some(Debtor {
@@ -195,7 +211,12 @@ pub fn invoice_to_proto(tenant: &TenantId, state: &CaseState) -> pb::Invoice {
                 city: addr.city.clone(),
                 country: addr.country.clone(),
             }),
-            email: i.debtor.email.as_ref().map(|e| e.expose().clone()).unwrap_or_default(),
+            email: i
+                .debtor
+                .email
+                .as_ref()
+                .map(|e| e.expose().clone())
+                .unwrap_or_default(),
             language: i.debtor.language.clone(),
             customer_number: i.debtor.customer_number.clone().unwrap_or_default(),
             vat_id: i.debtor.vat_id.clone().unwrap_or_default(),
@@ -203,7 +224,12 @@ pub fn invoice_to_proto(tenant: &TenantId, state: &CaseState) -> pb::Invoice {
         payment_reference: i.payment_reference.clone().unwrap_or_default(),
         creditor_account: Some(pb::BankAccount {
             iban: i.creditor_account.iban.to_string(),
-            bic: i.creditor_account.bic.as_ref().map(ToString::to_string).unwrap_or_default(),
+            bic: i
+                .creditor_account
+                .bic
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             holder: i.creditor_account.holder.clone().unwrap_or_default(),
         }),
         default_notice: i.default_notice,

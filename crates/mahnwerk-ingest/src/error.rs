@@ -13,7 +13,11 @@ pub fn invalid(errs: &FieldErrors) -> Status {
         .iter()
         .map(|e| FieldViolation::new(e.field.clone(), e.reason.clone()))
         .collect();
-    Status::with_error_details(Code::InvalidArgument, errs.to_string(), ErrorDetails::with_bad_request(violations))
+    Status::with_error_details(
+        Code::InvalidArgument,
+        errs.to_string(),
+        ErrorDetails::with_bad_request(violations),
+    )
 }
 
 pub fn case_error(err: CaseError) -> Status {

@@ -26,12 +26,9 @@ use mahnwerk_proto::v1::case_service_server::CaseServiceServer;
 use mahnwerk_proto::v1::invoice_service_server::InvoiceServiceServer;
 
 /// The two gRPC services of ingest, ready to add to a tonic router.
-pub fn services(
-    ingest: Ingest,
-) -> (InvoiceServiceServer<Ingest>, CaseServiceServer<Ingest>) {
+pub fn services(ingest: Ingest) -> (InvoiceServiceServer<Ingest>, CaseServiceServer<Ingest>) {
     (
-        InvoiceServiceServer::new(ingest.clone())
-            .max_decoding_message_size(16 * 1024 * 1024),
+        InvoiceServiceServer::new(ingest.clone()).max_decoding_message_size(16 * 1024 * 1024),
         CaseServiceServer::new(ingest),
     )
 }

@@ -21,6 +21,9 @@ pub struct Ingest {
     pub pool: AnyPool,
 }
 
+/// One parsed import item: the invoice, or its number and why it was rejected.
+type ImportItem = Result<mahnwerk_domain::Invoice, (String, FieldErrors)>;
+
 /// Items of an import stream appended per group commit.
 const IMPORT_CHUNK: usize = 500;
 
@@ -110,7 +113,9 @@ impl Ingest {
             let (state, version) = self.load(tenant, case).await.map_err(log_error)?;
             let events = decide(state.as_ref(), command).map_err(case_error)?;
             if events.is_empty() {
-                return state.map(|s| (s, false)).ok_or_else(|| Status::not_found("invoice not found"));
+                return state
+                    .map(|s| (s, false))
+                    .ok_or_else(|| Status::not_found("invoice not found"));
             }
             let batch = AppendBatch {
                 stream: case.stream(tenant),
@@ -128,7 +133,9 @@ impl Ingest {
                 Err(e) => return Err(log_error(e)),
             }
         }
-        Err(Status::aborted("too many concurrent changes to this case; retry"))
+        Err(Status::aborted(
+            "too many concurrent changes to this case; retry",
+        ))
     }
 
     async fn mutate(
@@ -140,7 +147,9 @@ impl Ingest {
     ) -> Result<Response<pb::Invoice>, Status> {
         let tenant = ctx.caller.tenant(tenant_field)?;
         let number = invoice_number("invoice_number", number_field)?;
-        let (state, _) = self.execute(&tenant, &number, &command, &ctx.metadata).await?;
+        let (state, _) = self
+            .execute(&tenant, &number, &command, &ctx.metadata)
+            .await?;
         Ok(Response::new(invoice_to_proto(&tenant, &state)))
     }
 
@@ -149,7 +158,7 @@ impl Ingest {
         &self,
         tenant: &TenantId,
         metadata: &Metadata,
-        chunk: Vec<(u64, Result<mahnwerk_domain::Invoice, (String, FieldErrors)>)>,
+        chunk: Vec<(u64, ImportItem)>,
         results: &mut Vec<pb::ImportResult>,
     ) -> Result<(), Status> {
         let mut batches = Vec::new();
@@ -163,7 +172,10 @@ impl Ingest {
                     violations: errs
                         .0
                         .into_iter()
-                        .map(|e| pb::FieldViolation { field: e.field, description: e.reason })
+                        .map(|e| pb::FieldViolation {
+                            field: e.field,
+                            description: e.reason,
+                        })
                         .collect(),
                     error_code: "INVALID_ARGUMENT".into(),
                     error_message: "invalid invoice".into(),
@@ -194,10 +206,18 @@ impl Ingest {
             r.invoice_number = invoice.number.to_string();
             match result {
                 Ok(_) => r.created = true,
-                Err(mahnwerk_eventlog::Error::Conflict { .. } | mahnwerk_eventlog::Error::DuplicateEvent(_)) => {
+                Err(
+                    mahnwerk_eventlog::Error::Conflict { .. }
+                    | mahnwerk_eventlog::Error::DuplicateEvent(_),
+                ) => {
                     // Already recorded (a retried import) or a second item with the same number.
                     match self
-                        .execute(tenant, &invoice.number, &CaseCommand::Issue(invoice.clone()), metadata)
+                        .execute(
+                            tenant,
+                            &invoice.number,
+                            &CaseCommand::Issue(invoice.clone()),
+                            metadata,
+                        )
                         .await
                     {
                         Ok((_, created)) => r.created = created,
@@ -238,12 +258,19 @@ impl InvoiceService for Ingest {
         let body = req.get_ref();
         let tenant = ctx.caller.tenant(&body.tenant)?;
         let Some(p) = &body.invoice else {
-            return Err(invalid(&FieldErrors::from(mahnwerk_domain::FieldError::new("invoice", "required"))));
+            return Err(invalid(&FieldErrors::from(
+                mahnwerk_domain::FieldError::new("invoice", "required"),
+            )));
         };
         let invoice = invoice_from_proto(p, "invoice").map_err(|e| invalid(&e))?;
         let number = invoice.number.clone();
         let (state, created) = self
-            .execute(&tenant, &number, &CaseCommand::Issue(invoice), &ctx.metadata)
+            .execute(
+                &tenant,
+                &number,
+                &CaseCommand::Issue(invoice),
+                &ctx.metadata,
+            )
             .await?;
         tracing::info!(tenant = %tenant, created, "invoice recorded");
         Ok(Response::new(pb::CreateInvoiceResponse {
@@ -264,33 +291,48 @@ impl InvoiceService for Ingest {
         let mut index = 0_u64;
         while let Some(item) = stream.message().await? {
             let t = ctx.caller.tenant(&item.tenant)?;
-            if let Some(prev) = &tenant {
-                if *prev != t {
-                    self.import_chunk(prev, &ctx.metadata, std::mem::take(&mut chunk), &mut results)
-                        .await?;
-                }
+            if let Some(prev) = &tenant
+                && *prev != t
+            {
+                self.import_chunk(
+                    prev,
+                    &ctx.metadata,
+                    std::mem::take(&mut chunk),
+                    &mut results,
+                )
+                .await?;
             }
             tenant = Some(t);
             let parsed = match &item.invoice {
-                None => Err((String::new(), FieldErrors::from(mahnwerk_domain::FieldError::new("invoice", "required")))),
-                Some(p) => invoice_from_proto(p, "invoice").map_err(|e| (p.invoice_number.clone(), e)),
+                None => Err((
+                    String::new(),
+                    FieldErrors::from(mahnwerk_domain::FieldError::new("invoice", "required")),
+                )),
+                Some(p) => {
+                    invoice_from_proto(p, "invoice").map_err(|e| (p.invoice_number.clone(), e))
+                }
             };
             chunk.push((index, parsed));
             index += 1;
-            if chunk.len() >= IMPORT_CHUNK {
-                if let Some(t) = &tenant {
-                    self.import_chunk(t, &ctx.metadata, std::mem::take(&mut chunk), &mut results)
-                        .await?;
-                }
+            if chunk.len() >= IMPORT_CHUNK
+                && let Some(t) = &tenant
+            {
+                self.import_chunk(t, &ctx.metadata, std::mem::take(&mut chunk), &mut results)
+                    .await?;
             }
         }
         if let Some(t) = &tenant {
-            self.import_chunk(t, &ctx.metadata, chunk, &mut results).await?;
+            self.import_chunk(t, &ctx.metadata, chunk, &mut results)
+                .await?;
         }
         let accepted = results.iter().filter(|r| r.error_code.is_empty()).count() as u64;
         let rejected = results.len() as u64 - accepted;
         tracing::info!(accepted, rejected, "invoice import finished");
-        Ok(Response::new(pb::ImportInvoicesResponse { results, accepted, rejected }))
+        Ok(Response::new(pb::ImportInvoicesResponse {
+            results,
+            accepted,
+            rejected,
+        }))
     }
 
     async fn get_invoice(
@@ -335,7 +377,10 @@ impl InvoiceService for Ingest {
         let after = if body.page_token.is_empty() {
             String::new()
         } else {
-            match hex::decode(&body.page_token).ok().and_then(|b| String::from_utf8(b).ok()) {
+            match hex::decode(&body.page_token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+            {
                 Some(s) => s,
                 None => {
                     errs.push("page_token", "not a token from a previous response");
@@ -344,7 +389,11 @@ impl InvoiceService for Ingest {
             }
         };
         errs.clone().into_result().map_err(|e| invalid(&e))?;
-        let limit = if body.page_size == 0 { 100 } else { body.page_size } as i64;
+        let limit = if body.page_size == 0 {
+            100
+        } else {
+            body.page_size
+        } as i64;
         // Portable SQL with optional filters: each is "unset OR matches".
         let status_list = statuses.join(",");
         let rows: Vec<(String,)> = sqlx::query_as(
@@ -370,11 +419,17 @@ impl InvoiceService for Ingest {
             invoices.push(invoice_to_proto(&tenant, &state));
         }
         let next_page_token = if rows.len() as i64 > limit {
-            invoices.last().map(|i| hex::encode(&i.invoice_number)).unwrap_or_default()
+            invoices
+                .last()
+                .map(|i| hex::encode(&i.invoice_number))
+                .unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(Response::new(pb::ListInvoicesResponse { invoices, next_page_token }))
+        Ok(Response::new(pb::ListInvoicesResponse {
+            invoices,
+            next_page_token,
+        }))
     }
 
     async fn cancel_invoice(
@@ -383,8 +438,13 @@ impl InvoiceService for Ingest {
     ) -> Result<Response<pb::Invoice>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
-        self.mutate(&ctx, &b.tenant, &b.invoice_number, CaseCommand::Cancel { reason: b.reason })
-            .await
+        self.mutate(
+            &ctx,
+            &b.tenant,
+            &b.invoice_number,
+            CaseCommand::Cancel { reason: b.reason },
+        )
+        .await
     }
 
     async fn credit_invoice(
@@ -394,18 +454,23 @@ impl InvoiceService for Ingest {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         let Some(amount) = b.amount else {
-            return Err(invalid(&FieldErrors::from(mahnwerk_domain::FieldError::new("amount", "required"))));
+            return Err(invalid(&FieldErrors::from(
+                mahnwerk_domain::FieldError::new("amount", "required"),
+            )));
         };
         let currency = amount
             .currency
             .parse()
-            .map_err(|e: mahnwerk_domain::FieldError| invalid(&FieldErrors::from(e.under("amount.currency"))))?;
+            .map_err(|e: mahnwerk_domain::FieldError| {
+                invalid(&FieldErrors::from(e.under("amount.currency")))
+            })?;
         let command = CaseCommand::Credit {
             credit_note_number: b.credit_note_number,
             amount: Money::new(amount.minor, currency),
             reason: b.reason,
         };
-        self.mutate(&ctx, &b.tenant, &b.invoice_number, command).await
+        self.mutate(&ctx, &b.tenant, &b.invoice_number, command)
+            .await
     }
 
     async fn dispute_invoice(
@@ -414,8 +479,13 @@ impl InvoiceService for Ingest {
     ) -> Result<Response<pb::Invoice>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
-        self.mutate(&ctx, &b.tenant, &b.invoice_number, CaseCommand::Dispute { reason: b.reason })
-            .await
+        self.mutate(
+            &ctx,
+            &b.tenant,
+            &b.invoice_number,
+            CaseCommand::Dispute { reason: b.reason },
+        )
+        .await
     }
 
     async fn resolve_dispute(
@@ -428,14 +498,24 @@ impl InvoiceService for Ingest {
             Ok(pb::DisputeOutcome::Upheld) => DisputeOutcome::Upheld,
             Ok(pb::DisputeOutcome::Rejected) => DisputeOutcome::Rejected,
             _ => {
-                return Err(case_error(CaseError::Invalid(mahnwerk_domain::FieldError::new(
-                    "outcome",
-                    "required: DISPUTE_OUTCOME_UPHELD or DISPUTE_OUTCOME_REJECTED",
-                ))));
+                return Err(case_error(CaseError::Invalid(
+                    mahnwerk_domain::FieldError::new(
+                        "outcome",
+                        "required: DISPUTE_OUTCOME_UPHELD or DISPUTE_OUTCOME_REJECTED",
+                    ),
+                )));
             }
         };
-        self.mutate(&ctx, &b.tenant, &b.invoice_number, CaseCommand::ResolveDispute { outcome, note: b.note })
-            .await
+        self.mutate(
+            &ctx,
+            &b.tenant,
+            &b.invoice_number,
+            CaseCommand::ResolveDispute {
+                outcome,
+                note: b.note,
+            },
+        )
+        .await
     }
 
     async fn extend_due_date(
@@ -449,8 +529,16 @@ impl InvoiceService for Ingest {
         let Some(new_due_date) = date else {
             return Err(invalid(&errs));
         };
-        self.mutate(&ctx, &b.tenant, &b.invoice_number, CaseCommand::ExtendDueDate { new_due_date, reason: b.reason })
-            .await
+        self.mutate(
+            &ctx,
+            &b.tenant,
+            &b.invoice_number,
+            CaseCommand::ExtendDueDate {
+                new_due_date,
+                reason: b.reason,
+            },
+        )
+        .await
     }
 }
 
@@ -464,20 +552,32 @@ impl CaseService for Ingest {
         let b = req.get_ref();
         let tenant = ctx.caller.tenant(&b.tenant)?;
         let case = match (b.case_id.is_empty(), b.invoice_number.is_empty()) {
-            (false, _) => b.case_id.parse::<CaseId>().map_err(|e| invalid(&FieldErrors::from(e.under("case_id"))))?,
-            (true, false) => CaseId::for_invoice(&tenant, &invoice_number("invoice_number", &b.invoice_number)?),
+            (false, _) => b
+                .case_id
+                .parse::<CaseId>()
+                .map_err(|e| invalid(&FieldErrors::from(e.under("case_id"))))?,
+            (true, false) => CaseId::for_invoice(
+                &tenant,
+                &invoice_number("invoice_number", &b.invoice_number)?,
+            ),
             (true, true) => {
-                return Err(invalid(&FieldErrors::from(mahnwerk_domain::FieldError::new(
-                    "case_id",
-                    "case_id or invoice_number is required",
-                ))));
+                return Err(invalid(&FieldErrors::from(
+                    mahnwerk_domain::FieldError::new(
+                        "case_id",
+                        "case_id or invoice_number is required",
+                    ),
+                )));
             }
         };
         let stream = case.stream(&tenant);
         let mut events = Vec::new();
         let mut from = 1;
         loop {
-            let page = self.log.read_stream(&stream, from, 1000).await.map_err(log_error)?;
+            let page = self
+                .log
+                .read_stream(&stream, from, 1000)
+                .await
+                .map_err(log_error)?;
             let done = page.len() < 1000;
             for e in page {
                 from = e.version + 1;

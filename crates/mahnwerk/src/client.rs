@@ -11,7 +11,11 @@ use tonic::transport::Channel;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Connection {
     /// gRPC address of a running mahnwerk.
-    #[arg(long, env = "MAHNWERK_SERVER", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "MAHNWERK_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub server: String,
     /// API key (`mwk_…`), from `mahnwerk apikey create` or `make run`.
     #[arg(long, env = "MAHNWERK_API_KEY", hide_env_values = true)]
@@ -96,15 +100,34 @@ fn status_error(s: tonic::Status) -> anyhow::Error {
 pub fn invoice_from_json(text: &str) -> anyhow::Result<pb::Invoice> {
     let v: serde_json::Value = serde_json::from_str(text)?;
     let s = |k: &str, camel: &str| -> String {
-        v.get(k).or_else(|| v.get(camel)).and_then(|x| x.as_str()).unwrap_or_default().to_owned()
+        v.get(k)
+            .or_else(|| v.get(camel))
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
     };
     let n = |k: &str, camel: &str| -> i64 {
-        v.get(k).or_else(|| v.get(camel)).and_then(|x| x.as_i64().or_else(|| x.as_str().and_then(|s| s.parse().ok()))).unwrap_or_default()
+        v.get(k)
+            .or_else(|| v.get(camel))
+            .and_then(|x| {
+                x.as_i64()
+                    .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+            })
+            .unwrap_or_default()
     };
-    let obj = |k: &str, camel: &str| v.get(k).or_else(|| v.get(camel)).cloned().unwrap_or_default();
+    let obj = |k: &str, camel: &str| {
+        v.get(k)
+            .or_else(|| v.get(camel))
+            .cloned()
+            .unwrap_or_default()
+    };
     let d = obj("debtor", "debtor");
     let ds = |k: &str, camel: &str| -> String {
-        d.get(k).or_else(|| d.get(camel)).and_then(|x| x.as_str()).unwrap_or_default().to_owned()
+        d.get(k)
+            .or_else(|| d.get(camel))
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
     };
     let a = d.get("address").cloned().unwrap_or_default();
     let acc = obj("creditor_account", "creditorAccount");
@@ -125,10 +148,31 @@ pub fn invoice_from_json(text: &str) -> anyhow::Result<pb::Invoice> {
             name: ds("name", "name"),
             kind: kind as i32,
             address: Some(pb::PostalAddress {
-                street: a.get("street").and_then(|x| x.as_array()).map(|xs| xs.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default(),
-                postal_code: a.get("postal_code").or_else(|| a.get("postalCode")).and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
-                city: a.get("city").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
-                country: a.get("country").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
+                street: a
+                    .get("street")
+                    .and_then(|x| x.as_array())
+                    .map(|xs| {
+                        xs.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                postal_code: a
+                    .get("postal_code")
+                    .or_else(|| a.get("postalCode"))
+                    .and_then(|x| x.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                city: a
+                    .get("city")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                country: a
+                    .get("country")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
             }),
             email: ds("email", "email"),
             language: ds("language", "language"),
@@ -137,20 +181,44 @@ pub fn invoice_from_json(text: &str) -> anyhow::Result<pb::Invoice> {
         }),
         payment_reference: s("payment_reference", "paymentReference"),
         creditor_account: Some(pb::BankAccount {
-            iban: acc.get("iban").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
-            bic: acc.get("bic").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
-            holder: acc.get("holder").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
+            iban: acc
+                .get("iban")
+                .and_then(|x| x.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            bic: acc
+                .get("bic")
+                .and_then(|x| x.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            holder: acc
+                .get("holder")
+                .and_then(|x| x.as_str())
+                .unwrap_or_default()
+                .to_owned(),
         }),
-        default_notice: v.get("default_notice").or_else(|| v.get("defaultNotice")).and_then(|x| x.as_bool()).unwrap_or(false),
+        default_notice: v
+            .get("default_notice")
+            .or_else(|| v.get("defaultNotice"))
+            .and_then(|x| x.as_bool())
+            .unwrap_or(false),
         ..Default::default()
     })
 }
 
 fn print_invoice(i: &pb::Invoice) {
-    let status = pb::InvoiceStatus::try_from(i.status).map(|s| s.as_str_name()).unwrap_or("?");
+    let status = pb::InvoiceStatus::try_from(i.status)
+        .map(|s| s.as_str_name())
+        .unwrap_or("?");
     println!(
         "{:<20} {:<10} due {} open {:>12} {}  {}  case {}",
-        i.invoice_number, i.issue_date, i.current_due_date, i.open_amount, i.currency, status, i.case_id
+        i.invoice_number,
+        i.issue_date,
+        i.current_due_date,
+        i.open_amount,
+        i.currency,
+        status,
+        i.case_id
     );
 }
 
@@ -165,13 +233,27 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
             } else {
                 std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
             };
-            let invoice = invoice_from_json(&text).with_context(|| format!("{file}: not an invoice JSON"))?;
+            let invoice =
+                invoice_from_json(&text).with_context(|| format!("{file}: not an invoice JSON"))?;
             let res = client
-                .create_invoice(authed(&conn, pb::CreateInvoiceRequest { tenant, invoice: Some(invoice) })?)
+                .create_invoice(authed(
+                    &conn,
+                    pb::CreateInvoiceRequest {
+                        tenant,
+                        invoice: Some(invoice),
+                    },
+                )?)
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            println!("{}", if res.created { "created" } else { "already recorded" });
+            println!(
+                "{}",
+                if res.created {
+                    "created"
+                } else {
+                    "already recorded"
+                }
+            );
             if let Some(i) = res.invoice {
                 print_invoice(&i);
             }
@@ -179,9 +261,17 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
         InvoiceCommand::Import { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
             let mut items = Vec::new();
-            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let invoice = invoice_from_json(line).with_context(|| format!("{file}:{}: not an invoice JSON", n + 1))?;
-                items.push(pb::ImportInvoicesRequest { tenant: tenant.clone(), invoice: Some(invoice) });
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let invoice = invoice_from_json(line)
+                    .with_context(|| format!("{file}:{}: not an invoice JSON", n + 1))?;
+                items.push(pb::ImportInvoicesRequest {
+                    tenant: tenant.clone(),
+                    invoice: Some(invoice),
+                });
             }
             let res = client
                 .import_invoices(authed(&conn, tokio_stream::iter(items))?)
@@ -189,31 +279,55 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                 .map_err(status_error)?
                 .into_inner();
             for r in res.results.iter().filter(|r| !r.error_code.is_empty()) {
-                let fields: Vec<String> = r.violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
-                println!("item {} ({}): {} {} {}", r.index, r.invoice_number, r.error_code, r.error_message, fields.join("; "));
+                let fields: Vec<String> = r
+                    .violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .collect();
+                println!(
+                    "item {} ({}): {} {} {}",
+                    r.index,
+                    r.invoice_number,
+                    r.error_code,
+                    r.error_message,
+                    fields.join("; ")
+                );
             }
             println!("accepted {}, rejected {}", res.accepted, res.rejected);
         }
         InvoiceCommand::Get { invoice_number } => {
             let i = client
-                .get_invoice(authed(&conn, pb::GetInvoiceRequest { tenant, invoice_number })?)
+                .get_invoice(authed(
+                    &conn,
+                    pb::GetInvoiceRequest {
+                        tenant,
+                        invoice_number,
+                    },
+                )?)
                 .await
                 .map_err(status_error)?
                 .into_inner();
             print_invoice(&i);
         }
-        InvoiceCommand::List { overdue_as_of, customer, limit } => {
+        InvoiceCommand::List {
+            overdue_as_of,
+            customer,
+            limit,
+        } => {
             let mut page_token = String::new();
             loop {
                 let res = client
-                    .list_invoices(authed(&conn, pb::ListInvoicesRequest {
-                        tenant: tenant.clone(),
-                        overdue_as_of: overdue_as_of.clone().unwrap_or_default(),
-                        debtor_customer_number: customer.clone().unwrap_or_default(),
-                        page_size: limit,
-                        page_token,
-                        ..Default::default()
-                    })?)
+                    .list_invoices(authed(
+                        &conn,
+                        pb::ListInvoicesRequest {
+                            tenant: tenant.clone(),
+                            overdue_as_of: overdue_as_of.clone().unwrap_or_default(),
+                            debtor_customer_number: customer.clone().unwrap_or_default(),
+                            page_size: limit,
+                            page_token,
+                            ..Default::default()
+                        },
+                    )?)
                     .await
                     .map_err(status_error)?
                     .into_inner();
@@ -224,25 +338,57 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                 page_token = res.next_page_token;
             }
         }
-        InvoiceCommand::Cancel { invoice_number, reason } => {
+        InvoiceCommand::Cancel {
+            invoice_number,
+            reason,
+        } => {
             let i = client
-                .cancel_invoice(authed(&conn, pb::CancelInvoiceRequest { tenant, invoice_number, reason })?)
+                .cancel_invoice(authed(
+                    &conn,
+                    pb::CancelInvoiceRequest {
+                        tenant,
+                        invoice_number,
+                        reason,
+                    },
+                )?)
                 .await
                 .map_err(status_error)?
                 .into_inner();
             print_invoice(&i);
         }
-        InvoiceCommand::Dispute { invoice_number, reason } => {
+        InvoiceCommand::Dispute {
+            invoice_number,
+            reason,
+        } => {
             let i = client
-                .dispute_invoice(authed(&conn, pb::DisputeInvoiceRequest { tenant, invoice_number, reason })?)
+                .dispute_invoice(authed(
+                    &conn,
+                    pb::DisputeInvoiceRequest {
+                        tenant,
+                        invoice_number,
+                        reason,
+                    },
+                )?)
                 .await
                 .map_err(status_error)?
                 .into_inner();
             print_invoice(&i);
         }
-        InvoiceCommand::ExtendDueDate { invoice_number, to, reason } => {
+        InvoiceCommand::ExtendDueDate {
+            invoice_number,
+            to,
+            reason,
+        } => {
             let i = client
-                .extend_due_date(authed(&conn, pb::ExtendDueDateRequest { tenant, invoice_number, new_due_date: to, reason })?)
+                .extend_due_date(authed(
+                    &conn,
+                    pb::ExtendDueDateRequest {
+                        tenant,
+                        invoice_number,
+                        new_due_date: to,
+                        reason,
+                    },
+                )?)
                 .await
                 .map_err(status_error)?
                 .into_inner();
@@ -256,9 +402,20 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
 pub async fn case_file(conn: Connection, case: String) -> anyhow::Result<pb::CaseFile> {
     let ch = channel(&conn).await?;
     let mut client = CaseServiceClient::new(ch);
-    let (case_id, invoice_number) = if uuid_like(&case) { (case, String::new()) } else { (String::new(), case) };
+    let (case_id, invoice_number) = if uuid_like(&case) {
+        (case, String::new())
+    } else {
+        (String::new(), case)
+    };
     Ok(client
-        .get_case_file(authed(&conn, pb::GetCaseFileRequest { tenant: conn.tenant.clone(), case_id, invoice_number })?)
+        .get_case_file(authed(
+            &conn,
+            pb::GetCaseFileRequest {
+                tenant: conn.tenant.clone(),
+                case_id,
+                invoice_number,
+            },
+        )?)
         .await
         .map_err(status_error)?
         .into_inner())

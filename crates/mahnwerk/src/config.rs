@@ -7,7 +7,11 @@ use std::net::SocketAddr;
 pub struct StoreArgs {
     /// Event log and service database: `postgres://…` (production) or `sqlite:PATH?mode=rwc`
     /// (embedded default for one machine).
-    #[arg(long, env = "MAHNWERK_DATABASE_URL", default_value = "sqlite:var/mahnwerk.db?mode=rwc")]
+    #[arg(
+        long,
+        env = "MAHNWERK_DATABASE_URL",
+        default_value = "sqlite:var/mahnwerk.db?mode=rwc"
+    )]
     pub database_url: String,
 }
 

@@ -126,10 +126,18 @@ fn main() -> ExitCode {
     let mut out = std::io::stdout().lock();
     // Offline commands: no runtime needed.
     let offline = match cli.command {
-        Command::Inspect(cmd) => Some(mahnwerk_formats::cli::run(cmd, &mut out).map_err(|e| e.to_string())),
-        Command::Law(cmd) => Some(mahnwerk_dunning::cli::run_law(cmd, &mut out).map_err(|e| e.to_string())),
-        Command::Policy(cmd) => Some(mahnwerk_dunning::cli::run_policy(cmd, &mut out).map_err(|e| e.to_string())),
-        Command::Letter(cmd) => Some(mahnwerk_letters::cli::run(cmd, &mut out).map_err(|e| e.to_string())),
+        Command::Inspect(cmd) => {
+            Some(mahnwerk_formats::cli::run(cmd, &mut out).map_err(|e| e.to_string()))
+        }
+        Command::Law(cmd) => {
+            Some(mahnwerk_dunning::cli::run_law(cmd, &mut out).map_err(|e| e.to_string()))
+        }
+        Command::Policy(cmd) => {
+            Some(mahnwerk_dunning::cli::run_policy(cmd, &mut out).map_err(|e| e.to_string()))
+        }
+        Command::Letter(cmd) => {
+            Some(mahnwerk_letters::cli::run(cmd, &mut out).map_err(|e| e.to_string()))
+        }
         other => {
             drop(out);
             return run_online(other);
@@ -166,8 +174,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let telemetry = mahnwerk::telemetry::init("info,sqlx=warn,async_nats=warn")?;
             let shutdown = async {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("installing SIGTERM handler");
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("installing SIGTERM handler");
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {},
                     _ = term.recv() => {},
@@ -194,7 +203,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tenant(TenantCommand::Create { store, id, name }) => {
-            let tenant: TenantId = id.parse().map_err(|e| anyhow::anyhow!("tenant id {id:?}: {e}"))?;
+            let tenant: TenantId = id
+                .parse()
+                .map_err(|e| anyhow::anyhow!("tenant id {id:?}: {e}"))?;
             let (_, keys, _) = mahnwerk::server::open_stores(&store.database_url).await?;
             keys.create_tenant(&tenant, &name).await?;
             println!("created tenant {tenant}");
@@ -205,10 +216,17 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                 println!("{id}\t{name}");
             }
         }
-        Command::Apikey(ApikeyCommand::Create { store, tenants, label }) => {
+        Command::Apikey(ApikeyCommand::Create {
+            store,
+            tenants,
+            label,
+        }) => {
             let tenants = tenants
                 .iter()
-                .map(|t| t.parse::<TenantId>().map_err(|e| anyhow::anyhow!("tenant {t:?}: {e}")))
+                .map(|t| {
+                    t.parse::<TenantId>()
+                        .map_err(|e| anyhow::anyhow!("tenant {t:?}: {e}"))
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let (_, keys, _) = mahnwerk::server::open_stores(&store.database_url).await?;
             let key = keys.create_key(&tenants, &label).await?;
@@ -218,7 +236,10 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Apikey(ApikeyCommand::List { store }) => {
             let (_, keys, _) = mahnwerk::server::open_stores(&store.database_url).await?;
             for (id, label, tenants, revoked) in keys.list_keys().await? {
-                println!("{id}\t{tenants}\t{label}{}", if revoked { "\t(revoked)" } else { "" });
+                println!(
+                    "{id}\t{tenants}\t{label}{}",
+                    if revoked { "\t(revoked)" } else { "" }
+                );
             }
         }
         Command::Apikey(ApikeyCommand::Revoke { store, key_id }) => {
@@ -228,15 +249,28 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             }
             println!("revoked {key_id}");
         }
-        Command::Case(CaseCommand::Show { store, tenant, case, json }) => {
+        Command::Case(CaseCommand::Show {
+            store,
+            tenant,
+            case,
+            json,
+        }) => {
             let tenant: TenantId = tenant.parse().map_err(|e| anyhow::anyhow!("tenant: {e}"))?;
             let case_id = if client::uuid_like(&case) {
-                case.parse::<CaseId>().map_err(|e| anyhow::anyhow!("case id: {e}"))?
+                case.parse::<CaseId>()
+                    .map_err(|e| anyhow::anyhow!("case id: {e}"))?
             } else {
-                CaseId::for_invoice(&tenant, &case.parse().map_err(|e| anyhow::anyhow!("invoice number: {e}"))?)
+                CaseId::for_invoice(
+                    &tenant,
+                    &case
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("invoice number: {e}"))?,
+                )
             };
             let log = mahnwerk_eventlog::EventLog::connect(&store.database_url).await?;
-            let events = log.read_stream(&case_id.stream(&tenant), 1, usize::MAX >> 1).await?;
+            let events = log
+                .read_stream(&case_id.stream(&tenant), 1, usize::MAX >> 1)
+                .await?;
             if events.is_empty() {
                 anyhow::bail!("no case {case} for tenant {tenant}");
             }
@@ -256,7 +290,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Invoice { conn, command } => client::run(conn, command).await.context("invoice command failed")?,
+        Command::Invoice { conn, command } => client::run(conn, command)
+            .await
+            .context("invoice command failed")?,
         Command::Inspect(_) | Command::Law(_) | Command::Policy(_) | Command::Letter(_) => {
             unreachable!("handled offline")
         }

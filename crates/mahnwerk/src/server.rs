@@ -14,17 +14,27 @@ use tokio::sync::watch;
 pub async fn open_stores(url: &str) -> anyhow::Result<(EventLog, KeyStore, sqlx::AnyPool)> {
     if let Some(path) = url.strip_prefix("sqlite:") {
         let file = path.split('?').next().unwrap_or_default();
-        if let Some(dir) = std::path::Path::new(file).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            }
+        if let Some(dir) = std::path::Path::new(file).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    let log = EventLog::connect(url).await.context("opening the event log")?;
-    let pool = mahnwerk_auth::connect_any(url).await.context("opening the service database")?;
-    let keys = KeyStore::open(pool.clone()).await.context("preparing the key tables")?;
-    mahnwerk_ingest::projection::ensure_schema(&pool).await.context("preparing the projection tables")?;
-    mahnwerk_bus::consumer::ensure_inbox(&pool).await.context("preparing the inbox table")?;
+    let log = EventLog::connect(url)
+        .await
+        .context("opening the event log")?;
+    let pool = mahnwerk_auth::connect_any(url)
+        .await
+        .context("opening the service database")?;
+    let keys = KeyStore::open(pool.clone())
+        .await
+        .context("preparing the key tables")?;
+    mahnwerk_ingest::projection::ensure_schema(&pool)
+        .await
+        .context("preparing the projection tables")?;
+    mahnwerk_bus::consumer::ensure_inbox(&pool)
+        .await
+        .context("preparing the inbox table")?;
     Ok((log, keys, pool))
 }
 
@@ -49,7 +59,12 @@ pub async fn run(
         relay.batch = args.relay_batch.max(1);
         relay.window = relay.window.min(relay.batch);
         let (log, rx) = (log.clone(), stop_rx.clone());
-        tasks.spawn(async move { relay.run(log, js, stopped(rx)).await.map_err(anyhow::Error::from) });
+        tasks.spawn(async move {
+            relay
+                .run(log, js, stopped(rx))
+                .await
+                .map_err(anyhow::Error::from)
+        });
         tracing::info!(namespace = %args.namespace, "relay started");
     }
 
@@ -59,7 +74,11 @@ pub async fn run(
             mahnwerk_ingest::projection::follow(log2, pool2, stopped(rx)).await;
             Ok(())
         });
-        let ingest = Ingest { log: log.clone(), keys: keys.clone(), pool: pool.clone() };
+        let ingest = Ingest {
+            log: log.clone(),
+            keys: keys.clone(),
+            pool: pool.clone(),
+        };
         let (invoices, cases) = mahnwerk_ingest::services(ingest);
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
@@ -108,8 +127,14 @@ pub async fn run(
             keys.create_tenant(&tenant, "Demo GmbH").await?;
         }
         let key = keys.create_key(&[tenant], "make run").await?;
-        println!("\nMahnwerk is running.\n  gRPC:    http://{}\n  tenant:  demo\n  API key: {}\n", args.listen, key.token);
-        println!("  export MAHNWERK_API_KEY={}\n  Stop with Ctrl-C.\n", key.token);
+        println!(
+            "\nMahnwerk is running.\n  gRPC:    http://{}\n  tenant:  demo\n  API key: {}\n",
+            args.listen, key.token
+        );
+        println!(
+            "  export MAHNWERK_API_KEY={}\n  Stop with Ctrl-C.\n",
+            key.token
+        );
     }
 
     tokio::select! {

@@ -22,15 +22,23 @@ impl Telemetry {
 
 /// Must run inside the tokio runtime (the OTLP exporter needs it).
 pub fn init(default_filter: &str) -> anyhow::Result<Telemetry> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = std::env::var("MAHNWERK_LOG_FORMAT").is_ok_and(|v| v == "json");
     let fmt = if json {
-        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     let provider = if std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok() {
-        let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?;
         Some(
             SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
@@ -47,6 +55,10 @@ pub fn init(default_filter: &str) -> anyhow::Result<Telemetry> {
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("mahnwerk")));
-    tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()?;
     Ok(Telemetry { provider })
 }

@@ -23,34 +23,82 @@ async fn create_is_idempotent_and_bad_requests_name_their_field_and_append_nothi
         let server = start(&url).await;
         let key = tenant_key(&url, "acme").await;
         let mut client = InvoiceServiceClient::new(server.channel().await);
-        let create = |inv: pb::Invoice| authed(&key, pb::CreateInvoiceRequest { tenant: String::new(), invoice: Some(inv) });
+        let create = |inv: pb::Invoice| {
+            authed(
+                &key,
+                pb::CreateInvoiceRequest {
+                    tenant: String::new(),
+                    invoice: Some(inv),
+                },
+            )
+        };
 
-        let first = client.create_invoice(create(invoice("RE-1"))).await.unwrap().into_inner();
+        let first = client
+            .create_invoice(create(invoice("RE-1")))
+            .await
+            .unwrap()
+            .into_inner();
         assert!(first.created);
-        let again = client.create_invoice(create(invoice("RE-1"))).await.unwrap().into_inner();
+        let again = client
+            .create_invoice(create(invoice("RE-1")))
+            .await
+            .unwrap()
+            .into_inner();
         assert!(!again.created);
         assert_eq!(first.invoice, again.invoice);
         let mut changed = invoice("RE-1");
         changed.net_amount += 1;
         changed.gross_amount += 1;
-        assert_eq!(client.create_invoice(create(changed)).await.unwrap_err().code(), Code::AlreadyExists);
+        assert_eq!(
+            client
+                .create_invoice(create(changed))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::AlreadyExists
+        );
 
-        let cases: Vec<(&str, Box<dyn Fn(&mut pb::Invoice)>)> = vec![
+        type Spoil = Box<dyn Fn(&mut pb::Invoice)>;
+        let cases: Vec<(&str, Spoil)> = vec![
             ("invoice.net_amount", Box::new(|i| i.net_amount = -5)),
-            ("invoice.gross_amount", Box::new(|i| i.gross_amount = i64::MAX)),
+            (
+                "invoice.gross_amount",
+                Box::new(|i| i.gross_amount = i64::MAX),
+            ),
             ("invoice.currency", Box::new(|i| i.currency = "EUX".into())),
-            ("invoice.due_date", Box::new(|i| i.due_date = "2026-02-01".into())),
-            ("invoice.creditor_account.iban", Box::new(|i| i.creditor_account.as_mut().unwrap().iban = "DE88370400440532013000".into())),
-            ("invoice.invoice_number", Box::new(|i| i.invoice_number = String::new())),
-            ("invoice.debtor.name", Box::new(|i| i.debtor.as_mut().unwrap().name = "x".repeat(5000))),
-            ("invoice.issue_date", Box::new(|i| i.issue_date = "2026-02-30".into())),
+            (
+                "invoice.due_date",
+                Box::new(|i| i.due_date = "2026-02-01".into()),
+            ),
+            (
+                "invoice.creditor_account.iban",
+                Box::new(|i| {
+                    i.creditor_account.as_mut().unwrap().iban = "DE88370400440532013000".into()
+                }),
+            ),
+            (
+                "invoice.invoice_number",
+                Box::new(|i| i.invoice_number = String::new()),
+            ),
+            (
+                "invoice.debtor.name",
+                Box::new(|i| i.debtor.as_mut().unwrap().name = "x".repeat(5000)),
+            ),
+            (
+                "invoice.issue_date",
+                Box::new(|i| i.issue_date = "2026-02-30".into()),
+            ),
         ];
         for (field, spoil) in cases {
             let mut bad = invoice("RE-BAD");
             spoil(&mut bad);
             let err = client.create_invoice(create(bad)).await.unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument, "{field}");
-            assert!(violations(&err).iter().any(|f| f == field), "{field}: {:?}", violations(&err));
+            assert!(
+                violations(&err).iter().any(|f| f == field),
+                "{field}: {:?}",
+                violations(&err)
+            );
             assert!(err.message().contains(field), "{}", err.message());
         }
         // Nothing of the rejected requests reached the log: one event, from RE-1.
@@ -68,7 +116,13 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
         let key = tenant_key(&url, "acme").await;
         let mut client = InvoiceServiceClient::new(server.channel().await);
         let created = client
-            .create_invoice(authed(&key, pb::CreateInvoiceRequest { tenant: "acme".into(), invoice: Some(invoice("RE-7")) }))
+            .create_invoice(authed(
+                &key,
+                pb::CreateInvoiceRequest {
+                    tenant: "acme".into(),
+                    invoice: Some(invoice("RE-7")),
+                },
+            ))
             .await
             .unwrap()
             .into_inner()
@@ -76,60 +130,103 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
             .unwrap();
         let n = || "RE-7".to_owned();
         let credited = client
-            .credit_invoice(authed(&key, pb::CreditInvoiceRequest {
-                tenant: String::new(),
-                invoice_number: n(),
-                credit_note_number: "GS-1".into(),
-                amount: Some(pb::Money { minor: 1900, currency: "EUR".into() }),
-                reason: "discount".into(),
-            }))
+            .credit_invoice(authed(
+                &key,
+                pb::CreditInvoiceRequest {
+                    tenant: String::new(),
+                    invoice_number: n(),
+                    credit_note_number: "GS-1".into(),
+                    amount: Some(pb::Money {
+                        minor: 1900,
+                        currency: "EUR".into(),
+                    }),
+                    reason: "discount".into(),
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(credited.open_amount, 10000);
         let disputed = client
-            .dispute_invoice(authed(&key, pb::DisputeInvoiceRequest { tenant: String::new(), invoice_number: n(), reason: "quality".into() }))
+            .dispute_invoice(authed(
+                &key,
+                pb::DisputeInvoiceRequest {
+                    tenant: String::new(),
+                    invoice_number: n(),
+                    reason: "quality".into(),
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(disputed.status, pb::InvoiceStatus::Disputed as i32);
         let resolved = client
-            .resolve_dispute(authed(&key, pb::ResolveDisputeRequest {
-                tenant: String::new(),
-                invoice_number: n(),
-                outcome: pb::DisputeOutcome::Rejected as i32,
-                note: String::new(),
-            }))
+            .resolve_dispute(authed(
+                &key,
+                pb::ResolveDisputeRequest {
+                    tenant: String::new(),
+                    invoice_number: n(),
+                    outcome: pb::DisputeOutcome::Rejected as i32,
+                    note: String::new(),
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(resolved.status, pb::InvoiceStatus::Open as i32);
         let extended = client
-            .extend_due_date(authed(&key, pb::ExtendDueDateRequest {
-                tenant: String::new(),
-                invoice_number: n(),
-                new_due_date: "2026-04-30".into(),
-                reason: String::new(),
-            }))
+            .extend_due_date(authed(
+                &key,
+                pb::ExtendDueDateRequest {
+                    tenant: String::new(),
+                    invoice_number: n(),
+                    new_due_date: "2026-04-30".into(),
+                    reason: String::new(),
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(extended.current_due_date, "2026-04-30");
         let overdue = |as_of: &str| {
-            authed(&key, pb::ListInvoicesRequest { overdue_as_of: as_of.into(), ..Default::default() })
+            authed(
+                &key,
+                pb::ListInvoicesRequest {
+                    overdue_as_of: as_of.into(),
+                    ..Default::default()
+                },
+            )
         };
         // The projection follows the log; wait until it shows the extension.
         let ch = server.channel().await;
         wait_for("projection", 10, || {
             let mut c = InvoiceServiceClient::new(ch.clone());
             let req = overdue("2026-04-15");
-            async move { c.list_invoices(req).await.unwrap().into_inner().invoices.is_empty() }
+            async move {
+                c.list_invoices(req)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .invoices
+                    .is_empty()
+            }
         })
         .await;
-        let listed = client.list_invoices(overdue("2026-05-01")).await.unwrap().into_inner();
+        let listed = client
+            .list_invoices(overdue("2026-05-01"))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(listed.invoices.len(), 1);
         let cancelled = client
-            .cancel_invoice(authed(&key, pb::CancelInvoiceRequest { tenant: String::new(), invoice_number: n(), reason: "void".into() }))
+            .cancel_invoice(authed(
+                &key,
+                pb::CancelInvoiceRequest {
+                    tenant: String::new(),
+                    invoice_number: n(),
+                    reason: "void".into(),
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -137,17 +234,37 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
 
         let mut cases = CaseServiceClient::new(server.channel().await);
         let file = cases
-            .get_case_file(authed(&key, pb::GetCaseFileRequest { case_id: created.case_id.clone(), ..Default::default() }))
+            .get_case_file(authed(
+                &key,
+                pb::GetCaseFileRequest {
+                    case_id: created.case_id.clone(),
+                    ..Default::default()
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
         let types: Vec<&str> = file.events.iter().map(|e| e.r#type.as_str()).collect();
         assert_eq!(
             types,
-            ["invoice.issued.v1", "invoice.credited.v1", "invoice.disputed.v1", "dispute.resolved.v1", "due_date.extended.v1", "invoice.cancelled.v1"]
+            [
+                "invoice.issued.v1",
+                "invoice.credited.v1",
+                "invoice.disputed.v1",
+                "dispute.resolved.v1",
+                "due_date.extended.v1",
+                "invoice.cancelled.v1"
+            ]
         );
-        assert_eq!(file.events.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
-        assert!(file.events.iter().all(|e| e.metadata.as_ref().unwrap().actor.starts_with("apikey:")));
+        assert_eq!(
+            file.events.iter().map(|e| e.version).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6]
+        );
+        assert!(
+            file.events
+                .iter()
+                .all(|e| e.metadata.as_ref().unwrap().actor.starts_with("apikey:"))
+        );
         server.stop().await;
     }
 }
@@ -161,7 +278,13 @@ async fn a_key_of_tenant_a_cannot_read_list_or_change_tenant_b() {
         let key_b = tenant_key(&url, "tenant-b").await;
         let mut client = InvoiceServiceClient::new(server.channel().await);
         let b_invoice = client
-            .create_invoice(authed(&key_b, pb::CreateInvoiceRequest { tenant: String::new(), invoice: Some(invoice("B-1")) }))
+            .create_invoice(authed(
+                &key_b,
+                pb::CreateInvoiceRequest {
+                    tenant: String::new(),
+                    invoice: Some(invoice("B-1")),
+                },
+            ))
             .await
             .unwrap()
             .into_inner()
@@ -169,26 +292,140 @@ async fn a_key_of_tenant_a_cannot_read_list_or_change_tenant_b() {
             .unwrap();
         // Naming tenant B explicitly: permission denied, whatever the call.
         let denied = |c: Code| assert_eq!(c, Code::PermissionDenied);
-        denied(client.get_invoice(authed(&key_a, pb::GetInvoiceRequest { tenant: "tenant-b".into(), invoice_number: "B-1".into() })).await.unwrap_err().code());
-        denied(client.list_invoices(authed(&key_a, pb::ListInvoicesRequest { tenant: "tenant-b".into(), ..Default::default() })).await.unwrap_err().code());
-        denied(client.cancel_invoice(authed(&key_a, pb::CancelInvoiceRequest { tenant: "tenant-b".into(), invoice_number: "B-1".into(), reason: String::new() })).await.unwrap_err().code());
-        denied(client.create_invoice(authed(&key_a, pb::CreateInvoiceRequest { tenant: "tenant-b".into(), invoice: Some(invoice("B-2")) })).await.unwrap_err().code());
+        denied(
+            client
+                .get_invoice(authed(
+                    &key_a,
+                    pb::GetInvoiceRequest {
+                        tenant: "tenant-b".into(),
+                        invoice_number: "B-1".into(),
+                    },
+                ))
+                .await
+                .unwrap_err()
+                .code(),
+        );
+        denied(
+            client
+                .list_invoices(authed(
+                    &key_a,
+                    pb::ListInvoicesRequest {
+                        tenant: "tenant-b".into(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap_err()
+                .code(),
+        );
+        denied(
+            client
+                .cancel_invoice(authed(
+                    &key_a,
+                    pb::CancelInvoiceRequest {
+                        tenant: "tenant-b".into(),
+                        invoice_number: "B-1".into(),
+                        reason: String::new(),
+                    },
+                ))
+                .await
+                .unwrap_err()
+                .code(),
+        );
+        denied(
+            client
+                .create_invoice(authed(
+                    &key_a,
+                    pb::CreateInvoiceRequest {
+                        tenant: "tenant-b".into(),
+                        invoice: Some(invoice("B-2")),
+                    },
+                ))
+                .await
+                .unwrap_err()
+                .code(),
+        );
         // In its own tenant, A does not see B's invoice or case file, even by case id.
-        assert_eq!(client.get_invoice(authed(&key_a, pb::GetInvoiceRequest { tenant: String::new(), invoice_number: "B-1".into() })).await.unwrap_err().code(), Code::NotFound);
-        assert_eq!(client.cancel_invoice(authed(&key_a, pb::CancelInvoiceRequest { tenant: String::new(), invoice_number: "B-1".into(), reason: String::new() })).await.unwrap_err().code(), Code::NotFound);
-        let listed = client.list_invoices(authed(&key_a, pb::ListInvoicesRequest::default())).await.unwrap().into_inner();
+        assert_eq!(
+            client
+                .get_invoice(authed(
+                    &key_a,
+                    pb::GetInvoiceRequest {
+                        tenant: String::new(),
+                        invoice_number: "B-1".into()
+                    }
+                ))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            client
+                .cancel_invoice(authed(
+                    &key_a,
+                    pb::CancelInvoiceRequest {
+                        tenant: String::new(),
+                        invoice_number: "B-1".into(),
+                        reason: String::new()
+                    }
+                ))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+        let listed = client
+            .list_invoices(authed(&key_a, pb::ListInvoicesRequest::default()))
+            .await
+            .unwrap()
+            .into_inner();
         assert!(listed.invoices.is_empty());
         let mut cases = CaseServiceClient::new(server.channel().await);
         assert_eq!(
-            cases.get_case_file(authed(&key_a, pb::GetCaseFileRequest { case_id: b_invoice.case_id.clone(), ..Default::default() })).await.unwrap_err().code(),
+            cases
+                .get_case_file(authed(
+                    &key_a,
+                    pb::GetCaseFileRequest {
+                        case_id: b_invoice.case_id.clone(),
+                        ..Default::default()
+                    }
+                ))
+                .await
+                .unwrap_err()
+                .code(),
             Code::NotFound
         );
         // And B's invoice is untouched.
-        let b = client.get_invoice(authed(&key_b, pb::GetInvoiceRequest { tenant: String::new(), invoice_number: "B-1".into() })).await.unwrap().into_inner();
+        let b = client
+            .get_invoice(authed(
+                &key_b,
+                pb::GetInvoiceRequest {
+                    tenant: String::new(),
+                    invoice_number: "B-1".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(b.status, pb::InvoiceStatus::Open as i32);
         // No key, a bad key: unauthenticated.
-        assert_eq!(client.get_invoice(tonic::Request::new(pb::GetInvoiceRequest::default())).await.unwrap_err().code(), Code::Unauthenticated);
-        assert_eq!(client.get_invoice(authed("mwk_nope_nope", pb::GetInvoiceRequest::default())).await.unwrap_err().code(), Code::Unauthenticated);
+        assert_eq!(
+            client
+                .get_invoice(tonic::Request::new(pb::GetInvoiceRequest::default()))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            client
+                .get_invoice(authed("mwk_nope_nope", pb::GetInvoiceRequest::default()))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::Unauthenticated
+        );
         server.stop().await;
     }
 }
@@ -214,37 +451,75 @@ async fn ten_thousand_invoices_over_one_stream_with_one_percent_bad_rows() {
                     let field = bad_fields[(i / 100) % bad_fields.len()];
                     match field {
                         "invoice.net_amount" => inv.net_amount = -1,
-                        "invoice.creditor_account.iban" => inv.creditor_account.as_mut().unwrap().iban = "DE00370400440532013000".into(),
+                        "invoice.creditor_account.iban" => {
+                            inv.creditor_account.as_mut().unwrap().iban =
+                                "DE00370400440532013000".into()
+                        }
                         "invoice.due_date" => inv.due_date = "2026-01-01".into(),
                         "invoice.currency" => inv.currency = "XYZ".into(),
-                        _ => inv.debtor.as_mut().unwrap().address.as_mut().unwrap().postal_code = String::new(),
+                        _ => {
+                            inv.debtor
+                                .as_mut()
+                                .unwrap()
+                                .address
+                                .as_mut()
+                                .unwrap()
+                                .postal_code = String::new()
+                        }
                     }
                     expected_bad.insert(i as u64, field);
                 }
-                pb::ImportInvoicesRequest { tenant: String::new(), invoice: Some(inv) }
+                pb::ImportInvoicesRequest {
+                    tenant: String::new(),
+                    invoice: Some(inv),
+                }
             })
             .collect();
         let mut client = InvoiceServiceClient::new(server.channel().await);
-        let res = client.import_invoices(authed(&key, tokio_stream::iter(items))).await.unwrap().into_inner();
+        let res = client
+            .import_invoices(authed(&key, tokio_stream::iter(items)))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(res.results.len(), 10_000);
         assert_eq!((res.accepted, res.rejected), (9_900, 100));
         for r in &res.results {
             match expected_bad.get(&r.index) {
                 Some(field) => {
                     assert_eq!(r.error_code, "INVALID_ARGUMENT");
-                    assert!(r.violations.iter().any(|v| v.field == *field), "item {}: {:?}", r.index, r.violations);
+                    assert!(
+                        r.violations.iter().any(|v| v.field == *field),
+                        "item {}: {:?}",
+                        r.index,
+                        r.violations
+                    );
                     assert!(r.case_id.is_empty());
                 }
-                None => assert!(r.created && !r.case_id.is_empty() && r.violations.is_empty(), "item {}", r.index),
+                None => assert!(
+                    r.created && !r.case_id.is_empty() && r.violations.is_empty(),
+                    "item {}",
+                    r.index
+                ),
             }
         }
         let log = mahnwerk_eventlog::EventLog::connect(&url).await.unwrap();
         assert_eq!(log.head_position().await.unwrap(), 9_900);
         // Every good invoice is readable through CaseService.
         let mut cases = CaseServiceClient::new(server.channel().await);
-        for r in res.results.iter().filter(|r| r.error_code.is_empty()).step_by(33) {
+        for r in res
+            .results
+            .iter()
+            .filter(|r| r.error_code.is_empty())
+            .step_by(33)
+        {
             let file = cases
-                .get_case_file(authed(&key, pb::GetCaseFileRequest { case_id: r.case_id.clone(), ..Default::default() }))
+                .get_case_file(authed(
+                    &key,
+                    pb::GetCaseFileRequest {
+                        case_id: r.case_id.clone(),
+                        ..Default::default()
+                    },
+                ))
                 .await
                 .unwrap()
                 .into_inner();
@@ -253,11 +528,22 @@ async fn ten_thousand_invoices_over_one_stream_with_one_percent_bad_rows() {
         }
         // Importing the same stream again is a retry: nothing new, nothing rejected twice.
         let again: Vec<_> = (0..200)
-            .map(|i| pb::ImportInvoicesRequest { tenant: String::new(), invoice: Some(invoice(&format!("IMP-{i:05}"))) })
+            .map(|i| pb::ImportInvoicesRequest {
+                tenant: String::new(),
+                invoice: Some(invoice(&format!("IMP-{i:05}"))),
+            })
             .collect();
-        let res2 = client.import_invoices(authed(&key, tokio_stream::iter(again))).await.unwrap().into_inner();
+        let res2 = client
+            .import_invoices(authed(&key, tokio_stream::iter(again)))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(res2.accepted, 200);
-        assert!(res2.results.iter().all(|r| !r.created || r.index == 42 || r.index == 142));
+        assert!(
+            res2.results
+                .iter()
+                .all(|r| !r.created || r.index == 42 || r.index == 142)
+        );
         // And all events reach JetStream.
         let ns = server.namespace.clone();
         wait_for("published", 60, || {

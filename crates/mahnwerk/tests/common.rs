@@ -12,21 +12,33 @@ pub fn nats_url() -> String {
 }
 
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// A database URL per backend for one test: SQLite in `dir`, plus a fresh PostgreSQL database
 /// when DATABASE_URL is set.
 pub async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
-    let mut urls = vec![format!("sqlite:{}?mode=rwc", dir.path().join("mahnwerk.db").display())];
+    let mut urls = vec![format!(
+        "sqlite:{}?mode=rwc",
+        dir.path().join("mahnwerk.db").display()
+    )];
     if let Ok(admin) = std::env::var("DATABASE_URL") {
         let name = unique("mwt_");
-        let pool = sqlx::PgPool::connect(&admin).await.expect("DATABASE_URL must reach PostgreSQL");
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .expect("DATABASE_URL must reach PostgreSQL");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&pool)
             .await
             .unwrap();
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin).to_owned();
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin)
+            .to_owned();
         urls.push(format!("{base}/{name}"));
     } else {
         eprintln!("DATABASE_URL not set: this test ran on SQLite only");
@@ -62,7 +74,9 @@ impl Running {
 pub async fn start(database_url: &str) -> Running {
     let namespace = unique("t");
     let args = ServeArgs {
-        store: StoreArgs { database_url: database_url.to_owned() },
+        store: StoreArgs {
+            database_url: database_url.to_owned(),
+        },
         nats_url: nats_url(),
         listen: "127.0.0.1:0".parse().unwrap(),
         namespace: namespace.clone(),
@@ -80,7 +94,13 @@ pub async fn start(database_url: &str) -> Running {
         Some(ready),
     ));
     let addr = addr.await.expect("server started");
-    Running { addr, namespace, database_url: database_url.to_owned(), stop: Some(stop), task }
+    Running {
+        addr,
+        namespace,
+        database_url: database_url.to_owned(),
+        stop: Some(stop),
+        task,
+    }
 }
 
 /// Create a tenant and a key for it directly in the store (as `mahnwerk tenant create` does).
@@ -93,7 +113,8 @@ pub async fn tenant_key(database_url: &str, tenant: &str) -> String {
 
 pub fn authed<T>(key: &str, body: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(body);
-    req.metadata_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
     req
 }
 
@@ -137,7 +158,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
     while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -38,7 +38,10 @@ async fn relay_killed_mid_publish_then_restarted_publishes_each_event_exactly_on
                         event_type: "test.happened.v1".into(),
                         payload: serde_json::json!({ "s": s, "i": i, "pad": "x".repeat(200) }),
                         occurred_at: chrono::Utc::now(),
-                        metadata: Metadata { actor: "test".into(), ..Default::default() },
+                        metadata: Metadata {
+                            actor: "test".into(),
+                            ..Default::default()
+                        },
                     })
                     .collect(),
             })
@@ -56,14 +59,20 @@ async fn relay_killed_mid_publish_then_restarted_publishes_each_event_exactly_on
         let mut seen = 0;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         while seen < 500 {
-            assert!(tokio::time::Instant::now() < deadline, "relay published nothing");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "relay published nothing"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             seen = stream_messages(&namespace).await;
         }
         relay.kill().unwrap();
         relay.wait().unwrap();
         let at_kill = stream_messages(&namespace).await;
-        assert!(at_kill < 10_000, "the relay finished before it was killed ({at_kill})");
+        assert!(
+            at_kill < 10_000,
+            "the relay finished before it was killed ({at_kill})"
+        );
 
         let mut relay = spawn_relay(&url, &namespace);
         let ns = namespace.clone();
@@ -85,7 +94,10 @@ async fn relay_killed_mid_publish_then_restarted_publishes_each_event_exactly_on
         for (seq, expected) in (1..=10_000_u64).zip(&log_events) {
             let msg = stream.get_raw_message(seq).await.unwrap();
             let env: mahnwerk_bus::Envelope = serde_json::from_slice(&msg.payload).unwrap();
-            assert_eq!(env.position, expected.position, "message {seq} out of log order");
+            assert_eq!(
+                env.position, expected.position,
+                "message {seq} out of log order"
+            );
             assert_eq!(env.event_id, expected.event_id.to_string());
         }
         eprintln!("killed at {at_kill} of 10000 on {}", log.backend_name());
