@@ -6,7 +6,7 @@
 //! server state (checkpoints, cache); only the database calls are timed, the workload is
 //! generated once per batch outside the clock.
 
-use crate::infra::{Env, cpu_seconds};
+use crate::infra::{Env, cpu_seconds, pg_backend_cpu};
 use crate::report::Row;
 use crate::workload::StreamSpread;
 use anyhow::{Context, Result, bail};
@@ -289,6 +289,16 @@ async fn run_backend(
     let mut spread = StreamSpread::new(&env.run, tenant, streams);
     let (mut t_log, mut t_insert, mut t_copy) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut cpu_log, mut cpu_insert) = (0.0, 0.0);
+    // Server CPU (PostgreSQL backends of this database), sampled around each timed call.
+    let (mut srv_log, mut srv_insert, mut srv_copy) = (0.0, 0.0, 0.0);
+    let pg = match &plain {
+        Plain::Pg(pool) => Some(pool.clone()),
+        Plain::Sqlite(_) => None,
+    };
+    let srv = async |pg: &Option<PgPool>| match pg {
+        Some(pool) => pg_backend_cpu(pool).await,
+        None => 0.0,
+    };
     let mut payload_bytes = 0_usize;
     let mut position = 0_i64;
     let mut i = 0_u64;
@@ -299,10 +309,13 @@ async fn run_backend(
         let rows = plain_rows(&batches, &mut position);
         payload_bytes += rows.iter().map(|r| r.payload.len()).sum::<usize>();
 
+        let s0 = srv(&pg).await;
         let (c0, t0) = (cpu_seconds(), Instant::now());
         let results = log.append_many(batches).await?;
         t_log += t0.elapsed();
         cpu_log += cpu_seconds() - c0;
+        let s1 = srv(&pg).await;
+        srv_log += s1 - s0;
         if let Some(err) = results.into_iter().find_map(Result::err) {
             bail!("B1 append failed: {err}");
         }
@@ -311,11 +324,14 @@ async fn run_backend(
         plain.insert(&rows).await?;
         t_insert += t0.elapsed();
         cpu_insert += cpu_seconds() - c0;
+        let s2 = srv(&pg).await;
+        srv_insert += s2 - s1;
 
         if matches!(plain, Plain::Pg(_)) {
             let t0 = Instant::now();
             plain.copy(&rows).await?;
             t_copy += t0.elapsed();
+            srv_copy += srv(&pg).await - s2;
         }
         i = to;
     }
@@ -345,6 +361,14 @@ async fn run_backend(
         t_insert.as_secs_f64(),
         cpu_insert / nf * 1e6
     ));
+    if pg.is_some() {
+        row.notes.push(format!(
+            "PostgreSQL backend CPU: log {:.1} µs/event, INSERT {:.1} µs/row, COPY {:.1} µs/row (10 ms ticks)",
+            srv_log / nf * 1e6,
+            srv_insert / nf * 1e6,
+            srv_copy / nf * 1e6
+        ));
+    }
     if !t_copy.is_zero() {
         row.notes.push(format!(
             "COPY (csv) into the same plain table: {:.0} rows/s",

@@ -153,7 +153,22 @@ pub fn with_database(url: &str, name: &str) -> String {
 
 /// CPU seconds (user + system) this process has used so far.
 pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    proc_cpu_seconds("self")
+}
+
+/// CPU seconds of the PostgreSQL backends serving the pool's database, when the server runs on
+/// this machine (their `/proc` entries are readable); 0 otherwise.
+pub async fn pg_backend_cpu(pool: &sqlx::PgPool) -> f64 {
+    let pids: Vec<i32> =
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    pids.iter().map(|p| proc_cpu_seconds(&p.to_string())).sum()
+}
+
+fn proc_cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
