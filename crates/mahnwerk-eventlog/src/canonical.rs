@@ -31,7 +31,7 @@ pub(crate) struct PayloadError(pub String);
 /// Writes `value` in canonical form. Refuses what PostgreSQL `jsonb` cannot store (`\u0000` in a
 /// string), so both backends accept the same payloads.
 pub(crate) fn canonical_json(value: &Value) -> Result<String, PayloadError> {
-    let mut out = String::with_capacity(256);
+    let mut out = String::with_capacity(512);
     write_value(&mut out, value)?;
     Ok(out)
 }
@@ -64,16 +64,18 @@ fn write_value(out: &mut String, value: &Value) -> Result<(), PayloadError> {
             out.push(']');
         }
         Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
             out.push('{');
-            for (i, (k, v)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
+            if keys_in_utf16_order(map) {
+                // The common case (serde_json's default map is sorted by UTF-8 bytes): no sort.
+                for (i, (k, v)) in map.iter().enumerate() {
+                    write_member(out, i, k, v)?;
                 }
-                write_string(out, k)?;
-                out.push(':');
-                write_value(out, v)?;
+            } else {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+                for (i, (k, v)) in members.into_iter().enumerate() {
+                    write_member(out, i, k, v)?;
+                }
             }
             out.push('}');
         }
@@ -81,24 +83,61 @@ fn write_value(out: &mut String, value: &Value) -> Result<(), PayloadError> {
     Ok(())
 }
 
+fn write_member(out: &mut String, i: usize, k: &str, v: &Value) -> Result<(), PayloadError> {
+    if i > 0 {
+        out.push(',');
+    }
+    write_string(out, k)?;
+    out.push(':');
+    write_value(out, v)
+}
+
+/// Whether iterating `map` already gives RFC 8785 order. UTF-8 byte order equals code point
+/// order, which equals UTF-16 order unless a key holds a character from U+E000 up (UTF-8 lead
+/// byte 0xEE or more), where surrogate pairs sort differently.
+fn keys_in_utf16_order(map: &serde_json::Map<String, Value>) -> bool {
+    let mut prev: Option<&str> = None;
+    for k in map.keys() {
+        if k.bytes().any(|b| b >= 0xEE) {
+            return false;
+        }
+        if let Some(p) = prev
+            && p.as_bytes() >= k.as_bytes()
+        {
+            return false;
+        }
+        prev = Some(k);
+    }
+    true
+}
+
 pub(crate) fn write_string(out: &mut String, s: &str) -> Result<(), PayloadError> {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '\0' => return Err(PayloadError("strings must not contain \\u0000".into())),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &str = match b {
+            0 => return Err(PayloadError("strings must not contain \\u0000".into())),
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x01..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte matched above is ASCII, so `start..i` ends on a char boundary.
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escape);
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
     Ok(())
 }
@@ -149,7 +188,20 @@ fn write_f64(out: &mut String, f: f64) {
 
 /// The one text form of `occurred_at` in the hash and in SQLite (microseconds, as PostgreSQL keeps).
 pub(crate) fn format_time(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    use chrono::{Datelike, Timelike};
+    let mut out = String::with_capacity(27);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        (t.nanosecond() % 1_000_000_000) / 1_000
+    );
+    out
 }
 
 fn write_opt(out: &mut String, s: &Option<String>) -> Result<(), PayloadError> {
@@ -170,7 +222,8 @@ pub(crate) struct HashInput<'a> {
     pub event_type: &'a str,
     /// Canonical JSON of the payload, from [`canonical_json`].
     pub payload_canonical: &'a str,
-    pub occurred_at: &'a DateTime<Utc>,
+    /// `occurred_at` as [`format_time`] writes it.
+    pub occurred_at: &'a str,
     pub metadata: &'a Metadata,
 }
 
@@ -188,7 +241,7 @@ pub(crate) fn envelope(e: &HashInput<'_>) -> Result<String, PayloadError> {
     out.push_str(",\"traceparent\":");
     write_opt(&mut out, &e.metadata.traceparent)?;
     out.push_str("},\"occurred_at\":\"");
-    out.push_str(&format_time(e.occurred_at));
+    out.push_str(e.occurred_at);
     out.push_str("\",\"payload\":");
     out.push_str(e.payload_canonical);
     out.push_str(",\"stream\":");
@@ -264,6 +317,27 @@ mod tests {
             "\"a\\\"\\\\\\n\\u0001\u{7f}é€\""
         );
         assert!(canonical_json(&json!({"x": "a\u{0}b"})).is_err());
+    }
+
+    #[test]
+    fn time_is_written_with_microseconds() {
+        let t = DateTime::parse_from_rfc3339("2026-11-26T09:05:03.123456789Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(format_time(&t), "2026-11-26T09:05:03.123456Z");
+        assert_eq!(
+            format_time(&t),
+            t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+        );
+    }
+
+    #[test]
+    fn unsorted_maps_are_sorted() {
+        let mut m = serde_json::Map::new();
+        m.insert("b".into(), json!(1));
+        m.insert("a".into(), json!(2));
+        // Whatever order the map iterates in, the output is sorted.
+        assert_eq!(canon(Value::Object(m)), r#"{"a":2,"b":1}"#);
     }
 
     #[test]

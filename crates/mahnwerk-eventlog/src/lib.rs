@@ -313,8 +313,8 @@ impl EventLog {
         if !prepared.is_empty() {
             let recorded_at = plan::truncate_micros(Utc::now());
             let (outcomes, head) = match &self.inner.backend {
-                Backend::Pg(b) => b.commit(prepared, recorded_at).await?,
-                Backend::Sqlite(b) => b.commit(prepared, recorded_at).await?,
+                Backend::Pg(b) => b.commit(&prepared, recorded_at).await?,
+                Backend::Sqlite(b) => b.commit(&prepared, recorded_at).await?,
             };
             for (index, outcome) in outcomes {
                 if let Some(slot) = slots.get_mut(index) {
@@ -339,14 +339,23 @@ impl EventLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let (from, limit) = (to_i64(from_version), limit_i64(limit));
-        match &self.inner.backend {
-            Backend::Pg(b) => b.read_stream(stream.as_str(), from, limit).await,
-            Backend::Sqlite(b) => b.read_stream(stream.as_str(), from, limit).await,
-        }
+        let rows = match &self.inner.backend {
+            Backend::Pg(b) => b.read_stream(stream.as_str(), from, limit).await?,
+            Backend::Sqlite(b) => b.read_stream(stream.as_str(), from, limit).await?,
+        };
+        rows.into_iter().map(StoredRow::into_recorded).collect()
     }
 
     /// Events with position > `after_position`, ascending, at most `limit`.
     pub async fn read_all(&self, after_position: i64, limit: usize) -> Result<Vec<RecordedEvent>> {
+        self.read_rows(after_position, limit)
+            .await?
+            .into_iter()
+            .map(StoredRow::into_recorded)
+            .collect()
+    }
+
+    async fn read_rows(&self, after_position: i64, limit: usize) -> Result<Vec<StoredRow>> {
         let limit = limit_i64(limit);
         match &self.inner.backend {
             Backend::Pg(b) => b.read_all(after_position, limit).await,
@@ -392,11 +401,40 @@ impl EventLog {
         };
         let mut after = 0;
         loop {
-            let page = self.read_all(after, VERIFY_PAGE).await?;
+            let page = self.read_rows(after, VERIFY_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.position;
-            for e in &page {
+            for row in page {
                 report.events += 1;
+                let (position, version, event_id) =
+                    (row.position, row.version, EventId(row.event_id));
+                let (stream, stored_hash) = (row.stream.clone(), row.hash.clone());
+                let e = match row.into_recorded() {
+                    Ok(e) => e,
+                    Err(err) => {
+                        // A row that no longer reads back as an event (say, a payload edited
+                        // into invalid JSON) is itself a broken event.
+                        let stream: StreamId = stream.parse().map_err(|_| {
+                            Error::Invalid(format!(
+                                "stored stream id {stream:?} at position {position} is malformed"
+                            ))
+                        })?;
+                        let version = u64::try_from(version).unwrap_or(0);
+                        if report.first_broken.is_none() {
+                            report.first_broken = Some(BrokenEvent {
+                                position,
+                                stream: stream.clone(),
+                                version,
+                                event_id,
+                                reason: format!("stored row cannot be read back: {err}"),
+                            });
+                        }
+                        let next = plan::decode_hash(&stored_hash).unwrap_or(canonical::GENESIS);
+                        tips.insert(stream, (version, next));
+                        continue;
+                    }
+                };
+                let e = &e;
                 let (prev_version, prev_hash) = tips
                     .get(&e.stream)
                     .copied()
@@ -464,6 +502,7 @@ fn check_event(
     prev_hash: &[u8; 32],
 ) -> (Option<String>, [u8; 32]) {
     let stored = plan::decode_hash(&e.hash);
+    let occurred_at = canonical::format_time(&e.occurred_at);
     let recomputed = canonical::canonical_json(&e.payload).and_then(|payload| {
         canonical::chain_hash(
             prev_hash,
@@ -473,7 +512,7 @@ fn check_event(
                 version: e.version,
                 event_type: &e.event_type,
                 payload_canonical: &payload,
-                occurred_at: &e.occurred_at,
+                occurred_at: &occurred_at,
                 metadata: &e.metadata,
             },
         )
@@ -507,14 +546,14 @@ fn check_event(
 }
 
 /// A row as both backends read it, before validation into a [`RecordedEvent`].
-pub(crate) struct StoredRow<'a> {
+pub(crate) struct StoredRow {
     pub position: i64,
     pub event_id: Uuid,
     pub stream: String,
     pub version: i64,
     pub tenant: String,
     pub event_type: String,
-    pub payload: &'a str,
+    pub payload: String,
     pub occurred_at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
     pub correlation_id: Option<String>,
@@ -524,7 +563,7 @@ pub(crate) struct StoredRow<'a> {
     pub hash: String,
 }
 
-impl StoredRow<'_> {
+impl StoredRow {
     pub(crate) fn into_recorded(self) -> Result<RecordedEvent> {
         let stream: StreamId = self.stream.parse().map_err(|_| {
             Error::Invalid(format!("stored stream id {:?} is malformed", self.stream))
@@ -533,7 +572,7 @@ impl StoredRow<'_> {
             .tenant
             .parse()
             .map_err(|_| Error::Invalid(format!("stored tenant {:?} is malformed", self.tenant)))?;
-        let payload = serde_json::from_str(self.payload).map_err(|e| {
+        let payload = serde_json::from_str(&self.payload).map_err(|e| {
             Error::Invalid(format!(
                 "stored payload at position {} is not JSON: {e}",
                 self.position

@@ -2,8 +2,9 @@
 //! tracked in `eventlog._sqlx_migrations`, appends serialised by a transaction-scoped advisory
 //! lock so commit order is position order, rows inserted with one `UNNEST` statement per group.
 
-use crate::plan::{self, CurrentState, PreparedBatch, Row};
-use crate::{Appended, RecordedEvent, Result, StoredRow};
+use crate::canonical::GENESIS;
+use crate::plan::{self, CurrentState, PreparedBatch, Row, TipCache};
+use crate::{Appended, Error, Result, StoredRow};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
@@ -21,6 +22,8 @@ pub(crate) const NOTIFY_CHANNEL: &str = "mahnwerk_eventlog";
 
 pub(crate) struct Pg {
     pool: PgPool,
+    write: tokio::sync::Mutex<()>,
+    tips: std::sync::Mutex<TipCache>,
 }
 
 const SELECT_COLUMNS: &str = "position, event_id, stream_id, stream_version, tenant, event_type, \
@@ -39,15 +42,61 @@ impl Pg {
         migrator.create_schema("eventlog");
         migrator.dangerous_set_table_name("eventlog._sqlx_migrations");
         migrator.run(&pool).await?;
-        Ok(Pg { pool })
+        let head = head_of(&pool).await?;
+        Ok(Pg {
+            pool,
+            write: tokio::sync::Mutex::new(()),
+            tips: std::sync::Mutex::new(TipCache::new(head)),
+        })
     }
 
+    /// Commits a group. The fast path trusts the tip cache and leaves recorded event ids to the
+    /// unique index; if the insert is refused it starts over on the slow path, which looks
+    /// everything up and so gives each batch its precise outcome.
     pub(crate) async fn commit(
         &self,
-        batches: Vec<PreparedBatch>,
+        batches: &[PreparedBatch],
         recorded_at: DateTime<Utc>,
     ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
-        let (streams, ids) = plan::keys(&batches);
+        // One append transaction per process at a time: the others wait here without holding
+        // a pooled connection (readers keep theirs), and the tip cache sees no races.
+        let _writer = self.write.lock().await;
+        match self.commit_once(batches, recorded_at, true).await {
+            Err(Error::Database(e)) if e.as_database_error().is_some() => {
+                tracing::debug!(error = %e, "eventlog fast path refused, retrying with lookups");
+                self.commit_once(batches, recorded_at, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn commit_once(
+        &self,
+        batches: &[PreparedBatch],
+        recorded_at: DateTime<Utc>,
+        fast: bool,
+    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
+        let result = self.commit_tx(batches, recorded_at, fast).await;
+        if result.is_err() {
+            // Also when the commit's outcome is unknown: trust nothing cached.
+            self.cache().invalidate();
+        }
+        result
+    }
+
+    async fn commit_tx(
+        &self,
+        batches: &[PreparedBatch],
+        recorded_at: DateTime<Utc>,
+        fast: bool,
+    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
+        let (streams, ids) = plan::keys(batches);
+        let (known, fetch) = if fast {
+            self.cache().plan(&streams)
+        } else {
+            (Default::default(), streams.clone())
+        };
+        let check_ids: &[Uuid] = if fast { &[] } else { &ids };
         let mut tx = self.pool.begin().await?;
         // Everything below runs while no other append can: a transaction that takes positions
         // commits before the next one reads the head, so commit order == position order.
@@ -55,42 +104,18 @@ impl Pg {
             .bind(APPEND_LOCK_KEY)
             .execute(&mut *tx)
             .await?;
-        // One round trip for the tips of all streams, the already recorded ids and the head.
-        let state_rows = sqlx::query(
-            "SELECT 0 AS kind, u.s AS key, e.stream_version AS version, e.hash AS hash \
-             FROM unnest($1::text[]) AS u(s) \
-             CROSS JOIN LATERAL (SELECT stream_version, hash FROM events WHERE stream_id = u.s \
-                                 ORDER BY stream_version DESC LIMIT 1) e \
-             UNION ALL \
-             SELECT 1, event_id::text, NULL, NULL FROM events WHERE event_id = ANY($2::uuid[]) \
-             UNION ALL \
-             SELECT 2, NULL, COALESCE((SELECT max(position) FROM events), 0), NULL",
-        )
-        .bind(&streams)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut state = CurrentState::default();
-        for r in state_rows {
-            let kind: i32 = r.try_get("kind")?;
-            match kind {
-                0 => {
-                    let version: i64 = r.try_get("version")?;
-                    state.streams.insert(
-                        r.try_get("key")?,
-                        (u64::try_from(version).unwrap_or(0), r.try_get("hash")?),
-                    );
-                }
-                1 => {
-                    let id: String = r.try_get("key")?;
-                    if let Ok(id) = Uuid::parse_str(&id) {
-                        state.existing_ids.insert(id);
-                    }
-                }
-                _ => state.head = r.try_get("version")?,
+        let mut state = fetch_state(&mut tx, &fetch, check_ids).await?;
+        let cache_valid = self.cache().check(state.head);
+        if fast {
+            if cache_valid {
+                state.streams.extend(known);
+            } else {
+                // Another writer appended since this process last did: look every stream up.
+                state.streams = fetch_state(&mut tx, &streams, &[]).await?.streams;
             }
         }
-        let (rows, outcomes) = plan::assign(batches, state);
+        let read_head = state.head;
+        let (rows, outcomes, tips) = plan::assign(batches, state);
         let Some(last) = rows.last() else {
             tx.rollback().await?;
             return Ok((outcomes, None));
@@ -98,7 +123,14 @@ impl Pg {
         let head = last.position;
         insert(&mut tx, &rows, recorded_at, head).await?;
         tx.commit().await?;
+        self.cache().committed(read_head, head, tips);
         Ok((outcomes, Some(head)))
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, TipCache> {
+        self.tips
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) async fn read_stream(
@@ -106,7 +138,7 @@ impl Pg {
         stream: &str,
         from_version: i64,
         limit: i64,
-    ) -> Result<Vec<RecordedEvent>> {
+    ) -> Result<Vec<StoredRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 \
              ORDER BY stream_version LIMIT $3"
@@ -119,11 +151,7 @@ impl Pg {
         rows.iter().map(decode).collect()
     }
 
-    pub(crate) async fn read_all(
-        &self,
-        after_position: i64,
-        limit: i64,
-    ) -> Result<Vec<RecordedEvent>> {
+    pub(crate) async fn read_all(&self, after_position: i64, limit: i64) -> Result<Vec<StoredRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
         )))
@@ -135,10 +163,7 @@ impl Pg {
     }
 
     pub(crate) async fn head_position(&self) -> Result<i64> {
-        let head: i64 = sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(head)
+        head_of(&self.pool).await
     }
 
     pub(crate) async fn stream_version(&self, stream: &str) -> Result<Option<i64>> {
@@ -215,9 +240,56 @@ impl Pg {
     }
 }
 
+/// One round trip for the tips of `streams`, which of `ids` are recorded, and the head.
+async fn fetch_state(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    streams: &[String],
+    ids: &[Uuid],
+) -> Result<CurrentState> {
+    let rows = sqlx::query(
+        "SELECT 0 AS kind, u.s AS key, e.stream_version AS version, e.hash AS hash \
+         FROM unnest($1::text[]) AS u(s) \
+         CROSS JOIN LATERAL (SELECT stream_version, hash FROM events WHERE stream_id = u.s \
+                             ORDER BY stream_version DESC LIMIT 1) e \
+         UNION ALL \
+         SELECT 1, event_id::text, NULL, NULL FROM events WHERE event_id = ANY($2::uuid[]) \
+         UNION ALL \
+         SELECT 2, NULL, COALESCE((SELECT max(position) FROM events), 0), NULL",
+    )
+    .bind(streams)
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut state = CurrentState::default();
+    for r in rows {
+        let kind: i32 = r.try_get("kind")?;
+        match kind {
+            0 => {
+                let version: i64 = r.try_get("version")?;
+                let hash: String = r.try_get("hash")?;
+                state.streams.insert(
+                    r.try_get("key")?,
+                    (
+                        u64::try_from(version).unwrap_or(0),
+                        plan::decode_hash(&hash).unwrap_or(GENESIS),
+                    ),
+                );
+            }
+            1 => {
+                let id: String = r.try_get("key")?;
+                if let Ok(id) = Uuid::parse_str(&id) {
+                    state.existing_ids.insert(id);
+                }
+            }
+            _ => state.head = r.try_get("version")?,
+        }
+    }
+    Ok(state)
+}
+
 async fn insert(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    rows: &[Row],
+    rows: &[Row<'_>],
     recorded_at: DateTime<Utc>,
     head: i64,
 ) -> Result<()> {
@@ -238,16 +310,16 @@ async fn insert(
     for r in rows {
         position.push(r.position);
         event_id.push(r.event_id);
-        stream.push(r.stream.as_str());
+        stream.push(r.stream);
         version.push(r.version);
-        tenant.push(r.tenant.as_str());
-        event_type.push(r.event_type.as_str());
-        payload.push(r.payload.as_str());
+        tenant.push(r.tenant);
+        event_type.push(r.event_type);
+        payload.push(r.payload);
         occurred_at.push(r.occurred_at);
-        correlation_id.push(r.correlation_id.as_deref());
-        causation_id.push(r.causation_id.as_deref());
-        actor.push(r.actor.as_str());
-        traceparent.push(r.traceparent.as_deref());
+        correlation_id.push(r.correlation_id);
+        causation_id.push(r.causation_id);
+        actor.push(r.actor);
+        traceparent.push(r.traceparent);
         hash.push(r.hash.as_str());
     }
     // One statement for the whole group; the NOTIFY is delivered at commit.
@@ -283,16 +355,22 @@ async fn insert(
     Ok(())
 }
 
-fn decode(r: &PgRow) -> Result<RecordedEvent> {
-    let payload: String = r.try_get("payload")?;
-    StoredRow {
+async fn head_of(pool: &PgPool) -> Result<i64> {
+    let head: i64 = sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
+        .fetch_one(pool)
+        .await?;
+    Ok(head)
+}
+
+fn decode(r: &PgRow) -> Result<StoredRow> {
+    Ok(StoredRow {
         position: r.try_get("position")?,
         event_id: r.try_get("event_id")?,
         stream: r.try_get("stream_id")?,
         version: r.try_get("stream_version")?,
         tenant: r.try_get("tenant")?,
         event_type: r.try_get("event_type")?,
-        payload: &payload,
+        payload: r.try_get("payload")?,
         occurred_at: r.try_get("occurred_at")?,
         recorded_at: r.try_get("recorded_at")?,
         correlation_id: r.try_get("correlation_id")?,
@@ -300,6 +378,5 @@ fn decode(r: &PgRow) -> Result<RecordedEvent> {
         actor: r.try_get("actor")?,
         traceparent: r.try_get("traceparent")?,
         hash: r.try_get("hash")?,
-    }
-    .into_recorded()
+    })
 }

@@ -18,6 +18,8 @@ pub(crate) struct PreparedEvent {
     pub event_type: String,
     pub payload_canonical: String,
     pub occurred_at: DateTime<Utc>,
+    /// `occurred_at` in the one text form of the hash and of SQLite.
+    pub occurred_at_text: String,
     pub metadata: Metadata,
 }
 
@@ -25,36 +27,120 @@ pub(crate) struct PreparedEvent {
 pub(crate) struct PreparedBatch {
     pub index: usize,
     pub stream: StreamId,
+    /// `stream.tenant()`, computed once.
+    pub tenant: String,
     pub expected: ExpectedVersion,
     pub events: Vec<PreparedEvent>,
 }
 
-/// One row of the events table, ready to insert.
-pub(crate) struct Row {
+/// One row of the events table, ready to insert (borrowing from its [`PreparedBatch`]).
+pub(crate) struct Row<'a> {
     pub position: i64,
     pub event_id: Uuid,
-    pub stream: String,
+    pub stream: &'a str,
     pub version: i64,
-    pub tenant: String,
-    pub event_type: String,
-    pub payload: String,
+    pub tenant: &'a str,
+    pub event_type: &'a str,
+    pub payload: &'a str,
     pub occurred_at: DateTime<Utc>,
-    pub correlation_id: Option<String>,
-    pub causation_id: Option<String>,
-    pub actor: String,
-    pub traceparent: Option<String>,
+    pub occurred_at_text: &'a str,
+    pub correlation_id: Option<&'a str>,
+    pub causation_id: Option<&'a str>,
+    pub actor: &'a str,
+    pub traceparent: Option<&'a str>,
     pub hash: String,
 }
+
+/// Last version and hash of a stream.
+pub(crate) type Tip = (u64, [u8; 32]);
 
 /// What the database holds now for the streams and event ids of a group commit.
 #[derive(Default)]
 pub(crate) struct CurrentState {
-    /// Last version and last stored hash (hex) per stream that exists.
-    pub streams: HashMap<String, (u64, String)>,
-    /// Event ids of the group that are already recorded.
+    /// Last version and hash per stream of the group that exists.
+    pub streams: HashMap<String, Tip>,
+    /// Event ids of the group that are already recorded (only looked up on the slow path).
     pub existing_ids: HashSet<Uuid>,
     /// The highest position in the log (0 when empty).
     pub head: i64,
+}
+
+/// Most streams a [`TipCache`] remembers before it starts over.
+const TIP_CACHE_CAP: usize = 250_000;
+
+/// The tips this process wrote or read, valid while the log's head is where this process left
+/// it: every writer takes the append lock and positions are dense, so an unchanged head proves
+/// nobody else appended in between. Spares the per-stream version/hash lookups of a group
+/// commit in the common single-writer case; any doubt (another writer, an error, an unknown
+/// commit outcome) empties it.
+pub(crate) struct TipCache {
+    /// The head at which `tips` is known to match the database; -1 when unknown.
+    valid_at: i64,
+    /// `tips` holds every stream of the log (true from an empty log on): a stream missing
+    /// from it does not exist.
+    complete: bool,
+    tips: HashMap<String, Tip>,
+}
+
+impl TipCache {
+    pub(crate) fn new(head: i64) -> Self {
+        TipCache {
+            valid_at: head,
+            complete: head == 0,
+            tips: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn invalidate(&mut self) {
+        self.valid_at = -1;
+        self.complete = false;
+        self.tips.clear();
+    }
+
+    /// Assuming the cache is still valid: the tips it knows, and the streams to look up.
+    pub(crate) fn plan(&self, streams: &[String]) -> (HashMap<String, Tip>, Vec<String>) {
+        let mut known = HashMap::new();
+        let mut fetch = Vec::new();
+        if self.valid_at < 0 {
+            return (known, streams.to_vec());
+        }
+        for s in streams {
+            match self.tips.get(s) {
+                Some(t) => {
+                    known.insert(s.clone(), *t);
+                }
+                None if self.complete => {}
+                None => fetch.push(s.clone()),
+            }
+        }
+        (known, fetch)
+    }
+
+    /// Whether what [`TipCache::plan`] assumed holds at the head read under the lock; if not,
+    /// the cache starts over at that head (and the caller looks up every stream).
+    pub(crate) fn check(&mut self, head: i64) -> bool {
+        if self.valid_at >= 0 && self.valid_at == head {
+            return true;
+        }
+        self.tips.clear();
+        self.complete = head == 0;
+        self.valid_at = head;
+        false
+    }
+
+    /// After a successful commit that moved the head from `read_head` to `new_head`.
+    pub(crate) fn committed(&mut self, read_head: i64, new_head: i64, tips: HashMap<String, Tip>) {
+        if self.valid_at != read_head {
+            self.invalidate();
+            return;
+        }
+        if self.tips.len() + tips.len() > TIP_CACHE_CAP {
+            self.tips.clear();
+            self.complete = false;
+        }
+        self.tips.extend(tips);
+        self.valid_at = new_head;
+    }
 }
 
 /// PostgreSQL keeps microseconds: truncate before hashing so a read-back event hashes alike.
@@ -103,11 +189,13 @@ fn prepare_event(e: crate::NewEvent) -> Result<PreparedEvent> {
     }
     let payload_canonical = canonical::canonical_json(&e.payload)
         .map_err(|err| Error::Invalid(format!("payload of event {}: {}", e.event_id, err.0)))?;
+    let occurred_at = truncate_micros(e.occurred_at);
     Ok(PreparedEvent {
         event_id: e.event_id,
         event_type: e.event_type,
         payload_canonical,
-        occurred_at: truncate_micros(e.occurred_at),
+        occurred_at,
+        occurred_at_text: canonical::format_time(&occurred_at),
         metadata: e.metadata,
     })
 }
@@ -146,9 +234,11 @@ fn prepare_batch(index: usize, batch: AppendBatch) -> Result<PreparedBatch> {
         }
         events.push(prepare_event(e)?);
     }
+    let tenant = batch.stream.tenant().as_str().to_owned();
     Ok(PreparedBatch {
         index,
         stream: batch.stream,
+        tenant,
         expected: batch.expected,
         events,
     })
@@ -168,41 +258,39 @@ pub(crate) fn keys(batches: &[PreparedBatch]) -> (Vec<String>, Vec<Uuid>) {
     (streams, ids)
 }
 
+/// The rows to insert, each batch's outcome (by its index), and the group's stream tips after it.
+pub(crate) type Assigned<'a> = (
+    Vec<Row<'a>>,
+    Vec<(usize, Result<Appended>)>,
+    HashMap<String, Tip>,
+);
+
 /// Under the lock: checks each batch's expected version against the state (as left by the
 /// batches before it in the same group), refuses recorded or repeated event ids, and assigns
-/// versions, positions and chained hashes. Returns the rows to insert and each batch's outcome.
-pub(crate) fn assign(
-    batches: Vec<PreparedBatch>,
-    state: CurrentState,
-) -> (Vec<Row>, Vec<(usize, Result<Appended>)>) {
+/// versions, positions and chained hashes. Returns the rows to insert, each batch's outcome and
+/// the tips of the group's streams after it.
+pub(crate) fn assign(batches: &[PreparedBatch], state: CurrentState) -> Assigned<'_> {
     let CurrentState {
-        streams,
+        streams: mut tips,
         mut existing_ids,
         mut head,
     } = state;
     let total: usize = batches.iter().map(|b| b.events.len()).sum();
     let mut rows = Vec::with_capacity(total);
     let mut outcomes = Vec::with_capacity(batches.len());
-    // Current version and last hash per stream as the group goes on.
-    let mut tips: HashMap<String, (u64, [u8; 32])> = HashMap::with_capacity(streams.len());
-    for (stream, (version, hash_hex)) in streams {
-        let hash = decode_hash(&hash_hex);
-        tips.insert(stream, (version, hash.unwrap_or(GENESIS)));
-    }
     for batch in batches {
-        let index = batch.index;
         let outcome = assign_batch(batch, &mut tips, &mut existing_ids, &mut head, &mut rows);
-        outcomes.push((index, outcome));
+        outcomes.push((batch.index, outcome));
     }
-    (rows, outcomes)
+    (rows, outcomes, tips)
 }
 
-fn assign_batch(
-    batch: PreparedBatch,
-    tips: &mut HashMap<String, (u64, [u8; 32])>,
+fn assign_batch<'a>(
+    batch: &'a PreparedBatch,
+    tips: &mut HashMap<String, Tip>,
     existing_ids: &mut HashSet<Uuid>,
     head: &mut i64,
-    rows: &mut Vec<Row>,
+    rows: &mut Vec<Row<'a>>,
 ) -> Result<Appended> {
     let tip = tips.get(batch.stream.as_str()).copied();
     let actual = tip.map(|(v, _)| v);
@@ -213,7 +301,7 @@ fn assign_batch(
     };
     if !ok {
         return Err(Error::Conflict {
-            stream: batch.stream,
+            stream: batch.stream.clone(),
             expected: batch.expected,
             actual,
         });
@@ -226,7 +314,7 @@ fn assign_batch(
         return Err(Error::DuplicateEvent(e.event_id));
     }
     let (start_version, mut prev) = tip.unwrap_or((0, GENESIS));
-    // Hash first (the only step that can fail), then move the events into rows.
+    // Hash first (the only step that can fail), then build the rows.
     let mut hashes = Vec::with_capacity(batch.events.len());
     for (i, e) in batch.events.iter().enumerate() {
         let version = start_version + 1 + i as u64;
@@ -238,7 +326,7 @@ fn assign_batch(
                 version,
                 event_type: &e.event_type,
                 payload_canonical: &e.payload_canonical,
-                occurred_at: &e.occurred_at,
+                occurred_at: &e.occurred_at_text,
                 metadata: &e.metadata,
             },
         )
@@ -246,32 +334,32 @@ fn assign_batch(
         hashes.push(prev);
     }
     let first_position = *head + 1;
-    let tenant = batch.stream.tenant().as_str().to_owned();
-    let stream = batch.stream.as_str().to_owned();
+    let stream = batch.stream.as_str();
     let mut version = start_version;
-    for (e, hash) in batch.events.into_iter().zip(hashes) {
+    for (e, hash) in batch.events.iter().zip(hashes) {
         version += 1;
         *head += 1;
         existing_ids.insert(e.event_id.0);
         rows.push(Row {
             position: *head,
             event_id: e.event_id.0,
-            stream: stream.clone(),
+            stream,
             version: i64::try_from(version).unwrap_or(i64::MAX),
-            tenant: tenant.clone(),
-            event_type: e.event_type,
-            payload: e.payload_canonical,
+            tenant: &batch.tenant,
+            event_type: &e.event_type,
+            payload: &e.payload_canonical,
             occurred_at: e.occurred_at,
-            correlation_id: e.metadata.correlation_id,
-            causation_id: e.metadata.causation_id,
-            actor: e.metadata.actor,
-            traceparent: e.metadata.traceparent,
+            occurred_at_text: &e.occurred_at_text,
+            correlation_id: e.metadata.correlation_id.as_deref(),
+            causation_id: e.metadata.causation_id.as_deref(),
+            actor: &e.metadata.actor,
+            traceparent: e.metadata.traceparent.as_deref(),
             hash: hex::encode(hash),
         });
     }
-    tips.insert(stream, (version, prev));
+    tips.insert(stream.to_owned(), (version, prev));
     Ok(Appended {
-        stream: batch.stream,
+        stream: batch.stream.clone(),
         first_version: start_version + 1,
         last_version: version,
         first_position,

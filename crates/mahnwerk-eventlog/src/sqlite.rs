@@ -2,8 +2,9 @@
 //! this process queue without busy-waiting), WAL so readers never block the writer, multi-row
 //! `INSERT`s in a few fixed sizes so every statement stays prepared.
 
-use crate::plan::{self, CurrentState, PreparedBatch, Row};
-use crate::{Appended, RecordedEvent, Result, StoredRow};
+use crate::canonical::GENESIS;
+use crate::plan::{self, CurrentState, PreparedBatch, Row, TipCache};
+use crate::{Appended, Error, Result, StoredRow};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 use sqlx::sqlite::{
@@ -32,6 +33,7 @@ pub(crate) struct Sqlite {
     pool: SqlitePool,
     /// Serialises this process's appends; `BEGIN IMMEDIATE` serialises them against other processes.
     write: tokio::sync::Mutex<()>,
+    tips: std::sync::Mutex<TipCache>,
 }
 
 impl Sqlite {
@@ -61,70 +63,116 @@ impl Sqlite {
         let mut migrator = sqlx::migrate!("./migrations/sqlite");
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         migrator.run(&pool).await?;
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
+            .fetch_one(&pool)
+            .await?;
         Ok(Sqlite {
             pool,
             write: tokio::sync::Mutex::new(()),
+            tips: std::sync::Mutex::new(TipCache::new(head)),
         })
     }
 
+    /// Commits a group; fast path and slow path as on PostgreSQL (see `pg::Pg::commit`).
     pub(crate) async fn commit(
         &self,
-        batches: Vec<PreparedBatch>,
+        batches: &[PreparedBatch],
         recorded_at: DateTime<Utc>,
     ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
-        let (streams, ids) = plan::keys(&batches);
-        let streams_json = serde_json::to_string(&streams).unwrap_or_else(|_| "[]".into());
-        let ids_json = serde_json::to_string(
-            &ids.iter()
-                .map(|u| u.hyphenated().to_string())
-                .collect::<Vec<_>>(),
-        )
-        .unwrap_or_else(|_| "[]".into());
-        let _guard = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut state = CurrentState::default();
-        let tips = sqlx::query(
-            "SELECT j.value AS stream_id, \
-               (SELECT stream_version FROM events WHERE stream_id = j.value \
-                ORDER BY stream_version DESC LIMIT 1) AS version, \
-               (SELECT hash FROM events WHERE stream_id = j.value \
-                ORDER BY stream_version DESC LIMIT 1) AS hash \
-             FROM json_each(?1) AS j",
-        )
-        .bind(&streams_json)
-        .fetch_all(&mut *tx)
-        .await?;
-        for r in tips {
-            let version: Option<i64> = r.try_get("version")?;
-            let hash: Option<String> = r.try_get("hash")?;
-            if let (Some(v), Some(h)) = (version, hash) {
-                state
-                    .streams
-                    .insert(r.try_get("stream_id")?, (u64::try_from(v).unwrap_or(0), h));
+        let _writer = self.write.lock().await;
+        match self.commit_once(batches, recorded_at, true).await {
+            Err(Error::Database(e)) if e.as_database_error().is_some() => {
+                tracing::debug!(error = %e, "eventlog fast path refused, retrying with lookups");
+                self.commit_once(batches, recorded_at, false).await
             }
+            other => other,
         }
-        let existing: Vec<String> = sqlx::query_scalar(
-            "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(&ids_json)
-        .fetch_all(&mut *tx)
-        .await?;
-        state.existing_ids = existing
-            .iter()
-            .filter_map(|s| Uuid::parse_str(s).ok())
-            .collect();
-        state.head = sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
+    }
+
+    async fn commit_once(
+        &self,
+        batches: &[PreparedBatch],
+        recorded_at: DateTime<Utc>,
+        fast: bool,
+    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
+        let result = self.commit_tx(batches, recorded_at, fast).await;
+        if result.is_err() {
+            self.cache().invalidate();
+        }
+        result
+    }
+
+    async fn commit_tx(
+        &self,
+        batches: &[PreparedBatch],
+        recorded_at: DateTime<Utc>,
+        fast: bool,
+    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
+        let (streams, ids) = plan::keys(batches);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
+        let mut state = CurrentState {
+            head,
+            ..CurrentState::default()
+        };
+        // Under BEGIN IMMEDIATE the head is known before the lookups: ask the cache now.
+        let cache_valid = self.cache().check(head);
+        let fetch = if fast && cache_valid {
+            let (known, fetch) = self.cache().plan(&streams);
+            state.streams = known;
+            fetch
+        } else {
+            streams
+        };
+        if !fetch.is_empty() {
+            let json = serde_json::to_string(&fetch).unwrap_or_else(|_| "[]".into());
+            // The version from the (stream_id, stream_version) index, then the row by rowid.
+            let tips = sqlx::query(
+                "SELECT e.stream_id, e.stream_version, e.hash FROM json_each(?1) AS j \
+                 JOIN events AS e ON e.position = (SELECT position FROM events \
+                      WHERE stream_id = j.value ORDER BY stream_version DESC LIMIT 1)",
+            )
+            .bind(&json)
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in tips {
+                let version: i64 = r.try_get("stream_version")?;
+                let hash: String = r.try_get("hash")?;
+                state.streams.insert(
+                    r.try_get("stream_id")?,
+                    (
+                        u64::try_from(version).unwrap_or(0),
+                        plan::decode_hash(&hash).unwrap_or(GENESIS),
+                    ),
+                );
+            }
+        }
+        if !fast {
+            let json = serde_json::to_string(
+                &ids.iter()
+                    .map(|u| u.simple().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_else(|_| "[]".into());
+            let existing: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT event_id FROM events WHERE event_id IN (SELECT unhex(value) FROM json_each(?1))",
+            )
+            .bind(&json)
+            .fetch_all(&mut *tx)
+            .await?;
+            state.existing_ids = existing.into_iter().collect();
+        }
 
-        let (rows, outcomes) = plan::assign(batches, state);
+        let (rows, outcomes, tips) = plan::assign(batches, state);
         let Some(last) = rows.last() else {
             tx.rollback().await?;
             return Ok((outcomes, None));
         };
-        let head = last.position;
+        let new_head = last.position;
         let recorded_at = crate::canonical::format_time(&recorded_at);
-        let mut rest: &[Row] = &rows;
+        let mut rest: &[Row<'_>] = &rows;
         while !rest.is_empty() {
             let n = chunk_len(rest.len());
             let (chunk, tail) = rest.split_at(n);
@@ -133,24 +181,31 @@ impl Sqlite {
             for r in chunk {
                 q = q
                     .bind(r.position)
-                    .bind(r.event_id.hyphenated().to_string())
-                    .bind(r.stream.as_str())
+                    .bind(r.event_id)
+                    .bind(r.stream)
                     .bind(r.version)
-                    .bind(r.tenant.as_str())
-                    .bind(r.event_type.as_str())
-                    .bind(r.payload.as_str())
-                    .bind(crate::canonical::format_time(&r.occurred_at))
+                    .bind(r.tenant)
+                    .bind(r.event_type)
+                    .bind(r.payload)
+                    .bind(r.occurred_at_text)
                     .bind(recorded_at.as_str())
-                    .bind(r.correlation_id.as_deref())
-                    .bind(r.causation_id.as_deref())
-                    .bind(r.actor.as_str())
-                    .bind(r.traceparent.as_deref())
+                    .bind(r.correlation_id)
+                    .bind(r.causation_id)
+                    .bind(r.actor)
+                    .bind(r.traceparent)
                     .bind(r.hash.as_str());
             }
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok((outcomes, Some(head)))
+        self.cache().committed(head, new_head, tips);
+        Ok((outcomes, Some(new_head)))
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, TipCache> {
+        self.tips
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) async fn read_stream(
@@ -158,7 +213,7 @@ impl Sqlite {
         stream: &str,
         from_version: i64,
         limit: i64,
-    ) -> Result<Vec<RecordedEvent>> {
+    ) -> Result<Vec<StoredRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version >= ?2 \
              ORDER BY stream_version LIMIT ?3"
@@ -171,11 +226,7 @@ impl Sqlite {
         rows.iter().map(decode).collect()
     }
 
-    pub(crate) async fn read_all(
-        &self,
-        after_position: i64,
-        limit: i64,
-    ) -> Result<Vec<RecordedEvent>> {
+    pub(crate) async fn read_all(&self, after_position: i64, limit: i64) -> Result<Vec<StoredRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
         )))
@@ -270,21 +321,17 @@ fn insert_sql(rows: usize) -> Arc<str> {
     cache[rows.trailing_zeros() as usize].clone()
 }
 
-fn decode(r: &SqliteRow) -> Result<RecordedEvent> {
-    let event_id: String = r.try_get("event_id")?;
-    let payload: String = r.try_get("payload")?;
+fn decode(r: &SqliteRow) -> Result<StoredRow> {
     let occurred_at: String = r.try_get("occurred_at")?;
     let recorded_at: String = r.try_get("recorded_at")?;
-    StoredRow {
+    Ok(StoredRow {
         position: r.try_get("position")?,
-        event_id: Uuid::parse_str(&event_id).map_err(|_| {
-            crate::Error::Invalid(format!("stored event id {event_id:?} is not a UUID"))
-        })?,
+        event_id: r.try_get("event_id")?,
         stream: r.try_get("stream_id")?,
         version: r.try_get("stream_version")?,
         tenant: r.try_get("tenant")?,
         event_type: r.try_get("event_type")?,
-        payload: &payload,
+        payload: r.try_get("payload")?,
         occurred_at: parse_time(&occurred_at)?,
         recorded_at: parse_time(&recorded_at)?,
         correlation_id: r.try_get("correlation_id")?,
@@ -292,8 +339,7 @@ fn decode(r: &SqliteRow) -> Result<RecordedEvent> {
         actor: r.try_get("actor")?,
         traceparent: r.try_get("traceparent")?,
         hash: r.try_get("hash")?,
-    }
-    .into_recorded()
+    })
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>> {

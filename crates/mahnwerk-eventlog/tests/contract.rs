@@ -160,8 +160,10 @@ contract!(
     invalid_events_are_refused_before_anything_is_written,
     update_delete_and_replace_are_refused_by_the_database,
     tampered_payload_makes_verify_name_the_event,
+    other_tampering_is_named_too,
     verify_accepts_an_untouched_log_with_awkward_json,
     concurrent_appenders_and_a_follower_see_every_event_once_without_gaps,
+    another_writer_between_appends_is_not_missed,
     checkpoints_round_trip,
     watch_head_follows_commits,
     migrations_are_idempotent_and_kept_apart,
@@ -1053,4 +1055,163 @@ async fn migrations_are_idempotent_and_kept_apart(db: &TestDb) {
     .unwrap();
     let third = db.reopen().await;
     assert_eq!(third.head_position().await.unwrap(), 1);
+}
+
+/// Beyond a changed payload: changed metadata, a payload garbled into invalid JSON (SQLite keeps
+/// text), and a deleted event (a version gap) are each named by `verify`.
+async fn other_tampering_is_named_too(db: &TestDb) {
+    let log = &db.log;
+    let a = stream("acme", "a");
+    let b = stream("acme", "b");
+    log.append(batch(&a, ExpectedVersion::NoStream, 3))
+        .await
+        .unwrap(); // 1..3
+    log.append(batch(&b, ExpectedVersion::NoStream, 3))
+        .await
+        .unwrap(); // 4..6
+    assert!(log.verify().await.unwrap().is_ok());
+    let b2 = log.read_stream(&b, 2, 1).await.unwrap().remove(0);
+    let a3 = log.read_stream(&a, 3, 1).await.unwrap().remove(0);
+
+    // 1. metadata of b's version 2 (position 5)
+    if db.is_pg() {
+        raw(
+            db,
+            "ALTER TABLE events DISABLE TRIGGER events_no_update_delete",
+        )
+        .await
+        .unwrap();
+        raw(
+            db,
+            "UPDATE events SET actor = 'someone else' WHERE position = 5",
+        )
+        .await
+        .unwrap();
+    } else {
+        raw(db, "DROP TRIGGER events_no_update").await.unwrap();
+        raw(db, "DROP TRIGGER events_no_delete").await.unwrap();
+        raw(
+            db,
+            "UPDATE events SET actor = 'someone else' WHERE position = 5",
+        )
+        .await
+        .unwrap();
+    }
+    let broken = log
+        .verify()
+        .await
+        .unwrap()
+        .first_broken
+        .expect("metadata change found");
+    assert_eq!(
+        (
+            broken.position,
+            broken.stream.clone(),
+            broken.version,
+            broken.event_id
+        ),
+        (5, b.clone(), 2, b2.event_id)
+    );
+
+    // 2. a deleted event: a's version 2 (position 2) goes, version 3 now follows version 1.
+    raw(db, "DELETE FROM events WHERE position = 2")
+        .await
+        .unwrap();
+    let report = log.verify().await.unwrap();
+    let broken = report.first_broken.expect("deletion found");
+    assert_eq!(
+        (broken.position, broken.version, broken.event_id),
+        (3, 3, a3.event_id),
+        "{}",
+        broken.reason
+    );
+    assert!(
+        broken.reason.contains("follows version 1"),
+        "{}",
+        broken.reason
+    );
+    assert_eq!(report.events, 5);
+
+    // 3. SQLite only: a payload that is no longer JSON at all (position 1) is named, not an error.
+    if !db.is_pg() {
+        raw(
+            db,
+            "UPDATE events SET payload = '{not json' WHERE position = 1",
+        )
+        .await
+        .unwrap();
+        let broken = log
+            .verify()
+            .await
+            .unwrap()
+            .first_broken
+            .expect("garbled payload found");
+        assert_eq!((broken.position, broken.version), (1, 1));
+        assert!(
+            broken.reason.contains("cannot be read back"),
+            "{}",
+            broken.reason
+        );
+    }
+}
+
+/// Each handle remembers the stream tips it wrote; another writer in between (another process)
+/// must make it look again: versions, conflicts and the hash chain stay right.
+async fn another_writer_between_appends_is_not_missed(db: &TestDb) {
+    let a = db.log.clone();
+    let b = db.reopen().await;
+    let s = stream("acme", "shared");
+    let t = stream("acme", "created-elsewhere");
+    a.append(batch(&s, ExpectedVersion::NoStream, 2))
+        .await
+        .unwrap();
+    b.append(batch(&s, ExpectedVersion::Exact(2), 1))
+        .await
+        .unwrap();
+    b.append(batch(&t, ExpectedVersion::NoStream, 1))
+        .await
+        .unwrap();
+    // `a` last saw `s` at version 2 and never saw `t`.
+    assert!(matches!(
+        a.append(batch(&s, ExpectedVersion::Exact(2), 1)).await,
+        Err(Error::Conflict {
+            actual: Some(3),
+            ..
+        })
+    ));
+    assert!(matches!(
+        a.append(batch(&t, ExpectedVersion::NoStream, 1)).await,
+        Err(Error::Conflict {
+            actual: Some(1),
+            ..
+        })
+    ));
+    let ok = a.append(batch(&s, ExpectedVersion::Any, 1)).await.unwrap();
+    assert_eq!((ok.first_version, ok.first_position), (4, 5));
+    // A refused group (a recorded id) leaves `a` consistent for the next append.
+    let recorded = a.read_stream(&s, 1, 1).await.unwrap()[0].event_id;
+    let mut dup = batch(&s, ExpectedVersion::Any, 2);
+    dup.events[1].event_id = recorded;
+    let r = a
+        .append_many(vec![dup, batch(&t, ExpectedVersion::Exact(1), 1)])
+        .await
+        .unwrap();
+    assert!(matches!(r[0], Err(Error::DuplicateEvent(_))));
+    assert_eq!(r[1].as_ref().unwrap().first_version, 2);
+    let next = b
+        .append(batch(&s, ExpectedVersion::Exact(4), 1))
+        .await
+        .unwrap();
+    assert_eq!(next.first_version, 5);
+    let versions: Vec<u64> = a
+        .read_stream(&s, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    let report = a.verify().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.events, 7);
 }

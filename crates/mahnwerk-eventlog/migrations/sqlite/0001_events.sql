@@ -5,7 +5,7 @@
 CREATE TABLE events (
     -- Global position: assigned under BEGIN IMMEDIATE as head + 1 (dense, commit order).
     position        INTEGER PRIMARY KEY CHECK (position > 0),
-    event_id        TEXT    NOT NULL UNIQUE,   -- UUID, hyphenated lower case
+    event_id        BLOB    NOT NULL UNIQUE CHECK (length(event_id) = 16),  -- UUID, 16 bytes
     stream_id       TEXT    NOT NULL,
     stream_version  INTEGER NOT NULL CHECK (stream_version > 0),
     tenant          TEXT    NOT NULL,
