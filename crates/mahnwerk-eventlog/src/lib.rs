@@ -31,6 +31,7 @@ mod canonical;
 mod pg;
 mod plan;
 mod sqlite;
+mod writer;
 
 use chrono::{DateTime, Utc};
 pub use mahnwerk_domain::{EventId, StreamId, TenantId};
@@ -208,8 +209,10 @@ enum Backend {
 }
 
 struct Inner {
-    backend: Backend,
+    backend: Arc<Backend>,
     head: watch::Sender<i64>,
+    /// Queue of the group-commit writer task (see `writer`).
+    writer: tokio::sync::mpsc::UnboundedSender<writer::Request>,
     listener: Option<tokio::task::AbortHandle>,
 }
 
@@ -279,10 +282,13 @@ impl EventLog {
             (Backend::Pg(b), true) => Some(b.spawn_listener(head.clone())),
             _ => None,
         };
+        let backend = Arc::new(backend);
+        let writer = writer::spawn(backend.clone(), head.clone());
         Ok(EventLog {
             inner: Arc::new(Inner {
                 backend,
                 head,
+                writer,
                 listener,
             }),
         })
@@ -290,7 +296,7 @@ impl EventLog {
 
     /// `"postgres"` or `"sqlite"`.
     pub fn backend_name(&self) -> &'static str {
-        match self.inner.backend {
+        match *self.inner.backend {
             Backend::Pg(_) => "postgres",
             Backend::Sqlite(_) => "sqlite",
         }
@@ -309,20 +315,22 @@ impl EventLog {
     /// and is not written, the others commit together. Batches are applied in order, so two
     /// batches for one stream chain (the second's expected version sees the first).
     pub async fn append_many(&self, batches: Vec<AppendBatch>) -> Result<Vec<Result<Appended>>> {
+        // Validation and canonical encoding happen here, in the caller's task, in parallel.
         let (mut slots, prepared) = plan::prepare(batches);
         if !prepared.is_empty() {
-            let recorded_at = plan::truncate_micros(Utc::now());
-            let (outcomes, head) = match &self.inner.backend {
-                Backend::Pg(b) => b.commit(&prepared, recorded_at).await?,
-                Backend::Sqlite(b) => b.commit(&prepared, recorded_at).await?,
-            };
+            let (reply, outcome) = tokio::sync::oneshot::channel();
+            self.inner
+                .writer
+                .send(writer::Request {
+                    batches: prepared,
+                    reply,
+                })
+                .map_err(|_| writer::stopped())?;
+            let outcomes = outcome.await.map_err(|_| writer::stopped())??;
             for (index, outcome) in outcomes {
                 if let Some(slot) = slots.get_mut(index) {
                     *slot = Some(outcome);
                 }
-            }
-            if let Some(head) = head {
-                raise_head(&self.inner.head, head);
             }
         }
         Ok(slots
@@ -339,7 +347,7 @@ impl EventLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let (from, limit) = (to_i64(from_version), limit_i64(limit));
-        let rows = match &self.inner.backend {
+        let rows = match &*self.inner.backend {
             Backend::Pg(b) => b.read_stream(stream.as_str(), from, limit).await?,
             Backend::Sqlite(b) => b.read_stream(stream.as_str(), from, limit).await?,
         };
@@ -357,7 +365,7 @@ impl EventLog {
 
     async fn read_rows(&self, after_position: i64, limit: usize) -> Result<Vec<StoredRow>> {
         let limit = limit_i64(limit);
-        match &self.inner.backend {
+        match &*self.inner.backend {
             Backend::Pg(b) => b.read_all(after_position, limit).await,
             Backend::Sqlite(b) => b.read_all(after_position, limit).await,
         }
@@ -365,7 +373,7 @@ impl EventLog {
 
     /// The highest position in the log, 0 when empty.
     pub async fn head_position(&self) -> Result<i64> {
-        let head = match &self.inner.backend {
+        let head = match &*self.inner.backend {
             Backend::Pg(b) => b.head_position().await?,
             Backend::Sqlite(b) => b.head_position().await?,
         };
@@ -375,7 +383,7 @@ impl EventLog {
 
     /// The stream's last version, `None` if it has no events.
     pub async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>> {
-        let v = match &self.inner.backend {
+        let v = match &*self.inner.backend {
             Backend::Pg(b) => b.stream_version(stream.as_str()).await?,
             Backend::Sqlite(b) => b.stream_version(stream.as_str()).await?,
         };
@@ -461,7 +469,7 @@ impl EventLog {
 
     /// Saved position of a relay or consumer, 0 if unknown.
     pub async fn load_checkpoint(&self, name: &str) -> Result<i64> {
-        match &self.inner.backend {
+        match &*self.inner.backend {
             Backend::Pg(b) => b.load_checkpoint(name).await,
             Backend::Sqlite(b) => b.load_checkpoint(name).await,
         }
@@ -469,7 +477,7 @@ impl EventLog {
 
     /// Saves a relay's or consumer's position (overwrites).
     pub async fn save_checkpoint(&self, name: &str, position: i64) -> Result<()> {
-        match &self.inner.backend {
+        match &*self.inner.backend {
             Backend::Pg(b) => b.save_checkpoint(name, position).await,
             Backend::Sqlite(b) => b.save_checkpoint(name, position).await,
         }
@@ -478,7 +486,7 @@ impl EventLog {
     /// The PostgreSQL pool (search_path `eventlog`), for tools and tests that need raw SQL.
     #[doc(hidden)]
     pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
-        match &self.inner.backend {
+        match &*self.inner.backend {
             Backend::Pg(b) => Some(b.pool()),
             Backend::Sqlite(_) => None,
         }
@@ -487,7 +495,7 @@ impl EventLog {
     /// The SQLite pool, for tools and tests that need raw SQL.
     #[doc(hidden)]
     pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
-        match &self.inner.backend {
+        match &*self.inner.backend {
             Backend::Pg(_) => None,
             Backend::Sqlite(b) => Some(b.pool()),
         }

@@ -164,6 +164,8 @@ contract!(
     verify_accepts_an_untouched_log_with_awkward_json,
     concurrent_appenders_and_a_follower_see_every_event_once_without_gaps,
     another_writer_between_appends_is_not_missed,
+    concurrent_appends_on_one_handle_share_transactions,
+    an_abandoned_append_commits_whole_or_not_at_all,
     checkpoints_round_trip,
     watch_head_follows_commits,
     migrations_are_idempotent_and_kept_apart,
@@ -419,7 +421,14 @@ async fn two_concurrent_writers_one_wins_the_other_conflicts(db: &TestDb) {
                 w.append(b).await
             })
         };
-        let (t1, t2) = (spawn(w1.clone(), b1.clone()), spawn(w2.clone(), b2.clone()));
+        // Odd rounds: both writers share one handle (its writer task groups them into one
+        // transaction, where the second must still conflict).
+        let second = if round % 2 == 0 {
+            w2.clone()
+        } else {
+            w1.clone()
+        };
+        let (t1, t2) = (spawn(w1.clone(), b1.clone()), spawn(second, b2.clone()));
         let (r1, r2) = (t1.await.expect("task 1"), t2.await.expect("task 2"));
         let (winner, loser, won) = match (&r1, &r2) {
             (Ok(a), Err(e)) => (a.clone(), e, &b1),
@@ -1214,4 +1223,82 @@ async fn another_writer_between_appends_is_not_missed(db: &TestDb) {
     let report = a.verify().await.unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.events, 7);
+}
+
+/// Group commit across callers: concurrent `append`s on one handle are committed together (one
+/// transaction stamps one `recorded_at`), each with its own outcome.
+async fn concurrent_appends_on_one_handle_share_transactions(db: &TestDb) {
+    let n = 200;
+    let hot = stream("acme", "hot");
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let log = db.log.clone();
+        // Every fourth append expects a fresh stream that another append of the group creates:
+        // exactly one of those per stream can win.
+        let b = if i % 4 == 0 {
+            batch(&hot, ExpectedVersion::NoStream, 1)
+        } else {
+            batch(
+                &stream("acme", &format!("c{i}")),
+                ExpectedVersion::NoStream,
+                2,
+            )
+        };
+        tasks.push(tokio::spawn(async move { log.append(b).await }));
+    }
+    let mut won_hot = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(a) if a.stream == hot => won_hot += 1,
+            Ok(a) => assert_eq!((a.first_version, a.last_version), (1, 2)),
+            Err(Error::Conflict {
+                stream,
+                actual: Some(1),
+                ..
+            }) if stream == hot => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(won_hot, 1);
+    let all = all_events(&db.log).await;
+    assert_eq!(all.len(), 1 + (n - n / 4) * 2);
+    assert!(all.windows(2).all(|w| w[1].position == w[0].position + 1));
+    let transactions: HashSet<_> = all.iter().map(|e| e.recorded_at).collect();
+    assert!(
+        transactions.len() < n,
+        "{} transactions for {n} concurrent appends",
+        transactions.len()
+    );
+    assert!(db.log.verify().await.unwrap().is_ok());
+}
+
+/// A caller that gives up waiting (a cancelled request) cannot leave half an append behind.
+async fn an_abandoned_append_commits_whole_or_not_at_all(db: &TestDb) {
+    let s = stream("acme", "abandoned");
+    for _ in 0..20 {
+        let b = batch(&s, ExpectedVersion::Any, 5);
+        let _ = tokio::time::timeout(Duration::from_micros(50), db.log.append(b)).await;
+    }
+    // Whatever was abandoned has either committed whole or not at all.
+    let done = db
+        .log
+        .append(batch(&s, ExpectedVersion::Any, 1))
+        .await
+        .unwrap();
+    let versions: Vec<u64> = db
+        .log
+        .read_stream(&s, 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(
+        versions.len() % 5,
+        1,
+        "{} events: a batch was split",
+        versions.len()
+    );
+    assert_eq!(versions, (1..=done.last_version).collect::<Vec<_>>());
+    assert!(db.log.verify().await.unwrap().is_ok());
 }

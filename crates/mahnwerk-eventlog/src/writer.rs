@@ -1,0 +1,130 @@
+//! Group commit across callers: one writer task per [`crate::EventLog`] takes every append
+//! request waiting in its queue (up to [`MAX_GROUP_EVENTS`] events) and commits them in one
+//! transaction, so concurrent `append`s share one lock acquisition, one round trip per step and
+//! one fsync. Each request keeps its own outcomes; batches are applied in arrival order, so two
+//! requests for one stream behave exactly as if they had run one after the other.
+//!
+//! Running the commit in its own task also makes appends cancellation-safe: a caller that
+//! stops waiting cannot leave a transaction half-done; its append commits or fails as a whole.
+
+use crate::plan::PreparedBatch;
+use crate::{Appended, Backend, Error, Result, raise_head};
+use chrono::Utc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Most events one group transaction takes from the queue (a single larger request is never
+/// split: it commits alone).
+const MAX_GROUP_EVENTS: usize = 20_000;
+
+/// Each batch's outcome, by the batch's index in its request.
+pub(crate) type Outcomes = Vec<(usize, Result<Appended>)>;
+
+pub(crate) struct Request {
+    pub batches: Vec<PreparedBatch>,
+    pub reply: oneshot::Sender<Result<Outcomes>>,
+}
+
+impl Request {
+    fn events(&self) -> usize {
+        self.batches.iter().map(|b| b.events.len()).sum()
+    }
+}
+
+/// Starts the writer; it stops when every sender (every clone of the `EventLog`) is gone.
+pub(crate) fn spawn(
+    backend: Arc<Backend>,
+    head: watch::Sender<i64>,
+) -> mpsc::UnboundedSender<Request> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(backend, head, rx));
+    tx
+}
+
+async fn run(
+    backend: Arc<Backend>,
+    head: watch::Sender<i64>,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut events = first.events();
+        let mut requests = vec![first];
+        while events < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(r) => {
+                    events += r.events();
+                    requests.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        if requests.len() == 1 {
+            if let Some(r) = requests.pop() {
+                let result = commit(&backend, &head, &r.batches).await;
+                let _ = r.reply.send(result);
+            }
+            continue;
+        }
+        // One group: renumber the batches, remembering whose they are.
+        let mut all = Vec::with_capacity(requests.iter().map(|r| r.batches.len()).sum());
+        let mut owners = Vec::with_capacity(all.capacity());
+        for (ri, r) in requests.iter_mut().enumerate() {
+            for mut b in std::mem::take(&mut r.batches) {
+                owners.push((ri, b.index));
+                b.index = all.len();
+                all.push(b);
+            }
+        }
+        match commit(&backend, &head, &all).await {
+            Ok(outcomes) => {
+                let mut per: Vec<Outcomes> = requests.iter().map(|_| Vec::new()).collect();
+                for (i, outcome) in outcomes {
+                    if let Some(&(ri, index)) = owners.get(i)
+                        && let Some(p) = per.get_mut(ri)
+                    {
+                        p.push((index, outcome));
+                    }
+                }
+                for (r, outcomes) in requests.into_iter().zip(per) {
+                    let _ = r.reply.send(Ok(outcomes));
+                }
+            }
+            Err(err) => {
+                // The group failed as a whole (database trouble): give every request its own
+                // transaction and so its own outcome or error.
+                tracing::debug!(error = %err, requests = requests.len(), "eventlog group commit failed, retrying alone");
+                for (mut b, (ri, index)) in all.into_iter().zip(owners) {
+                    b.index = index;
+                    if let Some(r) = requests.get_mut(ri) {
+                        r.batches.push(b);
+                    }
+                }
+                for r in requests {
+                    let result = commit(&backend, &head, &r.batches).await;
+                    let _ = r.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+async fn commit(
+    backend: &Backend,
+    head: &watch::Sender<i64>,
+    batches: &[PreparedBatch],
+) -> Result<Outcomes> {
+    let recorded_at = crate::plan::truncate_micros(Utc::now());
+    let (outcomes, new_head) = match backend {
+        Backend::Pg(b) => b.commit(batches, recorded_at).await?,
+        Backend::Sqlite(b) => b.commit(batches, recorded_at).await?,
+    };
+    if let Some(h) = new_head {
+        raise_head(head, h);
+    }
+    Ok(outcomes)
+}
+
+/// What an append gets when the writer is gone (its runtime shut down): infrastructure.
+pub(crate) fn stopped() -> Error {
+    Error::Database(sqlx::Error::PoolClosed)
+}
