@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ -n "${NATS_URL:-}" ]; then echo "$NATS_URL"; exit 0; fi
-var="$root/var/nats"
+var="${MAHNWERK_VAR:-$root/var}/nats"
 mkdir -p "$var"
 if [ -f "$var/pid" ] && kill -0 "$(cat "$var/pid")" 2>/dev/null && [ -f "$var/url" ]; then
   cat "$var/url"; exit 0
@@ -21,7 +21,8 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
 fi
 server=$(command -v nats-server || echo /usr/sbin/nats-server)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$server" -a 127.0.0.1 -p "$port" -js -sd "$var/jetstream" -l "$var/nats.log" -P "$var/pid" &
+# Detach its output: the caller reads ours through a pipe until every writer has closed it.
+"$server" -a 127.0.0.1 -p "$port" -js -sd "$var/jetstream" -l "$var/nats.log" -P "$var/pid" </dev/null >/dev/null 2>&1 &
 for _ in $(seq 1 100); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "nats://127.0.0.1:$port" > "$var/url"; cat "$var/url"; exit 0

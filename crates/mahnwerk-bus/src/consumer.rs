@@ -191,6 +191,11 @@ impl<H: Handler> Consumer<H> {
             match self.apply_once(&event).await {
                 Ok(applied) => {
                     tracing::debug!(?applied, "event handled");
+                    let outcome = match applied {
+                        Applied::Done => "handled",
+                        Applied::Duplicate => "duplicate",
+                    };
+                    metrics::counter!("mahnwerk_consumer_events_total", "consumer" => self.config.name.clone(), "outcome" => outcome).increment(1);
                     msg.double_ack().await.map_err(nats_err)?;
                     return Ok(());
                 }
@@ -209,6 +214,7 @@ impl<H: Handler> Consumer<H> {
                 }
                 Err(err) => {
                     tracing::error!(attempt, error = %err, "handler gave up, dead-lettering");
+                    metrics::counter!("mahnwerk_consumer_events_total", "consumer" => self.config.name.clone(), "outcome" => "dead_lettered").increment(1);
                     self.dead_letter(js, &msg.payload, &event.event_id, &err.to_string())
                         .await?;
                     msg.ack_with(AckKind::Term).await.map_err(nats_err)?;

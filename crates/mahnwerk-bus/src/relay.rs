@@ -126,6 +126,9 @@ impl Relay {
                     }
                     after = self.publish_batch(&js, &events).await?;
                     log.save_checkpoint(&self.checkpoint, after).await?;
+                    metrics::counter!("mahnwerk_relay_published_events_total")
+                        .increment(events.len() as u64);
+                    metrics::gauge!("mahnwerk_relay_position").set(after as f64);
                     tracing::debug!(after, count = events.len(), "relay published batch");
                 }
                 #[allow(unreachable_code)]

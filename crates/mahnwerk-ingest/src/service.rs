@@ -273,6 +273,9 @@ impl InvoiceService for Ingest {
             )
             .await?;
         tracing::info!(tenant = %tenant, created, "invoice recorded");
+        if created {
+            metrics::counter!("mahnwerk_invoices_recorded_total").increment(1);
+        }
         Ok(Response::new(pb::CreateInvoiceResponse {
             invoice: Some(invoice_to_proto(&tenant, &state)),
             created,
@@ -328,6 +331,9 @@ impl InvoiceService for Ingest {
         let accepted = results.iter().filter(|r| r.error_code.is_empty()).count() as u64;
         let rejected = results.len() as u64 - accepted;
         tracing::info!(accepted, rejected, "invoice import finished");
+        let created = results.iter().filter(|r| r.created).count() as u64;
+        metrics::counter!("mahnwerk_invoices_recorded_total").increment(created);
+        metrics::counter!("mahnwerk_import_items_rejected_total").increment(rejected);
         Ok(Response::new(pb::ImportInvoicesResponse {
             results,
             accepted,

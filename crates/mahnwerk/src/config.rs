@@ -40,6 +40,13 @@ pub struct ServeArgs {
     /// Services to run (default: all).
     #[arg(long, value_enum, value_delimiter = ',', env = "MAHNWERK_SERVICES")]
     pub services: Vec<Service>,
+    /// Prometheus metrics endpoint (`GET /metrics`); `off` disables it.
+    #[arg(
+        long,
+        env = "MAHNWERK_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: String,
     /// Events the relay reads and publishes per batch.
     #[arg(long, env = "MAHNWERK_RELAY_BATCH", default_value_t = 2000)]
     pub relay_batch: usize,

@@ -173,6 +173,20 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => {
             let telemetry = mahnwerk::telemetry::init("info,sqlx=warn,async_nats=warn")?;
+            if args.metrics_listen != "off" {
+                let addr: std::net::SocketAddr =
+                    args.metrics_listen.parse().with_context(|| {
+                        format!(
+                            "MAHNWERK_METRICS_LISTEN {:?} is not host:port",
+                            args.metrics_listen
+                        )
+                    })?;
+                metrics_exporter_prometheus::PrometheusBuilder::new()
+                    .with_http_listener(addr)
+                    .install()
+                    .context("starting the metrics endpoint")?;
+                tracing::info!(%addr, "metrics listening");
+            }
             let shutdown = async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
