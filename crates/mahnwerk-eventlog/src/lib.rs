@@ -10,22 +10,43 @@
 //!   group commit of many streams' batches in one transaction ([`EventLog::append_many`]), reads
 //!   by stream and from a global position, a head watch for followers, relay checkpoints and
 //!   [`EventLog::verify`].
+//! - `writer`: one task per `EventLog` that commits every waiting append request in one
+//!   transaction (group commit across callers; appends are cancellation-safe).
 //! - `plan`: validation, canonical encoding, version/position assignment and hash chaining,
-//!   shared by both backends.
+//!   shared by both backends; also the stream-tip cache.
 //! - `canonical`: RFC 8785 canonical JSON and the chained SHA-256 of an event.
 //! - `pg`, `sqlite`: the two backends (one schema design, one migration history each under
 //!   `migrations/`).
 //!
+//! ## How an append runs
+//! 1. In the caller's task: validate, canonicalise payloads (CPU work, in parallel).
+//! 2. In the writer task: take every queued request (up to 20,000 events) as one group.
+//! 3. Take the lock (PostgreSQL: `pg_advisory_xact_lock` on a constant key; SQLite:
+//!    `BEGIN IMMEDIATE`), read the head, and the last version and hash of each stream of the
+//!    group with ONE query — or none, when this process wrote last (the head is where it left
+//!    it) and its tip cache knows the streams.
+//! 4. Check expected versions in batch order, assign versions, positions (head + 1…) and hashes
+//!    in Rust; insert every row with one `UNNEST` statement (PostgreSQL) or a few fixed-size
+//!    multi-row `INSERT`s (SQLite); commit; wake `watch_head` (and `NOTIFY` on PostgreSQL).
+//! 5. Recorded event ids are left to the unique index on this fast path; if the insert is
+//!    refused, the group is redone with lookups so each batch gets its own
+//!    [`Error::DuplicateEvent`] or [`Error::Conflict`] and the others still commit.
+//!
 //! ## Invariants
-//! - Appends hold one lock (PostgreSQL: `pg_advisory_xact_lock`, SQLite: `BEGIN IMMEDIATE`) from
-//!   reading the head to commit: commit order is position order and positions have no gaps.
-//! - The database refuses `UPDATE`, `DELETE` (and on PostgreSQL `TRUNCATE`) of events by
+//! - Appends hold one lock from reading the head to commit: commit order is position order and
+//!   positions have no gaps (no sequence hands out numbers before commit).
+//! - The database refuses `UPDATE`, `DELETE` (and on PostgreSQL `TRUNCATE`, also with
+//!   `session_replication_role = replica`; on SQLite `INSERT OR REPLACE`) of events by
 //!   triggers; this crate never issues them.
-//! - `hash = SHA-256(previous hash in the stream || canonical envelope)`; the payload is hashed in
-//!   RFC 8785 form, so `jsonb`'s reordering cannot break [`EventLog::verify`].
+//! - `hash = SHA-256(previous hash in the stream || canonical envelope)`, 32 zero bytes before
+//!   version 1; the payload is hashed in RFC 8785 form, so `jsonb`'s reordering cannot break
+//!   [`EventLog::verify`].
 //! - Its tables live apart from other crates': PostgreSQL schema `eventlog` with migrations in
 //!   `eventlog._sqlx_migrations`; on SQLite tables `events`/`checkpoints` and migrations in
-//!   `_eventlog_migrations`.
+//!   `_eventlog_migrations` (sqlx's default `_sqlx_migrations` is shared per database, and
+//!   another crate's history there would make either migrator fail).
+//! - Never depends on a service crate; never sends database error text upward except inside
+//!   [`Error::Database`], whose `Display` is only "database unavailable".
 
 mod canonical;
 mod pg;

@@ -1,6 +1,7 @@
-//! PostgreSQL backend: tables in the schema `eventlog` (the pool's `search_path`), migrations
-//! tracked in `eventlog._sqlx_migrations`, appends serialised by a transaction-scoped advisory
-//! lock so commit order is position order, rows inserted with one `UNNEST` statement per group.
+//! PostgreSQL backend: tables in the schema `eventlog` (queries name it; the pool's
+//! `search_path` is `eventlog` too, for tools), migrations tracked in
+//! `eventlog._sqlx_migrations`, appends serialised by a transaction-scoped advisory lock so
+//! commit order is position order, rows inserted with one `UNNEST` statement per group.
 
 use crate::canonical::GENESIS;
 use crate::plan::{self, CurrentState, PreparedBatch, Row, TipCache};
@@ -140,7 +141,7 @@ impl Pg {
         limit: i64,
     ) -> Result<Vec<StoredRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SELECT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 \
+            "SELECT {SELECT_COLUMNS} FROM eventlog.events WHERE stream_id = $1 AND stream_version >= $2 \
              ORDER BY stream_version LIMIT $3"
         )))
         .bind(stream)
@@ -153,7 +154,7 @@ impl Pg {
 
     pub(crate) async fn read_all(&self, after_position: i64, limit: i64) -> Result<Vec<StoredRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SELECT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+            "SELECT {SELECT_COLUMNS} FROM eventlog.events WHERE position > $1 ORDER BY position LIMIT $2"
         )))
         .bind(after_position)
         .bind(limit)
@@ -167,25 +168,27 @@ impl Pg {
     }
 
     pub(crate) async fn stream_version(&self, stream: &str) -> Result<Option<i64>> {
-        let v: Option<i64> =
-            sqlx::query_scalar("SELECT max(stream_version) FROM events WHERE stream_id = $1")
-                .bind(stream)
-                .fetch_one(&self.pool)
-                .await?;
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT max(stream_version) FROM eventlog.events WHERE stream_id = $1",
+        )
+        .bind(stream)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(v)
     }
 
     pub(crate) async fn load_checkpoint(&self, name: &str) -> Result<i64> {
-        let p: Option<i64> = sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let p: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM eventlog.checkpoints WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(p.unwrap_or(0))
     }
 
     pub(crate) async fn save_checkpoint(&self, name: &str, position: i64) -> Result<()> {
         sqlx::query(
-            "INSERT INTO checkpoints (name, position, updated_at) VALUES ($1, $2, now()) \
+            "INSERT INTO eventlog.checkpoints (name, position, updated_at) VALUES ($1, $2, now()) \
              ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
         )
         .bind(name)
@@ -215,10 +218,11 @@ impl Pg {
                     continue;
                 }
                 // Catch up on what was committed while not listening.
-                if let Ok(h) =
-                    sqlx::query_scalar::<_, i64>("SELECT COALESCE(max(position), 0) FROM events")
-                        .fetch_one(&pool)
-                        .await
+                if let Ok(h) = sqlx::query_scalar::<_, i64>(
+                    "SELECT COALESCE(max(position), 0) FROM eventlog.events",
+                )
+                .fetch_one(&pool)
+                .await
                 {
                     crate::raise_head(&head, h);
                 }
@@ -249,12 +253,12 @@ async fn fetch_state(
     let rows = sqlx::query(
         "SELECT 0 AS kind, u.s AS key, e.stream_version AS version, e.hash AS hash \
          FROM unnest($1::text[]) AS u(s) \
-         CROSS JOIN LATERAL (SELECT stream_version, hash FROM events WHERE stream_id = u.s \
+         CROSS JOIN LATERAL (SELECT stream_version, hash FROM eventlog.events WHERE stream_id = u.s \
                              ORDER BY stream_version DESC LIMIT 1) e \
          UNION ALL \
-         SELECT 1, event_id::text, NULL, NULL FROM events WHERE event_id = ANY($2::uuid[]) \
+         SELECT 1, event_id::text, NULL, NULL FROM eventlog.events WHERE event_id = ANY($2::uuid[]) \
          UNION ALL \
-         SELECT 2, NULL, COALESCE((SELECT max(position) FROM events), 0), NULL",
+         SELECT 2, NULL, COALESCE((SELECT max(position) FROM eventlog.events), 0), NULL",
     )
     .bind(streams)
     .bind(ids)
@@ -325,7 +329,7 @@ async fn insert(
     // One statement for the whole group; the NOTIFY is delivered at commit.
     sqlx::query(
         "WITH ins AS ( \
-           INSERT INTO events (position, event_id, stream_id, stream_version, tenant, event_type, \
+           INSERT INTO eventlog.events (position, event_id, stream_id, stream_version, tenant, event_type, \
                                payload, occurred_at, recorded_at, correlation_id, causation_id, \
                                actor, traceparent, hash) \
            SELECT p, e, s, v, t, ty, pl::jsonb, o, $9, c, ca, a, tp, h \
@@ -356,7 +360,7 @@ async fn insert(
 }
 
 async fn head_of(pool: &PgPool) -> Result<i64> {
-    let head: i64 = sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
+    let head: i64 = sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM eventlog.events")
         .fetch_one(pool)
         .await?;
     Ok(head)

@@ -171,6 +171,26 @@ contract!(
     migrations_are_idempotent_and_kept_apart,
 );
 
+#[tokio::test]
+async fn in_memory_sqlite_keeps_its_data_across_calls() {
+    let log = EventLog::connect("sqlite::memory:").await.expect("memory");
+    let s = stream("acme", "mem");
+    log.append(batch(&s, ExpectedVersion::NoStream, 3))
+        .await
+        .unwrap();
+    assert_eq!(log.read_stream(&s, 1, 10).await.unwrap().len(), 3);
+    assert_eq!(log.head_position().await.unwrap(), 3);
+    assert!(log.verify().await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn unknown_url_schemes_are_refused() {
+    assert!(matches!(
+        EventLog::connect("mysql://x/y").await,
+        Err(Error::Invalid(_))
+    ));
+}
+
 // ---------------------------------------------------------------------------------------------
 // helpers
 
