@@ -72,30 +72,24 @@ impl Relay {
         Ok(msg)
     }
 
-    /// Publish one batch; returns the position of the last acked event.
-    async fn publish_batch(
-        &self,
-        js: &async_nats::jetstream::Context,
-        events: &[RecordedEvent],
+    /// Await acks, oldest first, until at most `keep` are in flight; returns the position of
+    /// the last acked event.
+    async fn drain(
+        in_flight: &mut VecDeque<(i64, PublishAckFuture)>,
+        keep: usize,
+        mut acked: i64,
     ) -> Result<i64> {
-        let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::with_capacity(self.window);
-        for e in events {
-            let subject = envelope::subject(&self.bus.subject_prefix, e);
-            let ack = js
-                .send_publish(subject, Self::message(e)?)
-                .await
-                .map_err(nats_err)?;
-            in_flight.push_back(ack);
-            if in_flight.len() >= self.window
-                && let Some(ack) = in_flight.pop_front()
-            {
-                ack.await.map_err(nats_err)?;
-            }
-        }
-        while let Some(ack) = in_flight.pop_front() {
+        let mut count = 0_u64;
+        while in_flight.len() > keep {
+            let Some((position, ack)) = in_flight.pop_front() else {
+                break;
+            };
             ack.await.map_err(nats_err)?;
+            acked = position;
+            count += 1;
         }
-        Ok(events.last().map_or(0, |e| e.position))
+        metrics::counter!("mahnwerk_relay_published_events_total").increment(count);
+        Ok(acked)
     }
 
     /// Run until `shutdown` resolves. Errors from NATS or the log are retried with backoff,
@@ -116,20 +110,45 @@ impl Relay {
                     .await?
                     .max(self.last_published(&js).await?);
                 tracing::info!(after, stream = %self.bus.stream, "relay resuming");
+                // Publishes stay in flight across batches (up to `window`), so reading the
+                // next batch from the log overlaps with waiting for acks. The checkpoint only
+                // ever names the last *acked* position.
+                let mut in_flight: VecDeque<(i64, PublishAckFuture)> =
+                    VecDeque::with_capacity(self.window);
+                let mut saved = after;
+                let mut acked = after;
                 loop {
                     let events = log.read_all(after, self.batch).await?;
                     if events.is_empty() {
+                        acked = Self::drain(&mut in_flight, 0, acked).await?;
+                        if acked > saved {
+                            log.save_checkpoint(&self.checkpoint, acked).await?;
+                            saved = acked;
+                        }
                         // Wake on a local commit, or poll for other writers.
                         let _ =
                             tokio::time::timeout(Duration::from_millis(250), head.changed()).await;
                         continue;
                     }
-                    after = self.publish_batch(&js, &events).await?;
-                    log.save_checkpoint(&self.checkpoint, after).await?;
-                    metrics::counter!("mahnwerk_relay_published_events_total")
-                        .increment(events.len() as u64);
-                    metrics::gauge!("mahnwerk_relay_position").set(after as f64);
-                    tracing::debug!(after, count = events.len(), "relay published batch");
+                    for e in &events {
+                        let subject = envelope::subject(&self.bus.subject_prefix, e);
+                        let ack = js
+                            .send_publish(subject, Self::message(e)?)
+                            .await
+                            .map_err(nats_err)?;
+                        in_flight.push_back((e.position, ack));
+                        if in_flight.len() >= self.window.max(1) {
+                            acked =
+                                Self::drain(&mut in_flight, self.window.max(1) - 1, acked).await?;
+                        }
+                    }
+                    after = events.last().map_or(after, |e| e.position);
+                    if acked > saved {
+                        log.save_checkpoint(&self.checkpoint, acked).await?;
+                        metrics::gauge!("mahnwerk_relay_position").set(acked as f64);
+                        saved = acked;
+                    }
+                    tracing::debug!(after, acked, "relay read batch");
                 }
                 #[allow(unreachable_code)]
                 Ok::<(), crate::Error>(())

@@ -25,7 +25,7 @@ pub struct Ingest {
 type ImportItem = Result<mahnwerk_domain::Invoice, (String, FieldErrors)>;
 
 /// Items of an import stream appended per group commit.
-const IMPORT_CHUNK: usize = 500;
+const IMPORT_CHUNK: usize = 1000;
 
 struct RequestCtx {
     caller: Caller,
@@ -155,12 +155,12 @@ impl Ingest {
 
     /// Import one chunk: new invoices by one group commit, the rest (retries, conflicts) one by one.
     async fn import_chunk(
-        &self,
-        tenant: &TenantId,
-        metadata: &Metadata,
+        self,
+        tenant: TenantId,
+        metadata: Metadata,
         chunk: Vec<(u64, ImportItem)>,
-        results: &mut Vec<pb::ImportResult>,
-    ) -> Result<(), Status> {
+    ) -> Result<Vec<pb::ImportResult>, Status> {
+        let (tenant, metadata) = (&tenant, &metadata);
         let mut batches = Vec::new();
         let mut pending = Vec::new();
         let mut out: Vec<pb::ImportResult> = Vec::with_capacity(chunk.len());
@@ -223,7 +223,6 @@ impl Ingest {
                         Ok((_, created)) => r.created = created,
                         Err(status) => {
                             r.case_id.clear();
-                            r.error_code = format!("{:?}", status.code()).to_uppercase();
                             r.error_code = code_name(status.code()).into();
                             r.error_message = status.message().to_owned();
                         }
@@ -232,8 +231,51 @@ impl Ingest {
                 Err(e) => return Err(log_error(e)),
             }
         }
-        results.extend(out);
+        Ok(out)
+    }
+}
+
+type ChunkTask = tokio::task::JoinHandle<Result<Vec<pb::ImportResult>, Status>>;
+
+/// Appends one chunk in the background while the next is received and validated. Chunks are
+/// appended strictly in stream order: a chunk starts only after the one before has committed.
+#[derive(Default)]
+struct ImportPipeline {
+    pending: Option<ChunkTask>,
+    results: Vec<pb::ImportResult>,
+}
+
+impl ImportPipeline {
+    async fn settle(&mut self) -> Result<(), Status> {
+        if let Some(task) = self.pending.take() {
+            let done = task
+                .await
+                .map_err(|_| Status::internal("import task failed"))??;
+            self.results.extend(done);
+        }
         Ok(())
+    }
+
+    async fn submit(
+        &mut self,
+        ingest: &Ingest,
+        tenant: &TenantId,
+        metadata: &Metadata,
+        chunk: Vec<(u64, ImportItem)>,
+    ) -> Result<(), Status> {
+        self.settle().await?;
+        if !chunk.is_empty() {
+            let task = ingest
+                .clone()
+                .import_chunk(tenant.clone(), metadata.clone(), chunk);
+            self.pending = Some(tokio::spawn(task));
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<Vec<pb::ImportResult>, Status> {
+        self.settle().await?;
+        Ok(self.results)
     }
 }
 
@@ -288,22 +330,17 @@ impl InvoiceService for Ingest {
     ) -> Result<Response<pb::ImportInvoicesResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let mut stream = req.into_inner();
-        let mut results = Vec::new();
         let mut chunk = Vec::with_capacity(IMPORT_CHUNK);
         let mut tenant: Option<TenantId> = None;
         let mut index = 0_u64;
+        let mut pipeline = ImportPipeline::default();
         while let Some(item) = stream.message().await? {
             let t = ctx.caller.tenant(&item.tenant)?;
             if let Some(prev) = &tenant
                 && *prev != t
             {
-                self.import_chunk(
-                    prev,
-                    &ctx.metadata,
-                    std::mem::take(&mut chunk),
-                    &mut results,
-                )
-                .await?;
+                let full = std::mem::take(&mut chunk);
+                pipeline.submit(self, prev, &ctx.metadata, full).await?;
             }
             tenant = Some(t);
             let parsed = match &item.invoice {
@@ -320,14 +357,14 @@ impl InvoiceService for Ingest {
             if chunk.len() >= IMPORT_CHUNK
                 && let Some(t) = &tenant
             {
-                self.import_chunk(t, &ctx.metadata, std::mem::take(&mut chunk), &mut results)
-                    .await?;
+                let full = std::mem::take(&mut chunk);
+                pipeline.submit(self, t, &ctx.metadata, full).await?;
             }
         }
         if let Some(t) = &tenant {
-            self.import_chunk(t, &ctx.metadata, chunk, &mut results)
-                .await?;
+            pipeline.submit(self, t, &ctx.metadata, chunk).await?;
         }
+        let results = pipeline.finish().await?;
         let accepted = results.iter().filter(|r| r.error_code.is_empty()).count() as u64;
         let rejected = results.len() as u64 - accepted;
         tracing::info!(accepted, rejected, "invoice import finished");
