@@ -29,6 +29,7 @@
 //! exits 1.
 
 use crate::camt::CamtReader;
+use crate::csv::{CsvMapping, CsvReader};
 use crate::einvoice::read_einvoice;
 use crate::error::Error;
 use crate::mt940::{Mt940Options, Mt940Reader};
@@ -58,6 +59,9 @@ pub enum InspectCommand {
         /// Encoding of MT940 lines that are not UTF-8 (default windows-1252; e.g. windows-1250).
         #[arg(long, value_name = "LABEL")]
         encoding: Option<String>,
+        /// Read the files as CSV with this column mapping (JSON, see `mahnwerk_formats::csv`).
+        #[arg(long, value_name = "FILE")]
+        csv_mapping: Option<PathBuf>,
     },
     /// Print the invoice read from an e-invoice: UBL, CII, XRechnung, ZUGFeRD/Factur-X (XML or
     /// PDF with embedded XML).
@@ -95,7 +99,16 @@ pub fn run(cmd: InspectCommand, out: &mut dyn Write) -> Result<(), CliError> {
             json,
             lenient_dates,
             encoding,
+            csv_mapping,
         } => {
+            let csv = match csv_mapping {
+                Some(path) => {
+                    let name = path.display().to_string();
+                    let bytes = std::fs::read(&path).map_err(|e| fail(&name, e))?;
+                    Some(CsvMapping::from_json(&bytes).map_err(|e| fail(&name, e))?)
+                }
+                None => None,
+            };
             let fallback = match encoding {
                 Some(label) => {
                     encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
@@ -125,16 +138,20 @@ pub fn run(cmd: InspectCommand, out: &mut dyn Write) -> Result<(), CliError> {
                 if crate::zip::is_zip(&bytes) {
                     crate::zip::for_each_member(&bytes, |m| {
                         let label = format!("{name}:{}", m.name);
-                        statements(&mut w, &label, &m.data, options, mt).map_err(|e| match e {
-                            Failure::Parse(err) => err,
-                            Failure::Write(io) => Error::Io(io),
-                        })
+                        statements(&mut w, &label, &m.data, options, mt, csv.as_ref()).map_err(
+                            |e| match e {
+                                Failure::Parse(err) => err,
+                                Failure::Write(io) => Error::Io(io),
+                            },
+                        )
                     })
                     .map_err(|e| fail(&name, e))?;
                 } else {
-                    statements(&mut w, &name, &bytes, options, mt).map_err(|e| match e {
-                        Failure::Parse(err) => fail(&name, err),
-                        Failure::Write(io) => fail("output", io),
+                    statements(&mut w, &name, &bytes, options, mt, csv.as_ref()).map_err(|e| {
+                        match e {
+                            Failure::Parse(err) => fail(&name, err),
+                            Failure::Write(io) => fail("output", io),
+                        }
                     })?;
                 }
             }
@@ -191,6 +208,7 @@ fn statements(
     bytes: &[u8],
     options: ParseOptions,
     mt: Mt940Options,
+    csv: Option<&CsvMapping>,
 ) -> Result<(), Failure> {
     let head = bytes
         .iter()
@@ -200,7 +218,9 @@ fn statements(
         || head.starts_with(b"\xEF\xBB\xBF<")
         || head.starts_with(b"\xFF\xFE")
         || head.starts_with(b"\xFE\xFF");
-    let items: Box<dyn Iterator<Item = crate::Result<StatementItem>>> = if is_xml {
+    let items: Box<dyn Iterator<Item = crate::Result<StatementItem>>> = if let Some(m) = csv {
+        Box::new(CsvReader::new(bytes, m.clone(), options).map_err(Failure::Parse)?)
+    } else if is_xml {
         Box::new(CamtReader::new(bytes, options).map_err(Failure::Parse)?)
     } else {
         Box::new(Mt940Reader::new(bytes, mt))
@@ -489,6 +509,7 @@ mod tests {
             json: true,
             lenient_dates: false,
             encoding: None,
+            csv_mapping: None,
         };
         run(cmd, &mut out).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
@@ -526,6 +547,53 @@ mod tests {
     }
 
     #[test]
+    fn statement_from_csv_with_mapping() {
+        let mut out = Vec::new();
+        let cmd = InspectCommand::Statement {
+            files: vec![fixture("csv/sparkasse_csv-camt-v2.csv")],
+            json: true,
+            lenient_dates: false,
+            encoding: None,
+            csv_mapping: Some(fixture("csv/sparkasse_csv-camt-v2.mapping.json")),
+        };
+        run(cmd, &mut out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let s = &v["statements"][0];
+        assert_eq!(s["format"], "csv");
+        assert_eq!(s["account_iban"], "DE89370400440532013000");
+        assert_eq!(s["entry_count"], 3);
+        assert_eq!(s["credits_total"], 123456);
+        assert_eq!(s["debits_total"], -8990 - 5000);
+        assert_eq!(s["balanced"], Value::Null);
+        let e = &s["entries"][2];
+        assert_eq!(e["counterparty_name"], "Änne Weiß");
+        assert_eq!(e["remittance"], "Rücklastschrift MD06\nMandat M-1");
+        assert_eq!(e["line"], 4);
+        assert_eq!(s["entries"][1]["mandate_id"], "MANDAT-0042");
+        // Without the mapping the file is not a statement format we detect.
+        let cmd = InspectCommand::Statement {
+            files: vec![fixture("csv/sparkasse_csv-camt-v2.csv")],
+            json: true,
+            lenient_dates: false,
+            encoding: None,
+            csv_mapping: None,
+        };
+        assert!(run(cmd, &mut Vec::new()).is_err());
+        let cmd = InspectCommand::Statement {
+            files: vec![fixture("csv/sparkasse_csv-camt-v2.csv")],
+            json: false,
+            lenient_dates: false,
+            encoding: None,
+            csv_mapping: Some(fixture("csv/sparkasse_csv-camt-v2.csv")),
+        };
+        let err = run(cmd, &mut Vec::new()).unwrap_err().to_string();
+        assert!(
+            err.contains("sparkasse_csv-camt-v2.csv: line 1, mapping column"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_reason() {
         let dir = std::env::temp_dir().join(format!("mahnwerk-formats-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -540,6 +608,7 @@ mod tests {
             json: false,
             lenient_dates: false,
             encoding: None,
+            csv_mapping: None,
         };
         let err = run(cmd, &mut Vec::new()).unwrap_err().to_string();
         assert_eq!(

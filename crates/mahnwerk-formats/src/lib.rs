@@ -17,6 +17,7 @@
 //! - [`xml`]: the guarded XML pull reader (encodings, no DTD, limits, line numbers).
 //! - [`camt`]: camt.052/053/054 streaming reader.
 //! - [`mt940`]: MT940/MT942 streaming reader with the German structured `:86:`.
+//! - [`csv`]: CSV statements read with a declared [`csv::CsvMapping`] (JSON).
 //! - [`einvoice`]: UBL/CII/ZUGFeRD/Factur-X/XRechnung into [`einvoice::EInvoice`]; [`pdf`] finds
 //!   the XML inside a PDF/A-3.
 //! - [`zip`]: members of ZIP archives holding several statements.
@@ -31,6 +32,7 @@
 
 pub mod camt;
 pub mod cli;
+pub mod csv;
 pub mod einvoice;
 pub mod epc;
 pub mod error;
