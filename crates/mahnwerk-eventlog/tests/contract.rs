@@ -120,6 +120,20 @@ fn with_database(url: &str, database: &str) -> String {
     }
 }
 
+/// Without `DATABASE_URL` the PostgreSQL half passes without running: say so where it shows
+/// (straight to stderr, past the test harness's capture), once per run.
+fn say_sqlite_only(test: &str) {
+    use std::io::Write as _;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "mahnwerk-eventlog contract: DATABASE_URL is unset, so the contract ran on SQLite only \
+             (postgres::{test} and the other postgres:: tests did nothing)"
+        );
+    });
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -137,10 +151,7 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let Some(db) = super::TestDb::postgres().await else {
-                        eprintln!(
-                            "DATABASE_URL is unset: contract test {} ran on SQLite only",
-                            stringify!($name)
-                        );
+                        super::say_sqlite_only(stringify!($name));
                         return;
                     };
                     super::$name(&db).await;
