@@ -347,4 +347,44 @@ mod tests {
         let b: Value = serde_json::from_str(r#"{"b":{"x":"z","y":1.5},"amount":1250}"#).unwrap();
         assert_eq!(canon(a), canon(b));
     }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            "\\PC{0,12}".prop_map(|s: String| json!(s.replace('\0', ""))),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec(("\\PC{0,8}", inner), 0..6).prop_map(|kv| {
+                    Value::Object(
+                        kv.into_iter()
+                            .map(|(k, v)| (k.replace('\0', ""), v))
+                            .collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Canonical text is a fixed point, and any other text of the same value (as jsonb
+        /// keeps it) canonicalises alike.
+        #[test]
+        fn canonical_form_round_trips_and_is_stable(v in arb_json()) {
+            // (Values compare by canonical text: 0.0 and 0 are one JSON number.)
+            let c = canon(v.clone());
+            let back: Value = serde_json::from_str(&c).unwrap();
+            proptest::prop_assert_eq!(canon(back), c.clone());
+            let pretty: Value = serde_json::from_str(&serde_json::to_string_pretty(&v).unwrap()).unwrap();
+            proptest::prop_assert_eq!(canon(pretty), c);
+        }
+    }
 }
