@@ -54,7 +54,8 @@ pub fn embedded_invoice_xml(pdf: &[u8]) -> Result<Vec<u8>> {
         };
         let dict_start = rfind(pdf, b"obj", s).unwrap_or(0);
         let dict = &pdf[dict_start..s];
-        let mut data = &pdf[start..end];
+        let raw = &pdf[start..end];
+        let mut data = raw;
         while let Some((last, rest)) = data.split_last() {
             if *last == b'\n' || *last == b'\r' {
                 data = rest;
@@ -63,7 +64,12 @@ pub fn embedded_invoice_xml(pdf: &[u8]) -> Result<Vec<u8>> {
             }
         }
         let content = if find(dict, b"/FlateDecode", 0).is_some() {
-            match miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(data, MAX_XML_BYTES) {
+            // Inflate the untrimmed bytes first: compressed data may itself end in CR/LF bytes
+            // (the Adler-32 checksum), which the trimming would cut off; the inflater stops at
+            // the end of the zlib stream and ignores the end-of-line before `endstream`.
+            let inflate =
+                |d| miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(d, MAX_XML_BYTES);
+            match inflate(raw).or_else(|_| inflate(data)) {
                 Ok(v) => v,
                 Err(_) => continue,
             }
@@ -102,5 +108,34 @@ mod tests {
         .concat();
         assert_eq!(embedded_invoice_xml(&plain).unwrap(), xml);
         assert!(embedded_invoice_xml(b"%PDF-1.4\nno streams").is_err());
+    }
+
+    /// Found by the drafthorse/factur-x round trip (seed 2): a compressed stream whose last
+    /// byte (part of the Adler-32 checksum) is a line feed.
+    #[test]
+    fn compressed_stream_ending_in_a_line_feed() {
+        let mut found = 0;
+        for n in 0..600 {
+            let xml = format!(
+                "<rsm:CrossIndustryInvoice xmlns:rsm=\"x\"><n>{}</n></rsm:CrossIndustryInvoice>",
+                "y".repeat(n)
+            );
+            let z = miniz_oxide::deflate::compress_to_vec_zlib(xml.as_bytes(), 6);
+            if !matches!(z.last(), Some(b'\n' | b'\r')) {
+                continue;
+            }
+            found += 1;
+            for eol in [&b"\n"[..], b"\r\n", b""] {
+                let pdf = [
+                    &b"%PDF-1.7\n2 0 obj\n<</Type/EmbeddedFile/Filter/FlateDecode>>\nstream\n"[..],
+                    &z,
+                    eol,
+                    b"endstream\nendobj\n%%EOF",
+                ]
+                .concat();
+                assert_eq!(embedded_invoice_xml(&pdf).unwrap(), xml.as_bytes(), "n={n}");
+            }
+        }
+        assert!(found > 0, "no sample ends in CR/LF");
     }
 }
