@@ -39,6 +39,15 @@ impl Pg {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
+        // Text that reads back differently would fail verify: insist on UTF-8 storage.
+        let encoding: String = sqlx::query_scalar("SHOW server_encoding")
+            .fetch_one(&pool)
+            .await?;
+        if encoding != "UTF8" {
+            return Err(Error::Invalid(format!(
+                "the event log needs a UTF8 PostgreSQL database, this one is {encoding}"
+            )));
+        }
         let mut migrator = sqlx::migrate!("./migrations/postgres");
         migrator.create_schema("eventlog");
         migrator.dangerous_set_table_name("eventlog._sqlx_migrations");
