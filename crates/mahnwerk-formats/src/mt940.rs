@@ -198,14 +198,10 @@ impl<R: BufRead> Mt940Reader<R> {
                     && b[2..4].iter().all(u8::is_ascii_digit)
                 {
                     // Some banks append the currency to the IBAN.
-                    let iban = if compact.len() > 18
-                        && compact[compact.len() - 3..]
-                            .bytes()
-                            .all(|c| c.is_ascii_uppercase())
-                        && compact[..compact.len() - 3]
-                            .bytes()
-                            .last()
-                            .is_some_and(|c| c.is_ascii_digit())
+                    let n = b.len();
+                    let iban = if n > 18
+                        && b[n - 3..].iter().all(u8::is_ascii_uppercase)
+                        && b[n - 4].is_ascii_digit()
                     {
                         compact[..compact.len() - 3].to_owned()
                     } else {
@@ -510,9 +506,10 @@ fn parse_61(text: &str, line: u64, currency: Option<Currency>, lenient: bool) ->
     if let Some(sup) = supplementary.filter(|s| !s.is_empty()) {
         // Rabobank puts the counter IBAN here; others free text (/OCMT/…).
         let compact: String = sup.chars().filter(|c| !c.is_whitespace()).collect();
-        if compact.len() >= 15
-            && compact[..2].bytes().all(|c| c.is_ascii_uppercase())
-            && compact[2..4].bytes().all(|c| c.is_ascii_digit())
+        let b = compact.as_bytes();
+        if b.len() >= 15
+            && b[..2].iter().all(u8::is_ascii_uppercase)
+            && b[2..4].iter().all(u8::is_ascii_digit)
         {
             e.counterparty.iban = Some(compact);
         }
@@ -535,11 +532,7 @@ const RETURN_GVC: &[&str] = &[
 fn apply_86(e: &mut Entry, text: &str) {
     let text = text.trim_start();
     let b = text.as_bytes();
-    if b.len() >= 4
-        && b[..3].iter().all(u8::is_ascii_digit)
-        && !b[3].is_ascii_alphanumeric()
-        && b[3] != b' '
-    {
+    if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3].is_ascii_punctuation() {
         apply_german_86(e, &text.replace(['\n', '\r'], ""), char::from(b[3]));
     } else if text.trim_start().starts_with('/') {
         apply_slash_86(e, &text.replace(['\n', '\r'], ""));
@@ -609,7 +602,7 @@ fn apply_german_86(e: &mut Entry, text: &str, sep: char) {
         bic: get(30).and_then(some),
     };
     if let Some(acct) = get(31).and_then(some) {
-        if acct.len() >= 15 && acct[..2].bytes().all(|c| c.is_ascii_uppercase()) {
+        if acct.len() >= 15 && acct.as_bytes()[..2].iter().all(u8::is_ascii_uppercase) {
             e.counterparty.iban = Some(acct);
         } else {
             e.counterparty.account = Some(acct);
