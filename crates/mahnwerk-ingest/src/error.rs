@@ -20,6 +20,13 @@ pub fn invalid(errs: &FieldErrors) -> Status {
     )
 }
 
+/// `INVALID_ARGUMENT` for one field.
+pub fn invalid_field(field: &str, reason: &str) -> Status {
+    invalid(&FieldErrors::from(mahnwerk_domain::FieldError::new(
+        field, reason,
+    )))
+}
+
 pub fn case_error(err: CaseError) -> Status {
     match err {
         CaseError::Invalid(e) => invalid(&FieldErrors::from(e)),

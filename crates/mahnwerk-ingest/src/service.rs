@@ -2,7 +2,7 @@
 //! `decide` on the case folded from the log, append with the expected version, answer.
 
 use crate::convert::{invoice_from_proto, invoice_to_proto, parse_date, status_from_proto};
-use crate::error::{case_error, db_error, invalid, log_error};
+use crate::error::{case_error, db_error, invalid, invalid_field, log_error};
 use mahnwerk_auth::{Caller, KeyStore};
 use mahnwerk_domain::case::{CaseCommand, CaseError, CaseEvent, CaseState, DisputeOutcome, decide};
 use mahnwerk_domain::{CaseId, FieldErrors, InvoiceNumber, Money, TenantId};
@@ -300,9 +300,7 @@ impl InvoiceService for Ingest {
         let body = req.get_ref();
         let tenant = ctx.caller.tenant(&body.tenant)?;
         let Some(p) = &body.invoice else {
-            return Err(invalid(&FieldErrors::from(
-                mahnwerk_domain::FieldError::new("invoice", "required"),
-            )));
+            return Err(invalid_field("invoice", "required"));
         };
         let invoice = invoice_from_proto(p, "invoice").map_err(|e| invalid(&e))?;
         let number = invoice.number.clone();
@@ -497,9 +495,7 @@ impl InvoiceService for Ingest {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         let Some(amount) = b.amount else {
-            return Err(invalid(&FieldErrors::from(
-                mahnwerk_domain::FieldError::new("amount", "required"),
-            )));
+            return Err(invalid_field("amount", "required"));
         };
         let currency = amount
             .currency
@@ -541,12 +537,10 @@ impl InvoiceService for Ingest {
             Ok(pb::DisputeOutcome::Upheld) => DisputeOutcome::Upheld,
             Ok(pb::DisputeOutcome::Rejected) => DisputeOutcome::Rejected,
             _ => {
-                return Err(case_error(CaseError::Invalid(
-                    mahnwerk_domain::FieldError::new(
-                        "outcome",
-                        "required: DISPUTE_OUTCOME_UPHELD or DISPUTE_OUTCOME_REJECTED",
-                    ),
-                )));
+                return Err(invalid_field(
+                    "outcome",
+                    "required: DISPUTE_OUTCOME_UPHELD or DISPUTE_OUTCOME_REJECTED",
+                ));
             }
         };
         self.mutate(
@@ -604,12 +598,10 @@ impl CaseService for Ingest {
                 &invoice_number("invoice_number", &b.invoice_number)?,
             ),
             (true, true) => {
-                return Err(invalid(&FieldErrors::from(
-                    mahnwerk_domain::FieldError::new(
-                        "case_id",
-                        "case_id or invoice_number is required",
-                    ),
-                )));
+                return Err(invalid_field(
+                    "case_id",
+                    "case_id or invoice_number is required",
+                ));
             }
         };
         let stream = case.stream(&tenant);

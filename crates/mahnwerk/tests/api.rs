@@ -197,27 +197,32 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
                 },
             )
         };
-        // The projection follows the log; wait until it shows the extension.
+        // The projection follows the log; wait until it shows the extension (regression: waiting
+        // for "not overdue" passed before the projection had the invoice at all).
         let ch = server.channel().await;
-        wait_for("projection", 10, || {
+        let all = || authed(&key, pb::ListInvoicesRequest::default());
+        wait_for("projection", 20, || {
             let mut c = InvoiceServiceClient::new(ch.clone());
-            let req = overdue("2026-04-15");
+            let req = all();
             async move {
-                c.list_invoices(req)
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .invoices
-                    .is_empty()
+                let listed = c.list_invoices(req).await.unwrap().into_inner().invoices;
+                listed.len() == 1 && listed[0].current_due_date == "2026-04-30"
             }
         })
         .await;
+        let not_yet = client
+            .list_invoices(overdue("2026-04-15"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(not_yet.invoices.is_empty());
         let listed = client
             .list_invoices(overdue("2026-05-01"))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(listed.invoices.len(), 1);
+        assert_eq!(listed.invoices[0].invoice_number, "RE-7");
         let cancelled = client
             .cancel_invoice(authed(
                 &key,
@@ -375,6 +380,22 @@ async fn a_key_of_tenant_a_cannot_read_list_or_change_tenant_b() {
                 .code(),
             Code::NotFound
         );
+        // Once the projection holds B's invoice (B sees it), A's list still shows nothing.
+        let ch = server.channel().await;
+        wait_for("projection", 20, || {
+            let mut c = InvoiceServiceClient::new(ch.clone());
+            let req = authed(&key_b, pb::ListInvoicesRequest::default());
+            async move {
+                c.list_invoices(req)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .invoices
+                    .len()
+                    == 1
+            }
+        })
+        .await;
         let listed = client
             .list_invoices(authed(&key_a, pb::ListInvoicesRequest::default()))
             .await
