@@ -529,7 +529,7 @@ impl<R: BufRead> CsvReader<R> {
         }
         let Some((line, cells)) = self.read_record()? else {
             if self.current.is_none() {
-                self.start(None, self.line_no + 1);
+                self.start(None, self.line_no + 1, None);
             }
             self.finish();
             self.done = true;
@@ -560,7 +560,7 @@ impl<R: BufRead> CsvReader<R> {
             if self.current.is_some() {
                 self.finish();
             }
-            self.start(account, line);
+            self.start(account, line, Some(entry.amount.currency));
         }
         let cur = self.current.as_mut().expect("statement started");
         cur.totals.add(&entry);
@@ -568,7 +568,8 @@ impl<R: BufRead> CsvReader<R> {
         Ok(())
     }
 
-    fn start(&mut self, row_account: Option<String>, line: u64) {
+    /// Begin a statement; its currency is the mapping's, else the first entry's.
+    fn start(&mut self, row_account: Option<String>, line: u64, first: Option<Currency>) {
         let account = row_account.or_else(|| self.mapping.account_iban.as_deref().map(compact));
         let is_iban = account.as_deref().is_some_and(looks_like_iban);
         self.queue
@@ -580,7 +581,7 @@ impl<R: BufRead> CsvReader<R> {
                 sequence: None,
                 account_iban: if is_iban { account.clone() } else { None },
                 account: account.clone(),
-                currency: self.currency,
+                currency: self.currency.or(first),
                 opening_balance: None,
                 closing_balance: None,
                 line,
@@ -951,7 +952,7 @@ mod tests {
             s.header.account_iban.as_deref(),
             Some("DE89370400440532013000")
         );
-        assert_eq!(s.header.currency, None);
+        assert_eq!(s.header.currency, Some(Currency::EUR), "from the first row");
         assert_eq!(s.entries.len(), 3);
         let e = &s.entries[0];
         assert_eq!(e.amount, Money::eur(123_456));
