@@ -78,13 +78,12 @@ fn plain_rows(batches: &[AppendBatch], next_position: &mut i64) -> Vec<PlainRow>
     let now = Utc::now();
     let mut rows = Vec::with_capacity(batches.len());
     for b in batches {
-        let mut version = match b.expected {
+        let base = match b.expected {
             ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(0),
             _ => 0,
         };
-        for e in &b.events {
+        for (version, e) in (base + 1..).zip(&b.events) {
             *next_position += 1;
-            version += 1;
             rows.push(PlainRow {
                 position: *next_position,
                 event_id: e.event_id.0,

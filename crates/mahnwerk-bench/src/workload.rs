@@ -37,7 +37,7 @@ pub fn proto_invoice(run: &str, i: u64) -> pb::Invoice {
     let (postal_code, city) = CITIES[pick(CITIES.len())];
     let net = 10_000 + i64::try_from(i % 900_000).unwrap_or(0) * 7;
     let tax = net * 19 / 100;
-    let consumer = i % 3 == 0;
+    let consumer = i.is_multiple_of(3);
     pb::Invoice {
         invoice_number: format!("RE-{run}-{i:09}"),
         issue_date: "2026-11-02".into(),

@@ -4,7 +4,7 @@
 use crate::convert::{invoice_from_proto, invoice_to_proto, parse_date, status_from_proto};
 use crate::error::{case_error, db_error, invalid, invalid_field, log_error};
 use mahnwerk_auth::{Caller, KeyStore};
-use mahnwerk_domain::case::{CaseCommand, CaseError, CaseEvent, CaseState, DisputeOutcome, decide};
+use mahnwerk_domain::case::{CaseCommand, CaseEvent, CaseState, DisputeOutcome, decide};
 use mahnwerk_domain::{CaseId, FieldErrors, InvoiceNumber, Money, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_proto::v1 as pb;
