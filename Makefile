@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 export MAHNWERK_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help run test test-rust lint fmt bench bench-quick deploy-check demo pyenv tools build
+.PHONY: help run test test-rust lint fmt bench bench-quick deploy-check deploy-validate demo pyenv tools build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,7 @@ test: tools pyenv ## run every test (PostgreSQL tests too when DATABASE_URL is s
 	  mkdir -p target && $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test.log; status=$${PIPESTATUS[0]}; \
 	  grep -E '^test result:' target/test.log | awk '{p+=$$4; f+=$$6} END {print "Summary: " p " passed, " f " failed"}'; \
 	  exit $$status
+	@$(MAKE) --no-print-directory deploy-validate
 	@$(MAKE) --no-print-directory bench-quick
 
 lint: ## rustfmt check and clippy with warnings as errors
@@ -54,6 +55,9 @@ bench-quick: ## the benchmarks at 1/100 of the size, so they never rot
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
 	  $(CARGO) run --release -p mahnwerk-bench -- --scale 0.01 --rows B1,B3,B4 --out target/bench
 
-deploy-check: ## render and validate the Kubernetes manifests
+deploy-validate: pyenv ## validate the Kubernetes manifests against the API schemas (run by make test)
+	$(VENV)/bin/kubernetes-validate --strict deploy/namespace.yaml deploy/nats.yaml deploy/postgres.yaml deploy/mahnwerk.yaml
+
+deploy-check: deploy-validate ## render deploy/ with kustomize and validate the result
 	@command -v kubectl >/dev/null || { echo "error: kubectl not found: apt-get install -y kubectl"; exit 1; }
-	kubectl kustomize deploy >/dev/null && echo "deploy/ renders"
+	kubectl kustomize deploy > target/deploy.yaml && $(VENV)/bin/kubernetes-validate --strict target/deploy.yaml && echo "deploy/ renders and validates"
