@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 export MAHNWERK_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help run test test-rust lint fmt bench bench-quick deploy-check deploy-validate demo pyenv tools build
+.PHONY: help run test test-rust lint fmt bench bench-quick deploy-check deploy-validate bench-letters demo pyenv tools build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,9 +47,16 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-bench: ## full benchmarks (B1-B4): table, BENCHMARKS.md, target/bench/results.json
+bench: pyenv ## full benchmarks (B1-B4 and the letters row B7): tables, BENCHMARKS.md, target/bench/results.json
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
 	  $(CARGO) run --release -p mahnwerk-bench -- --scale 1 --out target/bench
+	@$(MAKE) --no-print-directory bench-letters
+
+bench-letters: pyenv ## B7: letters/s per core (typst) against WeasyPrint rendering the same letter, and RSS over 10,000 renders
+	@$(VENV)/bin/python -c 'import weasyprint' 2>/dev/null || { \
+	  if command -v apt-get >/dev/null; then apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; fi; \
+	  $(VENV)/bin/pip install -q weasyprint; }
+	$(CARGO) run --release -p mahnwerk-letters --example letters_bench -- 400 10000 20
 
 bench-quick: ## the benchmarks at 1/100 of the size, so they never rot
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
