@@ -96,60 +96,53 @@ fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", s.code(), s.message())
 }
 
+/// The first of `keys` present in `obj` (proto3 JSON accepts snake_case and camelCase names).
+fn field<'a>(obj: &'a serde_json::Value, keys: &[&str]) -> Option<&'a serde_json::Value> {
+    keys.iter().find_map(|k| obj.get(*k))
+}
+
+fn text(obj: &serde_json::Value, keys: &[&str]) -> String {
+    field(obj, keys)
+        .and_then(|x| x.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Integers may come as JSON numbers or, as proto3 JSON writes int64, as strings.
+fn int(obj: &serde_json::Value, keys: &[&str]) -> i64 {
+    field(obj, keys)
+        .and_then(|x| {
+            x.as_i64()
+                .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+        })
+        .unwrap_or_default()
+}
+
 /// Parse an `Invoice` from JSON (proto field names, snake_case or camelCase).
-pub fn invoice_from_json(text: &str) -> anyhow::Result<pb::Invoice> {
-    let v: serde_json::Value = serde_json::from_str(text)?;
-    let s = |k: &str, camel: &str| -> String {
-        v.get(k)
-            .or_else(|| v.get(camel))
-            .and_then(|x| x.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let n = |k: &str, camel: &str| -> i64 {
-        v.get(k)
-            .or_else(|| v.get(camel))
-            .and_then(|x| {
-                x.as_i64()
-                    .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
-            })
-            .unwrap_or_default()
-    };
-    let obj = |k: &str, camel: &str| {
-        v.get(k)
-            .or_else(|| v.get(camel))
-            .cloned()
-            .unwrap_or_default()
-    };
-    let d = obj("debtor", "debtor");
-    let ds = |k: &str, camel: &str| -> String {
-        d.get(k)
-            .or_else(|| d.get(camel))
-            .and_then(|x| x.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let a = d.get("address").cloned().unwrap_or_default();
-    let acc = obj("creditor_account", "creditorAccount");
-    let kind = match ds("kind", "kind").as_str() {
+pub fn invoice_from_json(json: &str) -> anyhow::Result<pb::Invoice> {
+    let v: serde_json::Value = serde_json::from_str(json)?;
+    let null = serde_json::Value::Null;
+    let d = field(&v, &["debtor"]).unwrap_or(&null);
+    let a = field(d, &["address"]).unwrap_or(&null);
+    let acc = field(&v, &["creditor_account", "creditorAccount"]).unwrap_or(&null);
+    let kind = match text(d, &["kind"]).as_str() {
         "DEBTOR_KIND_CONSUMER" | "consumer" => pb::DebtorKind::Consumer,
         "DEBTOR_KIND_BUSINESS" | "business" => pb::DebtorKind::Business,
         _ => pb::DebtorKind::Unspecified,
     };
     Ok(pb::Invoice {
-        invoice_number: s("invoice_number", "invoiceNumber"),
-        issue_date: s("issue_date", "issueDate"),
-        due_date: s("due_date", "dueDate"),
-        currency: s("currency", "currency"),
-        net_amount: n("net_amount", "netAmount"),
-        tax_amount: n("tax_amount", "taxAmount"),
-        gross_amount: n("gross_amount", "grossAmount"),
+        invoice_number: text(&v, &["invoice_number", "invoiceNumber"]),
+        issue_date: text(&v, &["issue_date", "issueDate"]),
+        due_date: text(&v, &["due_date", "dueDate"]),
+        currency: text(&v, &["currency"]),
+        net_amount: int(&v, &["net_amount", "netAmount"]),
+        tax_amount: int(&v, &["tax_amount", "taxAmount"]),
+        gross_amount: int(&v, &["gross_amount", "grossAmount"]),
         debtor: Some(pb::Debtor {
-            name: ds("name", "name"),
+            name: text(d, &["name"]),
             kind: kind as i32,
             address: Some(pb::PostalAddress {
-                street: a
-                    .get("street")
+                street: field(a, &["street"])
                     .and_then(|x| x.as_array())
                     .map(|xs| {
                         xs.iter()
@@ -157,49 +150,22 @@ pub fn invoice_from_json(text: &str) -> anyhow::Result<pb::Invoice> {
                             .collect()
                     })
                     .unwrap_or_default(),
-                postal_code: a
-                    .get("postal_code")
-                    .or_else(|| a.get("postalCode"))
-                    .and_then(|x| x.as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
-                city: a
-                    .get("city")
-                    .and_then(|x| x.as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
-                country: a
-                    .get("country")
-                    .and_then(|x| x.as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
+                postal_code: text(a, &["postal_code", "postalCode"]),
+                city: text(a, &["city"]),
+                country: text(a, &["country"]),
             }),
-            email: ds("email", "email"),
-            language: ds("language", "language"),
-            customer_number: ds("customer_number", "customerNumber"),
-            vat_id: ds("vat_id", "vatId"),
+            email: text(d, &["email"]),
+            language: text(d, &["language"]),
+            customer_number: text(d, &["customer_number", "customerNumber"]),
+            vat_id: text(d, &["vat_id", "vatId"]),
         }),
-        payment_reference: s("payment_reference", "paymentReference"),
+        payment_reference: text(&v, &["payment_reference", "paymentReference"]),
         creditor_account: Some(pb::BankAccount {
-            iban: acc
-                .get("iban")
-                .and_then(|x| x.as_str())
-                .unwrap_or_default()
-                .to_owned(),
-            bic: acc
-                .get("bic")
-                .and_then(|x| x.as_str())
-                .unwrap_or_default()
-                .to_owned(),
-            holder: acc
-                .get("holder")
-                .and_then(|x| x.as_str())
-                .unwrap_or_default()
-                .to_owned(),
+            iban: text(acc, &["iban"]),
+            bic: text(acc, &["bic"]),
+            holder: text(acc, &["holder"]),
         }),
-        default_notice: v
-            .get("default_notice")
-            .or_else(|| v.get("defaultNotice"))
+        default_notice: field(&v, &["default_notice", "defaultNotice"])
             .and_then(|x| x.as_bool())
             .unwrap_or(false),
         ..Default::default()
@@ -423,4 +389,36 @@ pub async fn case_file(conn: Connection, case: String) -> anyhow::Result<pb::Cas
 
 pub fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoice_json_accepts_snake_and_camel_case() {
+        let snake = invoice_from_json(
+            r#"{"invoice_number":"RE-1","net_amount":100,"gross_amount":"119",
+                "debtor":{"kind":"business","address":{"postal_code":"10115","street":["A 1"]}},
+                "creditor_account":{"iban":"DE89370400440532013000"},"default_notice":true}"#,
+        )
+        .unwrap();
+        let camel = invoice_from_json(
+            r#"{"invoiceNumber":"RE-1","netAmount":"100","grossAmount":119,
+                "debtor":{"kind":"DEBTOR_KIND_BUSINESS","address":{"postalCode":"10115","street":["A 1"]}},
+                "creditorAccount":{"iban":"DE89370400440532013000"},"defaultNotice":true}"#,
+        )
+        .unwrap();
+        assert_eq!(snake, camel);
+        assert_eq!(snake.gross_amount, 119);
+        assert_eq!(
+            snake.debtor.as_ref().unwrap().kind,
+            pb::DebtorKind::Business as i32
+        );
+        assert_eq!(
+            snake.creditor_account.unwrap().iban,
+            "DE89370400440532013000"
+        );
+        assert!(snake.default_notice);
+    }
 }
