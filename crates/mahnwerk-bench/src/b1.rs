@@ -141,7 +141,7 @@ impl Plain {
                         .push_bind(r.tenant.as_str())
                         .push_bind(r.event_type.as_str())
                         .push_bind(r.payload.as_str())
-                        .push_unseparated("::jsonb")
+                        .push_unseparated("::json")
                         .push_bind(r.occurred_at)
                         .push_bind(r.recorded_at)
                         .push_bind(r.correlation_id.as_deref())

@@ -167,6 +167,56 @@ pub async fn pg_backend_cpu(pool: &sqlx::PgPool) -> f64 {
     pids.iter().map(|p| proc_cpu_seconds(&p.to_string())).sum()
 }
 
+/// CPU seconds used so far by this process, by every local `nats-server` and by every local
+/// `postgres` process (backends, WAL writer, checkpointer): where a phase's work went on a
+/// machine whose cores the bench shares with its servers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSplit {
+    pub bench: f64,
+    pub nats: f64,
+    pub postgres: f64,
+}
+
+impl CpuSplit {
+    pub fn now() -> Self {
+        let mut split = CpuSplit {
+            bench: cpu_seconds(),
+            ..Self::default()
+        };
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return split;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            match comm.trim_end() {
+                "nats-server" => split.nats += proc_cpu_seconds(pid),
+                "postgres" => split.postgres += proc_cpu_seconds(pid),
+                _ => {}
+            }
+        }
+        split
+    }
+
+    /// "bench X, nats-server Y, postgres Z µs per item" since `before`.
+    pub fn per_item_since(&self, before: &CpuSplit, items: u64) -> String {
+        #[allow(clippy::cast_precision_loss, clippy::as_conversions)]
+        let per = |a: f64, b: f64| (a - b) / items.max(1) as f64 * 1e6;
+        format!(
+            "bench process {:.1}, nats-server {:.1}, postgres {:.1} µs CPU per item",
+            per(self.bench, before.bench),
+            per(self.nats, before.nats),
+            per(self.postgres, before.postgres)
+        )
+    }
+}
+
 fn proc_cpu_seconds(pid: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;

@@ -100,8 +100,15 @@ impl Machine {
                         .fetch_one(&pool)
                         .await
                         .unwrap_or_default();
+                    let tls: Option<bool> = sqlx::query_scalar(
+                        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    )
+                    .fetch_optional(&pool)
+                    .await
+                    .unwrap_or_default();
                     pool.close().await;
-                    format!("{v} (synchronous_commit={sync})")
+                    let tls = if tls == Some(true) { "TLS" } else { "no TLS" };
+                    format!("{v} (synchronous_commit={sync}, connection: {tls})")
                 }
                 Err(e) => format!("unreachable: {e}"),
             },

@@ -35,6 +35,9 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// The relay's log reader task ended without reporting an error (it panicked).
+    #[error("relay reader task ended")]
+    ReaderGone,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -113,21 +113,88 @@ pub struct Appended {
     pub last_position: i64,
 }
 
-/// An event as stored.
+/// An event as stored. The payload is a parsed [`serde_json::Value`] by default;
+/// [`RawRecordedEvent`] carries the stored JSON text unparsed, for code that only passes it on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RecordedEvent {
+pub struct RecordedEvent<P = serde_json::Value> {
     pub position: i64,
     pub event_id: EventId,
     pub stream: StreamId,
     pub version: u64,
     pub tenant: TenantId,
     pub event_type: String,
-    pub payload: serde_json::Value,
+    pub payload: P,
     pub occurred_at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
     pub metadata: Metadata,
     /// Hex SHA-256 chained over the stream (see the crate docs).
     pub hash: String,
+}
+
+/// Commits an [`EventLog::tail`] follower may fall behind before it must read the log.
+pub const TAIL_COMMITS: usize = 256;
+
+pub use writer::Tail;
+
+/// Appends queued by [`EventLog::enqueue_many`], not yet known to be committed.
+#[must_use = "an append's outcome says whether it was recorded"]
+pub struct QueuedAppend {
+    slots: Vec<Option<Result<Appended>>>,
+    reply: Option<tokio::sync::oneshot::Receiver<Result<writer::Outcomes>>>,
+}
+
+impl QueuedAppend {
+    /// Waits for the commit: one outcome per batch, as [`EventLog::append_many`] returns them.
+    pub async fn outcome(self) -> Result<Vec<Result<Appended>>> {
+        let mut slots = self.slots;
+        if let Some(reply) = self.reply {
+            let outcomes = reply.await.map_err(|_| writer::stopped())??;
+            for (index, outcome) in outcomes {
+                if let Some(slot) = slots.get_mut(index) {
+                    *slot = Some(outcome);
+                }
+            }
+        }
+        Ok(slots
+            .into_iter()
+            .map(|s| s.unwrap_or_else(|| Err(Error::Invalid("batch not processed".into()))))
+            .collect())
+    }
+}
+
+/// An event with its payload as the stored JSON text.
+pub type RawRecordedEvent = RecordedEvent<JsonText>;
+
+/// A payload as the log stored it: JSON text, handed on without parsing. The log only stores
+/// JSON (canonical text it serialised itself; PostgreSQL's `json` type checks it again), so the
+/// text is not re-validated on the read path; a payload changed by hand behind the append-only
+/// guard is what `verify` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl Serialize for JsonText {
+    /// As the JSON value it is (not as a string).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl JsonText {
+    /// Wraps text the caller knows to be JSON (it is not checked).
+    pub fn new_unchecked(text: impl Into<String>) -> Self {
+        JsonText(text.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Parses the text into any deserialisable type.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_str(&self.0)
+    }
 }
 
 /// What can go wrong. Kinds: [`Error::Conflict`] is retryable after re-reading the stream;
@@ -232,6 +299,7 @@ enum Backend {
 struct Inner {
     backend: Arc<Backend>,
     head: watch::Sender<i64>,
+    tail: tokio::sync::broadcast::Sender<writer::Tail>,
     /// Queue of the group-commit writer task (see `writer`).
     writer: tokio::sync::mpsc::UnboundedSender<writer::Request>,
     listener: Option<tokio::task::AbortHandle>,
@@ -304,11 +372,13 @@ impl EventLog {
             _ => None,
         };
         let backend = Arc::new(backend);
-        let writer = writer::spawn(backend.clone(), head.clone());
+        let (tail, _) = tokio::sync::broadcast::channel(TAIL_COMMITS);
+        let writer = writer::spawn(backend.clone(), head.clone(), tail.clone());
         Ok(EventLog {
             inner: Arc::new(Inner {
                 backend,
                 head,
+                tail,
                 writer,
                 listener,
             }),
@@ -336,28 +406,27 @@ impl EventLog {
     /// and is not written, the others commit together. Batches are applied in order, so two
     /// batches for one stream chain (the second's expected version sees the first).
     pub async fn append_many(&self, batches: Vec<AppendBatch>) -> Result<Vec<Result<Appended>>> {
-        // Validation and canonical encoding happen here, in the caller's task, in parallel.
-        let (mut slots, prepared) = plan::prepare(batches);
-        if !prepared.is_empty() {
+        self.enqueue_many(batches).outcome().await
+    }
+
+    /// Validates and encodes `batches` in the caller's thread and queues them with the writer
+    /// before returning: appends queued one after the other are applied in that order (and may
+    /// share a group commit), while their outcomes are awaited later, e.g. by a pipeline that
+    /// keeps several chunks in flight. [`EventLog::append_many`] is this plus the wait.
+    pub fn enqueue_many(&self, batches: Vec<AppendBatch>) -> QueuedAppend {
+        let (slots, prepared) = plan::prepare(batches);
+        let reply = if prepared.is_empty() {
+            None
+        } else {
             let (reply, outcome) = tokio::sync::oneshot::channel();
-            self.inner
-                .writer
-                .send(writer::Request {
-                    batches: prepared,
-                    reply,
-                })
-                .map_err(|_| writer::stopped())?;
-            let outcomes = outcome.await.map_err(|_| writer::stopped())??;
-            for (index, outcome) in outcomes {
-                if let Some(slot) = slots.get_mut(index) {
-                    *slot = Some(outcome);
-                }
-            }
-        }
-        Ok(slots
-            .into_iter()
-            .map(|s| s.unwrap_or_else(|| Err(Error::Invalid("batch not processed".into()))))
-            .collect())
+            // A send error (writer gone) surfaces as the closed reply channel.
+            let _ = self.inner.writer.send(writer::Request {
+                batches: prepared,
+                reply,
+            });
+            Some(outcome)
+        };
+        QueuedAppend { slots, reply }
     }
 
     /// Events of `stream` with version ≥ `from_version`, ascending, at most `limit`.
@@ -381,6 +450,20 @@ impl EventLog {
             .await?
             .into_iter()
             .map(StoredRow::into_recorded)
+            .collect()
+    }
+
+    /// Like [`EventLog::read_all`], with each payload as the stored JSON text, not parsed into
+    /// a tree: for relaying events without re-encoding them.
+    pub async fn read_all_raw(
+        &self,
+        after_position: i64,
+        limit: usize,
+    ) -> Result<Vec<RawRecordedEvent>> {
+        self.read_rows(after_position, limit)
+            .await?
+            .into_iter()
+            .map(StoredRow::into_raw)
             .collect()
     }
 
@@ -416,6 +499,15 @@ impl EventLog {
     /// still poll as a fallback.
     pub fn watch_head(&self) -> watch::Receiver<i64> {
         self.inner.head.subscribe()
+    }
+
+    /// The events this process commits from now on, one message per group commit, in position
+    /// order, so a follower that is caught up (the relay) need not read them back from the
+    /// database. Only this process's appends appear, and a follower that falls more than
+    /// [`TAIL_COMMITS`] commits behind gets `Lagged`: a gap between the position it has and the
+    /// first one it receives means "read the log". While nobody subscribes, nothing is built.
+    pub fn tail(&self) -> tokio::sync::broadcast::Receiver<writer::Tail> {
+        self.inner.tail.subscribe()
     }
 
     /// Recomputes every stream's hash chain and checks versions; names the broken event with
@@ -594,6 +686,17 @@ pub(crate) struct StoredRow {
 
 impl StoredRow {
     pub(crate) fn into_recorded(self) -> Result<RecordedEvent> {
+        self.into_event(|text| serde_json::from_str(&text))
+    }
+
+    pub(crate) fn into_raw(self) -> Result<RawRecordedEvent> {
+        self.into_event(|text| Ok(JsonText(text)))
+    }
+
+    fn into_event<P>(
+        self,
+        parse: impl FnOnce(String) -> serde_json::Result<P>,
+    ) -> Result<RecordedEvent<P>> {
         let stream: StreamId = self.stream.parse().map_err(|_| {
             Error::Invalid(format!("stored stream id {:?} is malformed", self.stream))
         })?;
@@ -601,7 +704,7 @@ impl StoredRow {
             .tenant
             .parse()
             .map_err(|_| Error::Invalid(format!("stored tenant {:?} is malformed", self.tenant)))?;
-        let payload = serde_json::from_str(&self.payload).map_err(|e| {
+        let payload = parse(self.payload).map_err(|e| {
             Error::Invalid(format!(
                 "stored payload at position {} is not JSON: {e}",
                 self.position

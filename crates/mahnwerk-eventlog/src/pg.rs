@@ -4,8 +4,8 @@
 //! commit order is position order, rows inserted with one `UNNEST` statement per group.
 
 use crate::canonical::GENESIS;
-use crate::plan::{self, CurrentState, PreparedBatch, Row, TipCache};
-use crate::{Appended, Error, Result, StoredRow};
+use crate::plan::{self, Committed, CurrentState, PreparedBatch, Row, TipCache};
+use crate::{Error, Result, StoredRow};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
@@ -67,14 +67,15 @@ impl Pg {
         &self,
         batches: &[PreparedBatch],
         recorded_at: DateTime<Utc>,
-    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
+        tail: bool,
+    ) -> Result<Committed> {
         // One append transaction per process at a time: the others wait here without holding
         // a pooled connection (readers keep theirs), and the tip cache sees no races.
         let _writer = self.write.lock().await;
-        match self.commit_once(batches, recorded_at, true).await {
+        match self.commit_once(batches, recorded_at, true, tail).await {
             Err(Error::Database(e)) if e.as_database_error().is_some() => {
                 tracing::debug!(error = %e, "eventlog fast path refused, retrying with lookups");
-                self.commit_once(batches, recorded_at, false).await
+                self.commit_once(batches, recorded_at, false, tail).await
             }
             other => other,
         }
@@ -85,8 +86,9 @@ impl Pg {
         batches: &[PreparedBatch],
         recorded_at: DateTime<Utc>,
         fast: bool,
-    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
-        let result = self.commit_tx(batches, recorded_at, fast).await;
+        tail: bool,
+    ) -> Result<Committed> {
+        let result = self.commit_tx(batches, recorded_at, fast, tail).await;
         if result.is_err() {
             // Also when the commit's outcome is unknown: trust nothing cached.
             self.cache().invalidate();
@@ -99,7 +101,8 @@ impl Pg {
         batches: &[PreparedBatch],
         recorded_at: DateTime<Utc>,
         fast: bool,
-    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
+        tail: bool,
+    ) -> Result<Committed> {
         let (streams, ids) = plan::keys(batches);
         let (known, fetch) = if fast {
             self.cache().plan(&streams)
@@ -128,13 +131,21 @@ impl Pg {
         let (rows, outcomes, tips) = plan::assign(batches, state);
         let Some(last) = rows.last() else {
             tx.rollback().await?;
-            return Ok((outcomes, None));
+            return Ok(Committed {
+                outcomes,
+                head: None,
+                events: None,
+            });
         };
         let head = last.position;
         insert(&mut tx, &rows, recorded_at, head).await?;
         tx.commit().await?;
         self.cache().committed(read_head, head, tips);
-        Ok((outcomes, Some(head)))
+        Ok(Committed {
+            outcomes,
+            head: Some(head),
+            events: tail.then(|| plan::recorded(&rows, recorded_at)),
+        })
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, TipCache> {
@@ -341,7 +352,7 @@ async fn insert(
            INSERT INTO eventlog.events (position, event_id, stream_id, stream_version, tenant, event_type, \
                                payload, occurred_at, recorded_at, correlation_id, causation_id, \
                                actor, traceparent, hash) \
-           SELECT p, e, s, v, t, ty, pl::jsonb, o, $9, c, ca, a, tp, h \
+           SELECT p, e, s, v, t, ty, pl::json, o, $9, c, ca, a, tp, h \
            FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
                        $7::text[], $8::timestamptz[], $10::text[], $11::text[], $12::text[], \
                        $13::text[], $14::text[]) \
@@ -376,20 +387,21 @@ async fn head_of(pool: &PgPool) -> Result<i64> {
 }
 
 fn decode(r: &PgRow) -> Result<StoredRow> {
+    // By index, in SELECT_COLUMNS order (no per-row name lookups on the hot read path).
     Ok(StoredRow {
-        position: r.try_get("position")?,
-        event_id: r.try_get("event_id")?,
-        stream: r.try_get("stream_id")?,
-        version: r.try_get("stream_version")?,
-        tenant: r.try_get("tenant")?,
-        event_type: r.try_get("event_type")?,
-        payload: r.try_get("payload")?,
-        occurred_at: r.try_get("occurred_at")?,
-        recorded_at: r.try_get("recorded_at")?,
-        correlation_id: r.try_get("correlation_id")?,
-        causation_id: r.try_get("causation_id")?,
-        actor: r.try_get("actor")?,
-        traceparent: r.try_get("traceparent")?,
-        hash: r.try_get("hash")?,
+        position: r.try_get(0)?,
+        event_id: r.try_get(1)?,
+        stream: r.try_get(2)?,
+        version: r.try_get(3)?,
+        tenant: r.try_get(4)?,
+        event_type: r.try_get(5)?,
+        payload: r.try_get(6)?,
+        occurred_at: r.try_get(7)?,
+        recorded_at: r.try_get(8)?,
+        correlation_id: r.try_get(9)?,
+        causation_id: r.try_get(10)?,
+        actor: r.try_get(11)?,
+        traceparent: r.try_get(12)?,
+        hash: r.try_get(13)?,
     })
 }

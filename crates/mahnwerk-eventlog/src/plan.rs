@@ -37,6 +37,7 @@ pub(crate) struct PreparedBatch {
 pub(crate) struct Row<'a> {
     pub position: i64,
     pub event_id: Uuid,
+    pub stream_id: &'a StreamId,
     pub stream: &'a str,
     pub version: i64,
     pub tenant: &'a str,
@@ -48,7 +49,42 @@ pub(crate) struct Row<'a> {
     pub causation_id: Option<&'a str>,
     pub actor: &'a str,
     pub traceparent: Option<&'a str>,
+    pub metadata: &'a Metadata,
     pub hash: String,
+}
+
+/// What a backend's group commit did.
+pub(crate) struct Committed {
+    /// Each batch's outcome, by its index.
+    pub outcomes: Vec<(usize, Result<Appended>)>,
+    /// The new head, if anything was appended.
+    pub head: Option<i64>,
+    /// The appended events, when asked for (someone follows the tail).
+    pub events: Option<Vec<crate::RawRecordedEvent>>,
+}
+
+/// The committed rows as readers see them (for the in-process tail, see `EventLog::tail`).
+pub(crate) fn recorded(
+    rows: &[Row<'_>],
+    recorded_at: DateTime<Utc>,
+) -> Vec<crate::RawRecordedEvent> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(crate::RecordedEvent {
+                position: r.position,
+                event_id: EventId(r.event_id),
+                stream: r.stream_id.clone(),
+                version: u64::try_from(r.version).ok()?,
+                tenant: r.tenant.parse().ok()?,
+                event_type: r.event_type.to_owned(),
+                payload: crate::JsonText::new_unchecked(r.payload),
+                occurred_at: r.occurred_at,
+                recorded_at,
+                metadata: r.metadata.clone(),
+                hash: r.hash.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Last version and hash of a stream.
@@ -343,6 +379,7 @@ fn assign_batch<'a>(
         rows.push(Row {
             position: *head,
             event_id: e.event_id.0,
+            stream_id: &batch.stream,
             stream,
             version: i64::try_from(version).unwrap_or(i64::MAX),
             tenant: &batch.tenant,
@@ -354,6 +391,7 @@ fn assign_batch<'a>(
             causation_id: e.metadata.causation_id.as_deref(),
             actor: &e.metadata.actor,
             traceparent: e.metadata.traceparent.as_deref(),
+            metadata: &e.metadata,
             hash: hex::encode(hash),
         });
     }

@@ -3,8 +3,8 @@
 //! `INSERT`s in a few fixed sizes so every statement stays prepared.
 
 use crate::canonical::GENESIS;
-use crate::plan::{self, CurrentState, PreparedBatch, Row, TipCache};
-use crate::{Appended, Error, Result, StoredRow};
+use crate::plan::{self, Committed, CurrentState, PreparedBatch, Row, TipCache};
+use crate::{Error, Result, StoredRow};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 use sqlx::sqlite::{
@@ -78,12 +78,13 @@ impl Sqlite {
         &self,
         batches: &[PreparedBatch],
         recorded_at: DateTime<Utc>,
-    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
+        tail: bool,
+    ) -> Result<Committed> {
         let _writer = self.write.lock().await;
-        match self.commit_once(batches, recorded_at, true).await {
+        match self.commit_once(batches, recorded_at, true, tail).await {
             Err(Error::Database(e)) if e.as_database_error().is_some() => {
                 tracing::debug!(error = %e, "eventlog fast path refused, retrying with lookups");
-                self.commit_once(batches, recorded_at, false).await
+                self.commit_once(batches, recorded_at, false, tail).await
             }
             other => other,
         }
@@ -94,8 +95,9 @@ impl Sqlite {
         batches: &[PreparedBatch],
         recorded_at: DateTime<Utc>,
         fast: bool,
-    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
-        let result = self.commit_tx(batches, recorded_at, fast).await;
+        tail: bool,
+    ) -> Result<Committed> {
+        let result = self.commit_tx(batches, recorded_at, fast, tail).await;
         if result.is_err() {
             self.cache().invalidate();
         }
@@ -107,7 +109,8 @@ impl Sqlite {
         batches: &[PreparedBatch],
         recorded_at: DateTime<Utc>,
         fast: bool,
-    ) -> Result<(Vec<(usize, Result<Appended>)>, Option<i64>)> {
+        tail: bool,
+    ) -> Result<Committed> {
         let (streams, ids) = plan::keys(batches);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
@@ -168,10 +171,14 @@ impl Sqlite {
         let (rows, outcomes, tips) = plan::assign(batches, state);
         let Some(last) = rows.last() else {
             tx.rollback().await?;
-            return Ok((outcomes, None));
+            return Ok(Committed {
+                outcomes,
+                head: None,
+                events: None,
+            });
         };
         let new_head = last.position;
-        let recorded_at = crate::canonical::format_time(&recorded_at);
+        let recorded_at_text = crate::canonical::format_time(&recorded_at);
         let mut rest: &[Row<'_>] = &rows;
         while !rest.is_empty() {
             let n = chunk_len(rest.len());
@@ -188,7 +195,7 @@ impl Sqlite {
                     .bind(r.event_type)
                     .bind(r.payload)
                     .bind(r.occurred_at_text)
-                    .bind(recorded_at.as_str())
+                    .bind(recorded_at_text.as_str())
                     .bind(r.correlation_id)
                     .bind(r.causation_id)
                     .bind(r.actor)
@@ -199,7 +206,11 @@ impl Sqlite {
         }
         tx.commit().await?;
         self.cache().committed(head, new_head, tips);
-        Ok((outcomes, Some(new_head)))
+        Ok(Committed {
+            outcomes,
+            head: Some(new_head),
+            events: tail.then(|| plan::recorded(&rows, recorded_at)),
+        })
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, TipCache> {
@@ -322,23 +333,24 @@ fn insert_sql(rows: usize) -> Arc<str> {
 }
 
 fn decode(r: &SqliteRow) -> Result<StoredRow> {
-    let occurred_at: String = r.try_get("occurred_at")?;
-    let recorded_at: String = r.try_get("recorded_at")?;
+    // By index, in SELECT_COLUMNS order (no per-row name lookups on the hot read path).
+    let occurred_at: &str = r.try_get(7)?;
+    let recorded_at: &str = r.try_get(8)?;
     Ok(StoredRow {
-        position: r.try_get("position")?,
-        event_id: r.try_get("event_id")?,
-        stream: r.try_get("stream_id")?,
-        version: r.try_get("stream_version")?,
-        tenant: r.try_get("tenant")?,
-        event_type: r.try_get("event_type")?,
-        payload: r.try_get("payload")?,
-        occurred_at: parse_time(&occurred_at)?,
-        recorded_at: parse_time(&recorded_at)?,
-        correlation_id: r.try_get("correlation_id")?,
-        causation_id: r.try_get("causation_id")?,
-        actor: r.try_get("actor")?,
-        traceparent: r.try_get("traceparent")?,
-        hash: r.try_get("hash")?,
+        position: r.try_get(0)?,
+        event_id: r.try_get(1)?,
+        stream: r.try_get(2)?,
+        version: r.try_get(3)?,
+        tenant: r.try_get(4)?,
+        event_type: r.try_get(5)?,
+        payload: r.try_get(6)?,
+        occurred_at: parse_time(occurred_at)?,
+        recorded_at: parse_time(recorded_at)?,
+        correlation_id: r.try_get(9)?,
+        causation_id: r.try_get(10)?,
+        actor: r.try_get(11)?,
+        traceparent: r.try_get(12)?,
+        hash: r.try_get(13)?,
     })
 }
 

@@ -11,7 +11,7 @@ use crate::plan::PreparedBatch;
 use crate::{Appended, Backend, Error, Result, raise_head};
 use chrono::Utc;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Most events one group transaction takes from the queue (a single larger request is never
 /// split: it commits alone).
@@ -35,15 +35,20 @@ impl Request {
 pub(crate) fn spawn(
     backend: Arc<Backend>,
     head: watch::Sender<i64>,
+    tail: broadcast::Sender<Tail>,
 ) -> mpsc::UnboundedSender<Request> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(backend, head, rx));
+    tokio::spawn(run(backend, head, tail, rx));
     tx
 }
+
+/// The events of one commit, in position order, for in-process followers.
+pub type Tail = Arc<Vec<crate::RawRecordedEvent>>;
 
 async fn run(
     backend: Arc<Backend>,
     head: watch::Sender<i64>,
+    tail: broadcast::Sender<Tail>,
     mut rx: mpsc::UnboundedReceiver<Request>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -60,7 +65,7 @@ async fn run(
         }
         if requests.len() == 1 {
             if let Some(r) = requests.pop() {
-                let result = commit(&backend, &head, &r.batches).await;
+                let result = commit(&backend, &head, &tail, &r.batches).await;
                 let _ = r.reply.send(result);
             }
             continue;
@@ -75,7 +80,7 @@ async fn run(
                 all.push(b);
             }
         }
-        match commit(&backend, &head, &all).await {
+        match commit(&backend, &head, &tail, &all).await {
             Ok(outcomes) => {
                 let mut per: Vec<Outcomes> = requests.iter().map(|_| Vec::new()).collect();
                 for (i, outcome) in outcomes {
@@ -100,7 +105,7 @@ async fn run(
                     }
                 }
                 for r in requests {
-                    let result = commit(&backend, &head, &r.batches).await;
+                    let result = commit(&backend, &head, &tail, &r.batches).await;
                     let _ = r.reply.send(result);
                 }
             }
@@ -111,17 +116,24 @@ async fn run(
 async fn commit(
     backend: &Backend,
     head: &watch::Sender<i64>,
+    tail: &broadcast::Sender<Tail>,
     batches: &[PreparedBatch],
 ) -> Result<Outcomes> {
     let recorded_at = crate::plan::truncate_micros(Utc::now());
-    let (outcomes, new_head) = match backend {
-        Backend::Pg(b) => b.commit(batches, recorded_at).await?,
-        Backend::Sqlite(b) => b.commit(batches, recorded_at).await?,
+    // Build the committed events only while someone follows them (the relay).
+    let follow = tail.receiver_count() > 0;
+    let committed = match backend {
+        Backend::Pg(b) => b.commit(batches, recorded_at, follow).await?,
+        Backend::Sqlite(b) => b.commit(batches, recorded_at, follow).await?,
     };
-    if let Some(h) = new_head {
+    if let Some(events) = committed.events.filter(|e| !e.is_empty()) {
+        // No receiver left is fine: followers fall back to reading the log.
+        let _ = tail.send(Arc::new(events));
+    }
+    if let Some(h) = committed.head {
         raise_head(head, h);
     }
-    Ok(outcomes)
+    Ok(committed.outcomes)
 }
 
 /// What an append gets when the writer is gone (its runtime shut down): infrastructure.

@@ -180,6 +180,8 @@ contract!(
     checkpoints_round_trip,
     watch_head_follows_commits,
     migrations_are_idempotent_and_kept_apart,
+    the_tail_carries_each_commit_exactly_as_the_log_reads_it,
+    enqueued_appends_apply_in_call_order,
 );
 
 #[tokio::test]
@@ -775,7 +777,7 @@ async fn tampered_payload_makes_verify_name_the_event(db: &TestDb) {
             .await
             .unwrap();
         let n = sqlx::query(
-            "UPDATE events SET payload = jsonb_set(payload, '{amount,minor}', '1') WHERE position = 4",
+            "UPDATE events SET payload = jsonb_set(payload::jsonb, '{amount,minor}', '1')::json WHERE position = 4",
         )
         .execute(&mut *tx)
         .await
@@ -837,8 +839,9 @@ async fn verify_accepts_an_untouched_log_with_awkward_json(db: &TestDb) {
         (empty.streams, empty.events, empty.first_broken.is_none()),
         (0, 0, true)
     );
-    // Keys out of order, nested objects, floats, big integers, unicode and escapes: PostgreSQL
-    // jsonb reorders and reformats all of this, the canonical hash must not care.
+    // Keys out of order, nested objects, floats, big integers, unicode and escapes: a store that
+    // reorders and reformats all of this (PostgreSQL jsonb did, before ADR 003), or a reader
+    // that re-encodes it, must not change the canonical hash.
     let payloads = [
         serde_json::from_str::<serde_json::Value>(
             r#"{"z": 1, "a": {"y": [3, 2, {"k": "v", "b": null}], "x": true}, "m": 1.50, "e": 1e-7}"#,
@@ -1334,4 +1337,77 @@ async fn an_abandoned_append_commits_whole_or_not_at_all(db: &TestDb) {
     );
     assert_eq!(versions, (1..=done.last_version).collect::<Vec<_>>());
     assert!(db.log.verify().await.unwrap().is_ok());
+}
+
+async fn the_tail_carries_each_commit_exactly_as_the_log_reads_it(db: &TestDb) {
+    let log = &db.log;
+    // Nothing is built for the tail while nobody follows it; a commit before subscribing is
+    // not delivered.
+    log.append(batch(&stream("acme", "t0"), ExpectedVersion::Any, 2))
+        .await
+        .unwrap();
+    let mut tail = log.tail();
+    let mut awkward = event(9);
+    awkward.payload = json!({"z": 1, "a": {"ü": "€ \"q\"", "n": [1.5, null]}});
+    let group = vec![
+        batch(&stream("acme", "t1"), ExpectedVersion::NoStream, 3),
+        AppendBatch {
+            stream: stream("acme", "t2"),
+            expected: ExpectedVersion::Any,
+            events: vec![awkward],
+        },
+        // Refused (wrong expected version): not on the tail.
+        batch(&stream("acme", "t0"), ExpectedVersion::Exact(7), 1),
+    ];
+    let outcomes = log.append_many(group).await.unwrap();
+    assert!(outcomes[2].is_err());
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let commit = tokio::time::timeout(Duration::from_secs(5), tail.recv())
+            .await
+            .expect("a tail message")
+            .expect("not lagged");
+        got.extend(commit.iter().cloned());
+    }
+    let read = log.read_all_raw(2, 100).await.unwrap();
+    assert_eq!(got, read, "the tail is what a reader of the log gets");
+    assert_eq!(
+        got.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![3, 4, 5, 6]
+    );
+    // The stored payload is the canonical text the hash covers (ADR 003).
+    assert_eq!(
+        read[3].payload.as_str(),
+        r#"{"a":{"n":[1.5,null],"ü":"€ \"q\""},"z":1}"#
+    );
+    assert_eq!(
+        read[3].payload.parse::<serde_json::Value>().unwrap(),
+        all_events(log).await[5].payload
+    );
+    assert!(
+        tail.try_recv().is_err(),
+        "one message per commit, nothing else"
+    );
+}
+
+async fn enqueued_appends_apply_in_call_order(db: &TestDb) {
+    let log = &db.log;
+    let s = stream("acme", "order");
+    // Queued before any is awaited: the second and third depend on the first being applied.
+    let first = log.enqueue_many(vec![batch(&s, ExpectedVersion::NoStream, 2)]);
+    let second = log.enqueue_many(vec![batch(&s, ExpectedVersion::Exact(2), 1)]);
+    let third = log.enqueue_many(vec![batch(&s, ExpectedVersion::Exact(3), 1)]);
+    let (a, b, c) = tokio::join!(third.outcome(), first.outcome(), second.outcome());
+    for outcome in [a, b, c] {
+        let outcome = outcome.unwrap();
+        assert!(outcome[0].is_ok(), "{outcome:?}");
+    }
+    let versions: Vec<u64> = log
+        .read_stream(&s, 1, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3, 4]);
 }

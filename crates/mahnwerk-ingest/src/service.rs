@@ -11,6 +11,8 @@ use mahnwerk_proto::v1 as pb;
 use pb::case_service_server::CaseService;
 use pb::invoice_service_server::InvoiceService;
 use sqlx::AnyPool;
+use std::collections::VecDeque;
+use tokio::sync::oneshot;
 use tonic::{Request, Response, Status, Streaming};
 
 /// Shared state of both services.
@@ -154,11 +156,15 @@ impl Ingest {
     }
 
     /// Import one chunk: new invoices by one group commit, the rest (retries, conflicts) one by one.
+    /// The events are built here, in parallel with other chunks; they are queued with the log
+    /// only after the previous chunk's (`after` resolves), so chunks commit in stream order.
     async fn import_chunk(
         self,
         tenant: TenantId,
         metadata: Metadata,
         chunk: Vec<(u64, ImportItem)>,
+        after: Option<oneshot::Receiver<()>>,
+        queued: oneshot::Sender<()>,
     ) -> Result<Vec<pb::ImportResult>, Status> {
         let (tenant, metadata) = (&tenant, &metadata);
         let mut batches = Vec::new();
@@ -200,7 +206,14 @@ impl Ingest {
                 }
             }
         }
-        let appended = self.log.append_many(batches).await.map_err(log_error)?;
+        if let Some(previous) = after {
+            // Err: the previous chunk's task ended without queueing (it failed); the import
+            // fails with it, so order no longer matters.
+            let _ = previous.await;
+        }
+        let appended = self.log.enqueue_many(batches);
+        let _ = queued.send(());
+        let appended = appended.outcome().await.map_err(log_error)?;
         for ((slot, invoice), result) in pending.into_iter().zip(appended) {
             let r = &mut out[slot];
             r.invoice_number = invoice.number.to_string();
@@ -237,17 +250,24 @@ impl Ingest {
 
 type ChunkTask = tokio::task::JoinHandle<Result<Vec<pb::ImportResult>, Status>>;
 
-/// Appends one chunk in the background while the next is received and validated. Chunks are
-/// appended strictly in stream order: a chunk starts only after the one before has committed.
+/// Chunks in flight in one import: one being received and validated by the stream loop, up
+/// to this many being encoded, queued or committed.
+const IMPORT_DEPTH: usize = 3;
+
+/// Keeps up to [`IMPORT_DEPTH`] chunks in flight while the next is received and validated.
+/// Chunks are queued with the log strictly in stream order (each waits for the previous one
+/// to be queued), so the log applies them in order and may commit several in one group;
+/// results are collected in order.
 #[derive(Default)]
 struct ImportPipeline {
-    pending: Option<ChunkTask>,
+    pending: VecDeque<ChunkTask>,
+    last_queued: Option<oneshot::Receiver<()>>,
     results: Vec<pb::ImportResult>,
 }
 
 impl ImportPipeline {
-    async fn settle(&mut self) -> Result<(), Status> {
-        if let Some(task) = self.pending.take() {
+    async fn settle_oldest(&mut self) -> Result<(), Status> {
+        if let Some(task) = self.pending.pop_front() {
             let done = task
                 .await
                 .map_err(|_| Status::internal("import task failed"))??;
@@ -263,18 +283,26 @@ impl ImportPipeline {
         metadata: &Metadata,
         chunk: Vec<(u64, ImportItem)>,
     ) -> Result<(), Status> {
-        self.settle().await?;
-        if !chunk.is_empty() {
-            let task = ingest
-                .clone()
-                .import_chunk(tenant.clone(), metadata.clone(), chunk);
-            self.pending = Some(tokio::spawn(task));
+        if chunk.is_empty() {
+            return Ok(());
         }
+        while self.pending.len() >= IMPORT_DEPTH {
+            self.settle_oldest().await?;
+        }
+        let (queued, next) = oneshot::channel();
+        let after = self.last_queued.replace(next);
+        let task =
+            ingest
+                .clone()
+                .import_chunk(tenant.clone(), metadata.clone(), chunk, after, queued);
+        self.pending.push_back(tokio::spawn(task));
         Ok(())
     }
 
     async fn finish(mut self) -> Result<Vec<pb::ImportResult>, Status> {
-        self.settle().await?;
+        while !self.pending.is_empty() {
+            self.settle_oldest().await?;
+        }
         Ok(self.results)
     }
 }

@@ -7,6 +7,11 @@ use mahnwerk::config::{ServeArgs, StoreArgs};
 use mahnwerk_domain::{CaseId, TenantId};
 use std::process::ExitCode;
 
+/// mimalloc: the relay and the import allocate and free per event across worker threads, where
+/// glibc's allocator spent ~20% of the relay's CPU (BENCHMARKS.md, B3).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Mahnwerk: receivables and dunning, event-sourced.
 #[derive(Debug, Parser)]
 #[command(name = "mahnwerk", version, about)]

@@ -62,7 +62,7 @@ async fn verify_names_the_first_tampered_event() {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            sqlx::query("UPDATE events SET payload = jsonb_set(payload, '{amount,minor}', '999') WHERE position = 5")
+            sqlx::query("UPDATE events SET payload = jsonb_set(payload::jsonb, '{amount,minor}', '999')::json WHERE position = 5")
                 .execute(&mut *tx)
                 .await
                 .unwrap();
