@@ -266,11 +266,12 @@ async fn run_backend(
         }
         Plain::Pg(pool)
     } else {
-        // Same durability settings as the log: WAL, synchronous=FULL.
+        // Same settings as the log: WAL, synchronous=FULL, 32 MiB page cache.
         let opts: sqlx::sqlite::SqliteConnectOptions = env.sqlite_url("b1-plain.db").parse()?;
         let opts = opts
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+            .pragma("cache_size", "-32768")
             .busy_timeout(Duration::from_secs(10));
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(2)

@@ -101,36 +101,69 @@ pub(crate) struct CurrentState {
     pub head: i64,
 }
 
-/// Most streams a [`TipCache`] remembers before it starts over.
+/// Most stream tips a [`TipCache`] keeps (≈150 B each) before it drops them (the existence
+/// filter stays).
 const TIP_CACHE_CAP: usize = 250_000;
+
+/// Most streams the existence filter of a [`TipCache`] tracks (≈10 B each) before the cache
+/// stops claiming to know every stream.
+const EXISTENCE_FILTER_CAP: usize = 4_000_000;
 
 /// The tips this process wrote or read, valid while the log's head is where this process left
 /// it: every writer takes the append lock and positions are dense, so an unchanged head proves
 /// nobody else appended in between. Spares the per-stream version/hash lookups of a group
 /// commit in the common single-writer case; any doubt (another writer, an error, an unknown
 /// commit outcome) empties it.
+///
+/// Besides the tips (bounded) it keeps an existence filter: a 64-bit hash of every stream of
+/// the log. A new stream (the common case of an import: one stream per invoice) whose hash is
+/// not in the filter certainly does not exist and needs no lookup even after the tips were
+/// dropped; a hash collision only costs a lookup.
 pub(crate) struct TipCache {
     /// The head at which `tips` is known to match the database; -1 when unknown.
     valid_at: i64,
-    /// `tips` holds every stream of the log (true from an empty log on): a stream missing
-    /// from it does not exist.
+    /// `existing` holds the hash of every stream of the log (true from an empty log on).
     complete: bool,
     tips: HashMap<String, Tip>,
+    existing: HashSet<u64>,
+    tip_cap: usize,
+    filter_cap: usize,
+}
+
+fn stream_hash(stream: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same value for the same stream for this process's life.
+    let mut h = std::hash::DefaultHasher::new();
+    stream.hash(&mut h);
+    h.finish()
 }
 
 impl TipCache {
     pub(crate) fn new(head: i64) -> Self {
+        Self::with_caps(head, TIP_CACHE_CAP, EXISTENCE_FILTER_CAP)
+    }
+
+    pub(crate) fn with_caps(head: i64, tip_cap: usize, filter_cap: usize) -> Self {
         TipCache {
             valid_at: head,
             complete: head == 0,
             tips: HashMap::new(),
+            existing: HashSet::new(),
+            tip_cap,
+            filter_cap,
         }
     }
 
-    pub(crate) fn invalidate(&mut self) {
-        self.valid_at = -1;
-        self.complete = false;
+    fn start_over(&mut self, valid_at: i64) {
+        self.valid_at = valid_at;
+        self.complete = valid_at == 0;
         self.tips.clear();
+        self.existing.clear();
+    }
+
+    pub(crate) fn invalidate(&mut self) {
+        self.start_over(-1);
+        self.complete = false;
     }
 
     /// Assuming the cache is still valid: the tips it knows, and the streams to look up.
@@ -145,7 +178,7 @@ impl TipCache {
                 Some(t) => {
                     known.insert(s.clone(), *t);
                 }
-                None if self.complete => {}
+                None if self.complete && !self.existing.contains(&stream_hash(s)) => {}
                 None => fetch.push(s.clone()),
             }
         }
@@ -158,9 +191,7 @@ impl TipCache {
         if self.valid_at >= 0 && self.valid_at == head {
             return true;
         }
-        self.tips.clear();
-        self.complete = head == 0;
-        self.valid_at = head;
+        self.start_over(head);
         false
     }
 
@@ -170,9 +201,15 @@ impl TipCache {
             self.invalidate();
             return;
         }
-        if self.tips.len() + tips.len() > TIP_CACHE_CAP {
+        if self.complete {
+            self.existing.extend(tips.keys().map(|s| stream_hash(s)));
+            if self.existing.len() > self.filter_cap {
+                self.complete = false;
+                self.existing = HashSet::new();
+            }
+        }
+        if self.tips.len() + tips.len() > self.tip_cap {
             self.tips.clear();
-            self.complete = false;
         }
         self.tips.extend(tips);
         self.valid_at = new_head;
@@ -409,4 +446,68 @@ pub(crate) fn decode_hash(hex_str: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(hex_str, &mut out).ok()?;
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(range: std::ops::Range<u32>) -> Vec<String> {
+        range.map(|i| format!("acme/case/{i}")).collect()
+    }
+
+    fn tips(streams: &[String], version: u64) -> HashMap<String, Tip> {
+        streams
+            .iter()
+            .map(|s| (s.clone(), (version, [7; 32])))
+            .collect()
+    }
+
+    #[test]
+    fn new_streams_need_no_lookup_even_after_the_tips_were_dropped() {
+        let mut cache = TipCache::with_caps(0, 10, 1000);
+        assert!(cache.check(0));
+        let first = names(0..8);
+        cache.committed(0, 8, tips(&first, 1));
+        // Over the tip cap: tips dropped, the filter still knows every stream.
+        let second = names(8..16);
+        assert!(cache.check(8));
+        cache.committed(8, 16, tips(&second, 1));
+        assert!(cache.check(16));
+        let (known, fetch) = cache.plan(&names(100..140));
+        assert!(
+            known.is_empty() && fetch.is_empty(),
+            "unknown streams are new"
+        );
+        // Streams whose tips were dropped are looked up, never assumed new.
+        let (known, fetch) = cache.plan(&first);
+        assert!(known.is_empty());
+        assert_eq!(fetch, first);
+        // Kept tips are used.
+        let (known, fetch) = cache.plan(&second);
+        assert_eq!(known.len(), second.len());
+        assert!(fetch.is_empty());
+    }
+
+    #[test]
+    fn past_the_filter_cap_every_unknown_stream_is_looked_up() {
+        let mut cache = TipCache::with_caps(0, 10, 12);
+        cache.committed(0, 8, tips(&names(0..8), 1));
+        cache.committed(8, 16, tips(&names(8..16), 1));
+        let (_, fetch) = cache.plan(&names(100..103));
+        assert_eq!(fetch, names(100..103));
+    }
+
+    #[test]
+    fn another_writer_or_an_error_empties_the_cache() {
+        let mut cache = TipCache::with_caps(0, 10, 1000);
+        cache.committed(0, 4, tips(&names(0..4), 1));
+        // Someone else appended: the head moved without us.
+        assert!(!cache.check(9));
+        let (_, fetch) = cache.plan(&names(50..52));
+        assert_eq!(fetch, names(50..52), "not complete any more: look up");
+        cache.invalidate();
+        let (_, fetch) = cache.plan(&names(0..2));
+        assert_eq!(fetch, names(0..2));
+    }
 }
