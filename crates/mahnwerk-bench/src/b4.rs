@@ -75,9 +75,10 @@ pub async fn run(env: &Env, backend: &str, n: u64, b1_rate: Option<f64>) -> Resu
             .context("token header")?,
     );
 
-    let (c0, t0) = (cpu_seconds(), Instant::now());
+    let (c0, s0, t0) = (cpu_seconds(), log.commit_stats(), Instant::now());
     let response = client.import_invoices(request).await?.into_inner();
     let t_logged = t0.elapsed();
+    let s1 = log.commit_stats();
     if response.accepted != n {
         bail!(
             "B4 {backend}: {} of {n} accepted, {} rejected",
@@ -126,6 +127,12 @@ pub async fn run(env: &Env, backend: &str, n: u64, b1_rate: Option<f64>) -> Resu
         nf / t_logged.as_secs_f64(),
         t_all.as_secs_f64(),
         cpu / nf * 1e6
+    ));
+    let commits = s1.commits - s0.commits;
+    row.notes.push(format!(
+        "log writer: {commits} group commits ({:.0} events each), busy {:.0}% of the time to the response",
+        (s1.events - s0.events) as f64 / commits.max(1) as f64,
+        (s1.busy - s0.busy).as_secs_f64() / t_logged.as_secs_f64() * 100.0
     ));
     Ok(row)
 }

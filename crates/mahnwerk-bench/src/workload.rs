@@ -122,7 +122,9 @@ fn now_micros() -> DateTime<Utc> {
 }
 
 /// B1's spread over streams: event `i` goes to case stream `i % streams`, so every stream gets
-/// several events and every append checks a real expected version.
+/// several events and every append checks a real expected version. Stream ids are real case
+/// ids (UUIDv5 of tenant and invoice number, as ingest makes them), so index inserts land at
+/// random places as they do in production, not in a convenient sorted order.
 pub struct StreamSpread {
     pub run: String,
     pub tenant: TenantId,
@@ -145,7 +147,10 @@ impl StreamSpread {
         (from..to)
             .map(|i| {
                 let s = i % self.streams;
-                let stream = StreamId::new(&self.tenant, "case", &format!("{}-{s}", self.run));
+                let number: InvoiceNumber = format!("{}-{s}", self.run)
+                    .parse()
+                    .context("invoice number")?;
+                let stream = CaseId::for_invoice(&self.tenant, &number).stream(&self.tenant);
                 let g = issued_event(&self.run, &self.tenant, i, Some(stream))?;
                 let slot = self
                     .versions

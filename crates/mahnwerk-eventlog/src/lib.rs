@@ -131,6 +131,14 @@ pub struct RecordedEvent<P = serde_json::Value> {
     pub hash: String,
 }
 
+/// See [`EventLog::commit_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    pub commits: u64,
+    pub events: u64,
+    pub busy: std::time::Duration,
+}
+
 /// Commits an [`EventLog::tail`] follower may fall behind before it must read the log.
 pub const TAIL_COMMITS: usize = 256;
 
@@ -300,6 +308,7 @@ struct Inner {
     backend: Arc<Backend>,
     head: watch::Sender<i64>,
     tail: tokio::sync::broadcast::Sender<writer::Tail>,
+    stats: Arc<writer::Counters>,
     /// Queue of the group-commit writer task (see `writer`).
     writer: tokio::sync::mpsc::UnboundedSender<writer::Request>,
     listener: Option<tokio::task::AbortHandle>,
@@ -373,12 +382,14 @@ impl EventLog {
         };
         let backend = Arc::new(backend);
         let (tail, _) = tokio::sync::broadcast::channel(TAIL_COMMITS);
-        let writer = writer::spawn(backend.clone(), head.clone(), tail.clone());
+        let stats = Arc::new(writer::Counters::default());
+        let writer = writer::spawn(backend.clone(), head.clone(), tail.clone(), stats.clone());
         Ok(EventLog {
             inner: Arc::new(Inner {
                 backend,
                 head,
                 tail,
+                stats,
                 writer,
                 listener,
             }),
@@ -499,6 +510,13 @@ impl EventLog {
     /// still poll as a fallback.
     pub fn watch_head(&self) -> watch::Receiver<i64> {
         self.inner.head.subscribe()
+    }
+
+    /// Totals of this handle's group-commit writer since it started: how many transactions,
+    /// how many events, and how long the writer spent committing (for metrics, and to tell a
+    /// writer-bound append path from a starved one).
+    pub fn commit_stats(&self) -> CommitStats {
+        self.inner.stats.snapshot()
     }
 
     /// The events this process commits from now on, one message per group commit, in position

@@ -11,6 +11,7 @@ use crate::plan::PreparedBatch;
 use crate::{Appended, Backend, Error, Result, raise_head};
 use chrono::Utc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Most events one group transaction takes from the queue (a single larger request is never
@@ -36,10 +37,29 @@ pub(crate) fn spawn(
     backend: Arc<Backend>,
     head: watch::Sender<i64>,
     tail: broadcast::Sender<Tail>,
+    stats: Arc<Counters>,
 ) -> mpsc::UnboundedSender<Request> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(backend, head, tail, rx));
+    tokio::spawn(run(backend, head, tail, stats, rx));
     tx
+}
+
+/// Running totals of the writer (see [`crate::EventLog::commit_stats`]).
+#[derive(Default)]
+pub(crate) struct Counters {
+    commits: AtomicU64,
+    events: AtomicU64,
+    busy_micros: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> crate::CommitStats {
+        crate::CommitStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+            busy: std::time::Duration::from_micros(self.busy_micros.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 /// The events of one commit, in position order, for in-process followers.
@@ -49,6 +69,7 @@ async fn run(
     backend: Arc<Backend>,
     head: watch::Sender<i64>,
     tail: broadcast::Sender<Tail>,
+    stats: Arc<Counters>,
     mut rx: mpsc::UnboundedReceiver<Request>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -65,7 +86,7 @@ async fn run(
         }
         if requests.len() == 1 {
             if let Some(r) = requests.pop() {
-                let result = commit(&backend, &head, &tail, &r.batches).await;
+                let result = commit(&backend, &head, &tail, &stats, &r.batches).await;
                 let _ = r.reply.send(result);
             }
             continue;
@@ -80,7 +101,7 @@ async fn run(
                 all.push(b);
             }
         }
-        match commit(&backend, &head, &tail, &all).await {
+        match commit(&backend, &head, &tail, &stats, &all).await {
             Ok(outcomes) => {
                 let mut per: Vec<Outcomes> = requests.iter().map(|_| Vec::new()).collect();
                 for (i, outcome) in outcomes {
@@ -105,7 +126,7 @@ async fn run(
                     }
                 }
                 for r in requests {
-                    let result = commit(&backend, &head, &tail, &r.batches).await;
+                    let result = commit(&backend, &head, &tail, &stats, &r.batches).await;
                     let _ = r.reply.send(result);
                 }
             }
@@ -114,6 +135,31 @@ async fn run(
 }
 
 async fn commit(
+    backend: &Backend,
+    head: &watch::Sender<i64>,
+    tail: &broadcast::Sender<Tail>,
+    stats: &Counters,
+    batches: &[PreparedBatch],
+) -> Result<Outcomes> {
+    let started = std::time::Instant::now();
+    let result = commit_group(backend, head, tail, batches).await;
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats.busy_micros.fetch_add(
+        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    if let Ok(outcomes) = &result {
+        let appended: u64 = outcomes
+            .iter()
+            .filter_map(|(_, o)| o.as_ref().ok())
+            .map(|a| a.last_version - a.first_version + 1)
+            .sum();
+        stats.events.fetch_add(appended, Ordering::Relaxed);
+    }
+    result
+}
+
+async fn commit_group(
     backend: &Backend,
     head: &watch::Sender<i64>,
     tail: &broadcast::Sender<Tail>,

@@ -1410,4 +1410,9 @@ async fn enqueued_appends_apply_in_call_order(db: &TestDb) {
         .map(|e| e.version)
         .collect();
     assert_eq!(versions, vec![1, 2, 3, 4]);
+    // The writer's totals: four events, in one to three transactions (queued requests may
+    // share one).
+    let stats = log.commit_stats();
+    assert_eq!(stats.events, 4);
+    assert!((1..=3).contains(&stats.commits), "{stats:?}");
 }
