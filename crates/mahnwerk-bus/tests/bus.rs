@@ -216,6 +216,12 @@ async fn a_consumer_that_crashes_after_commit_before_ack_changes_nothing_twice()
             fail_type: None,
         },
     };
+    // The relay has published all three before the first fetch (which does not wait).
+    wait_for("3 events published", || {
+        let (js, bus) = (js.clone(), bus.clone());
+        async move { stream_positions(&js, &bus).await.len() == 3 }
+    })
+    .await;
     // The first delivery: handled and committed, then the "process" dies before acking.
     let pull = consumer.open(&js).await.unwrap();
     let mut batch = pull.fetch().max_messages(1).messages().await.unwrap();
