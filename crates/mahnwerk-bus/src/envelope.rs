@@ -215,7 +215,7 @@ mod tests {
             None,
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
         ] {
-            // PostgreSQL hands jsonb back with its own spacing and key order: still the same JSON.
+            // Stored text in another spacing and key order (as jsonb once gave back): the same JSON.
             let stored = "{\"lines\": [1, 2.5, null, true], \"gross\": {\"minor\": 11900, \"currency\": \"EUR\"}, \
                           \"nested\": {\"a\": [], \"z\": {}}, \"invoice_number\": \"R-1 \\u00e4€\"}";
             let raw = event(JsonText::new_unchecked(stored), tp);

@@ -39,8 +39,11 @@
 //!   `session_replication_role = replica`; on SQLite `INSERT OR REPLACE`) of events by
 //!   triggers; this crate never issues them.
 //! - `hash = SHA-256(previous hash in the stream || canonical envelope)`, 32 zero bytes before
-//!   version 1; the payload is hashed in RFC 8785 form, so `jsonb`'s reordering cannot break
-//!   [`EventLog::verify`].
+//!   version 1; the payload is hashed in RFC 8785 form and stored as exactly that text
+//!   (PostgreSQL `json`, SQLite `TEXT`; ADR 003), and `verify` re-canonicalises what it reads, so
+//!   a store or tool that reformats JSON cannot break [`EventLog::verify`].
+//! - Followers in this process can take new commits from [`EventLog::tail`] instead of reading
+//!   them back; [`EventLog::enqueue_many`] queues appends in call order for pipelines.
 //! - Its tables live apart from other crates': PostgreSQL schema `eventlog` with migrations in
 //!   `eventlog._sqlx_migrations`; on SQLite tables `events`/`checkpoints` and migrations in
 //!   `_eventlog_migrations` (sqlx's default `_sqlx_migrations` is shared per database, and
