@@ -130,6 +130,50 @@ async fn relay_publishes_every_event_once_in_log_order_and_resumes() {
     assert_eq!(positions, (1..=210).collect::<Vec<i64>>());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caught_up_relay_misses_nothing_another_writer_commits_between_its_own() {
+    // The relay follows its own handle's in-process tail; a second handle on the same log
+    // (another process, as far as the tail can tell) commits in between, leaving gaps in that
+    // tail. Every event must still be published exactly once, in log order.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, url) = sqlite_log(&dir).await;
+    let other = EventLog::connect(&url).await.unwrap();
+    let js = mahnwerk_bus::connect(&nats_url()).await.unwrap();
+    let bus = BusConfig::with_namespace(&namespace());
+    bus.ensure_streams(&js).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(Relay::new(bus.clone()).run(log.clone(), js.clone(), async {
+        let _ = stopped.await;
+    }));
+    let mut expected = 0;
+    for round in 0..30 {
+        let writer = if round % 3 == 1 { &other } else { &log };
+        append_events(writer, 2, 3).await;
+        expected += 6;
+        if round % 5 == 0 {
+            // Sometimes let the relay catch up, so it is following the tail when the next
+            // (possibly foreign) commit arrives.
+            let n = expected;
+            wait_for("caught up", || {
+                let (js, bus) = (js.clone(), bus.clone());
+                async move { stream_positions(&js, &bus).await.len() == n }
+            })
+            .await;
+        }
+    }
+    wait_for("every event", || {
+        let (js, bus) = (js.clone(), bus.clone());
+        async move { stream_positions(&js, &bus).await.len() >= expected }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.send(()).unwrap();
+    relay.await.unwrap().unwrap();
+    let positions = stream_positions(&js, &bus).await;
+    let want: Vec<i64> = (1..=i64::try_from(expected).unwrap()).collect();
+    assert_eq!(positions, want);
+}
+
 trait ThenEq {
     fn then_eq(self, n: u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
 }
