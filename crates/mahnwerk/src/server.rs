@@ -51,6 +51,26 @@ pub async fn run(
     };
     let mut tasks = tokio::task::JoinSet::new();
 
+    {
+        // The log writer's totals as metrics: commits, events, and the writer's busy time
+        // (busy near 100% of wall time means appends are waiting on the database).
+        let (log, mut rx) = (log.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                let stats = log.commit_stats();
+                metrics::counter!("mahnwerk_eventlog_commits_total").absolute(stats.commits);
+                metrics::counter!("mahnwerk_eventlog_events_total").absolute(stats.events);
+                metrics::gauge!("mahnwerk_eventlog_writer_busy_seconds")
+                    .set(stats.busy.as_secs_f64());
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = rx.wait_for(|s| *s) => return Ok(()),
+                }
+            }
+        });
+    }
+
     if args.runs(Service::Relay) {
         let js = mahnwerk_bus::connect(&args.nats_url)
             .await

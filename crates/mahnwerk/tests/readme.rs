@@ -164,6 +164,22 @@ fn make_run_then_the_readme_examples_work() {
         metrics.contains("mahnwerk_invoices_recorded_total 2"),
         "{metrics}"
     );
+    // The log writer's totals are exported once a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = http_get(metrics_port, "/metrics");
+        let events: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("mahnwerk_eventlog_events_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        // At least the two invoices the README created (the demo may record more).
+        if events >= 2 && metrics.contains("mahnwerk_eventlog_writer_busy_seconds") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // Ctrl-C stops both the service and the private NATS.
     let nats_pid = std::fs::read_to_string(var.join("nats/pid")).unwrap();
