@@ -127,36 +127,31 @@ impl Relay {
             if caught_up {
                 // The writer sends a commit's events before it raises the head, so a local
                 // commit is taken from the tail (biased) and only a head beyond it (another
-                // process's commit, seen by PostgreSQL NOTIFY) leads to a read.
+                // process's commit, seen by PostgreSQL NOTIFY) leads to a read. A lagged
+                // receiver (or a closed one, impossible while `log` is held), a head change
+                // or the poll interval all mean: read the log.
                 let next = tokio::select! {
                     biased;
-                    next = tail.recv() => Some(next),
+                    next = tail.recv() => next.ok(),
                     _ = head.wait_for(|h| *h > after) => None,
                     () = tokio::time::sleep(Duration::from_millis(250)) => None,
                 };
-                match next {
-                    Some(Ok(events)) => {
-                        let fresh: Vec<&RawRecordedEvent> =
-                            events.iter().filter(|e| e.position > after).collect();
-                        match fresh.first() {
-                            None => continue,
-                            Some(first) if first.position == after + 1 => {
-                                metrics::counter!("mahnwerk_relay_tail_events_total")
-                                    .increment(fresh.len() as u64);
-                                if !Self::send_chunks(&prefix, &fresh, &mut after, &tx).await {
-                                    return;
-                                }
-                                continue;
+                if let Some(events) = next {
+                    let fresh: Vec<&RawRecordedEvent> =
+                        events.iter().filter(|e| e.position > after).collect();
+                    match fresh.first() {
+                        None => continue,
+                        Some(first) if first.position == after + 1 => {
+                            metrics::counter!("mahnwerk_relay_tail_events_total")
+                                .increment(fresh.len() as u64);
+                            if !Self::send_chunks(&prefix, &fresh, &mut after, &tx).await {
+                                return;
                             }
-                            // A gap: read the log.
-                            Some(_) => {}
+                            continue;
                         }
+                        // A gap: read the log.
+                        Some(_) => {}
                     }
-                    Some(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
-                        tail = log.tail();
-                    }
-                    // Lagged, a head change or the poll interval: read the log.
-                    Some(Err(_)) | None => {}
                 }
             }
             let events = match log.read_all_raw(after, batch).await {
@@ -199,6 +194,13 @@ impl Relay {
             }
         }
         true
+    }
+
+    /// Saves `acked` as the relay's progress; returns it as the new saved position.
+    async fn save(&self, log: &EventLog, acked: i64) -> Result<i64> {
+        log.save_checkpoint(&self.checkpoint, acked).await?;
+        metrics::gauge!("mahnwerk_relay_position").set(acked as f64);
+        Ok(acked)
     }
 
     /// Await acks, oldest first, until at most `keep` are in flight; returns the position of
@@ -261,9 +263,7 @@ impl Relay {
                             // Nothing read yet: settle what is in flight first.
                             acked = Self::drain(&mut in_flight, 0, acked).await?;
                             if acked > saved {
-                                log.save_checkpoint(&self.checkpoint, acked).await?;
-                                metrics::gauge!("mahnwerk_relay_position").set(acked as f64);
-                                saved = acked;
+                                saved = self.save(&log, acked).await?;
                             }
                             rx.recv().await.ok_or(crate::Error::ReaderGone)?
                         }
@@ -284,9 +284,7 @@ impl Relay {
                     // Progress is saved every `batch` acked events while busy, and whenever
                     // the reader has nothing ready (above).
                     if acked - saved >= i64::try_from(self.batch).unwrap_or(i64::MAX) {
-                        log.save_checkpoint(&self.checkpoint, acked).await?;
-                        metrics::gauge!("mahnwerk_relay_position").set(acked as f64);
-                        saved = acked;
+                        saved = self.save(&log, acked).await?;
                     }
                 }
                 #[allow(unreachable_code)]

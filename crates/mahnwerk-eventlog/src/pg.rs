@@ -334,16 +334,16 @@ async fn insert(
     for r in rows {
         position.push(r.position);
         event_id.push(r.event_id);
-        stream.push(r.stream);
+        stream.push(r.stream.as_str());
         version.push(r.version);
-        tenant.push(r.tenant);
+        tenant.push(r.tenant.as_str());
         event_type.push(r.event_type);
         payload.push(r.payload);
         occurred_at.push(r.occurred_at);
-        correlation_id.push(r.correlation_id);
-        causation_id.push(r.causation_id);
-        actor.push(r.actor);
-        traceparent.push(r.traceparent);
+        correlation_id.push(r.metadata.correlation_id.as_deref());
+        causation_id.push(r.metadata.causation_id.as_deref());
+        actor.push(r.metadata.actor.as_str());
+        traceparent.push(r.metadata.traceparent.as_deref());
         hash.push(r.hash.as_str());
     }
     // One statement for the whole group; the NOTIFY is delivered at commit.

@@ -5,7 +5,7 @@
 use crate::canonical::{self, GENESIS, HashInput};
 use crate::{AppendBatch, Appended, Error, ExpectedVersion, Metadata, Result};
 use chrono::{DateTime, Timelike, Utc};
-use mahnwerk_domain::{EventId, StreamId};
+use mahnwerk_domain::{EventId, StreamId, TenantId};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -28,7 +28,7 @@ pub(crate) struct PreparedBatch {
     pub index: usize,
     pub stream: StreamId,
     /// `stream.tenant()`, computed once.
-    pub tenant: String,
+    pub tenant: TenantId,
     pub expected: ExpectedVersion,
     pub events: Vec<PreparedEvent>,
 }
@@ -37,18 +37,13 @@ pub(crate) struct PreparedBatch {
 pub(crate) struct Row<'a> {
     pub position: i64,
     pub event_id: Uuid,
-    pub stream_id: &'a StreamId,
-    pub stream: &'a str,
+    pub stream: &'a StreamId,
     pub version: i64,
-    pub tenant: &'a str,
+    pub tenant: &'a TenantId,
     pub event_type: &'a str,
     pub payload: &'a str,
     pub occurred_at: DateTime<Utc>,
     pub occurred_at_text: &'a str,
-    pub correlation_id: Option<&'a str>,
-    pub causation_id: Option<&'a str>,
-    pub actor: &'a str,
-    pub traceparent: Option<&'a str>,
     pub metadata: &'a Metadata,
     pub hash: String,
 }
@@ -69,20 +64,19 @@ pub(crate) fn recorded(
     recorded_at: DateTime<Utc>,
 ) -> Vec<crate::RawRecordedEvent> {
     rows.iter()
-        .filter_map(|r| {
-            Some(crate::RecordedEvent {
-                position: r.position,
-                event_id: EventId(r.event_id),
-                stream: r.stream_id.clone(),
-                version: u64::try_from(r.version).ok()?,
-                tenant: r.tenant.parse().ok()?,
-                event_type: r.event_type.to_owned(),
-                payload: crate::JsonText::new_unchecked(r.payload),
-                occurred_at: r.occurred_at,
-                recorded_at,
-                metadata: r.metadata.clone(),
-                hash: r.hash.clone(),
-            })
+        .map(|r| crate::RecordedEvent {
+            position: r.position,
+            event_id: EventId(r.event_id),
+            stream: r.stream.clone(),
+            // Assigned from a u64 in `assign_batch`: never negative.
+            version: r.version.unsigned_abs(),
+            tenant: r.tenant.clone(),
+            event_type: r.event_type.to_owned(),
+            payload: crate::JsonText::new_unchecked(r.payload),
+            occurred_at: r.occurred_at,
+            recorded_at,
+            metadata: r.metadata.clone(),
+            hash: r.hash.clone(),
         })
         .collect()
 }
@@ -307,7 +301,7 @@ fn prepare_batch(index: usize, batch: AppendBatch) -> Result<PreparedBatch> {
         }
         events.push(prepare_event(e)?);
     }
-    let tenant = batch.stream.tenant().as_str().to_owned();
+    let tenant = batch.stream.tenant();
     Ok(PreparedBatch {
         index,
         stream: batch.stream,
@@ -416,18 +410,13 @@ fn assign_batch<'a>(
         rows.push(Row {
             position: *head,
             event_id: e.event_id.0,
-            stream_id: &batch.stream,
-            stream,
+            stream: &batch.stream,
             version: i64::try_from(version).unwrap_or(i64::MAX),
             tenant: &batch.tenant,
             event_type: &e.event_type,
             payload: &e.payload_canonical,
             occurred_at: e.occurred_at,
             occurred_at_text: &e.occurred_at_text,
-            correlation_id: e.metadata.correlation_id.as_deref(),
-            causation_id: e.metadata.causation_id.as_deref(),
-            actor: &e.metadata.actor,
-            traceparent: e.metadata.traceparent.as_deref(),
             metadata: &e.metadata,
             hash: hex::encode(hash),
         });

@@ -192,17 +192,17 @@ impl Sqlite {
                 q = q
                     .bind(r.position)
                     .bind(r.event_id)
-                    .bind(r.stream)
+                    .bind(r.stream.as_str())
                     .bind(r.version)
-                    .bind(r.tenant)
+                    .bind(r.tenant.as_str())
                     .bind(r.event_type)
                     .bind(r.payload)
                     .bind(r.occurred_at_text)
                     .bind(recorded_at_text.as_str())
-                    .bind(r.correlation_id)
-                    .bind(r.causation_id)
-                    .bind(r.actor)
-                    .bind(r.traceparent)
+                    .bind(r.metadata.correlation_id.as_deref())
+                    .bind(r.metadata.causation_id.as_deref())
+                    .bind(r.metadata.actor.as_str())
+                    .bind(r.metadata.traceparent.as_deref())
                     .bind(r.hash.as_str());
             }
             q.execute(&mut *tx).await?;
