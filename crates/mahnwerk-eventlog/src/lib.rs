@@ -386,7 +386,14 @@ impl EventLog {
         let backend = Arc::new(backend);
         let (tail, _) = tokio::sync::broadcast::channel(TAIL_COMMITS);
         let stats = Arc::new(writer::Counters::default());
-        let writer = writer::spawn(backend.clone(), head.clone(), tail.clone(), stats.clone());
+        let writer = writer::spawn(
+            backend.clone(),
+            writer::Outputs {
+                head: head.clone(),
+                tail: tail.clone(),
+                stats: stats.clone(),
+            },
+        );
         Ok(EventLog {
             inner: Arc::new(Inner {
                 backend,

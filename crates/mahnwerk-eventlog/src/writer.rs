@@ -33,15 +33,19 @@ impl Request {
 }
 
 /// Starts the writer; it stops when every sender (every clone of the `EventLog`) is gone.
-pub(crate) fn spawn(
-    backend: Arc<Backend>,
-    head: watch::Sender<i64>,
-    tail: broadcast::Sender<Tail>,
-    stats: Arc<Counters>,
-) -> mpsc::UnboundedSender<Request> {
+pub(crate) fn spawn(backend: Arc<Backend>, out: Outputs) -> mpsc::UnboundedSender<Request> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(backend, head, tail, stats, rx));
+    tokio::spawn(run(backend, out, rx));
     tx
+}
+
+/// What the writer tells the rest of the process after each commit.
+pub(crate) struct Outputs {
+    /// The new head (wakes followers).
+    pub head: watch::Sender<i64>,
+    /// The committed events, for in-process followers (see [`crate::EventLog::tail`]).
+    pub tail: broadcast::Sender<Tail>,
+    pub stats: Arc<Counters>,
 }
 
 /// Running totals of the writer (see [`crate::EventLog::commit_stats`]).
@@ -65,13 +69,7 @@ impl Counters {
 /// The events of one commit, in position order, for in-process followers.
 pub type Tail = Arc<Vec<crate::RawRecordedEvent>>;
 
-async fn run(
-    backend: Arc<Backend>,
-    head: watch::Sender<i64>,
-    tail: broadcast::Sender<Tail>,
-    stats: Arc<Counters>,
-    mut rx: mpsc::UnboundedReceiver<Request>,
-) {
+async fn run(backend: Arc<Backend>, out: Outputs, mut rx: mpsc::UnboundedReceiver<Request>) {
     while let Some(first) = rx.recv().await {
         let mut events = first.events();
         let mut requests = vec![first];
@@ -86,7 +84,7 @@ async fn run(
         }
         if requests.len() == 1 {
             if let Some(r) = requests.pop() {
-                let result = commit(&backend, &head, &tail, &stats, &r.batches).await;
+                let result = commit(&backend, &out, &r.batches).await;
                 let _ = r.reply.send(result);
             }
             continue;
@@ -101,7 +99,7 @@ async fn run(
                 all.push(b);
             }
         }
-        match commit(&backend, &head, &tail, &stats, &all).await {
+        match commit(&backend, &out, &all).await {
             Ok(outcomes) => {
                 let mut per: Vec<Outcomes> = requests.iter().map(|_| Vec::new()).collect();
                 for (i, outcome) in outcomes {
@@ -126,7 +124,7 @@ async fn run(
                     }
                 }
                 for r in requests {
-                    let result = commit(&backend, &head, &tail, &stats, &r.batches).await;
+                    let result = commit(&backend, &out, &r.batches).await;
                     let _ = r.reply.send(result);
                 }
             }
@@ -134,15 +132,10 @@ async fn run(
     }
 }
 
-async fn commit(
-    backend: &Backend,
-    head: &watch::Sender<i64>,
-    tail: &broadcast::Sender<Tail>,
-    stats: &Counters,
-    batches: &[PreparedBatch],
-) -> Result<Outcomes> {
+async fn commit(backend: &Backend, out: &Outputs, batches: &[PreparedBatch]) -> Result<Outcomes> {
     let started = std::time::Instant::now();
-    let result = commit_group(backend, head, tail, batches).await;
+    let result = commit_group(backend, out, batches).await;
+    let stats = &out.stats;
     stats.commits.fetch_add(1, Ordering::Relaxed);
     stats.busy_micros.fetch_add(
         u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -161,23 +154,22 @@ async fn commit(
 
 async fn commit_group(
     backend: &Backend,
-    head: &watch::Sender<i64>,
-    tail: &broadcast::Sender<Tail>,
+    out: &Outputs,
     batches: &[PreparedBatch],
 ) -> Result<Outcomes> {
     let recorded_at = crate::plan::truncate_micros(Utc::now());
     // Build the committed events only while someone follows them (the relay).
-    let follow = tail.receiver_count() > 0;
+    let follow = out.tail.receiver_count() > 0;
     let committed = match backend {
         Backend::Pg(b) => b.commit(batches, recorded_at, follow).await?,
         Backend::Sqlite(b) => b.commit(batches, recorded_at, follow).await?,
     };
     if let Some(events) = committed.events.filter(|e| !e.is_empty()) {
         // No receiver left is fine: followers fall back to reading the log.
-        let _ = tail.send(Arc::new(events));
+        let _ = out.tail.send(Arc::new(events));
     }
     if let Some(h) = committed.head {
-        raise_head(head, h);
+        raise_head(&out.head, h);
     }
     Ok(committed.outcomes)
 }
