@@ -166,8 +166,29 @@ pub async fn run(
         }
     }
     let _ = stop_tx.send(true);
-    while let Some(res) = tasks.join_next().await {
-        res??;
+    // Every service stops on the signal; a stop must still not hang on one that does not
+    // (e.g. a gRPC client holding its connection open): after the grace period the rest is
+    // aborted, and the log names how many were left.
+    let drained = tokio::time::timeout(STOP_GRACE, async {
+        while let Some(res) = tasks.join_next().await {
+            res??;
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    match drained {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                left = tasks.len(),
+                grace = ?STOP_GRACE,
+                "services did not stop in time; aborting them"
+            );
+            tasks.abort_all();
+            Ok(())
+        }
     }
-    Ok(())
 }
+
+/// How long a stop waits for the services to finish what they are doing.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
