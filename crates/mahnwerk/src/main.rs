@@ -204,9 +204,6 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             let res = mahnwerk::server::run(args, shutdown, None).await;
             telemetry.shutdown();
             res?;
-            // Stopped cleanly: leave now rather than wait in the runtime's drop for anything
-            // a library left running (a stop must not hang; see server::STOP_GRACE).
-            std::process::exit(0);
         }
         Command::Migrate(store) => {
             mahnwerk::server::open_stores(&store.database_url).await?;
