@@ -56,7 +56,12 @@ fn make_run_then_the_readme_examples_work() {
     let metrics_port = free_port();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_mahnwerk"));
     let db = format!("sqlite:{}?mode=rwc", var.join("mahnwerk.db").display());
-    let mut cmd = Command::new(root().join("scripts/run.sh"));
+    // Like a terminal's Ctrl-C: SIGINT at its default disposition even if this test runs
+    // under a parent that ignores it (a background job does), since a non-interactive bash
+    // cannot trap a signal that was ignored when it started.
+    let mut cmd = Command::new("env");
+    cmd.arg("--default-signal=INT")
+        .arg(root().join("scripts/run.sh"));
     cmd.env("MAHNWERK_BIN", &bin)
         .env("MAHNWERK_VAR", &var)
         .env("MAHNWERK_LISTEN", format!("127.0.0.1:{port}"))
