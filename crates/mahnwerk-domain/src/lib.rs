@@ -13,6 +13,8 @@
 //! - [`debtor`], [`invoice`]: the invoice model the ingest API, the e-invoice parsers and the
 //!   dunning core share.
 //! - [`case`]: the invoice case aggregate: commands, events, `decide`, `evolve`.
+//! - [`payment`]: the payment facts the matching service writes on a case stream
+//!   (`payment.applied.v1`, `payment.reversed.v1`, `invoice.settled.v1`, …).
 //!
 //! ## Invariants
 //! This crate never depends on prost, tonic, sqlx or async-nats, never reads the clock and never
@@ -25,6 +27,7 @@ pub mod error;
 pub mod ids;
 pub mod invoice;
 pub mod money;
+pub mod payment;
 pub mod personal;
 
 pub use bank::{Bic, Iban};
@@ -34,4 +37,5 @@ pub use error::{FieldError, FieldErrors};
 pub use ids::{CaseId, EventId, InvoiceNumber, StreamId, TenantId};
 pub use invoice::{BankAccount, Invoice};
 pub use money::{Currency, Money, MoneyError};
+pub use payment::PaymentEvent;
 pub use personal::Personal;
