@@ -40,6 +40,7 @@
 pub mod cli;
 pub mod email;
 pub mod error;
+pub mod events;
 pub mod format;
 pub mod model;
 pub mod pdf;

@@ -1,0 +1,741 @@
+//! The dispatch worker: takes ledger rows through render → check → send → report.
+//!
+//! 1. `intent`: build the letter model (the step, the invoice projection, the tenant's
+//!    letterhead), render, store the PDF content-addressed, commit `rendered` (or `draft`).
+//! 2. `rendered`: read the case stream; settled, paused, disputed or ended → `suppressed`.
+//!    Otherwise append `letter.rendered.v1` with the version just read (a payment recorded in
+//!    between conflicts, and the check runs again), commit `sending`, call the channel, commit
+//!    the outcome: `sent` (and the creditor's copy row), `failed` (and the post row when an
+//!    email was refused for good), back to `rendered` for a transient failure, or `unknown`.
+//! 3. A final state whose event is not on the case stream yet (`reported = 0`) is appended
+//!    with a deterministic event id (a repeat after a crash is a duplicate, not a second event).
+//!
+//! At start every row still `sending` becomes `unknown`: flagged for review, never resent.
+//! One dispatcher per service database (rows are not claimed across processes).
+
+use crate::case_file::CaseFile;
+use crate::channels::{Email, Outcome, PostJob, PostSpool, SmtpSender};
+use crate::documents::Documents;
+use crate::error::{Error, Result};
+use crate::mapping;
+use crate::store::{self, LedgerRow, NewRow, state};
+use crate::tenant::{self, Renderers, TenantConfig};
+use futures::StreamExt;
+use mahnwerk_domain::{EventId, Invoice, StreamId, TenantId};
+use mahnwerk_dunning::case::StepReached;
+use mahnwerk_eventlog::{
+    AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, derived_event_id,
+};
+use mahnwerk_letters::LetterModel;
+use mahnwerk_letters::events::{
+    CopyTo, LetterCopySent, LetterDispatched, LetterFailed, LetterRendered, LetterSuppressed,
+};
+use sqlx::AnyPool;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Transient failures before a letter is given up as failed.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Everything the worker needs.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub log: EventLog,
+    pub pool: AnyPool,
+    pub docs: Documents,
+    pub smtp: Option<SmtpSender>,
+    pub spool: PostSpool,
+    pub renderers: Renderers,
+    pub wake: Arc<Notify>,
+    /// Rows handled at once (SMTP round trips overlap; rendering uses blocking threads).
+    pub concurrency: usize,
+    /// Pause after the n-th transient failure.
+    pub retry_backoff: Duration,
+}
+
+/// What a letter is made from.
+struct Inputs {
+    tenant: TenantId,
+    step_event: EventId,
+    step: StepReached,
+    invoice: Invoice,
+    config: TenantConfig,
+}
+
+impl Inputs {
+    fn model(&self, row: &LedgerRow) -> Result<LetterModel> {
+        let settings = self
+            .config
+            .settings
+            .as_ref()
+            .ok_or_else(|| Error::Precondition("no letterhead configured".into()))?;
+        let case = row
+            .case_id
+            .parse()
+            .map_err(|_| Error::invalid("case_id", "not a case id"))?;
+        mapping::letter_model(&self.step, &self.invoice, case, settings)
+    }
+}
+
+fn permanent(e: &Error) -> bool {
+    !e.is_transient()
+}
+
+impl Dispatcher {
+    /// Run until `shutdown`: recover interrupted sends, then work the ledger.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        tokio::pin!(shutdown);
+        let recovered = store::recover_interrupted(&self.pool).await?;
+        if recovered > 0 {
+            tracing::warn!(letters = recovered, "interrupted sends flagged for review");
+        }
+        loop {
+            let did = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                r = self.pass() => r,
+            };
+            match did {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "letters dispatch pass failed"),
+            }
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+
+    /// One pass over the rows with work; returns how many it took.
+    pub async fn pass(&self) -> Result<usize> {
+        let rows = store::work(&self.pool, 64).await?;
+        let n = rows.len();
+        futures::stream::iter(rows)
+            .for_each_concurrent(self.concurrency.max(1), |row| async move {
+                if let Err(err) = self.process(row.clone()).await {
+                    tracing::warn!(letter = %row.letter_id, state = %row.state, error = %err, "letter step failed; will retry");
+                }
+            })
+            .await;
+        Ok(n)
+    }
+
+    async fn process(&self, mut row: LedgerRow) -> Result<()> {
+        if row.state == state::INTENT {
+            row = self.render(row).await?;
+        }
+        if row.state == state::RENDERED {
+            row = self.send(row).await?;
+        }
+        if !row.reported {
+            self.report(&row).await?;
+        }
+        Ok(())
+    }
+
+    async fn inputs(&self, row: &LedgerRow) -> Result<Inputs> {
+        let tenant: TenantId = row
+            .tenant
+            .parse()
+            .map_err(|_| Error::invalid("tenant", "not a tenant id"))?;
+        let (event_id, json) = store::step(&self.pool, &row.tenant, &row.case_id, row.step)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("step {}", row.step)))?;
+        let step: StepReached =
+            serde_json::from_str(&json).map_err(|e| Error::invalid("step", e.to_string()))?;
+        let step_event = EventId(
+            uuid::Uuid::parse_str(&event_id)
+                .map_err(|e| Error::invalid("event_id", e.to_string()))?,
+        );
+        let invoice = store::invoice(&self.pool, &row.tenant, &row.case_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("invoice".into()))?;
+        let config = tenant::load(&self.log, &tenant).await?;
+        Ok(Inputs {
+            tenant,
+            step_event,
+            step,
+            invoice,
+            config,
+        })
+    }
+
+    /// A rule violation (no letterhead, invalid model) ends the row as failed, reported.
+    async fn fail(&self, mut row: LedgerRow, from: &str, reason: &str) -> Result<LedgerRow> {
+        store::transition(
+            &self.pool,
+            &row.id,
+            from,
+            state::FAILED,
+            None,
+            None,
+            Some(reason),
+            false,
+        )
+        .await?;
+        row.state = state::FAILED.into();
+        row.reason = Some(reason.into());
+        row.reported = false;
+        Ok(row)
+    }
+
+    async fn render(&self, mut row: LedgerRow) -> Result<LedgerRow> {
+        let inputs = self.inputs(&row).await?;
+        let built = inputs.model(&row).and_then(|model| {
+            let r = self.renderers.for_tenant(&inputs.tenant, &inputs.config)?;
+            Ok((model, r))
+        });
+        let (model, renderer) = match built {
+            Ok(x) => x,
+            Err(e) if permanent(&e) => return self.fail(row, state::INTENT, &e.to_string()).await,
+            Err(e) => return Err(e),
+        };
+        let rendered = tokio::task::spawn_blocking(move || renderer.render(&model))
+            .await
+            .map_err(|e| Error::Precondition(format!("render task: {e}")))?;
+        let letter = match rendered {
+            Ok(l) => l,
+            Err(e) => {
+                return self
+                    .fail(row, state::INTENT, &Error::from(e).to_string())
+                    .await;
+            }
+        };
+        let sha = self.docs.put(bytes::Bytes::from(letter.pdf)).await?;
+        let drafts = inputs
+            .config
+            .settings
+            .as_ref()
+            .is_some_and(|s| s.drafts_only);
+        if drafts {
+            let mut tx = self.pool.begin().await?;
+            store::inbox_put(&mut *tx, &row, &sha, true).await?;
+            store::transition(
+                &mut *tx,
+                &row.id,
+                state::INTENT,
+                state::DRAFT,
+                Some(&sha),
+                None,
+                None,
+                false,
+            )
+            .await?;
+            tx.commit().await?;
+            row.state = state::DRAFT.into();
+            row.reported = false;
+        } else {
+            store::transition(
+                &self.pool,
+                &row.id,
+                state::INTENT,
+                state::RENDERED,
+                Some(&sha),
+                None,
+                None,
+                true,
+            )
+            .await?;
+            row.state = state::RENDERED.into();
+        }
+        row.document = Some(sha);
+        tracing::info!(letter = %row.letter_id, step = row.step, "letter rendered");
+        Ok(row)
+    }
+
+    /// Read the whole case stream: its state and version.
+    async fn case_file(&self, stream: &StreamId) -> Result<(CaseFile, Option<u64>)> {
+        let mut file = CaseFile::default();
+        let mut version = None;
+        let mut from = 1;
+        loop {
+            let events = self.log.read_stream(stream, from, 1000).await?;
+            let Some(last) = events.last() else { break };
+            from = last.version + 1;
+            version = Some(last.version);
+            for e in &events {
+                file.apply(&e.event_type, &e.payload);
+            }
+            if events.len() < 1000 {
+                break;
+            }
+        }
+        Ok((file, version))
+    }
+
+    fn event(
+        &self,
+        inputs_step: EventId,
+        row: &LedgerRow,
+        event_type: &str,
+        payload: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            event_id: derived_event_id(inputs_step, &format!("letters:{event_type}:{}", row.id), 0),
+            event_type: event_type.to_owned(),
+            payload,
+            occurred_at: chrono::Utc::now(),
+            metadata: Metadata {
+                correlation_id: None,
+                causation_id: Some(inputs_step.to_string()),
+                actor: "service:letters".into(),
+                traceparent: None,
+            },
+        }
+    }
+
+    /// Append one event to the case stream with the version read just before; on a conflict
+    /// read again. A duplicate id means it is already there.
+    async fn append_case(&self, stream: &StreamId, event: NewEvent) -> Result<()> {
+        for _ in 0..20 {
+            let v = self.log.stream_version(stream).await?;
+            let expected = v.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+            match self
+                .log
+                .append(AppendBatch {
+                    stream: stream.clone(),
+                    expected,
+                    events: vec![event.clone()],
+                })
+                .await
+            {
+                Ok(_) | Err(mahnwerk_eventlog::Error::DuplicateEvent(_)) => return Ok(()),
+                Err(mahnwerk_eventlog::Error::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict)
+    }
+
+    async fn send(&self, mut row: LedgerRow) -> Result<LedgerRow> {
+        let inputs = self.inputs(&row).await?;
+        let stream = StreamId::new(&inputs.tenant, "case", &row.case_id);
+        let document = row
+            .document
+            .clone()
+            .ok_or_else(|| Error::Precondition("rendered letter without document".into()))?;
+        // The check just before sending, made atomic with the rendered event.
+        let mut suppressed = None;
+        for attempt in 0.. {
+            if attempt == 20 {
+                return Err(Error::Conflict);
+            }
+            let (file, version) = self.case_file(&stream).await?;
+            if let Some(reason) = file.suppression() {
+                suppressed = Some(reason);
+                break;
+            }
+            if row.recipient != "debtor" {
+                break;
+            }
+            let kind =
+                mahnwerk_letters::events::kind_for_template(&inputs.step.template_id, row.step);
+            let payload = serde_json::to_value(LetterRendered {
+                letter_id: row.letter_id.clone(),
+                step: row.step,
+                kind,
+                document_sha256: document.clone(),
+                letterhead_version: inputs.config.letterhead_version,
+                templates: inputs.config.templates.keys().cloned().collect(),
+                draft: false,
+            })
+            .map_err(|e| Error::invalid("event", e.to_string()))?;
+            let mut ev = self.event(inputs.step_event, &row, "letter.rendered.v1", payload);
+            ev.event_id = derived_event_id(
+                inputs.step_event,
+                &format!("letters:rendered:{}", row.letter_id),
+                0,
+            );
+            let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+            match self
+                .log
+                .append(AppendBatch {
+                    stream: stream.clone(),
+                    expected,
+                    events: vec![ev],
+                })
+                .await
+            {
+                Ok(_) | Err(mahnwerk_eventlog::Error::DuplicateEvent(_)) => break,
+                Err(mahnwerk_eventlog::Error::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(reason) = suppressed {
+            store::transition(
+                &self.pool,
+                &row.id,
+                state::RENDERED,
+                state::SUPPRESSED,
+                None,
+                None,
+                Some(&reason),
+                false,
+            )
+            .await?;
+            tracing::info!(letter = %row.letter_id, step = row.step, reason = %reason, "letter suppressed");
+            row.state = state::SUPPRESSED.into();
+            row.reason = Some(reason);
+            row.reported = false;
+            return Ok(row);
+        }
+        let pdf = self
+            .docs
+            .get(&document)
+            .await?
+            .ok_or_else(|| Error::Storage(format!("document {document} missing")))?;
+        let model = inputs.model(&row)?;
+        let settings = inputs
+            .config
+            .settings
+            .clone()
+            .ok_or_else(|| Error::Precondition("no letterhead configured".into()))?;
+        let renderer = self.renderers.for_tenant(&inputs.tenant, &inputs.config)?;
+        let body = renderer.render_email(&model)?;
+        if !store::transition(
+            &self.pool,
+            &row.id,
+            state::RENDERED,
+            state::SENDING,
+            None,
+            None,
+            None,
+            true,
+        )
+        .await?
+        {
+            return Ok(row);
+        }
+        let attachment = format!("{}.pdf", sanitize(&body.subject));
+        let outcome = match (row.channel.as_str(), row.recipient.as_str()) {
+            ("email", recipient) => {
+                let to = if recipient == "debtor" {
+                    inputs
+                        .invoice
+                        .debtor
+                        .email
+                        .as_ref()
+                        .map(|e| e.expose().clone())
+                } else {
+                    match &settings.copy_to {
+                        CopyTo::Email { address } => Some(address.clone()),
+                        CopyTo::Inbox => None,
+                    }
+                };
+                match (&self.smtp, to) {
+                    (None, _) => Outcome::Permanent("no smtp server configured".into()),
+                    (_, None) => Outcome::Permanent("no email address".into()),
+                    (Some(smtp), Some(to)) => {
+                        let domain = settings
+                            .email_from
+                            .rsplit('@')
+                            .next()
+                            .unwrap_or("localhost")
+                            .trim_end_matches('>')
+                            .to_owned();
+                        let subject = if recipient == "debtor" {
+                            body.subject.clone()
+                        } else {
+                            format!("Kopie: {}", body.subject)
+                        };
+                        smtp.send(&Email {
+                            from: &settings.email_from,
+                            reply_to: settings.reply_to.as_deref(),
+                            to: &to,
+                            subject: &subject,
+                            text: &body.text,
+                            html: &body.html,
+                            attachment_name: &attachment,
+                            pdf: &pdf,
+                            message_id: &format!("{}@{domain}", row.id),
+                        })
+                        .await
+                    }
+                }
+            }
+            ("post", _) => {
+                let registered = settings.registered_steps.contains(&row.step);
+                self.spool
+                    .submit(
+                        &PostJob {
+                            job_id: &row.id,
+                            tenant: &row.tenant,
+                            case_id: &row.case_id,
+                            letter_id: &row.letter_id,
+                            document_sha256: &document,
+                            address: &model.recipient_lines(),
+                            country: &inputs.invoice.debtor.address.expose().country,
+                            registered,
+                            return_receipt: false,
+                            colour: false,
+                            duplex: true,
+                        },
+                        &pdf,
+                    )
+                    .await
+            }
+            ("inbox", _) => match store::inbox_put(&self.pool, &row, &document, false).await {
+                Ok(id) => Outcome::Sent(id),
+                Err(e) => Outcome::Transient(format!("inbox: {e}")),
+            },
+            (other, _) => Outcome::Permanent(format!("unsupported channel {other}")),
+        };
+        self.record(row, outcome, &inputs, &settings, &document)
+            .await
+    }
+
+    async fn record(
+        &self,
+        mut row: LedgerRow,
+        outcome: Outcome,
+        inputs: &Inputs,
+        settings: &mahnwerk_letters::events::LetterSettings,
+        document: &str,
+    ) -> Result<LedgerRow> {
+        match outcome {
+            Outcome::Sent(provider) => {
+                let mut tx = self.pool.begin().await?;
+                store::transition(
+                    &mut *tx,
+                    &row.id,
+                    state::SENDING,
+                    state::SENT,
+                    None,
+                    Some(&provider),
+                    None,
+                    false,
+                )
+                .await?;
+                if row.recipient == "debtor" {
+                    let channel = match settings.copy_to {
+                        CopyTo::Email { .. } => "email",
+                        CopyTo::Inbox => "inbox",
+                    };
+                    let copy_letter =
+                        store::letter_id(&row.tenant, &row.case_id, row.step, "creditor", &row.seq);
+                    store::insert_row(
+                        &mut *tx,
+                        &NewRow {
+                            tenant: &row.tenant,
+                            case_id: &row.case_id,
+                            step: row.step,
+                            channel,
+                            recipient: "creditor",
+                            seq: &row.seq,
+                            letter_id: &copy_letter,
+                            state: state::RENDERED,
+                            document: Some(document),
+                        },
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                tracing::info!(letter = %row.letter_id, channel = %row.channel, recipient = %row.recipient, "letter sent");
+                metrics::counter!("mahnwerk_letters_sent_total", "channel" => row.channel.clone())
+                    .increment(1);
+                row.state = state::SENT.into();
+                row.provider_id = Some(provider);
+            }
+            Outcome::Permanent(reason) => {
+                let fallback = row.recipient == "debtor"
+                    && row.channel == "email"
+                    && settings.email_fallback_to_post;
+                let mut tx = self.pool.begin().await?;
+                store::transition(
+                    &mut *tx,
+                    &row.id,
+                    state::SENDING,
+                    state::FAILED,
+                    None,
+                    None,
+                    Some(&reason),
+                    false,
+                )
+                .await?;
+                if fallback {
+                    store::insert_row(
+                        &mut *tx,
+                        &NewRow {
+                            tenant: &row.tenant,
+                            case_id: &row.case_id,
+                            step: row.step,
+                            channel: "post",
+                            recipient: "debtor",
+                            seq: &row.seq,
+                            letter_id: &row.letter_id,
+                            state: state::RENDERED,
+                            document: Some(document),
+                        },
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                tracing::warn!(letter = %row.letter_id, channel = %row.channel, reason = %reason, fallback, "letter refused");
+                row.state = state::FAILED.into();
+                row.reason = Some(reason);
+            }
+            Outcome::Transient(reason) => {
+                let attempts = row.attempts + 1;
+                if attempts >= MAX_ATTEMPTS {
+                    store::transition(
+                        &self.pool,
+                        &row.id,
+                        state::SENDING,
+                        state::FAILED,
+                        None,
+                        None,
+                        Some(&reason),
+                        false,
+                    )
+                    .await?;
+                    row.state = state::FAILED.into();
+                    row.reason = Some(reason);
+                } else {
+                    let pause = self.retry_backoff * attempts;
+                    let next =
+                        store::now_ms() + i64::try_from(pause.as_millis()).unwrap_or(i64::MAX);
+                    store::retry_later(&self.pool, &row.id, attempts, next, &reason).await?;
+                    tracing::warn!(letter = %row.letter_id, attempts, reason = %reason, "letter send failed transiently, retrying");
+                    row.state = "retry".into();
+                    row.reported = true;
+                    return Ok(row);
+                }
+            }
+            Outcome::Unknown(reason) => {
+                store::transition(
+                    &self.pool,
+                    &row.id,
+                    state::SENDING,
+                    state::UNKNOWN,
+                    None,
+                    None,
+                    Some(&reason),
+                    false,
+                )
+                .await?;
+                tracing::error!(letter = %row.letter_id, channel = %row.channel, "letter outcome unknown, flagged for review");
+                row.state = state::UNKNOWN.into();
+                row.reason = Some(reason);
+            }
+        }
+        row.reported = false;
+        let _ = inputs;
+        Ok(row)
+    }
+
+    /// Append the event of a final state, then mark the row reported.
+    async fn report(&self, row: &LedgerRow) -> Result<()> {
+        let inputs_step = match store::step(&self.pool, &row.tenant, &row.case_id, row.step).await?
+        {
+            Some((id, _)) => EventId(
+                uuid::Uuid::parse_str(&id)
+                    .map_err(|e| Error::invalid("event_id", e.to_string()))?,
+            ),
+            None => return Err(Error::NotFound(format!("step {}", row.step))),
+        };
+        let tenant: TenantId = row
+            .tenant
+            .parse()
+            .map_err(|_| Error::invalid("tenant", "not a tenant id"))?;
+        let stream = StreamId::new(&tenant, "case", &row.case_id);
+        let document = row.document.clone().unwrap_or_default();
+        let reason = row.reason.clone().unwrap_or_default();
+        let to_json = |v: serde_json::Result<serde_json::Value>| {
+            v.map_err(|e| Error::invalid("event", e.to_string()))
+        };
+        let (event_type, payload) = match row.state.as_str() {
+            state::SENT if row.recipient == "debtor" => (
+                "letter.dispatched.v1",
+                to_json(serde_json::to_value(LetterDispatched {
+                    letter_id: row.letter_id.clone(),
+                    step: row.step,
+                    channel: row.channel.clone(),
+                    provider_id: row.provider_id.clone().unwrap_or_default(),
+                    document_sha256: document,
+                    registered: false,
+                }))?,
+            ),
+            state::SENT => (
+                "letter.copy_sent.v1",
+                to_json(serde_json::to_value(LetterCopySent {
+                    letter_id: row.letter_id.clone(),
+                    step: row.step,
+                    channel: row.channel.clone(),
+                    provider_id: row.provider_id.clone().unwrap_or_default(),
+                    document_sha256: document,
+                }))?,
+            ),
+            state::FAILED | state::UNKNOWN => {
+                let fallback = store::rows_of_case(&self.pool, &row.tenant, &row.case_id)
+                    .await?
+                    .into_iter()
+                    .any(|r| r.letter_id == row.letter_id && r.channel == "post" && r.id != row.id)
+                    .then(|| "post".to_owned());
+                (
+                    "letter.failed.v1",
+                    to_json(serde_json::to_value(LetterFailed {
+                        letter_id: row.letter_id.clone(),
+                        step: row.step,
+                        channel: row.channel.clone(),
+                        recipient: row.recipient.clone(),
+                        permanent: row.state == state::FAILED,
+                        review_required: row.state == state::UNKNOWN,
+                        reason,
+                        fallback,
+                    }))?,
+                )
+            }
+            state::SUPPRESSED => (
+                "letter.suppressed.v1",
+                to_json(serde_json::to_value(LetterSuppressed {
+                    letter_id: row.letter_id.clone(),
+                    step: row.step,
+                    reason,
+                }))?,
+            ),
+            state::DRAFT => {
+                let step = store::step(&self.pool, &row.tenant, &row.case_id, row.step).await?;
+                let template_id = step
+                    .and_then(|(_, j)| serde_json::from_str::<StepReached>(&j).ok())
+                    .map(|s| s.template_id)
+                    .unwrap_or_default();
+                (
+                    "letter.rendered.v1",
+                    to_json(serde_json::to_value(LetterRendered {
+                        letter_id: row.letter_id.clone(),
+                        step: row.step,
+                        kind: mahnwerk_letters::events::kind_for_template(&template_id, row.step),
+                        document_sha256: document,
+                        letterhead_version: 0,
+                        templates: Vec::new(),
+                        draft: true,
+                    }))?,
+                )
+            }
+            _ => return Ok(()),
+        };
+        let event = self.event(inputs_step, row, event_type, payload);
+        self.append_case(&stream, event).await?;
+        store::mark_reported(&self.pool, &row.id).await?;
+        Ok(())
+    }
+}
+
+/// A file name from a subject: letters, digits, spaces and dashes.
+fn sanitize(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let out = out.trim().to_owned();
+    if out.is_empty() { "letter".into() } else { out }
+}

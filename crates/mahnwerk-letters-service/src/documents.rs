@@ -1,0 +1,187 @@
+//! Documents (letter PDFs) stored content-addressed: the key is the hex SHA-256 of the bytes,
+//! so the same letter stored twice is one object and an event names a document by its hash.
+//!
+//! One interface, [`DocumentStore`]; the filesystem ([`FsDocuments`], default `var/documents`)
+//! and any S3-compatible store ([`S3Documents`], through the `object_store` crate) implement it.
+//! Reads verify the hash, so a corrupted or swapped object is an error, never a wrong letter.
+
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Hex SHA-256 of `bytes`: a document's key.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn check_key(sha256: &str) -> Result<()> {
+    if sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            field: "sha256".into(),
+            reason: "must be 64 lowercase hex digits".into(),
+        })
+    }
+}
+
+fn verified(sha256: &str, bytes: Bytes) -> Result<Bytes> {
+    if sha256_hex(&bytes) == sha256 {
+        Ok(bytes)
+    } else {
+        Err(Error::Storage(format!(
+            "document {sha256} does not match its hash"
+        )))
+    }
+}
+
+/// Where documents live. Implementations are content-addressed: `put` returns the hex SHA-256
+/// and storing the same bytes again is a no-op.
+pub trait DocumentStore: Send + Sync + 'static {
+    /// Store `bytes`; returns their hex SHA-256.
+    fn put(&self, bytes: Bytes) -> BoxFuture<'_, Result<String>>;
+    /// The bytes stored under `sha256` (verified), or `None`.
+    fn get<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>>;
+}
+
+/// A shared document store.
+pub type Documents = Arc<dyn DocumentStore>;
+
+/// Documents in a directory: `{root}/{first two hex digits}/{sha256}.pdf`, written to a
+/// temporary file and renamed, so a crash never leaves a partial document under its hash.
+#[derive(Debug, Clone)]
+pub struct FsDocuments {
+    root: PathBuf,
+}
+
+impl FsDocuments {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn path(&self, sha256: &str) -> PathBuf {
+        self.root.join(&sha256[..2]).join(format!("{sha256}.pdf"))
+    }
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Storage(format!("filesystem: {e}"))
+}
+
+impl DocumentStore for FsDocuments {
+    fn put(&self, bytes: Bytes) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move {
+            let sha = sha256_hex(&bytes);
+            let path = self.path(&sha);
+            if tokio::fs::try_exists(&path).await.map_err(io)? {
+                return Ok(sha);
+            }
+            let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+            tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+            let tmp = dir.join(format!(".{sha}.{}.tmp", uuid::Uuid::new_v4().simple()));
+            tokio::fs::write(&tmp, &bytes).await.map_err(io)?;
+            tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+            Ok(sha)
+        })
+    }
+
+    fn get<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
+        Box::pin(async move {
+            check_key(sha256)?;
+            match tokio::fs::read(self.path(sha256)).await {
+                Ok(b) => verified(sha256, Bytes::from(b)).map(Some),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io(e)),
+            }
+        })
+    }
+}
+
+/// Settings of an S3-compatible store (AWS S3, MinIO, Ceph, moto, …).
+#[derive(Debug, Clone, Default)]
+pub struct S3Config {
+    /// `https://s3.eu-central-1.amazonaws.com` or `http://127.0.0.1:9000`; `None` for AWS.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Object key prefix, e.g. `documents/`.
+    pub prefix: String,
+}
+
+/// Documents in an S3-compatible bucket under `{prefix}{sha256}.pdf` (path-style requests, so
+/// any endpoint works; plain HTTP allowed only for a loopback endpoint).
+#[derive(Debug, Clone)]
+pub struct S3Documents {
+    store: Arc<dyn object_store::ObjectStore>,
+    prefix: String,
+}
+
+fn s3_err(e: object_store::Error) -> Error {
+    Error::Storage(format!("object store: {e}"))
+}
+
+impl S3Documents {
+    pub fn new(config: &S3Config) -> Result<Self> {
+        use object_store::aws::AmazonS3Builder;
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region)
+            .with_access_key_id(&config.access_key_id)
+            .with_secret_access_key(&config.secret_access_key)
+            .with_virtual_hosted_style_request(false);
+        if let Some(endpoint) = &config.endpoint {
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| endpoint.starts_with(p));
+            b = b.with_endpoint(endpoint).with_allow_http(loopback);
+        }
+        let store = b.build().map_err(s3_err)?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: config.prefix.clone(),
+        })
+    }
+
+    fn path(&self, sha256: &str) -> object_store::path::Path {
+        object_store::path::Path::from(format!("{}{sha256}.pdf", self.prefix))
+    }
+}
+
+impl DocumentStore for S3Documents {
+    fn put(&self, bytes: Bytes) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move {
+            let sha = sha256_hex(&bytes);
+            let path = self.path(&sha);
+            match self.store.head(&path).await {
+                Ok(_) => return Ok(sha),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(s3_err(e)),
+            }
+            self.store
+                .put(&path, object_store::PutPayload::from_bytes(bytes))
+                .await
+                .map_err(s3_err)?;
+            Ok(sha)
+        })
+    }
+
+    fn get<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
+        Box::pin(async move {
+            check_key(sha256)?;
+            match self.store.get(&self.path(sha256)).await {
+                Ok(r) => verified(sha256, r.bytes().await.map_err(s3_err)?).map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(s3_err(e)),
+            }
+        })
+    }
+}

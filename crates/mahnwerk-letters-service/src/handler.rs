@@ -1,0 +1,98 @@
+//! The event handler on the consumer library: keeps the invoice projection
+//! (`invoice.issued.v1`) and turns each `dunning.step_reached.v1` into a ledger intent, in the
+//! consumer's transaction (so a redelivered step changes nothing twice). Sending happens in the
+//! [`crate::dispatch`] worker, never inside the handler.
+
+use crate::store::{self, NewRow, state};
+use mahnwerk_bus::{Envelope, Handler, HandlerError};
+use mahnwerk_domain::case::InvoiceIssued;
+use mahnwerk_domain::{Invoice, StreamId};
+use mahnwerk_dunning::case::StepReached;
+use mahnwerk_dunning::policy::Channel;
+use sqlx::{Any, Transaction};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub const STEP_REACHED: &str = "dunning.step_reached.v1";
+pub const INVOICE_ISSUED: &str = "invoice.issued.v1";
+
+/// The debtor's channel for a step: the first of the step's channels this service can use
+/// (email needs the debtor's address; SMS and portal are not letters). Post when none is.
+pub fn debtor_channel(channels: &[Channel], invoice: &Invoice) -> &'static str {
+    for c in channels {
+        match c {
+            Channel::Email if invoice.debtor.email.is_some() => return "email",
+            Channel::Post => return "post",
+            _ => {}
+        }
+    }
+    "post"
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LettersHandler {
+    /// Woken when an intent was recorded.
+    pub wake: Arc<Notify>,
+}
+
+impl Handler for LettersHandler {
+    async fn handle<'a>(
+        &'a self,
+        event: &'a Envelope,
+        tx: &'a mut Transaction<'static, Any>,
+    ) -> Result<(), HandlerError> {
+        let Ok(stream) = event.stream.parse::<StreamId>() else {
+            return Err(HandlerError::Permanent("malformed stream id".into()));
+        };
+        if stream.kind() != "case" {
+            return Ok(());
+        }
+        let (tenant, case_id) = (event.tenant.as_str(), stream.id());
+        match event.event_type.as_str() {
+            INVOICE_ISSUED => {
+                let issued: InvoiceIssued = serde_json::from_value(event.payload.clone())
+                    .map_err(|e| HandlerError::Permanent(format!("invoice.issued.v1: {e}")))?;
+                store::put_invoice(&mut **tx, tenant, case_id, &issued.invoice).await?;
+            }
+            STEP_REACHED => {
+                let step: StepReached = serde_json::from_value(event.payload.clone())
+                    .map_err(|e| HandlerError::Permanent(format!("{STEP_REACHED}: {e}")))?;
+                let Some(invoice) = store::invoice(&mut **tx, tenant, case_id).await? else {
+                    // Per-case order puts the invoice first; its absence is a gap upstream.
+                    return Err(HandlerError::Transient(
+                        "step reached for a case whose invoice is not known yet".into(),
+                    ));
+                };
+                store::put_step(
+                    &mut **tx,
+                    tenant,
+                    case_id,
+                    step.number,
+                    &event.event_id,
+                    &event.payload.to_string(),
+                )
+                .await?;
+                let letter = store::letter_id(tenant, case_id, step.number, "debtor", "");
+                store::insert_row(
+                    &mut **tx,
+                    &NewRow {
+                        tenant,
+                        case_id,
+                        step: step.number,
+                        channel: debtor_channel(&step.channels, &invoice),
+                        recipient: "debtor",
+                        seq: "",
+                        letter_id: &letter,
+                        state: state::INTENT,
+                        document: None,
+                    },
+                )
+                .await?;
+                tracing::info!(case = %case_id, step = step.number, "letter intent recorded");
+                self.wake.notify_one();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
