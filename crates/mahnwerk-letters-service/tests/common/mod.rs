@@ -122,3 +122,287 @@ pub fn received(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+use chrono::NaiveDate;
+use mahnwerk_bus::{BusConfig, Relay};
+use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::{
+    BankAccount, CaseId, Currency, Debtor, DebtorKind, Invoice, Money, Personal, PostalAddress,
+    StreamId, TenantId,
+};
+use mahnwerk_dunning::case::{DunningEvent, StepReached};
+use mahnwerk_dunning::law::calendar::Deadline;
+use mahnwerk_dunning::policy::{Channel, Tone};
+use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
+use mahnwerk_letters::events::{CopyTo, LetterSettings};
+use mahnwerk_letters_service::channels::SmtpConfig;
+use mahnwerk_letters_service::{Config, DocumentConfig, Parts};
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:14222".into())
+}
+
+pub fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, day).expect("date")
+}
+
+pub fn invoice(number: &str, email: Option<&str>) -> Invoice {
+    Invoice {
+        number: number.parse().expect("invoice number"),
+        issue_date: d(2026, 1, 15),
+        due_date: d(2026, 1, 29),
+        currency: Currency::EUR,
+        net: 100_000,
+        tax: 19_000,
+        gross: 119_000,
+        debtor: Debtor {
+            name: Personal::new("Bäckerei Größl OHG".into()),
+            kind: DebtorKind::Business,
+            address: Personal::new(PostalAddress {
+                street: vec!["Mühlenweg 12".into()],
+                postal_code: "80331".into(),
+                city: "München".into(),
+                country: "DE".into(),
+            }),
+            email: email.map(|e| Personal::new(e.to_owned())),
+            language: "de".into(),
+            customer_number: Some("K-10042".into()),
+            vat_id: None,
+        },
+        payment_reference: None,
+        creditor_account: BankAccount {
+            iban: "DE89370400440532013000".parse().expect("iban"),
+            bic: None,
+            holder: Some("Muster Handels GmbH".into()),
+        },
+        default_notice: false,
+    }
+}
+
+pub fn step(number: u32) -> StepReached {
+    StepReached {
+        number,
+        title: "1. Mahnung".into(),
+        tone: Tone::Neutral,
+        template_id: "dunning-1".into(),
+        channels: vec![Channel::Email, Channel::Post],
+        date: d(2026, 3, 16),
+        fee: Money::eur(500),
+        fee_waived: None,
+        lump_sum: Money::eur(4000),
+        interest_charged: Money::eur(0),
+        interest: None,
+        default: None,
+        creates_default: false,
+        deadline: Deadline {
+            deadline: d(2026, 3, 30),
+            unmoved: d(2026, 3, 30),
+            reasons: vec![],
+        },
+        principal_open: Money::eur(119_000),
+        balance: Money::eur(123_500),
+    }
+}
+
+pub fn settings(copy_to: CopyTo) -> LetterSettings {
+    let sample = mahnwerk_letters::model::sample();
+    LetterSettings {
+        letterhead: sample.letterhead,
+        signature: Some("Erika Muster, Buchhaltung".into()),
+        email_from: "Muster Handels GmbH <buchhaltung@muster-handel.test>".into(),
+        reply_to: Some("buchhaltung@muster-handel.test".into()),
+        copy_to,
+        email_fallback_to_post: true,
+        registered_steps: vec![3],
+        drafts_only: false,
+    }
+}
+
+pub fn new_event(event_type: &str, payload: serde_json::Value) -> NewEvent {
+    NewEvent {
+        event_id: event_id_now(),
+        event_type: event_type.into(),
+        payload,
+        occurred_at: chrono::Utc::now(),
+        metadata: Metadata {
+            actor: "test".into(),
+            ..Default::default()
+        },
+    }
+}
+
+pub async fn append(log: &EventLog, stream: &StreamId, events: Vec<NewEvent>) {
+    log.append(AppendBatch {
+        stream: stream.clone(),
+        expected: ExpectedVersion::Any,
+        events,
+    })
+    .await
+    .expect("append");
+}
+
+pub async fn put_settings(log: &EventLog, tenant: &TenantId, s: &LetterSettings) {
+    append(
+        log,
+        &mahnwerk_letters_service::tenant::stream(tenant),
+        vec![new_event(
+            "letterhead.updated.v1",
+            serde_json::to_value(s).expect("json"),
+        )],
+    )
+    .await;
+}
+
+pub fn issued(inv: &Invoice) -> NewEvent {
+    let e = CaseEvent::InvoiceIssued(InvoiceIssued {
+        invoice: inv.clone(),
+    });
+    new_event(e.event_type(), e.to_payload())
+}
+
+pub fn step_event(s: &StepReached) -> NewEvent {
+    let e = DunningEvent::StepReached(Box::new(s.clone()));
+    new_event(e.event_type(), e.to_payload())
+}
+
+pub fn settled() -> NewEvent {
+    new_event(
+        "invoice.settled.v1",
+        serde_json::json!({"settled_on": "2026-03-16", "by": "e1:c1"}),
+    )
+}
+
+pub fn case_of(tenant: &TenantId, inv: &Invoice) -> (CaseId, StreamId) {
+    let case = CaseId::for_invoice(tenant, &inv.number);
+    (case, case.stream(tenant))
+}
+
+pub async fn event_types(log: &EventLog, stream: &StreamId) -> Vec<(String, serde_json::Value)> {
+    log.read_stream(stream, 1, 10_000)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|e| (e.event_type, e.payload))
+        .collect()
+}
+
+/// Everything a letters service needs, real: SQLite event log and service database, NATS with
+/// a relay, an SMTP sink, a spool directory.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub log: EventLog,
+    pub pool: sqlx::AnyPool,
+    pub keys: mahnwerk_auth::KeyStore,
+    pub js: async_nats::jetstream::Context,
+    pub bus: BusConfig,
+    pub parts: Parts,
+    pub smtp: ChildGuard,
+    pub mail_dir: PathBuf,
+    pub spool_dir: PathBuf,
+    pub tenant: TenantId,
+    relay_stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Harness {
+    pub async fn start(reject: &[&str]) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log_url = format!("sqlite:{}?mode=rwc", dir.path().join("log.db").display());
+        let log = EventLog::connect(&log_url).await.expect("event log");
+        let svc_url = format!("sqlite:{}?mode=rwc", dir.path().join("svc.db").display());
+        let pool = mahnwerk_auth::connect_any(&svc_url)
+            .await
+            .expect("service db");
+        let keys = mahnwerk_auth::KeyStore::open(pool.clone())
+            .await
+            .expect("keys");
+        let js = mahnwerk_bus::connect(&nats_url())
+            .await
+            .expect("nats (NATS_URL)");
+        let ns = format!("lt{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let bus = BusConfig::with_namespace(&ns);
+        let mail_dir = dir.path().join("mail");
+        let spool_dir = dir.path().join("spool");
+        let (smtp, port) = smtp_sink(&mail_dir, reject).await;
+        let mut config = Config::new(bus.clone());
+        config.documents = DocumentConfig::Fs(dir.path().join("documents"));
+        config.spool_dir = spool_dir.clone();
+        config.smtp = Some(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            ..Default::default()
+        });
+        config.retry_backoff = Duration::from_millis(100);
+        let parts = Parts::open(config, &pool).await.expect("parts");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        {
+            let (log, js, bus) = (log.clone(), js.clone(), bus.clone());
+            tokio::spawn(async move {
+                let _ = Relay::new(bus)
+                    .run(log, js, async move {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        }
+        let tenant: TenantId = "acme".parse().expect("tenant");
+        keys.create_tenant(&tenant, "Muster Handels GmbH")
+            .await
+            .expect("tenant");
+        Harness {
+            dir,
+            log,
+            pool,
+            keys,
+            js,
+            bus,
+            parts,
+            smtp,
+            mail_dir,
+            spool_dir,
+            tenant,
+            relay_stop: Some(tx),
+        }
+    }
+
+    /// Start the service (consumer + dispatcher); abort the handle to simulate a crash.
+    pub fn spawn_service(&self) -> tokio::task::JoinHandle<()> {
+        let (parts, log, pool, js) = (
+            self.parts.clone(),
+            self.log.clone(),
+            self.pool.clone(),
+            self.js.clone(),
+        );
+        tokio::spawn(async move {
+            let _ =
+                mahnwerk_letters_service::run(parts, log, pool, js, std::future::pending()).await;
+        })
+    }
+
+    pub async fn rows(&self) -> Vec<mahnwerk_letters_service::store::LedgerRow> {
+        mahnwerk_letters_service::store::all_rows(&self.pool)
+            .await
+            .expect("rows")
+    }
+
+    pub fn spool_jobs(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&self.spool_dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "json") {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    out.push(serde_json::from_str(&text).expect("job json"));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(tx) = self.relay_stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Letters end to end: steps appended to a real SQLite event log travel through a real NATS
+//! (relay + consumer) to the letters service, which renders, stores and sends them to a real
+//! SMTP server (aiosmtpd) or the post spool.
+
+mod common;
+
+use common::*;
+use mahnwerk_letters::events::CopyTo;
+use mahnwerk_letters_service::store::state;
+
+fn done(rows: &[mahnwerk_letters_service::store::LedgerRow]) -> bool {
+    rows.iter().all(|r| {
+        r.reported && ![state::INTENT, state::RENDERED, state::SENDING].contains(&r.state.as_str())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_carry_the_pdf_creditor_gets_a_copy_rejection_falls_back_to_post_settled_gets_none()
+{
+    let h = Harness::start(&["gone@debtor.test"]).await;
+    put_settings(
+        &h.log,
+        &h.tenant,
+        &settings(CopyTo::Email {
+            address: "kopien@muster-handel.test".into(),
+        }),
+    )
+    .await;
+    let ok = invoice("RE-OK-1", Some("kunde@debtor.test"));
+    let rejected = invoice("RE-REJ-1", Some("gone@debtor.test"));
+    let paid = invoice("RE-PAID-1", Some("paid@debtor.test"));
+    let (_, ok_stream) = case_of(&h.tenant, &ok);
+    let (_, rej_stream) = case_of(&h.tenant, &rejected);
+    let (_, paid_stream) = case_of(&h.tenant, &paid);
+    append(&h.log, &ok_stream, vec![issued(&ok), step_event(&step(1))]).await;
+    append(
+        &h.log,
+        &rej_stream,
+        vec![issued(&rejected), step_event(&step(1))],
+    )
+    .await;
+    // Paid, then the step arrives: the check just before sending finds the settlement.
+    append(
+        &h.log,
+        &paid_stream,
+        vec![issued(&paid), settled(), step_event(&step(1))],
+    )
+    .await;
+    let service = h.spawn_service();
+
+    wait_for("all letters final", 60, || async {
+        let rows = h.rows().await;
+        rows.len() == 6 && done(&rows)
+    })
+    .await;
+    let rows = h.rows().await;
+    let find = |recipient: &str, channel: &str, case_number: &str| {
+        let (case, _) = case_of(&h.tenant, &invoice(case_number, None));
+        rows.iter()
+            .find(|r| {
+                r.recipient == recipient && r.channel == channel && r.case_id == case.0.to_string()
+            })
+            .unwrap_or_else(|| panic!("no {recipient}/{channel} row for {case_number}: {rows:#?}"))
+            .clone()
+    };
+    assert_eq!(find("debtor", "email", "RE-OK-1").state, state::SENT);
+    assert_eq!(find("creditor", "email", "RE-OK-1").state, state::SENT);
+    assert_eq!(find("debtor", "email", "RE-REJ-1").state, state::FAILED);
+    assert_eq!(find("debtor", "post", "RE-REJ-1").state, state::SENT);
+    assert_eq!(find("creditor", "email", "RE-REJ-1").state, state::SENT);
+    assert_eq!(
+        find("debtor", "email", "RE-PAID-1").state,
+        state::SUPPRESSED
+    );
+
+    // The SMTP server got the debtor's email with the PDF and two creditor copies.
+    wait_for("three messages at the SMTP server", 10, || async {
+        received(&h.mail_dir).len() == 3
+    })
+    .await;
+    let mails = received(&h.mail_dir);
+    let to_debtor: Vec<_> = mails
+        .iter()
+        .filter(|m| m.starts_with("X-Rcpt-To: kunde@debtor.test"))
+        .collect();
+    assert_eq!(to_debtor.len(), 1, "one email to the debtor");
+    let m = to_debtor[0];
+    assert!(m.contains("Content-Type: application/pdf"), "PDF attached");
+    assert!(
+        m.contains("JVBERi0"),
+        "attachment is a PDF (base64 of %PDF-)"
+    );
+    assert!(
+        m.contains("text/html") && m.contains("text/plain"),
+        "HTML and text bodies"
+    );
+    assert!(
+        m.contains("From: \"Muster Handels GmbH\" <buchhaltung@muster-handel.test>")
+            || m.contains("From: Muster Handels GmbH <buchhaltung@muster-handel.test>"),
+        "tenant sender: {}",
+        &m[..m.len().min(600)]
+    );
+    assert!(m.contains("Reply-To: buchhaltung@muster-handel.test"));
+    let debtor_row = find("debtor", "email", "RE-OK-1");
+    let message_id = debtor_row.provider_id.clone().expect("message id recorded");
+    assert!(
+        m.contains(&format!("Message-ID: <{message_id}>")),
+        "Message-ID recorded matches"
+    );
+    let copies = mails
+        .iter()
+        .filter(|m| m.starts_with("X-Rcpt-To: kopien@muster-handel.test"))
+        .count();
+    assert_eq!(copies, 2, "a copy of every letter sent to the creditor");
+    assert!(
+        !mails.iter().any(|m| m.contains("paid@debtor.test")),
+        "no letter for the paid case"
+    );
+    assert!(
+        !mails
+            .iter()
+            .any(|m| m.starts_with("X-Rcpt-To: gone@debtor.test"))
+    );
+
+    // The rejected one is in the post spool with its address and PDF.
+    let jobs = h.spool_jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = &jobs[0];
+    assert_eq!(job["address"][0], "Bäckerei Größl OHG");
+    assert_eq!(job["registered"], false);
+    let pdf = std::fs::read(
+        h.spool_dir
+            .join(format!("{}.pdf", job["job_id"].as_str().expect("job id"))),
+    )
+    .expect("pdf");
+    assert!(pdf.starts_with(b"%PDF"));
+    assert_eq!(
+        mahnwerk_letters_service::documents::sha256_hex(&pdf),
+        job["document_sha256"]
+    );
+
+    // The case file records what happened.
+    let ok_events = event_types(&h.log, &ok_stream).await;
+    let types: Vec<&str> = ok_events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "invoice.issued.v1",
+            "dunning.step_reached.v1",
+            "letter.rendered.v1",
+            "letter.dispatched.v1",
+            "letter.copy_sent.v1"
+        ]
+    );
+    let dispatched = &ok_events[3].1;
+    assert_eq!(dispatched["channel"], "email");
+    assert_eq!(dispatched["provider_id"], message_id.as_str());
+    assert_eq!(
+        dispatched["document_sha256"],
+        ok_events[2].1["document_sha256"]
+    );
+    let rej_types: Vec<String> = event_types(&h.log, &rej_stream)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        rej_types,
+        [
+            "invoice.issued.v1",
+            "dunning.step_reached.v1",
+            "letter.rendered.v1",
+            "letter.failed.v1",
+            "letter.dispatched.v1",
+            "letter.copy_sent.v1"
+        ]
+    );
+    let failed = event_types(&h.log, &rej_stream).await.remove(3).1;
+    assert_eq!(failed["permanent"], true);
+    assert_eq!(failed["fallback"], "post");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("550"),
+        "{failed}"
+    );
+    let paid_events = event_types(&h.log, &paid_stream).await;
+    let last = paid_events.last().expect("events");
+    assert_eq!(last.0, "letter.suppressed.v1");
+    assert_eq!(last.1["reason"], "settled");
+    service.abort();
+}
