@@ -69,6 +69,8 @@ pub struct Config {
     pub spool_dir: PathBuf,
     pub concurrency: usize,
     pub retry_backoff: Duration,
+    /// How long JetStream waits for an ack before redelivering (after a crash).
+    pub ack_wait: Duration,
 }
 
 impl Config {
@@ -81,6 +83,7 @@ impl Config {
             spool_dir: PathBuf::from("var/post-spool"),
             concurrency: 4,
             retry_backoff: Duration::from_secs(5),
+            ack_wait: Duration::from_secs(30),
         }
     }
 }
@@ -160,8 +163,11 @@ pub async fn run(
         concurrency: parts.config.concurrency,
         retry_backoff: parts.config.retry_backoff,
     };
+    let mut consumer_config =
+        ConsumerConfig::new(&parts.config.consumer, &parts.config.bus, "*.case.>");
+    consumer_config.ack_wait = parts.config.ack_wait;
     let consumer = Consumer {
-        config: ConsumerConfig::new(&parts.config.consumer, &parts.config.bus, "*.case.>"),
+        config: consumer_config,
         bus: parts.config.bus.clone(),
         pool,
         handler: handler::LettersHandler {

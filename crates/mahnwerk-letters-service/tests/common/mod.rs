@@ -332,6 +332,7 @@ impl Harness {
             ..Default::default()
         });
         config.retry_backoff = Duration::from_millis(100);
+        config.ack_wait = Duration::from_secs(1);
         let parts = Parts::open(config, &pool).await.expect("parts");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         {
