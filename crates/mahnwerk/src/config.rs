@@ -22,6 +22,8 @@ pub enum Service {
     Ingest,
     /// The outbox relay from the event log to JetStream.
     Relay,
+    /// Letters for dunning steps (render, store, email/post, creditor copy) and LetterService.
+    Letters,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +52,8 @@ pub struct ServeArgs {
     /// Events the relay reads and publishes per batch.
     #[arg(long, env = "MAHNWERK_RELAY_BATCH", default_value_t = 2000)]
     pub relay_batch: usize,
+    #[command(flatten)]
+    pub letters: LettersArgs,
     /// Create a `demo` tenant and print a fresh API key for it (for `make run`).
     #[arg(long)]
     pub demo: bool,
@@ -58,5 +62,81 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub fn runs(&self, s: Service) -> bool {
         self.services.is_empty() || self.services.contains(&s)
+    }
+}
+
+/// The letters service: document store, SMTP and post spool.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LettersArgs {
+    /// Directory of the filesystem document store (used unless an S3 bucket is set).
+    #[arg(long, env = "MAHNWERK_DOCUMENTS_DIR", default_value = "var/documents")]
+    pub documents_dir: std::path::PathBuf,
+    /// S3-compatible bucket for documents; enables the S3 store.
+    #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_BUCKET")]
+    pub documents_s3_bucket: Option<String>,
+    /// S3 endpoint (MinIO, Ceph, …); AWS when unset.
+    #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_ENDPOINT")]
+    pub documents_s3_endpoint: Option<String>,
+    #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_REGION", default_value = "eu-central-1")]
+    pub documents_s3_region: String,
+    #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_PREFIX", default_value = "documents/")]
+    pub documents_s3_prefix: String,
+    #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_ACCESS_KEY_ID", default_value = "", hide_env_values = true)]
+    pub documents_s3_access_key_id: String,
+    #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_SECRET_ACCESS_KEY", default_value = "", hide_env_values = true)]
+    pub documents_s3_secret_access_key: String,
+    /// SMTP server for letters by email; without it emails fall back to post.
+    #[arg(long, env = "MAHNWERK_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    #[arg(long, env = "MAHNWERK_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[arg(long, env = "MAHNWERK_SMTP_TLS", default_value = "starttls")]
+    pub smtp_tls: String,
+    #[arg(long, env = "MAHNWERK_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    #[arg(long, env = "MAHNWERK_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// Spool directory of the print-and-mail provider (PDF + JSON job per letter).
+    #[arg(long, env = "MAHNWERK_POST_SPOOL", default_value = "var/post-spool")]
+    pub post_spool: std::path::PathBuf,
+}
+
+impl LettersArgs {
+    /// The letters service configuration; errors name the variable.
+    pub fn config(
+        &self,
+        bus: mahnwerk_bus::BusConfig,
+    ) -> anyhow::Result<mahnwerk_letters_service::Config> {
+        use mahnwerk_letters_service::channels::{SmtpConfig, SmtpTls};
+        use mahnwerk_letters_service::documents::S3Config;
+        let mut c = mahnwerk_letters_service::Config::new(bus);
+        c.documents = match &self.documents_s3_bucket {
+            Some(bucket) => mahnwerk_letters_service::DocumentConfig::S3(S3Config {
+                endpoint: self.documents_s3_endpoint.clone(),
+                bucket: bucket.clone(),
+                region: self.documents_s3_region.clone(),
+                access_key_id: self.documents_s3_access_key_id.clone(),
+                secret_access_key: self.documents_s3_secret_access_key.clone(),
+                prefix: self.documents_s3_prefix.clone(),
+            }),
+            None => mahnwerk_letters_service::DocumentConfig::Fs(self.documents_dir.clone()),
+        };
+        let tls = match self.smtp_tls.as_str() {
+            "none" => SmtpTls::None,
+            "starttls" => SmtpTls::StartTls,
+            "tls" => SmtpTls::Tls,
+            other => anyhow::bail!("MAHNWERK_SMTP_TLS: {other:?} is not none, starttls or tls"),
+        };
+        c.smtp = self.smtp_host.as_ref().map(|host| SmtpConfig {
+            host: host.clone(),
+            port: self.smtp_port,
+            tls,
+            username: self.smtp_username.clone(),
+            password: self.smtp_password.clone(),
+            timeout: None,
+        });
+        c.spool_dir = self.post_spool.clone();
+        Ok(c)
     }
 }

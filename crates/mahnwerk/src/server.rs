@@ -88,6 +88,30 @@ pub async fn run(
         tracing::info!(namespace = %args.namespace, "relay started");
     }
 
+    // Letters: consumer + dispatch worker; its gRPC service joins the shared server below.
+    let letters_grpc = if args.runs(Service::Letters) {
+        let js = mahnwerk_bus::connect(&args.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+        let config = args
+            .letters
+            .config(BusConfig::with_namespace(&args.namespace))?;
+        let parts = mahnwerk_letters_service::Parts::open(config, &pool)
+            .await
+            .context("preparing the letters service")?;
+        let svc = parts.service(log.clone(), keys.clone(), pool.clone());
+        let (log2, pool2, rx) = (log.clone(), pool.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            mahnwerk_letters_service::run(parts, log2, pool2, js, stopped(rx))
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        tracing::info!("letters service started");
+        Some(svc)
+    } else {
+        None
+    };
+
     if args.runs(Service::Ingest) {
         let (log2, pool2, rx) = (log.clone(), pool.clone(), stop_rx.clone());
         tasks.spawn(async move {
@@ -107,6 +131,11 @@ pub async fn run(
         health_reporter
             .set_serving::<mahnwerk_proto::v1::case_service_server::CaseServiceServer<Ingest>>()
             .await;
+        if letters_grpc.is_some() {
+            health_reporter
+                .set_serving::<mahnwerk_proto::v1::letter_service_server::LetterServiceServer<mahnwerk_letters_service::service::Letters>>()
+                .await;
+        }
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mahnwerk_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -132,6 +161,7 @@ pub async fn run(
                 .add_service(reflection_v1alpha)
                 .add_service(invoices)
                 .add_service(cases)
+                .add_optional_service(letters_grpc)
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     stopped(rx),
