@@ -496,8 +496,15 @@ impl LetterModel {
                     days,
                     amount,
                     rate_percent,
+                    principal,
                     ..
                 } => {
+                    if principal.minor <= 0 {
+                        return Err(Error::invalid(
+                            format!("claims[{i}].principal"),
+                            "the principal interest runs on is positive",
+                        ));
+                    }
                     if to < from {
                         return Err(Error::invalid(
                             field,
@@ -546,6 +553,16 @@ impl LetterModel {
             })?;
             if plan.instalments.is_empty() {
                 return Err(Error::invalid("payment_plan.instalments", "no instalments"));
+            }
+        }
+        if let Some(plan) = &self.payment_plan {
+            for (i, inst) in plan.instalments.iter().enumerate() {
+                if inst.amount.minor <= 0 {
+                    return Err(Error::invalid(
+                        format!("payment_plan.instalments[{i}].amount"),
+                        "amounts are positive and not zero",
+                    ));
+                }
             }
         }
         if self.kind == LetterKind::CreditorCopy && self.copy_of.is_none() {

@@ -265,7 +265,11 @@ impl PdfEngine {
             .map_err(|e| Error::Layout(format!("PDF standard: {e:?}")))?;
         let options = PdfOptions {
             ident: Smart::Custom(ident),
-            creator: Smart::Custom(Some("Mahnwerk".to_owned())),
+            // White label: the creditor's name (or nothing) as /Creator, XMP CreatorTool and
+            // softwareAgent, never the software's.
+            creator: Smart::Custom(
+                Some(data.creditor.trim().to_owned()).filter(|c| !c.is_empty()),
+            ),
             timestamp,
             page_ranges: None,
             standards,
