@@ -421,6 +421,9 @@ pub struct CopyOf {
 
 /// Longest free text accepted in a single-line field (name, title, line of an address).
 const MAX_LINE: usize = 200;
+/// Characters of an address line that fit the 75 mm text width of the window at 10 pt without
+/// wrapping (conservative: Libertinus Serif averages ~4.7 pt per character; ~50 wrap).
+const ADDRESS_LINE_CHARS: usize = 42;
 /// Most claim lines per letter; the table breaks across pages well before that.
 const MAX_CLAIMS: usize = 500;
 
@@ -462,6 +465,27 @@ impl LetterModel {
             return Err(Error::invalid(
                 "recipient",
                 format!("the address has {lines} lines, the window field holds 6"),
+            ));
+        }
+        // As printed: a line longer than the window is wide wraps and takes two (or more)
+        // printed lines; six printed lines fill the 27.3 mm address zone at 10 pt.
+        let printed: usize = self
+            .recipient_fields()
+            .iter()
+            .map(|(_, l)| l.chars().count().div_ceil(ADDRESS_LINE_CHARS).max(1))
+            .sum();
+        if printed > 6 {
+            let (field, line) = self
+                .recipient_fields()
+                .into_iter()
+                .max_by_key(|(_, l)| l.chars().count())
+                .unwrap_or_default();
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{} characters wrap in the window (at most {ADDRESS_LINE_CHARS} per printed line); the address would need {printed} printed lines, the window field holds 6",
+                    line.chars().count()
+                ),
             ));
         }
         for (field, value) in [("title", &self.title), ("salutation", &self.salutation)] {
@@ -569,6 +593,29 @@ impl LetterModel {
             return Err(Error::invalid("copy_of", "required for a creditor copy"));
         }
         Ok(total)
+    }
+
+    /// The address lines with the field each comes from (for errors).
+    fn recipient_fields(&self) -> Vec<(String, String)> {
+        let lines = self.recipient_lines();
+        let extras = self.recipient.extra_lines.expose().len();
+        let streets = self.recipient.address.expose().street.len();
+        lines
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let field = match i {
+                    0 => "recipient.name".to_owned(),
+                    i if i <= extras => format!("recipient.extra_lines[{}]", i - 1),
+                    i if i <= extras + streets => {
+                        format!("recipient.address.street[{}]", i - 1 - extras)
+                    }
+                    i if i == extras + streets + 1 => "recipient.address.city".to_owned(),
+                    _ => "recipient.address.country".to_owned(),
+                };
+                (field, l)
+            })
+            .collect()
     }
 
     /// The lines of the address field: name, extra lines, street lines, `postal code city`, and

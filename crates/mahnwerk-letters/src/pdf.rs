@@ -267,9 +267,7 @@ impl PdfEngine {
             ident: Smart::Custom(ident),
             // White label: the creditor's name (or nothing) as /Creator, XMP CreatorTool and
             // softwareAgent, never the software's.
-            creator: Smart::Custom(
-                Some(data.creditor.trim().to_owned()).filter(|c| !c.is_empty()),
-            ),
+            creator: Smart::Custom(Some(data.creditor.trim().to_owned()).filter(|c| !c.is_empty())),
             timestamp,
             page_ranges: None,
             standards,

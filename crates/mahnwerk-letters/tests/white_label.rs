@@ -21,8 +21,14 @@ fn pdf_metadata_names_the_creditor_not_the_software() {
             String::from_utf8_lossy(software)
         );
     }
-    assert!(contains(&pdf, b"<xmp:CreatorTool>Muster Handels GmbH</xmp:CreatorTool>"));
-    assert!(contains(&pdf, b"<stEvt:softwareAgent>Muster Handels GmbH</stEvt:softwareAgent>"));
+    assert!(contains(
+        &pdf,
+        b"<xmp:CreatorTool>Muster Handels GmbH</xmp:CreatorTool>"
+    ));
+    assert!(contains(
+        &pdf,
+        b"<stEvt:softwareAgent>Muster Handels GmbH</stEvt:softwareAgent>"
+    ));
 }
 
 /// Negative payment-plan instalments were accepted and printed.
@@ -34,7 +40,8 @@ fn negative_instalment_is_refused_with_the_field_named() {
     }
     let err = m.validate().expect_err("negative instalment");
     assert!(
-        err.to_string().starts_with("payment_plan.instalments[1].amount"),
+        err.to_string()
+            .starts_with("payment_plan.instalments[1].amount"),
         "{err}"
     );
 }
@@ -48,4 +55,31 @@ fn negative_interest_principal_is_refused_with_the_field_named() {
     }
     let err = m.validate().expect_err("negative principal");
     assert!(err.to_string().starts_with("claims[2].principal"), "{err}");
+}
+
+/// A full 6-line address with one ~50-character line wraps at 10 pt and ends below the window
+/// (Form B) or over the subject line (Form A); it was accepted.
+#[test]
+fn six_line_address_with_a_wrapping_line_is_refused_with_the_field_named() {
+    use mahnwerk_domain::{Personal, PostalAddress};
+    let mut m = model::sample();
+    m.recipient.extra_lines = Personal::new(vec![
+        "z. Hd. Frau Jürgens".into(),
+        "Abteilung Rechnungsprüfung und Zahlungsverkehr Süd".into(),
+    ]);
+    m.recipient.address = Personal::new(PostalAddress {
+        street: vec!["Mühlenweg 12".into(), "Hinterhaus".into()],
+        postal_code: "80331".into(),
+        city: "München".into(),
+        country: "DE".into(),
+    });
+    assert_eq!(m.recipient_lines().len(), 6);
+    let err = m.validate().expect_err("does not fit the window");
+    assert!(
+        err.to_string().starts_with("recipient.extra_lines[1]:"),
+        "{err}"
+    );
+    // Without the wrapping line it fits and renders.
+    m.recipient.extra_lines = Personal::new(vec!["z. Hd. Frau Jürgens".into(), "Einkauf".into()]);
+    m.validate().expect("six short lines fit");
 }
