@@ -37,11 +37,7 @@ impl CaseFile {
                 CaseEvent::DisputeResolved(r) => {
                     self.disputed = r.outcome == DisputeOutcome::Upheld;
                 }
-                CaseEvent::InvoiceCredited(c) => {
-                    if c.open_after.minor <= 0 {
-                        self.credited = true;
-                    }
-                }
+                CaseEvent::InvoiceCredited(c) if c.open_after.minor <= 0 => self.credited = true,
                 _ => {}
             }
         } else if let Ok(Some(e)) = PaymentEvent::from_parts(event_type, payload) {

@@ -60,12 +60,15 @@ pub async fn load(log: &EventLog, tenant: &TenantId) -> Result<TenantConfig> {
     Ok(cfg)
 }
 
+/// A tenant's template overrides and the renderer built from them.
+type TenantRenderer = (BTreeMap<String, String>, Arc<LetterRenderer>);
+
 /// Renderers by tenant and template version: fonts and templates load once, and a tenant's
 /// override takes effect with the next letter.
 #[derive(Debug, Default, Clone)]
 pub struct Renderers {
     default: Arc<std::sync::OnceLock<Arc<LetterRenderer>>>,
-    by_tenant: Arc<Mutex<HashMap<String, (BTreeMap<String, String>, Arc<LetterRenderer>)>>>,
+    by_tenant: Arc<Mutex<HashMap<String, TenantRenderer>>>,
 }
 
 impl Renderers {

@@ -46,7 +46,7 @@ async fn letterhead_templates_preview_documents_and_resend() {
     let mut client = serve(&h).await;
     let token = h
         .keys
-        .create_key(&[h.tenant.clone()], "test")
+        .create_key(std::slice::from_ref(&h.tenant), "test")
         .await
         .expect("key")
         .token;

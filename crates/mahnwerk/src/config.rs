@@ -53,7 +53,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MAHNWERK_RELAY_BATCH", default_value_t = 2000)]
     pub relay_batch: usize,
     #[command(flatten)]
-    pub letters: LettersArgs,
+    pub letters: Box<LettersArgs>,
     /// Create a `demo` tenant and print a fresh API key for it (for `make run`).
     #[arg(long)]
     pub demo: bool,
@@ -77,13 +77,31 @@ pub struct LettersArgs {
     /// S3 endpoint (MinIO, Ceph, …); AWS when unset.
     #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_ENDPOINT")]
     pub documents_s3_endpoint: Option<String>,
-    #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_REGION", default_value = "eu-central-1")]
+    #[arg(
+        long,
+        env = "MAHNWERK_DOCUMENTS_S3_REGION",
+        default_value = "eu-central-1"
+    )]
     pub documents_s3_region: String,
-    #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_PREFIX", default_value = "documents/")]
+    #[arg(
+        long,
+        env = "MAHNWERK_DOCUMENTS_S3_PREFIX",
+        default_value = "documents/"
+    )]
     pub documents_s3_prefix: String,
-    #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_ACCESS_KEY_ID", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MAHNWERK_DOCUMENTS_S3_ACCESS_KEY_ID",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub documents_s3_access_key_id: String,
-    #[arg(long, env = "MAHNWERK_DOCUMENTS_S3_SECRET_ACCESS_KEY", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MAHNWERK_DOCUMENTS_S3_SECRET_ACCESS_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub documents_s3_secret_access_key: String,
     /// SMTP server for letters by email; without it emails fall back to post.
     #[arg(long, env = "MAHNWERK_SMTP_HOST")]
@@ -100,6 +118,16 @@ pub struct LettersArgs {
     /// Spool directory of the print-and-mail provider (PDF + JSON job per letter).
     #[arg(long, env = "MAHNWERK_POST_SPOOL", default_value = "var/post-spool")]
     pub post_spool: std::path::PathBuf,
+}
+
+impl Default for LettersArgs {
+    /// The defaults (and `MAHNWERK_…` variables) as `serve` would read them.
+    fn default() -> Self {
+        use clap::{Args, FromArgMatches};
+        let m =
+            LettersArgs::augment_args(clap::Command::new("letters")).get_matches_from(["letters"]);
+        LettersArgs::from_arg_matches(&m).expect("the letters defaults parse")
+    }
 }
 
 impl LettersArgs {

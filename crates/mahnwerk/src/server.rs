@@ -133,7 +133,9 @@ pub async fn run(
             .await;
         if letters_grpc.is_some() {
             health_reporter
-                .set_serving::<mahnwerk_proto::v1::letter_service_server::LetterServiceServer<mahnwerk_letters_service::service::Letters>>()
+                .set_serving::<mahnwerk_proto::v1::letter_service_server::LetterServiceServer<
+                    mahnwerk_letters_service::service::Letters,
+                >>()
                 .await;
         }
         let reflection_v1 = tonic_reflection::server::Builder::configure()

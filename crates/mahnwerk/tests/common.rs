@@ -83,6 +83,7 @@ pub async fn start(database_url: &str) -> Running {
         services: vec![],
         relay_batch: 2000,
         metrics_listen: "off".into(),
+        letters: Default::default(),
         demo: false,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
