@@ -75,7 +75,8 @@ impl Inputs {
             .case_id
             .parse()
             .map_err(|_| Error::invalid("case_id", "not a case id"))?;
-        mapping::letter_model(&self.step, &self.invoice, case, settings)
+        let registered = row.channel == "post" && settings.registered_steps.contains(&row.step);
+        mapping::letter_model(&self.step, &self.invoice, case, settings, registered)
     }
 }
 
@@ -556,6 +557,8 @@ impl Dispatcher {
                 )
                 .await?;
                 if fallback {
+                    // A registered letter is rendered again with its endorsement.
+                    let registered = settings.registered_steps.contains(&row.step);
                     store::insert_row(
                         &mut *tx,
                         &NewRow {
@@ -566,8 +569,12 @@ impl Dispatcher {
                             recipient: "debtor",
                             seq: &row.seq,
                             letter_id: &row.letter_id,
-                            state: state::RENDERED,
-                            document: Some(document),
+                            state: if registered {
+                                state::INTENT
+                            } else {
+                                state::RENDERED
+                            },
+                            document: (!registered).then_some(document),
                         },
                     )
                     .await?;
@@ -655,7 +662,11 @@ impl Dispatcher {
                     channel: row.channel.clone(),
                     provider_id: row.provider_id.clone().unwrap_or_default(),
                     document_sha256: document,
-                    registered: false,
+                    registered: row.channel == "post"
+                        && tenant::load(&self.log, &tenant)
+                            .await?
+                            .settings
+                            .is_some_and(|s| s.registered_steps.contains(&row.step)),
                 }))?,
             ),
             state::SENT => (

@@ -14,7 +14,7 @@ use mahnwerk_domain::{CaseId, Invoice, Money, Personal};
 use mahnwerk_dunning::case::StepReached;
 use mahnwerk_letters::events::{LetterSettings, kind_for_template};
 use mahnwerk_letters::model::{
-    ClaimLine, Form, Language, LetterKind, LetterModel, Notices, PaymentDetails, Recipient,
+    self, ClaimLine, Form, Language, LetterKind, LetterModel, Notices, PaymentDetails, Recipient,
     References, Tone,
 };
 
@@ -62,12 +62,14 @@ fn field(e: mahnwerk_domain::MoneyError) -> Error {
     }
 }
 
-/// Build the letter for `step` of the case of `invoice`.
+/// Build the letter for `step` of the case of `invoice`; `registered`: it goes by registered
+/// post (the Vermerkzone says so).
 pub fn letter_model(
     step: &StepReached,
     invoice: &Invoice,
     case: CaseId,
     settings: &LetterSettings,
+    registered: bool,
 ) -> Result<LetterModel> {
     let kind = kind_for_template(&step.template_id, step.number);
     let language = language(&invoice.debtor.language);
@@ -172,5 +174,6 @@ pub fn letter_model(
         },
         payment_plan: None,
         copy_of: None,
+        endorsement: registered.then_some(model::Endorsement::Registered),
     })
 }

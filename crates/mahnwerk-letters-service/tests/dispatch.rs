@@ -221,3 +221,53 @@ async fn drafts_only_tenant_gets_drafts_in_its_inbox_and_nothing_is_sent() {
     assert!(h.spool_jobs().is_empty());
     service.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_the_tenant_sends_registered_goes_by_registered_post() {
+    let h = Harness::start(&[]).await;
+    put_settings(&h.log, &h.tenant, &settings(CopyTo::Inbox)).await;
+    // No email address: post. Step 3 is in the tenant's registered steps.
+    let inv = invoice("RE-REG-3", None);
+    let (_, stream) = case_of(&h.tenant, &inv);
+    let mut s3 = step(3);
+    s3.title = "Letzte Mahnung".into();
+    s3.template_id = "dunning-final".into();
+    append(
+        &h.log,
+        &stream,
+        vec![issued(&inv), step_event(&step(1)), step_event(&s3)],
+    )
+    .await;
+    let service = h.spawn_service();
+    wait_for("both letters and copies final", 60, || async {
+        let rows = h.rows().await;
+        rows.len() == 4 && done(&rows)
+    })
+    .await;
+    let jobs = h.spool_jobs();
+    assert_eq!(jobs.len(), 2);
+    let registered: Vec<bool> = h
+        .rows()
+        .await
+        .iter()
+        .filter(|r| r.recipient == "debtor")
+        .map(|r| {
+            jobs.iter()
+                .find(|j| j["job_id"] == r.id.as_str())
+                .map(|j| (r.step == 3) == j["registered"].as_bool().unwrap_or(false))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert_eq!(registered, [true, true], "only step 3 registered: {jobs:?}");
+    let dispatched: Vec<_> = event_types(&h.log, &stream)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "letter.dispatched.v1")
+        .map(|(_, p)| (p["step"].as_u64(), p["registered"].as_bool()))
+        .collect();
+    assert!(
+        dispatched.contains(&(Some(3), Some(true))) && dispatched.contains(&(Some(1), Some(false))),
+        "{dispatched:?}"
+    );
+    service.abort();
+}

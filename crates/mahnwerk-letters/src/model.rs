@@ -187,6 +187,34 @@ pub struct LetterModel {
     /// What was sent to the debtor, for `creditor_copy`.
     #[serde(default)]
     pub copy_of: Option<CopyOf>,
+    /// Postal endorsement printed in the DIN 5008 Vermerkzone above the return address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement: Option<Endorsement>,
+}
+
+/// How a letter by post is sent, printed in the Vermerkzone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endorsement {
+    /// Einschreiben.
+    Registered,
+    /// Einschreiben mit Rückschein.
+    RegisteredWithReturnReceipt,
+}
+
+impl Endorsement {
+    pub fn text(self, lang: Language) -> &'static str {
+        match (self, lang) {
+            (Endorsement::Registered, Language::De) => "Einschreiben",
+            (Endorsement::RegisteredWithReturnReceipt, Language::De) => {
+                "Einschreiben mit Rückschein"
+            }
+            (Endorsement::Registered, Language::En) => "Registered mail",
+            (Endorsement::RegisteredWithReturnReceipt, Language::En) => {
+                "Registered mail with return receipt"
+            }
+        }
+    }
 }
 
 /// The creditor's letterhead and company details (white label: one per tenant).
@@ -761,6 +789,7 @@ pub fn sample() -> LetterModel {
         },
         payment_plan: None,
         copy_of: None,
+        endorsement: None,
     }
 }
 

@@ -41,6 +41,8 @@ pub struct LayoutData {
     pub date: [i32; 3],
     pub creditor: String,
     pub sender_line: String,
+    /// `Einschreiben` etc. in the Vermerkzone; empty for none.
+    pub endorsement: String,
     pub recipient: Vec<String>,
     pub info: Vec<[String; 2]>,
     pub title: String,
@@ -174,6 +176,10 @@ impl LayoutData {
             ],
             creditor: lh.name.clone(),
             sender_line: lh.sender_line.clone(),
+            endorsement: model
+                .endorsement
+                .map(|e| e.text(model.language).to_owned())
+                .unwrap_or_default(),
             recipient: model.recipient_lines(),
             info,
             title: texts.title.clone(),

@@ -373,3 +373,29 @@ fn svg_logo_is_embedded_and_text_stays_extractable() {
         "{err}"
     );
 }
+
+#[test]
+fn registered_letter_prints_einschreiben_in_the_vermerkzone_above_the_return_line() {
+    for form in [Form::FormA, Form::FormB] {
+        let mut m = model::sample();
+        m.form = form;
+        m.endorsement = Some(model::Endorsement::RegisteredWithReturnReceipt);
+        let letter = renderer().render(&m).expect("render");
+        let rb = readback(&letter.pdf);
+        assert_address_in_window(&m, &rb);
+        let page = &rb.pages[0];
+        let mark = find_line(page, "Einschreiben mit Rückschein");
+        assert!(!mark.is_empty(), "{form:?}: endorsement missing");
+        let sender = find_line(page, &m.letterhead.sender_line);
+        assert!(!sender.is_empty(), "{form:?}: return line missing");
+        let top = f64::from(form.address_field_top_mm());
+        assert!(
+            mm(mark[0].top) >= top,
+            "{form:?}: endorsement above the address field"
+        );
+        assert!(
+            mark[0].bottom <= sender[0].top,
+            "{form:?}: endorsement not above the return line"
+        );
+    }
+}
