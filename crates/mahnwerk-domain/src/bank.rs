@@ -39,6 +39,14 @@ impl FromStr for Iban {
             .collect::<String>()
             .to_ascii_uppercase();
         use iban::IbanLike as _;
+        // Shortest IBAN (Norway) 15, longest 34: anything else is not a checksum problem.
+        let len = compact.chars().count();
+        if !(15..=34).contains(&len) {
+            return Err(FieldError::new(
+                "",
+                format!("invalid IBAN: {len} characters, an IBAN has 15 to 34"),
+            ));
+        }
         match compact.parse::<iban::Iban>() {
             Ok(parsed) => Ok(Iban(parsed.electronic_str().to_owned())),
             Err(iban::ParseIbanError::InvalidBaseIban {
@@ -152,6 +160,9 @@ mod tests {
             "invalid IBAN checksum"
         );
         assert!("XX00".parse::<Iban>().is_err());
+        // A too-short IBAN is not called a checksum error.
+        let short = "DE8937040044".parse::<Iban>().unwrap_err().reason;
+        assert_eq!(short, "invalid IBAN: 12 characters, an IBAN has 15 to 34");
         assert!(!format!("{iban:?}").contains("0532"));
     }
 

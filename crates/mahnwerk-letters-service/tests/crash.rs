@@ -63,7 +63,7 @@ async fn killed_repeatedly_while_dispatching_no_letter_goes_out_twice() {
     for (_, stream) in racing {
         append(&h.log, stream, vec![settled()]).await;
     }
-    wait_for("every letter final", 120, || async {
+    wait_for("every letter final", 300, || async {
         let rows = h.rows().await;
         let debtor = rows.iter().filter(|r| r.recipient == "debtor").count();
         debtor >= n

@@ -103,12 +103,19 @@ fn render(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let json = std::fs::read_to_string(model_path).map_err(io(model_path))?;
-    let model: LetterModel = serde_json::from_str(&json).map_err(|e| CliError::Json {
-        path: model_path.to_owned(),
-        line: e.line(),
-        column: e.column(),
-        reason: e.to_string(),
-    })?;
+    let model: LetterModel = {
+        let de = &mut serde_json::Deserializer::from_str(&json);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            CliError::Json {
+                path: model_path.to_owned(),
+                line: inner.line(),
+                column: inner.column(),
+                reason: format!("{field}: {inner}"),
+            }
+        })?
+    };
     let templates = match template_dir {
         Some(dir) => TemplateSet::with_overrides(read_templates(dir)?).map_err(|source| {
             CliError::Letter {

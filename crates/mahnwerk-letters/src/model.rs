@@ -456,6 +456,28 @@ const ADDRESS_LINE_CHARS: usize = 42;
 const MAX_CLAIMS: usize = 500;
 
 impl LetterModel {
+    /// Parse the model's JSON; an error names the field (`payment.iban: invalid IBAN: …`).
+    pub fn from_json(json: &str) -> Result<LetterModel> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            Error::invalid(
+                if field == "." {
+                    "model".to_owned()
+                } else {
+                    field
+                },
+                format!(
+                    "{} (line {}, column {})",
+                    strip_position(&inner.to_string()),
+                    inner.line(),
+                    inner.column()
+                ),
+            )
+        })
+    }
+
     /// The sum of the claim table in the letter's currency. Errors when the table is empty, mixes
     /// currencies or overflows.
     pub fn computed_total(&self) -> Result<Money> {
@@ -661,6 +683,11 @@ impl LetterModel {
         }
         out
     }
+}
+
+/// serde_json's message without its trailing ` at line L column C`.
+fn strip_position(msg: &str) -> &str {
+    msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
 }
 
 fn line_field(field: &str, value: &str, required: bool) -> Result<()> {

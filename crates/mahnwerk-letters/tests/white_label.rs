@@ -83,3 +83,22 @@ fn six_line_address_with_a_wrapping_line_is_refused_with_the_field_named() {
     m.recipient.extra_lines = Personal::new(vec!["z. Hd. Frau Jürgens".into(), "Einkauf".into()]);
     m.validate().expect("six short lines fit");
 }
+
+/// IBAN errors in the model named no field, and a too-short IBAN was called a checksum error.
+#[test]
+fn too_short_iban_names_the_field_and_is_not_a_checksum_error() {
+    let mut v = serde_json::to_value(model::sample()).expect("json");
+    v["payment"]["iban"] = serde_json::Value::from("DE8937040044");
+    let err = model::LetterModel::from_json(&v.to_string()).expect_err("short IBAN");
+    let msg = err.to_string();
+    assert!(msg.starts_with("payment.iban:"), "{msg}");
+    assert!(!msg.contains("checksum"), "{msg}");
+    v["payment"]["iban"] = serde_json::Value::from("DE88370400440532013000");
+    let msg = model::LetterModel::from_json(&v.to_string())
+        .expect_err("checksum")
+        .to_string();
+    assert!(
+        msg.starts_with("payment.iban:") && msg.contains("checksum"),
+        "{msg}"
+    );
+}
