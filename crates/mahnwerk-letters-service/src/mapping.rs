@@ -174,6 +174,128 @@ pub fn letter_model(
         },
         payment_plan: None,
         copy_of: None,
+        interest_method: step.interest.as_ref().and_then(|calc| {
+            let margin = calc.periods.first()?.margin;
+            Some(model::InterestMethod {
+                margin_points: margin,
+                day_count: match calc.day_count {
+                    mahnwerk_dunning::law::interest::DayCount::Act365 => model::DayCount::Act365,
+                    mahnwerk_dunning::law::interest::DayCount::ActAct => model::DayCount::ActAct,
+                },
+            })
+        }),
         endorsement: registered.then_some(model::Endorsement::Registered),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use mahnwerk_dunning::law::calendar::Deadline;
+    use mahnwerk_dunning::law::interest::{DayCount, InterestCalculation, InterestPeriod};
+    use mahnwerk_letters::events::CopyTo;
+    use rust_decimal::Decimal;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).expect("date")
+    }
+
+    fn fixture(balance: i64) -> (StepReached, Invoice, LetterSettings) {
+        let sample = mahnwerk_letters::model::sample();
+        let invoice: Invoice = serde_json::from_value(serde_json::json!({
+            "number": "RE-2026-0101", "issue_date": "2026-01-15", "due_date": "2026-01-29",
+            "currency": "EUR", "net": 100000, "tax": 19000, "gross": 119000,
+            "debtor": {"name": "Bäckerei Größl OHG", "kind": "business",
+                "address": {"street": ["Mühlenweg 12"], "postal_code": "80331", "city": "München", "country": "DE"},
+                "email": null, "language": "de", "customer_number": "K-1", "vat_id": null},
+            "payment_reference": null,
+            "creditor_account": {"iban": "DE89370400440532013000", "bic": null, "holder": "Muster Handels GmbH"},
+            "default_notice": false
+        }))
+        .expect("invoice");
+        let step = StepReached {
+            number: 2,
+            title: "1. Mahnung".into(),
+            tone: mahnwerk_dunning::policy::Tone::Neutral,
+            template_id: "dunning-1".into(),
+            channels: vec![],
+            date: d(2026, 3, 16),
+            fee: Money::eur(500),
+            fee_waived: None,
+            lump_sum: Money::eur(4000),
+            interest_charged: Money::eur(1540),
+            interest: Some(InterestCalculation {
+                currency: mahnwerk_domain::Currency::EUR,
+                day_count: DayCount::Act365,
+                rounding: String::new(),
+                periods: vec![InterestPeriod {
+                    from: d(2026, 1, 30),
+                    to: d(2026, 3, 16),
+                    days: 46,
+                    base_rate: Decimal::new(127, 2),
+                    margin: Decimal::from(9),
+                    rate: Decimal::new(1027, 2),
+                    day_basis: 365,
+                    principal: 119_000,
+                    interest: 1540,
+                    to_verify: false,
+                }],
+                interest_total: 1540,
+                allocations: vec![],
+                principal_open: 119_000,
+                interest_open: 1540,
+                costs_open: 4500,
+                surplus: 0,
+            }),
+            default: None,
+            creates_default: false,
+            deadline: Deadline {
+                deadline: d(2026, 3, 30),
+                unmoved: d(2026, 3, 30),
+                reasons: vec![],
+            },
+            principal_open: Money::eur(119_000),
+            balance: Money::eur(balance),
+        };
+        let settings = LetterSettings {
+            letterhead: sample.letterhead,
+            signature: None,
+            email_from: "a@b.test".into(),
+            reply_to: None,
+            copy_to: CopyTo::Inbox,
+            email_fallback_to_post: true,
+            registered_steps: vec![],
+            drafts_only: false,
+        };
+        (step, invoice, settings)
+    }
+
+    #[test]
+    fn claim_lines_add_up_to_the_steps_balance_with_the_interest_derivation() {
+        let (step, invoice, settings) = fixture(125_040);
+        let case = CaseId(uuid::Uuid::nil());
+        let m = letter_model(&step, &invoice, case, &settings, false).expect("model");
+        assert_eq!(m.kind, LetterKind::FirstNotice);
+        assert_eq!(m.validate().expect("valid"), Money::eur(125_040));
+        assert!(matches!(m.claims[1], ClaimLine::Interest { days: 46, .. }));
+        assert_eq!(
+            m.interest_method.map(|i| i.margin_points),
+            Some(Decimal::from(9))
+        );
+        // Earlier letters' costs still open: one more line, the total still the balance.
+        let (step, invoice, settings) = fixture(125_290);
+        let m = letter_model(&step, &invoice, case, &settings, false).expect("model");
+        assert_eq!(m.validate().expect("valid"), Money::eur(125_290));
+        // Payments credited to costs and interest (§ 367): a payment line.
+        let (step, invoice, settings) = fixture(124_000);
+        let m = letter_model(&step, &invoice, case, &settings, true).expect("model");
+        assert_eq!(m.validate().expect("valid"), Money::eur(124_000));
+        assert!(matches!(m.claims.last(), Some(ClaimLine::Payment { .. })));
+        assert!(m.endorsement.is_some());
+        assert!(
+            mahnwerk_formats::rf::RfReference::parse(&m.payment.expect("payment").reference)
+                .is_ok()
+        );
+    }
 }

@@ -187,9 +187,34 @@ pub struct LetterModel {
     /// What was sent to the debtor, for `creditor_copy`.
     #[serde(default)]
     pub copy_of: Option<CopyOf>,
+    /// How the interest lines were computed; printed with the letter when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interest_method: Option<InterestMethod>,
     /// Postal endorsement printed in the DIN 5008 Vermerkzone above the return address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endorsement: Option<Endorsement>,
+}
+
+/// How statutory default interest was computed (§ 288 BGB): the rate of each interest line is
+/// the base rate (§ 247) plus `margin_points`; periods are divided by the day count; each
+/// period's interest is rounded half-up to the cent and the total is the sum of the periods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterestMethod {
+    /// 5 with a consumer, 9 otherwise.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub margin_points: Decimal,
+    pub day_count: DayCount,
+}
+
+/// Interest days per year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayCount {
+    /// Actual days / 365.
+    Act365,
+    /// Actual days / days of the calendar year.
+    ActAct,
 }
 
 /// How a letter by post is sent, printed in the Vermerkzone.
@@ -816,6 +841,7 @@ pub fn sample() -> LetterModel {
         },
         payment_plan: None,
         copy_of: None,
+        interest_method: None,
         endorsement: None,
     }
 }

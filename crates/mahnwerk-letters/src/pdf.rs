@@ -193,7 +193,10 @@ impl LayoutData {
             },
             plan,
             payment,
-            notices: texts.notices.clone(),
+            notices: interest_explanation(model)
+                .into_iter()
+                .chain(texts.notices.iter().cloned())
+                .collect(),
             closing: texts.closing.clone(),
             signature: model.signature.clone(),
             footer,
@@ -202,6 +205,91 @@ impl LayoutData {
             logo_format,
             logo_height_mm,
         }
+    }
+}
+
+/// How the interest was computed, one paragraph: per period the days, the rate as base rate
+/// plus margin, the principal; the day count and the rounding rule.
+pub fn interest_explanation(model: &LetterModel) -> Option<String> {
+    use crate::format::{date, money, rate};
+    use crate::model::{ClaimLine, DayCount, Language};
+    let method = model.interest_method?;
+    let lang = model.language;
+    let periods: Vec<String> = model
+        .claims
+        .iter()
+        .filter_map(|c| match c {
+            ClaimLine::Interest {
+                from,
+                to,
+                days,
+                rate_percent,
+                principal,
+                ..
+            } => {
+                let base = *rate_percent - method.margin_points;
+                Some(match lang {
+                    Language::De => format!(
+                        "{} bis {}: {days} Tage, {} p. a. ({} Basiszinssatz + {} Prozentpunkte) auf {}",
+                        date(*from, lang),
+                        date(*to, lang),
+                        rate(*rate_percent, lang),
+                        rate(base, lang),
+                        points(method.margin_points, lang),
+                        money(*principal, lang)
+                    ),
+                    Language::En => format!(
+                        "{} to {}: {days} days at {} p.a. ({} base rate + {} percentage points) on {}",
+                        date(*from, lang),
+                        date(*to, lang),
+                        rate(*rate_percent, lang),
+                        rate(base, lang),
+                        points(method.margin_points, lang),
+                        money(*principal, lang)
+                    ),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    if periods.is_empty() {
+        return None;
+    }
+    let (days, rounding) = match (lang, method.day_count) {
+        (Language::De, DayCount::Act365) => (
+            "tatsächliche Tage / 365",
+            "je Zeitraum kaufmännisch auf den Cent gerundet, die Summe ist die Summe der gerundeten Zeiträume",
+        ),
+        (Language::De, DayCount::ActAct) => (
+            "tatsächliche Tage / Tage des Kalenderjahres",
+            "je Zeitraum kaufmännisch auf den Cent gerundet, die Summe ist die Summe der gerundeten Zeiträume",
+        ),
+        (Language::En, DayCount::Act365) => (
+            "actual days / 365",
+            "each period rounded half-up to the cent, the total is the sum of the rounded periods",
+        ),
+        (Language::En, DayCount::ActAct) => (
+            "actual days / days of the calendar year",
+            "each period rounded half-up to the cent, the total is the sum of the rounded periods",
+        ),
+    };
+    Some(match lang {
+        Language::De => format!(
+            "So haben wir die Verzugszinsen (§ 288 BGB) berechnet: {}. Zinstage: {days}; {rounding}.",
+            periods.join("; ")
+        ),
+        Language::En => format!(
+            "How the default interest (§ 288 BGB) was computed: {}. Day count: {days}; {rounding}.",
+            periods.join("; ")
+        ),
+    })
+}
+
+fn points(p: rust_decimal::Decimal, lang: crate::model::Language) -> String {
+    let s = p.normalize().to_string();
+    match lang {
+        crate::model::Language::De => s.replace('.', ","),
+        crate::model::Language::En => s,
     }
 }
 

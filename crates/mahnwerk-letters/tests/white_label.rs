@@ -102,3 +102,25 @@ fn too_short_iban_names_the_field_and_is_not_a_checksum_error() {
         "{msg}"
     );
 }
+
+/// Letters that charge interest must state how it was computed: period, days, base rate plus
+/// 5 or 9 points, day count and rounding rule.
+#[test]
+fn interest_letter_states_how_the_interest_was_computed() {
+    use rust_decimal::Decimal;
+    let mut m = model::sample();
+    m.interest_method = Some(model::InterestMethod {
+        margin_points: Decimal::from(9),
+        day_count: model::DayCount::Act365,
+    });
+    let r = LetterRenderer::new(TemplateSet::defaults());
+    let text = r.render_email(&m).expect("email").text;
+    for needle in [
+        "30.01.2026 bis 16.03.2026: 46 Tage",
+        "10,27\u{a0}% p. a. (1,27\u{a0}% Basiszinssatz + 9 Prozentpunkte)",
+        "Zinstage: tatsächliche Tage / 365",
+        "kaufmännisch auf den Cent gerundet",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+}
