@@ -24,6 +24,8 @@
 //!   repeated header, payment block with QR code; PDF/A-2b with embedded fonts.
 //! - [`email`]: plain-text and HTML email bodies from the same texts.
 //! - [`cli`]: `letter render` and `letter check-template` for the `mahnwerk` binary.
+//! - [`events`]: the letters service's event payloads (`letter.*`, letterhead and templates)
+//!   and the one mapping from dunning template ids to letter kinds.
 //!
 //! # Invariants
 //! - Pure: no IO except the assets embedded at compile time (fonts, layout, default templates);
