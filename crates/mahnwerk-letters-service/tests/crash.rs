@@ -1,6 +1,6 @@
 //! Exactly once under crashes: the service is killed (its task aborted, dropping every future
 //! mid-flight, as SIGKILL would) at random moments, at least 20 times, while it dispatches
-//! 100 letters (`LETTERS_CRASH_N`, e.g. 200 on an idle machine; debug-build rendering costs
+//! 200 letters (`LETTERS_CRASH_N`; ~24 s on an idle 2-core machine, debug-build rendering costs
 //! ~0.2 s of CPU per letter) by email and post. Afterwards every letter was delivered exactly once or is
 //! `unknown` (flagged for review), none twice, counted at the SMTP server and in the spool.
 //! Cases paid a moment before dispatch get no letter.
@@ -18,7 +18,7 @@ async fn killed_repeatedly_while_dispatching_no_letter_goes_out_twice() {
     let n: usize = std::env::var("LETTERS_CRASH_N")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(200);
     let h = Harness::start(&[]).await;
     put_settings(&h.log, &h.tenant, &settings(CopyTo::Inbox)).await;
     let mut paid_before = HashSet::new();
