@@ -308,7 +308,24 @@ impl Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let log_url = format!("sqlite:{}?mode=rwc", dir.path().join("log.db").display());
         let log = EventLog::connect(&log_url).await.expect("event log");
-        let svc_url = format!("sqlite:{}?mode=rwc", dir.path().join("svc.db").display());
+        // The service's tables on PostgreSQL when DATABASE_URL is set (a fresh database per
+        // run), on SQLite otherwise.
+        let svc_url = match std::env::var("DATABASE_URL") {
+            Ok(admin) if admin.starts_with("postgres") => {
+                let name = format!("lt_{}", uuid::Uuid::new_v4().simple());
+                let admin_pool = mahnwerk_auth::connect_any(&admin).await.expect("postgres");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin_pool)
+                    .await
+                    .expect("create database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map_or(admin.as_str(), |(b, _)| b)
+                    .to_owned();
+                format!("{base}/{name}")
+            }
+            _ => format!("sqlite:{}?mode=rwc", dir.path().join("svc.db").display()),
+        };
         let pool = mahnwerk_auth::connect_any(&svc_url)
             .await
             .expect("service db");
