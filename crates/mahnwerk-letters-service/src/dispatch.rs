@@ -110,18 +110,27 @@ impl Dispatcher {
         }
     }
 
-    /// One pass over the rows with work; returns how many it took.
+    /// One pass over the rows with work; returns how many made progress (rows that keep
+    /// failing do not count, so the worker pauses instead of spinning on them).
     pub async fn pass(&self) -> Result<usize> {
         let rows = store::work(&self.pool, 64).await?;
-        let n = rows.len();
+        let progressed = std::sync::atomic::AtomicUsize::new(0);
         futures::stream::iter(rows)
-            .for_each_concurrent(self.concurrency.max(1), |row| async move {
-                if let Err(err) = self.process(row.clone()).await {
-                    tracing::warn!(letter = %row.letter_id, state = %row.state, error = %err, "letter step failed; will retry");
+            .for_each_concurrent(self.concurrency.max(1), |row| {
+                let progressed = &progressed;
+                async move {
+                    match self.process(row.clone()).await {
+                        Ok(()) => {
+                            progressed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(err) => {
+                            tracing::warn!(letter = %row.letter_id, state = %row.state, error = %err, "letter step failed; will retry");
+                        }
+                    }
                 }
             })
             .await;
-        Ok(n)
+        Ok(progressed.into_inner())
     }
 
     async fn process(&self, mut row: LedgerRow) -> Result<()> {
