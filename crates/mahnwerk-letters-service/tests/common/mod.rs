@@ -301,6 +301,8 @@ pub struct Harness {
     pub spool_dir: PathBuf,
     pub tenant: TenantId,
     relay_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// (admin URL, database) of the per-run PostgreSQL database, dropped with the harness.
+    pg_database: Option<(String, String)>,
 }
 
 impl Harness {
@@ -310,9 +312,11 @@ impl Harness {
         let log = EventLog::connect(&log_url).await.expect("event log");
         // The service's tables on PostgreSQL when DATABASE_URL is set (a fresh database per
         // run), on SQLite otherwise.
+        let mut pg_database = None;
         let svc_url = match std::env::var("DATABASE_URL") {
             Ok(admin) if admin.starts_with("postgres") => {
                 let name = format!("lt_{}", uuid::Uuid::new_v4().simple());
+                pg_database = Some((admin.clone(), name.clone()));
                 let admin_pool = mahnwerk_auth::connect_any(&admin).await.expect("postgres");
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&admin_pool)
@@ -379,6 +383,7 @@ impl Harness {
             spool_dir,
             tenant,
             relay_stop: Some(tx),
+            pg_database,
         }
     }
 
@@ -421,6 +426,24 @@ impl Drop for Harness {
     fn drop(&mut self) {
         if let Some(tx) = self.relay_stop.take() {
             let _ = tx.send(());
+        }
+        if let Some((admin, name)) = self.pg_database.take() {
+            // Best effort, on its own runtime (Drop cannot await).
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    if let Ok(pool) = mahnwerk_auth::connect_any(&admin).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+                    }
+                });
+            })
+            .join();
         }
     }
 }
