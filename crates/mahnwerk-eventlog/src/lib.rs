@@ -549,6 +549,7 @@ impl EventLog {
             first_broken: None,
         };
         let mut after = 0;
+        let mut previous_position = 0_i64;
         loop {
             let page = self.read_rows(after, VERIFY_PAGE).await?;
             let Some(last) = page.last() else { break };
@@ -558,6 +559,26 @@ impl EventLog {
                 let (position, version, event_id) =
                     (row.position, row.version, EventId(row.event_id));
                 let (stream, stored_hash) = (row.stream.clone(), row.hash.clone());
+                // Positions are dense (assigned under the append lock, never from a sequence):
+                // a gap means events were deleted, e.g. the last event of a stream, which leaves
+                // no version gap behind.
+                let expected_position = previous_position + 1;
+                previous_position = position;
+                let gap = (position != expected_position).then(|| {
+                    let missing = if position == expected_position + 1 {
+                        format!("position {expected_position} is missing")
+                    } else {
+                        format!(
+                            "positions {expected_position}..{} are missing",
+                            position - 1
+                        )
+                    };
+                    format!(
+                        "{missing}: position {position} follows position {} (events deleted)",
+                        expected_position - 1
+                    )
+                });
+                let stored_text = row.payload.clone();
                 let e = match row.into_recorded() {
                     Ok(e) => e,
                     Err(err) => {
@@ -575,7 +596,12 @@ impl EventLog {
                                 stream: stream.clone(),
                                 version,
                                 event_id,
-                                reason: format!("stored row cannot be read back: {err}"),
+                                reason: match &gap {
+                                    Some(g) => {
+                                        format!("stored row cannot be read back: {err}; {g}")
+                                    }
+                                    None => format!("stored row cannot be read back: {err}"),
+                                },
                             });
                         }
                         let next = plan::decode_hash(&stored_hash).unwrap_or(canonical::GENESIS);
@@ -589,6 +615,22 @@ impl EventLog {
                     .copied()
                     .unwrap_or((0, canonical::GENESIS));
                 let (problem, stored) = check_event(e, prev_version, &prev_hash);
+                let mut problem = match (gap.clone(), problem) {
+                    (Some(g), Some(p)) => Some(format!("{p}; {g}")),
+                    (g, p) => p.or(g),
+                };
+                // The stored bytes are the hashed bytes (ADR 003): a text that parses to the
+                // same value but is not its canonical form (a duplicate key, reordered keys,
+                // other whitespace) was written behind the log's back.
+                if problem.is_none()
+                    && canonical::canonical_json(&e.payload).is_ok_and(|c| c != stored_text)
+                {
+                    problem = Some(
+                        "stored payload bytes differ from their canonical form \
+                         (duplicate key, reordered keys or reformatted text)"
+                            .to_owned(),
+                    );
+                }
                 if let Some(reason) = problem
                     && report.first_broken.is_none()
                 {
