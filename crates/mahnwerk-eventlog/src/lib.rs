@@ -579,6 +579,7 @@ impl EventLog {
                     )
                 });
                 let stored_text = row.payload.clone();
+                let hash_version = row.hash_version;
                 let e = match row.into_recorded() {
                     Ok(e) => e,
                     Err(err) => {
@@ -614,7 +615,7 @@ impl EventLog {
                     .get(&e.stream)
                     .copied()
                     .unwrap_or((0, canonical::GENESIS));
-                let (problem, stored) = check_event(e, prev_version, &prev_hash);
+                let (problem, stored) = check_event(e, hash_version, prev_version, &prev_hash);
                 let mut problem = match (gap.clone(), problem) {
                     (Some(g), Some(p)) => Some(format!("{p}; {g}")),
                     (g, p) => p.or(g),
@@ -689,11 +690,13 @@ impl EventLog {
 /// and the hash the next event of the stream chains from (the stored one when it parses).
 fn check_event(
     e: &RecordedEvent,
+    hash_version: i64,
     prev_version: u64,
     prev_hash: &[u8; 32],
 ) -> (Option<String>, [u8; 32]) {
     let stored = plan::decode_hash(&e.hash);
     let occurred_at = canonical::format_time(&e.occurred_at);
+    let recorded_at = canonical::format_time(&e.recorded_at);
     let recomputed = canonical::canonical_json(&e.payload).and_then(|payload| {
         canonical::chain_hash(
             prev_hash,
@@ -705,6 +708,8 @@ fn check_event(
                 payload_canonical: &payload,
                 occurred_at: &occurred_at,
                 metadata: &e.metadata,
+                // Version 1 hashes were written before `recorded_at` was covered.
+                recorded_at: (hash_version >= 2).then_some(recorded_at.as_str()),
             },
         )
     });
@@ -726,7 +731,7 @@ fn check_event(
             (None, _) => Some(format!("stored hash {:?} is not 32 bytes of hex", e.hash)),
             (_, Err(err)) => Some(format!("payload cannot be canonicalised: {}", err.0)),
             (Some(s), Ok(r)) if s != r => Some(format!(
-                "hash mismatch: stored {}, recomputed {} (payload, metadata or chain changed)",
+                "hash mismatch: stored {}, recomputed {} (payload, metadata, recorded_at or chain changed)",
                 e.hash,
                 hex::encode(r)
             )),
@@ -752,6 +757,8 @@ pub(crate) struct StoredRow {
     pub actor: String,
     pub traceparent: Option<String>,
     pub hash: String,
+    /// 1: the hash does not cover `recorded_at` (written before version 2); 2: it does.
+    pub hash_version: i64,
 }
 
 impl StoredRow {

@@ -174,6 +174,7 @@ contract!(
     other_tampering_is_named_too,
     verify_names_a_deleted_last_event_of_a_stream,
     verify_names_a_payload_with_a_duplicate_key,
+    verify_names_a_changed_recorded_at,
     verify_accepts_an_untouched_log_with_awkward_json,
     concurrent_appenders_and_a_follower_see_every_event_once_without_gaps,
     another_writer_between_appends_is_not_missed,
@@ -724,7 +725,7 @@ async fn update_delete_and_replace_are_refused_by_the_database(db: &TestDb) {
             db,
             "INSERT OR REPLACE INTO events SELECT position, event_id, stream_id, stream_version, tenant, \
              event_type, '{\"forged\":true}', occurred_at, recorded_at, correlation_id, causation_id, actor, \
-             traceparent, hash FROM events WHERE position = 1",
+             traceparent, hash, hash_version FROM events WHERE position = 1",
         )
         .await;
         assert!(
@@ -1497,5 +1498,35 @@ async fn verify_names_a_payload_with_a_duplicate_key(db: &TestDb) {
         .first_broken
         .expect("the duplicate key must be found");
     assert_eq!((broken.position, broken.version), (2, 2));
-    assert!(broken.reason.contains("canonical form"), "{}", broken.reason);
+    assert!(
+        broken.reason.contains("canonical form"),
+        "{}",
+        broken.reason
+    );
+}
+
+/// Regression (issue 10): `recorded_at` was outside the hash, so backdating when an event was
+/// recorded passed `verify`; hash version 2 covers it.
+async fn verify_names_a_changed_recorded_at(db: &TestDb) {
+    let log = &db.log;
+    let a = stream("acme", "a");
+    log.append(batch(&a, ExpectedVersion::NoStream, 2))
+        .await
+        .unwrap();
+    assert!(log.verify().await.unwrap().is_ok());
+    lift_guards(db).await;
+    let sql = if db.is_pg() {
+        "UPDATE events SET recorded_at = recorded_at - interval '3 days' WHERE position = 2"
+    } else {
+        "UPDATE events SET recorded_at = '2020-01-01T00:00:00.000000Z' WHERE position = 2"
+    };
+    assert_eq!(raw(db, sql).await.unwrap(), 1);
+    let broken = log
+        .verify()
+        .await
+        .unwrap()
+        .first_broken
+        .expect("the changed recorded_at must be found");
+    assert_eq!((broken.position, broken.version), (2, 2));
+    assert!(broken.reason.contains("hash mismatch"), "{}", broken.reason);
 }
