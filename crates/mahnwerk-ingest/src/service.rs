@@ -4,7 +4,7 @@
 use crate::convert::{invoice_from_proto, invoice_to_proto, parse_date, status_from_proto};
 use crate::error::{case_error, db_error, invalid, invalid_field, log_error};
 use mahnwerk_auth::{Caller, KeyStore};
-use mahnwerk_domain::case::{CaseCommand, CaseEvent, CaseState, DisputeOutcome, decide};
+use mahnwerk_domain::case::{CaseCommand, CaseEvent, CaseState, DisputeOutcome, decide_request};
 use mahnwerk_domain::{CaseId, FieldErrors, InvoiceNumber, Money, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_proto::v1 as pb;
@@ -108,12 +108,13 @@ impl Ingest {
         tenant: &TenantId,
         number: &InvoiceNumber,
         command: &CaseCommand,
+        request_id: Option<&str>,
         metadata: &Metadata,
     ) -> Result<(CaseState, bool), Status> {
         let case = CaseId::for_invoice(tenant, number);
         for _ in 0..5 {
             let (state, version) = self.load(tenant, case).await.map_err(log_error)?;
-            let events = decide(state.as_ref(), command).map_err(case_error)?;
+            let events = decide_request(state.as_ref(), command, request_id).map_err(case_error)?;
             if events.is_empty() {
                 return state
                     .map(|s| (s, false))
@@ -146,11 +147,12 @@ impl Ingest {
         tenant_field: &str,
         number_field: &str,
         command: CaseCommand,
+        request_id: &str,
     ) -> Result<Response<pb::Invoice>, Status> {
         let tenant = ctx.caller.tenant(tenant_field)?;
         let number = invoice_number("invoice_number", number_field)?;
         let (state, _) = self
-            .execute(&tenant, &number, &command, &ctx.metadata)
+            .execute(&tenant, &number, &command, Some(request_id), &ctx.metadata)
             .await?;
         Ok(Response::new(invoice_to_proto(&tenant, &state)))
     }
@@ -229,6 +231,7 @@ impl Ingest {
                             tenant,
                             &invoice.number,
                             &CaseCommand::Issue(invoice.clone()),
+                            None,
                             metadata,
                         )
                         .await
@@ -337,6 +340,7 @@ impl InvoiceService for Ingest {
                 &tenant,
                 &number,
                 &CaseCommand::Issue(invoice),
+                None,
                 &ctx.metadata,
             )
             .await?;
@@ -512,6 +516,7 @@ impl InvoiceService for Ingest {
             &b.tenant,
             &b.invoice_number,
             CaseCommand::Cancel { reason: b.reason },
+            &b.request_id,
         )
         .await
     }
@@ -536,7 +541,7 @@ impl InvoiceService for Ingest {
             amount: Money::new(amount.minor, currency),
             reason: b.reason,
         };
-        self.mutate(&ctx, &b.tenant, &b.invoice_number, command)
+        self.mutate(&ctx, &b.tenant, &b.invoice_number, command, "")
             .await
     }
 
@@ -551,6 +556,7 @@ impl InvoiceService for Ingest {
             &b.tenant,
             &b.invoice_number,
             CaseCommand::Dispute { reason: b.reason },
+            &b.request_id,
         )
         .await
     }
@@ -579,6 +585,7 @@ impl InvoiceService for Ingest {
                 outcome,
                 note: b.note,
             },
+            &b.request_id,
         )
         .await
     }
@@ -602,6 +609,7 @@ impl InvoiceService for Ingest {
                 new_due_date,
                 reason: b.reason,
             },
+            &b.request_id,
         )
         .await
     }
