@@ -220,6 +220,13 @@ fn require_text(field: &str, value: &str) -> Result<()> {
     if value.chars().count() > 1000 {
         return Err(FieldError::new(field, "must be at most 1000 characters").into());
     }
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters (CR, LF, NUL, ...)",
+        )
+        .into());
+    }
     Ok(())
 }
 
@@ -276,10 +283,15 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
             reason,
         } => {
             require_text("reason", reason)?;
-            if credit_note_number.trim().is_empty() || credit_note_number.chars().count() > 64 {
-                return Err(
-                    FieldError::new("credit_note_number", "must be 1 to 64 characters").into(),
-                );
+            if credit_note_number.trim().is_empty()
+                || credit_note_number.chars().count() > 64
+                || credit_note_number.chars().any(char::is_control)
+            {
+                return Err(FieldError::new(
+                    "credit_note_number",
+                    "must be 1 to 64 characters without control characters",
+                )
+                .into());
             }
             if let Some((_, earlier)) = state.credits.iter().find(|(n, _)| n == credit_note_number)
             {
@@ -834,5 +846,30 @@ mod tests {
                 Err(CaseError::Invalid(ref f)) if f.field == "request_id"
             ));
         }
+    }
+
+    /// Regression (issue 10): a NUL in a reason passed validation, then failed the log write as
+    /// the retryable UNAVAILABLE.
+    #[test]
+    fn control_characters_in_reasons_notes_and_credit_notes_are_refused() {
+        let state = given(&[issued()]);
+        let refused = |command: CaseCommand, field: &str| {
+            assert!(
+                matches!(
+                    decide(state.as_ref(), &command),
+                    Err(CaseError::Invalid(ref f)) if f.field == field
+                ),
+                "{command:?}"
+            );
+        };
+        refused(dispute("bad\0thing"), "reason");
+        refused(
+            CaseCommand::Cancel {
+                reason: "a\r\nb".into(),
+            },
+            "reason",
+        );
+        refused(resolve("x\u{7}"), "note");
+        refused(credit("GS\u{0}1", 100), "credit_note_number");
     }
 }

@@ -34,20 +34,40 @@ struct RequestCtx {
     metadata: Metadata,
 }
 
-fn request_metadata<T>(req: &Request<T>, caller: &Caller) -> Metadata {
-    let header = |name: &str| {
-        req.metadata()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+/// Longest `x-request-id` / `x-correlation-id` accepted.
+const MAX_ID_HEADER: usize = 128;
+/// Longest `traceparent` accepted (version 00 is 55 characters; later versions may add fields).
+const MAX_TRACEPARENT: usize = 256;
+
+/// The event metadata of a request. Oversized tracing headers are the caller's problem
+/// (`INVALID_ARGUMENT` naming the header), never a log write that fails later.
+#[allow(clippy::result_large_err)]
+fn request_metadata<T>(req: &Request<T>, caller: &Caller) -> Result<Metadata, Status> {
+    let header = |name: &str, max: usize| -> Result<Option<String>, Status> {
+        let Some(v) = req.metadata().get(name) else {
+            return Ok(None);
+        };
+        let v = v
+            .to_str()
+            .map_err(|_| invalid_field(name, "must be printable ASCII (a request header)"))?;
+        if v.len() > max {
+            return Err(invalid_field(
+                name,
+                &format!("must be at most {max} characters"),
+            ));
+        }
+        Ok(Some(v.to_owned()))
     };
-    let request_id = header("x-request-id").unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    Metadata {
-        correlation_id: Some(header("x-correlation-id").unwrap_or_else(|| request_id.clone())),
+    let request_id =
+        header("x-request-id", MAX_ID_HEADER)?.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    Ok(Metadata {
+        correlation_id: Some(
+            header("x-correlation-id", MAX_ID_HEADER)?.unwrap_or_else(|| request_id.clone()),
+        ),
         causation_id: Some(format!("request:{request_id}")),
         actor: caller.actor(),
-        traceparent: header("traceparent"),
-    }
+        traceparent: header("traceparent", MAX_TRACEPARENT)?,
+    })
 }
 
 fn new_event(event: &CaseEvent, metadata: &Metadata) -> NewEvent {
@@ -70,7 +90,7 @@ fn invoice_number(field: &str, value: &str) -> Result<InvoiceNumber, Status> {
 impl Ingest {
     async fn ctx<T>(&self, req: &Request<T>) -> Result<RequestCtx, Status> {
         let caller = self.keys.authenticate(req.metadata()).await?;
-        let metadata = request_metadata(req, &caller);
+        let metadata = request_metadata(req, &caller)?;
         Ok(RequestCtx { caller, metadata })
     }
 
@@ -625,10 +645,26 @@ impl CaseService for Ingest {
         let b = req.get_ref();
         let tenant = ctx.caller.tenant(&b.tenant)?;
         let case = match (b.case_id.is_empty(), b.invoice_number.is_empty()) {
-            (false, _) => b
-                .case_id
-                .parse::<CaseId>()
-                .map_err(|e| invalid(&FieldErrors::from(e.under("case_id"))))?,
+            (false, number_empty) => {
+                let case = b
+                    .case_id
+                    .parse::<CaseId>()
+                    .map_err(|e| invalid(&FieldErrors::from(e.under("case_id"))))?;
+                // Both given: they must name the same case, or the caller reads a case it did
+                // not mean.
+                if !number_empty
+                    && CaseId::for_invoice(
+                        &tenant,
+                        &invoice_number("invoice_number", &b.invoice_number)?,
+                    ) != case
+                {
+                    return Err(invalid_field(
+                        "invoice_number",
+                        "names another case than case_id",
+                    ));
+                }
+                case
+            }
             (true, false) => CaseId::for_invoice(
                 &tenant,
                 &invoice_number("invoice_number", &b.invoice_number)?,

@@ -781,3 +781,106 @@ async fn every_mutating_rpc_is_safe_to_retry_and_a_reused_key_is_already_exists(
         );
     }
 }
+
+/// Issue 10, "inputs that mean the same thing are the same" and "problems that are the
+/// caller's are INVALID_ARGUMENT": each of these was OK, a second case, or UNAVAILABLE before.
+#[tokio::test]
+async fn callers_problems_are_invalid_argument_and_padded_numbers_are_one_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let server = start(&url).await;
+    let key = tenant_key(&url, "acme").await;
+    let mut client = InvoiceServiceClient::new(server.channel().await);
+    let create = |number: &str| {
+        authed(
+            &key,
+            pb::CreateInvoiceRequest {
+                tenant: String::new(),
+                invoice: Some(invoice(number)),
+            },
+        )
+    };
+    let first = client
+        .create_invoice(create("RE-PAD-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let padded = client
+        .create_invoice(create("\u{a0} RE-PAD-1\u{a0}"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!padded.created, "a padded number is the same invoice");
+    assert_eq!(
+        first.invoice.as_ref().unwrap().case_id,
+        padded.invoice.as_ref().unwrap().case_id
+    );
+
+    // A NUL in a reason: INVALID_ARGUMENT naming it (it used to reach the log and fail there).
+    let err = client
+        .dispute_invoice(authed(
+            &key,
+            pb::DisputeInvoiceRequest {
+                invoice_number: "RE-PAD-1".into(),
+                reason: "broken\0item".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(violations(&err), ["reason"]);
+    // A payment reference with a NUL in an invoice.
+    let mut bad = invoice("RE-PAD-2");
+    bad.payment_reference = "RF18\u{0}5390".into();
+    let err = client
+        .create_invoice(authed(
+            &key,
+            pb::CreateInvoiceRequest {
+                tenant: String::new(),
+                invoice: Some(bad),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(violations(&err), ["invoice.payment_reference"]);
+
+    // An oversized x-request-id header.
+    let mut req = create("RE-PAD-3");
+    req.metadata_mut()
+        .insert("x-request-id", "r".repeat(500).parse().unwrap());
+    let err = client.create_invoice(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(violations(&err), ["x-request-id"]);
+
+    // GetCaseFile with a case id and an unrelated invoice number.
+    let case_id = first.invoice.unwrap().case_id;
+    let mut cases = CaseServiceClient::new(server.channel().await);
+    let err = cases
+        .get_case_file(authed(
+            &key,
+            pb::GetCaseFileRequest {
+                case_id: case_id.clone(),
+                invoice_number: "RE-OTHER".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let file = cases
+        .get_case_file(authed(
+            &key,
+            pb::GetCaseFileRequest {
+                case_id,
+                invoice_number: " RE-PAD-1".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Nothing of the refused requests reached the case file.
+    assert_eq!(file.events.len(), 1);
+}
