@@ -145,7 +145,29 @@ pub struct CommitStats {
 /// Commits an [`EventLog::tail`] follower may fall behind before it must read the log.
 pub const TAIL_COMMITS: usize = 256;
 
-pub use writer::Tail;
+/// Memory bounds of the append path ([`EventLog::connect_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of appends queued for the writer; beyond it [`EventLog::enqueue_many`] (and so
+    /// every append) waits until the writer has committed enough (backpressure). A single
+    /// request larger than this waits for an empty queue and commits alone.
+    pub queue_bytes: usize,
+    /// Bytes of committed events held for [`EventLog::tail`] followers (besides the
+    /// [`TAIL_COMMITS`] count); beyond it commits are left off the tail and followers read
+    /// them from the log.
+    pub tail_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            queue_bytes: 64 << 20,
+            tail_bytes: 64 << 20,
+        }
+    }
+}
+
+pub use writer::{Commit, Tail};
 
 /// Appends queued by [`EventLog::enqueue_many`], not yet known to be committed.
 #[must_use = "an append's outcome says whether it was recorded"]
@@ -312,8 +334,11 @@ struct Inner {
     head: watch::Sender<i64>,
     tail: tokio::sync::broadcast::Sender<writer::Tail>,
     stats: Arc<writer::Counters>,
-    /// Queue of the group-commit writer task (see `writer`).
+    /// Queue of the group-commit writer task (see `writer`), bounded by `queue` (permits of
+    /// `writer::QUEUE_UNIT` bytes, `queue_units` in all).
     writer: tokio::sync::mpsc::UnboundedSender<writer::Request>,
+    queue: Arc<tokio::sync::Semaphore>,
+    queue_units: usize,
     listener: Option<tokio::task::AbortHandle>,
 }
 
@@ -364,7 +389,13 @@ fn limit_i64(n: usize) -> i64 {
 impl EventLog {
     /// `postgres://…` or `sqlite:path?mode=rwc` / `sqlite::memory:`; runs the backend's
     /// migrations (`sqlx::migrate!`). On PostgreSQL also listens for other processes' commits.
+    /// Memory bounds are [`Limits::default`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, Limits::default()).await
+    }
+
+    /// [`EventLog::connect`] with the given memory bounds.
+    pub async fn connect_with(url: &str, limits: Limits) -> Result<Self> {
         let (backend, listen) = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             (Backend::Pg(pg::Pg::connect(url).await?), true)
         } else if url.starts_with("sqlite:") {
@@ -391,9 +422,12 @@ impl EventLog {
             writer::Outputs {
                 head: head.clone(),
                 tail: tail.clone(),
+                tail_held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+                tail_limit: limits.tail_bytes,
                 stats: stats.clone(),
             },
         );
+        let queue_units = (limits.queue_bytes / writer::QUEUE_UNIT).clamp(1, u32::MAX as usize);
         Ok(EventLog {
             inner: Arc::new(Inner {
                 backend,
@@ -401,6 +435,8 @@ impl EventLog {
                 tail,
                 stats,
                 writer,
+                queue: Arc::new(tokio::sync::Semaphore::new(queue_units)),
+                queue_units,
                 listener,
             }),
         })
@@ -427,24 +463,38 @@ impl EventLog {
     /// and is not written, the others commit together. Batches are applied in order, so two
     /// batches for one stream chain (the second's expected version sees the first).
     pub async fn append_many(&self, batches: Vec<AppendBatch>) -> Result<Vec<Result<Appended>>> {
-        self.enqueue_many(batches).outcome().await
+        self.enqueue_many(batches).await.outcome().await
     }
 
     /// Validates and encodes `batches` in the caller's thread and queues them with the writer
     /// before returning: appends queued one after the other are applied in that order (and may
     /// share a group commit), while their outcomes are awaited later, e.g. by a pipeline that
     /// keeps several chunks in flight. [`EventLog::append_many`] is this plus the wait.
-    pub fn enqueue_many(&self, batches: Vec<AppendBatch>) -> QueuedAppend {
+    ///
+    /// Waits while the writer's queue is full ([`Limits::queue_bytes`]); waiters are served in
+    /// order. Dropped while waiting, it queues nothing.
+    pub async fn enqueue_many(&self, batches: Vec<AppendBatch>) -> QueuedAppend {
         let (slots, prepared) = plan::prepare(batches);
         let reply = if prepared.is_empty() {
             None
         } else {
+            let units = writer::queue_units(&prepared).min(self.inner.queue_units);
             let (reply, outcome) = tokio::sync::oneshot::channel();
-            // A send error (writer gone) surfaces as the closed reply channel.
-            let _ = self.inner.writer.send(writer::Request {
-                batches: prepared,
-                reply,
-            });
+            // The semaphore is never closed; were it, the closed reply channel says so.
+            if let Ok(permit) = self
+                .inner
+                .queue
+                .clone()
+                .acquire_many_owned(u32::try_from(units).unwrap_or(u32::MAX))
+                .await
+            {
+                // A send error (writer gone) surfaces as the closed reply channel.
+                let _ = self.inner.writer.send(writer::Request {
+                    batches: prepared,
+                    reply,
+                    _permit: permit,
+                });
+            }
             Some(outcome)
         };
         QueuedAppend { slots, reply }

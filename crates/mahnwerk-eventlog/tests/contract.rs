@@ -1397,9 +1397,15 @@ async fn enqueued_appends_apply_in_call_order(db: &TestDb) {
     let log = &db.log;
     let s = stream("acme", "order");
     // Queued before any is awaited: the second and third depend on the first being applied.
-    let first = log.enqueue_many(vec![batch(&s, ExpectedVersion::NoStream, 2)]);
-    let second = log.enqueue_many(vec![batch(&s, ExpectedVersion::Exact(2), 1)]);
-    let third = log.enqueue_many(vec![batch(&s, ExpectedVersion::Exact(3), 1)]);
+    let first = log
+        .enqueue_many(vec![batch(&s, ExpectedVersion::NoStream, 2)])
+        .await;
+    let second = log
+        .enqueue_many(vec![batch(&s, ExpectedVersion::Exact(2), 1)])
+        .await;
+    let third = log
+        .enqueue_many(vec![batch(&s, ExpectedVersion::Exact(3), 1)])
+        .await;
     let (a, b, c) = tokio::join!(third.outcome(), first.outcome(), second.outcome());
     for outcome in [a, b, c] {
         let outcome = outcome.unwrap();

@@ -233,7 +233,7 @@ impl Ingest {
             // fails with it, so order no longer matters.
             let _ = previous.await;
         }
-        let appended = self.log.enqueue_many(batches);
+        let appended = self.log.enqueue_many(batches).await;
         let _ = queued.send(());
         let appended = appended.outcome().await.map_err(log_error)?;
         for ((slot, invoice), result) in pending.into_iter().zip(appended) {
