@@ -4,10 +4,13 @@
 //! bus is not partitioned, see [`BusConfig::partitions`]) plus one on the consumer's replay subject.
 //! Each has `max_ack_pending = 1`: the server hands out a partition's next message only after the
 //! previous one is acked, so events of one case (one partition) are handled strictly in order by
-//! one instance at a time, whichever instance that is. Instances pull every partition through a
-//! pinned-client priority group: the server pins each partition to one instance and moves the pin
-//! to a standby instance when the pinned one stops pulling for [`ConsumerConfig::pin_ttl`]
-//! (ADR 004).
+//! one instance at a time, whichever instance that is; every instance pulls every partition, so
+//! the server spreads the partitions' messages over the live instances, and a dead instance's
+//! in-flight message goes to another one after `ack_wait`. With [`ConsumerConfig::pinned`] the
+//! instances pull through a pinned-client priority group instead: the server pins each partition
+//! to one instance and moves the pin to a standby instance when the pinned one stops pulling for
+//! [`ConsumerConfig::pin_ttl`] (affinity, at the price of balance: the first instance to pull
+//! may hold every pin). ADR 004.
 //!
 //! For each message, in order:
 //! 1. open a transaction on the service's own database and insert `(consumer, event_id)` into
@@ -38,6 +41,8 @@ use async_nats::jetstream::consumer::{
 use futures::StreamExt;
 use sqlx::{Any, AnyPool, Transaction};
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -71,7 +76,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = std::result::Result<(), HandlerError>> + Send + 'a;
 }
 
-/// The priority group every instance of a consumer pulls with.
+/// The priority group every instance of a pinned consumer pulls with.
 pub const PRIORITY_GROUP: &str = "mahnwerk";
 
 /// Consumer settings.
@@ -93,9 +98,36 @@ pub struct ConsumerConfig {
     /// Deliveries the server makes at most; the last one is dead-lettered as crash-poison
     /// instead of being handled (0: no bound).
     pub max_deliver: i64,
-    /// How long a partition stays pinned to an instance that stopped pulling before the server
-    /// moves it to a standby instance.
+    /// Pin each partition to one instance (pinned-client priority group) instead of letting
+    /// the server hand each message to any waiting instance. Fixed when the durable consumer is
+    /// created.
+    pub pinned: bool,
+    /// With `pinned`: how long a partition stays pinned to an instance that stopped pulling
+    /// before the server moves it to a standby instance.
     pub pin_ttl: Duration,
+    /// Counters of what this consumer did (shared by clones; for tests and health checks).
+    pub stats: Arc<ConsumerStats>,
+}
+
+/// What a consumer did since it started.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    /// Events whose handler committed.
+    pub handled: AtomicU64,
+    /// Deliveries the inbox recognised as handled before.
+    pub duplicates: AtomicU64,
+    /// Transient failures retried in place.
+    pub retries: AtomicU64,
+    /// Acks (or terms) the server did not confirm, retried.
+    pub ack_failures: AtomicU64,
+    /// Events dead-lettered.
+    pub dead_lettered: AtomicU64,
+}
+
+impl ConsumerStats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl ConsumerConfig {
@@ -113,7 +145,9 @@ impl ConsumerConfig {
                 Duration::from_secs(10),
             ],
             max_deliver: 5,
+            pinned: false,
             pin_ttl: Duration::from_secs(30),
+            stats: Arc::default(),
         }
     }
 
@@ -298,9 +332,21 @@ impl<H: Handler> Consumer<H> {
                     ack_wait: self.config.ack_wait,
                     max_ack_pending: 1,
                     max_deliver: self.config.max_deliver,
-                    priority_policy: PriorityPolicy::PinnedClient,
-                    priority_groups: vec![PRIORITY_GROUP.to_owned()],
-                    priority_timeout: self.config.pin_ttl,
+                    priority_policy: if self.config.pinned {
+                        PriorityPolicy::PinnedClient
+                    } else {
+                        PriorityPolicy::None
+                    },
+                    priority_groups: if self.config.pinned {
+                        vec![PRIORITY_GROUP.to_owned()]
+                    } else {
+                        Vec::new()
+                    },
+                    priority_timeout: if self.config.pinned {
+                        self.config.pin_ttl
+                    } else {
+                        Duration::ZERO
+                    },
                     ..Default::default()
                 },
             )
@@ -326,7 +372,10 @@ impl<H: Handler> Consumer<H> {
             };
             match sent {
                 Ok(()) => return true,
-                Err(err) => tracing::warn!(error = %err, "ack failed, retrying"),
+                Err(err) => {
+                    ConsumerStats::bump(&self.config.stats.ack_failures);
+                    tracing::warn!(error = %err, "ack failed, retrying");
+                }
             }
             if Instant::now() + pause >= deadline {
                 tracing::warn!(
@@ -415,8 +464,14 @@ impl<H: Handler> Consumer<H> {
             Ok(applied) => {
                 tracing::debug!(?applied, "event handled");
                 let outcome = match applied {
-                    Applied::Done => "handled",
-                    Applied::Duplicate => "duplicate",
+                    Applied::Done => {
+                        ConsumerStats::bump(&self.config.stats.handled);
+                        "handled"
+                    }
+                    Applied::Duplicate => {
+                        ConsumerStats::bump(&self.config.stats.duplicates);
+                        "duplicate"
+                    }
                 };
                 metrics::counter!("mahnwerk_consumer_events_total", "consumer" => self.config.name.clone(), "outcome" => outcome).increment(1);
                 Ok(Verdict::Ack)
@@ -482,6 +537,7 @@ impl<H: Handler> Consumer<H> {
                         let pause = self.config.pause(attempt);
                         tracing::warn!(attempt, error = %err, ?pause, "handler failed, retrying in place");
                         metrics::counter!("mahnwerk_consumer_retries_total", "consumer" => self.config.name.clone()).increment(1);
+                        ConsumerStats::bump(&self.config.stats.retries);
                         let _ = msg.ack_with(AckKind::Progress).await;
                         if self.backoff_with_progress(msg, attempt, stop).await {
                             tracing::info!("stopping; the event is left to be redelivered");
@@ -505,6 +561,7 @@ impl<H: Handler> Consumer<H> {
     ) {
         if self.publish_dead_letter(js, msg, reason, error, stop).await {
             metrics::counter!("mahnwerk_consumer_events_total", "consumer" => self.config.name.clone(), "outcome" => reason.as_str()).increment(1);
+            ConsumerStats::bump(&self.config.stats.dead_lettered);
             self.settle(msg, AckKind::Term, stop).await;
         }
     }
@@ -540,14 +597,15 @@ impl<H: Handler> Consumer<H> {
                     continue;
                 }
             };
-            let messages = consumer
+            let mut builder = consumer
                 .stream()
-                .group(PRIORITY_GROUP)
                 .max_messages_per_batch(16)
                 .expires(expires)
-                .heartbeat(expires / 4)
-                .messages()
-                .await;
+                .heartbeat(expires / 4);
+            if self.config.pinned {
+                builder = builder.group(PRIORITY_GROUP);
+            }
+            let messages = builder.messages().await;
             let mut messages = match messages {
                 Ok(m) => m,
                 Err(err) => {

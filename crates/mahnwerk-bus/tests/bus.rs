@@ -251,8 +251,6 @@ async fn a_consumer_that_crashes_after_commit_before_ack_changes_nothing_twice()
     let calls = Arc::new(AtomicU32::new(0));
     let mut config = ConsumerConfig::new("counter", &bus, ">");
     config.ack_wait = Duration::from_secs(1);
-    // The hand-made pull below takes the pin; let it go soon after it is dropped.
-    config.pin_ttl = Duration::from_secs(1);
     let consumer = Consumer {
         config,
         bus: bus.clone(),
@@ -270,13 +268,7 @@ async fn a_consumer_that_crashes_after_commit_before_ack_changes_nothing_twice()
     .await;
     // The first delivery: handled and committed, then the "process" dies before acking.
     let pull = consumer.open(&js).await.unwrap();
-    let mut batch = pull
-        .stream()
-        .group(mahnwerk_bus::consumer::PRIORITY_GROUP)
-        .max_messages_per_batch(1)
-        .messages()
-        .await
-        .unwrap();
+    let mut batch = pull.fetch().max_messages(1).messages().await.unwrap();
     let msg = batch.next().await.unwrap().unwrap();
     let event: Envelope = serde_json::from_slice(&msg.payload).unwrap();
     assert_eq!(consumer.apply_once(&event).await.unwrap(), Applied::Done);
