@@ -10,7 +10,7 @@
 //! instances pull through a pinned-client priority group instead: the server pins each partition
 //! to one instance and moves the pin to a standby instance when the pinned one stops pulling for
 //! [`ConsumerConfig::pin_ttl`] (affinity, at the price of balance: the first instance to pull
-//! may hold every pin). ADR 004.
+//! may hold every pin). ADR 005.
 //!
 //! For each message, in order:
 //! 1. open a transaction on the service's own database and insert `(consumer, event_id)` into

@@ -8,7 +8,7 @@
 //!
 //! A replay republishes the body on `{replay_prefix}.{consumer}` (stream
 //! [`BusConfig::replay_stream`]), which every consumer also pulls. Never onto the event stream:
-//! that one holds exactly the log in order, which the relay relies on and checks (ADR 004). A
+//! that one holds exactly the log in order, which the relay relies on and checks (ADR 005). A
 //! dead-lettered event never reached the consumer's inbox, so the replay is handled; replaying
 //! an event that was handled meanwhile changes nothing (the inbox).
 
@@ -169,7 +169,7 @@ pub async fn list(
     bus: &BusConfig,
     consumer: Option<&str>,
 ) -> Result<Vec<DeadLetter>> {
-    bus.ensure_streams(js).await?;
+    bus.ensure_side_streams(js).await?;
     let mut stream = js
         .get_stream(&bus.dead_letter_stream)
         .await
@@ -203,6 +203,7 @@ pub async fn show(
     bus: &BusConfig,
     sequence: u64,
 ) -> Result<DeadLetter> {
+    bus.ensure_side_streams(js).await?;
     let stream = js
         .get_stream(&bus.dead_letter_stream)
         .await

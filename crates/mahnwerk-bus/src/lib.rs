@@ -74,7 +74,7 @@ pub struct BusConfig {
     /// Subject prefix of replayed dead letters: `{replay_prefix}.{consumer}`.
     pub replay_prefix: String,
     /// The JetStream stream holding replays (never the event stream: that one holds exactly the
-    /// log, in order, which the relay checks; ADR 004).
+    /// log, in order, which the relay checks; ADR 005).
     pub replay_stream: String,
     /// Partitions of the event stream (1: none). With more, the stream stores each event under
     /// `{subject}.{partition}` with `partition = hash(tenant, stream id) mod n` (a subject
@@ -168,6 +168,14 @@ impl BusConfig {
                 transform.map(|t| t.destination)
             )));
         }
+        self.ensure_side_streams(js).await?;
+        Ok(events)
+    }
+
+    /// Create (or open) the dead-letter and replay streams only (what `mahnwerk deadletter`
+    /// needs; it never touches the event stream).
+    pub async fn ensure_side_streams(&self, js: &async_nats::jetstream::Context) -> Result<()> {
+        use async_nats::jetstream::stream::{Config, StorageType};
         for (name, prefix) in [
             (&self.dead_letter_stream, &self.dead_letter_prefix),
             (&self.replay_stream, &self.replay_prefix),
@@ -182,7 +190,7 @@ impl BusConfig {
             .await
             .map_err(nats_err)?;
         }
-        Ok(events)
+        Ok(())
     }
 }
 

@@ -82,6 +82,7 @@ pub async fn start(database_url: &str) -> Running {
         namespace: namespace.clone(),
         services: vec![],
         relay_batch: 2000,
+        partitions: 1,
         metrics_listen: "off".into(),
         demo: false,
     };
