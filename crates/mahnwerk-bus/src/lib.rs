@@ -8,14 +8,17 @@
 //!   downstream collectors subscribe to; documented in `docs/events.md`.
 //! - [`relay`]: the outbox relay: reads the log in position order and publishes with
 //!   `Nats-Msg-Id = event_id`, bounded in-flight, resumable after a crash.
-//! - [`consumer`]: the consumer library: durable pull consumer, explicit acks after commit, an
-//!   inbox table for idempotency, bounded retries with backoff, dead letters.
+//! - [`consumer`]: the consumer library: durable pull consumers (one per partition, pinned to
+//!   one instance at a time), explicit acks after commit, an inbox table for idempotency,
+//!   infrastructure trouble retried in place for as long as it lasts, dead letters.
+//! - [`deadletter`]: dead letters and replays: headers, listing, replay (`mahnwerk deadletter`).
 //!
 //! ## Invariants
 //! The relay never publishes out of log order and never skips an event; a consumer never acks an
 //! event before its handler's transaction committed, and a redelivered event changes nothing twice.
 
 pub mod consumer;
+pub mod deadletter;
 pub mod envelope;
 pub mod relay;
 
@@ -35,6 +38,15 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// The event stream's partitioning differs from this process's configuration.
+    #[error("partitions: {0}")]
+    Partitions(String),
+    /// A consumer's subject filter cannot be combined with the partition token.
+    #[error("consumer filter: {0}")]
+    Filter(String),
+    /// No such dead letter.
+    #[error("dead letter {0} not found")]
+    NotFound(u64),
     /// The relay's log reader task ended without reporting an error (it panicked).
     #[error("relay reader task ended")]
     ReaderGone,
@@ -90,6 +102,17 @@ pub struct BusConfig {
     pub dead_letter_stream: String,
     /// Server-side dedupe window for `Nats-Msg-Id`.
     pub duplicate_window: Duration,
+    /// Subject prefix of replayed dead letters: `{replay_prefix}.{consumer}`.
+    pub replay_prefix: String,
+    /// The JetStream stream holding replays (never the event stream: that one holds exactly the
+    /// log, in order, which the relay checks; ADR 005).
+    pub replay_stream: String,
+    /// Partitions of the event stream (1: none). With more, the stream stores each event under
+    /// `{subject}.{partition}` with `partition = hash(tenant, stream id) mod n` (a subject
+    /// transform of the server), and every consumer runs one durable consumer per partition.
+    /// Fixed for the life of a stream: [`BusConfig::ensure_streams`] refuses a stream created
+    /// with another count.
+    pub partitions: u16,
 }
 
 impl Default for BusConfig {
@@ -109,34 +132,96 @@ impl BusConfig {
             dead_letter_prefix: format!("{ns}.deadletter"),
             dead_letter_stream: format!("{upper}_DEADLETTER"),
             duplicate_window: Duration::from_secs(120),
+            replay_prefix: format!("{ns}.replay"),
+            replay_stream: format!("{upper}_REPLAY"),
+            partitions: 1,
         }
     }
 
-    /// Create (or open) the event and dead-letter streams with file storage.
+    /// The same names with `n` partitions (see [`BusConfig::partitions`]).
+    #[must_use]
+    pub fn with_partitions(mut self, n: u16) -> Self {
+        self.partitions = n.max(1);
+        self
+    }
+
+    /// The stream's subject transform that appends the partition token, if partitioned.
+    /// Event subjects have six tokens after the prefix (`{tenant}.{kind}.{a}.{b}.{vN}.{id}`, see
+    /// [`envelope::subject`]); the hash covers the tenant and the stream id.
+    pub fn partition_transform(&self) -> Option<async_nats::jetstream::stream::SubjectTransform> {
+        (self.partitions > 1).then(|| {
+            let p = &self.subject_prefix;
+            async_nats::jetstream::stream::SubjectTransform {
+                source: format!("{p}.*.*.*.*.*.*"),
+                destination: format!(
+                    "{p}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}.{{{{wildcard(4)}}}}.{{{{wildcard(5)}}}}.{{{{wildcard(6)}}}}.{{{{partition({},1,6)}}}}",
+                    self.partitions
+                ),
+            }
+        })
+    }
+
+    /// Create (or open) the event, dead-letter and replay streams with file storage. An event
+    /// stream created with another partitioning is refused (its consumers would miss events).
     pub async fn ensure_streams(
         &self,
         js: &async_nats::jetstream::Context,
     ) -> Result<async_nats::jetstream::stream::Stream> {
         use async_nats::jetstream::stream::{Config, StorageType};
-        let events = js
+        let transform = self.partition_transform();
+        let mut events = js
             .get_or_create_stream(Config {
                 name: self.stream.clone(),
                 subjects: vec![format!("{}.>", self.subject_prefix)],
+                storage: StorageType::File,
+                duplicate_window: self.duplicate_window,
+                subject_transform: transform.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_err)?;
+        let existing = events
+            .info()
+            .await
+            .map_err(nats_err)?
+            .config
+            .subject_transform
+            .clone();
+        if existing.as_ref().map(|t| (&t.source, &t.destination))
+            != transform.as_ref().map(|t| (&t.source, &t.destination))
+        {
+            return Err(Error::Partitions(format!(
+                "stream {} has subject transform {:?}, this process expects {} partition(s) ({:?}); \
+                 run every instance with the same partition count, or recreate the stream",
+                self.stream,
+                existing.map(|t| t.destination),
+                self.partitions,
+                transform.map(|t| t.destination)
+            )));
+        }
+        self.ensure_side_streams(js).await?;
+        Ok(events)
+    }
+
+    /// Create (or open) the dead-letter and replay streams only (what `mahnwerk deadletter`
+    /// needs; it never touches the event stream).
+    pub async fn ensure_side_streams(&self, js: &async_nats::jetstream::Context) -> Result<()> {
+        use async_nats::jetstream::stream::{Config, StorageType};
+        for (name, prefix) in [
+            (&self.dead_letter_stream, &self.dead_letter_prefix),
+            (&self.replay_stream, &self.replay_prefix),
+        ] {
+            js.get_or_create_stream(Config {
+                name: name.clone(),
+                subjects: vec![format!("{prefix}.>")],
                 storage: StorageType::File,
                 duplicate_window: self.duplicate_window,
                 ..Default::default()
             })
             .await
             .map_err(nats_err)?;
-        js.get_or_create_stream(Config {
-            name: self.dead_letter_stream.clone(),
-            subjects: vec![format!("{}.>", self.dead_letter_prefix)],
-            storage: StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .map_err(nats_err)?;
-        Ok(events)
+        }
+        Ok(())
     }
 }
 

@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// gRPC requests handled at once over all connections (more wait): bounds memory.
     #[arg(long, env = "MAHNWERK_GRPC_CONCURRENCY", default_value_t = 256)]
     pub grpc_concurrency: usize,
+    /// Partitions of the event stream (ADR 005): consumers of every service run one durable
+    /// consumer per partition and replicas share them. Fixed when the stream is created; every
+    /// instance must use the same value.
+    #[arg(long, env = "MAHNWERK_PARTITIONS", default_value_t = 1)]
+    pub partitions: u16,
     /// Create a `demo` tenant and print a fresh API key for it (for `make run`).
     #[arg(long)]
     pub demo: bool,
@@ -61,5 +66,10 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub fn runs(&self, s: Service) -> bool {
         self.services.is_empty() || self.services.contains(&s)
+    }
+
+    /// The JetStream names and partitioning every service of this process uses.
+    pub fn bus(&self) -> mahnwerk_bus::BusConfig {
+        mahnwerk_bus::BusConfig::with_namespace(&self.namespace).with_partitions(self.partitions)
     }
 }

@@ -62,6 +62,9 @@ enum Command {
     /// Render letters and check letter templates.
     #[command(subcommand)]
     Letter(mahnwerk_letters::cli::LetterCommand),
+    /// List, inspect and replay events a consumer dead-lettered.
+    #[command(subcommand)]
+    Deadletter(mahnwerk::deadletter::DeadletterCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,6 +315,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Invoice { conn, command } => client::run(conn, command)
             .await
             .context("invoice command failed")?,
+        Command::Deadletter(cmd) => {
+            mahnwerk::deadletter::run(cmd, &mut std::io::stdout().lock()).await?;
+        }
         Command::Inspect(_) | Command::Law(_) | Command::Policy(_) | Command::Letter(_) => {
             unreachable!("handled offline")
         }

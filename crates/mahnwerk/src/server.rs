@@ -4,7 +4,7 @@
 use crate::config::{ServeArgs, Service};
 use anyhow::Context as _;
 use mahnwerk_auth::KeyStore;
-use mahnwerk_bus::{BusConfig, Relay};
+use mahnwerk_bus::Relay;
 use mahnwerk_eventlog::EventLog;
 use mahnwerk_ingest::Ingest;
 use std::future::Future;
@@ -75,7 +75,7 @@ pub async fn run(
         let js = mahnwerk_bus::connect(&args.nats_url)
             .await
             .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
-        let mut relay = Relay::new(BusConfig::with_namespace(&args.namespace));
+        let mut relay = Relay::new(args.bus());
         relay.batch = args.relay_batch.max(1);
         relay.window = relay.window.min(relay.batch);
         let (log, rx) = (log.clone(), stop_rx.clone());

@@ -88,6 +88,7 @@ pub async fn start_with(database_url: &str, grpc_concurrency: usize) -> Running 
         services: vec![],
         relay_batch: 2000,
         grpc_concurrency,
+        partitions: 1,
         metrics_listen: "off".into(),
         demo: false,
     };
