@@ -26,7 +26,7 @@
 
 use crate::error::{DunningError, Result};
 use crate::law::BaseRateTable;
-use crate::law::calendar::{Deadline, deadline};
+use crate::law::calendar::{Deadline, deadline, move_to_working_day};
 use crate::law::default::{DefaultFacts, DefaultStart, default_start};
 use crate::law::interest::{
     DatedAmount, InterestCalculation, InterestRequest, compute_interest, lump_sum,
@@ -490,7 +490,26 @@ impl DunningCase {
         default_start(&self.default_facts(), first_reminder)
     }
 
-    /// The day the next step is due, ignoring pauses and the minimum balance.
+    /// The payment deadline printed on the last letter (§ 193 applied), if any.
+    pub fn last_deadline(&self) -> Option<NaiveDate> {
+        let (number, date) = *self.steps.last()?;
+        let step = self
+            .policy
+            .steps
+            .get(usize::try_from(number).ok()?.checked_sub(1)?)?;
+        Some(
+            deadline(
+                self.policy.state,
+                date,
+                i64::from(step.payment_deadline_days),
+            )
+            .deadline,
+        )
+    }
+
+    /// The day the next step is due, ignoring pauses and the minimum balance: the policy's gap
+    /// after its anchor, but never before the previous letter's deadline has passed, and moved to
+    /// a business day of the policy's state (letters are dated on business days).
     pub fn next_step_date(&self) -> Option<NaiveDate> {
         let k = self.steps.len();
         if k >= self.policy.steps.len() {
@@ -498,10 +517,15 @@ impl DunningCase {
         }
         let prev = self.steps.last().map_or(self.due_date, |(_, d)| *d);
         let anchor = self.reanchor.map_or(prev, |r| r.max(prev));
-        Some(self.policy.step_date_from(k, anchor))
+        let mut date = self.policy.step_date_from(k, anchor);
+        if let Some(last) = self.last_deadline() {
+            date = date.max(last + Duration::days(1));
+        }
+        Some(move_to_working_day(self.policy.state, date).deadline)
     }
 
-    /// The day the case is handed over, once all steps are reached.
+    /// The day the case is handed over, once all steps are reached (never before the last
+    /// letter's deadline has passed).
     pub fn escalation_date(&self) -> Option<NaiveDate> {
         if self.steps.len() < self.policy.steps.len() || self.escalated_on.is_some() {
             return None;
@@ -511,7 +535,11 @@ impl DunningCase {
         };
         let last = self.steps.last().map_or(self.due_date, |(_, d)| *d);
         let anchor = self.reanchor.map_or(last, |r| r.max(last));
-        Some(anchor + Duration::days(i64::from(after_days)))
+        let date = anchor + Duration::days(i64::from(after_days));
+        Some(match self.last_deadline() {
+            Some(deadline) => date.max(deadline + Duration::days(1)),
+            None => date,
+        })
     }
 
     /// The status a person sees on `today`.

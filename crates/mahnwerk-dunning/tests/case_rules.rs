@@ -86,20 +86,20 @@ fn given_a_consumer_invoice_when_the_reminder_day_comes_then_the_first_step_is_r
     assert_eq!(h.state().status(d("2026-03-10")), CaseStatus::Issued);
     assert_eq!(h.state().status(d("2026-03-15")), CaseStatus::Due);
     assert_eq!(h.state().status(d("2026-03-16")), CaseStatus::Overdue);
-    // Due 03-15 + 7 days = 03-22.
-    assert_eq!(next_action_at(h.state()), Some(d("2026-03-22")));
-    assert!(h.advance("2026-03-21").is_empty());
-    let events = h.advance("2026-03-22");
+    // Due 03-15 + 5 days = 03-20 (a Friday).
+    assert_eq!(next_action_at(h.state()), Some(d("2026-03-20")));
+    assert!(h.advance("2026-03-19").is_empty());
+    let events = h.advance("2026-03-20");
     let s = steps(&events)[0];
     assert_eq!((s.number, s.title.as_str()), (1, "Zahlungserinnerung"));
     assert_eq!(s.fee, Money::eur(0));
-    // Consumer without § 286(3) notice: this reminder creates default (received 03-25).
+    // Consumer without § 286(3) notice: this reminder creates default (received 03-23).
     assert!(s.creates_default);
-    assert_eq!(s.default.unwrap().interest_from, d("2026-03-26"));
-    // Deadline 03-22 + 14 = 04-05 Easter Sunday, 04-06 Ostermontag → 04-07.
-    assert_eq!(s.deadline.deadline, d("2026-04-07"));
+    assert_eq!(s.default.unwrap().interest_from, d("2026-03-24"));
+    // Deadline 03-20 + 10 = 03-30, a Monday.
+    assert_eq!(s.deadline.deadline, d("2026-03-30"));
     assert_eq!(
-        h.state().status(d("2026-03-22")),
+        h.state().status(d("2026-03-20")),
         CaseStatus::Dunning { step: 1 }
     );
 }
@@ -107,19 +107,21 @@ fn given_a_consumer_invoice_when_the_reminder_day_comes_then_the_first_step_is_r
 #[test]
 fn given_a_reminder_created_default_when_the_next_step_comes_then_fee_and_interest_are_charged() {
     let mut h = consumer();
-    h.advance("2026-03-22");
-    // Step 2: 14 days after step 1 = 04-05. Interest 03-26..04-05 = 11 days on 119.00 at
-    // 1.27 + 5 = 6.27 %: 11900 × 627 × 11 / 3,650,000 = 22.49 → 22 cents.
-    let events = h.advance("2026-04-05");
+    h.advance("2026-03-20");
+    // Step 2: 14 days after step 1 = 04-03, Karfreitag; 04-04..04-06 Easter weekend and
+    // Ostermontag → dated 04-07. Interest 03-24..04-07 = 15 days on 119.00 at
+    // 1.27 + 5 = 6.27 %: 11900 × 627 × 15 / 3,650,000 = 30.66 → 31 cents.
+    assert!(h.advance("2026-04-03").is_empty());
+    let events = h.advance("2026-04-07");
     let s = steps(&events)[0];
     assert_eq!(s.number, 2);
     assert_eq!(s.fee, Money::eur(250));
-    assert_eq!(s.interest_charged, Money::eur(22));
+    assert_eq!(s.interest_charged, Money::eur(31));
     assert_eq!(s.interest.as_ref().unwrap().periods.len(), 1);
     assert!(!s.creates_default);
-    // Balance 119.00 + 2.50 + 0.22 = 121.72.
-    assert_eq!(s.balance, Money::eur(12_172));
-    assert_eq!(h.state().balance(), Money::eur(12_172));
+    // Balance 119.00 + 2.50 + 0.31 = 121.81.
+    assert_eq!(s.balance, Money::eur(12_181));
+    assert_eq!(h.state().balance(), Money::eur(12_181));
 }
 
 #[test]
@@ -127,7 +129,7 @@ fn given_a_reminder_that_creates_default_when_the_policy_has_a_fee_then_the_fee_
     let mut p = Policy::default_consumer(FederalState::NW);
     p.steps[0].fee = Money::eur(300);
     let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
-    let ev = h.advance("2026-03-22");
+    let ev = h.advance("2026-03-20");
     let s = steps(&ev)[0];
     assert_eq!(s.fee, Money::eur(0));
     assert!(s.fee_waived.as_deref().unwrap().contains("§ 286"));
@@ -166,7 +168,7 @@ fn given_a_business_debtor_when_the_first_letter_in_default_goes_out_then_the_lu
 fn given_a_partial_payment_when_the_next_step_was_due_then_it_is_re_anchored_and_never_skipped_kill_bill_2297()
  {
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     h.when(
         Cmd::RecordPayment {
             payment_id: "p1".into(),
@@ -273,13 +275,14 @@ fn given_an_upheld_dispute_when_a_partial_credit_leaves_an_amount_then_dunning_r
         ["dunning.credit_recorded.v1", "dunning.resumed.v1"]
     );
     assert_eq!(h.state().balance(), Money::eur(10_000));
-    assert_eq!(next_action_at(h.state()), Some(d("2026-04-09")));
+    // Re-anchored on 04-02: the reminder follows 5 days later.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-07")));
 }
 
 #[test]
 fn given_a_promise_to_pay_when_it_is_missed_then_dunning_resumes() {
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     h.when(
         Cmd::PromiseToPay {
             until: d("2026-04-10"),
@@ -297,15 +300,16 @@ fn given_a_promise_to_pay_when_it_is_missed_then_dunning_resumes() {
             ..
         }
     ));
-    // Resumed and re-anchored on 04-11: the next step follows 14 days later, not at once.
+    // Resumed and re-anchored on 04-11: the next step follows 14 days later, not at once
+    // (04-25 is a Saturday: the letter is dated Monday 04-27).
     assert_eq!(ev.len(), 1);
-    assert_eq!(next_action_at(h.state()), Some(d("2026-04-25")));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-27")));
 }
 
 #[test]
 fn given_a_promise_to_pay_when_it_is_kept_then_the_case_is_settled() {
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     h.when(
         Cmd::PromiseToPay {
             until: d("2026-04-10"),
@@ -332,7 +336,7 @@ fn given_a_promise_to_pay_when_it_is_kept_then_the_case_is_settled() {
 #[test]
 fn given_a_payment_plan_when_instalments_are_paid_then_it_stays_paused_and_a_missed_one_resumes() {
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     let inst = |date: &str, amount| Instalment {
         date: d(date),
         amount: Money::eur(amount),
@@ -405,14 +409,14 @@ fn given_a_hold_on_the_debtor_when_it_is_released_then_dunning_resumes() {
             ..
         }
     ));
-    assert_eq!(next_action_at(h.state()), Some(d("2026-04-09")));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-07")));
 }
 
 #[test]
 fn given_a_settled_case_when_the_payment_is_reversed_then_it_reopens_and_continues_with_the_next_step()
  {
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     h.when(
         Cmd::RecordPayment {
             payment_id: "p1".into(),
@@ -460,7 +464,7 @@ fn given_a_due_date_extension_before_the_first_step_then_the_schedule_moves() {
         },
         "2026-03-10",
     );
-    assert_eq!(next_action_at(h.state()), Some(d("2026-04-22")));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-20")));
     assert!(h.advance("2026-03-22").is_empty());
 }
 
@@ -484,18 +488,20 @@ fn given_a_pre_due_reminder_then_it_goes_out_before_the_due_date_without_fee() {
         (s.number, s.fee, s.creates_default),
         (1, Money::eur(0), false)
     );
-    // The next (post-due) step: 7 days after due = 03-22, i.e. a gap of 10 after 03-12.
-    assert_eq!(next_action_at(h.state()), Some(d("2026-03-22")));
+    // The next (post-due) step is nominally 5 days after due (03-20), but never before the
+    // pre-due letter's deadline has passed: 03-12 + 10 = Sunday 03-22 → Monday 03-23, so 03-24.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-03-24")));
 }
 
 #[test]
 fn given_all_steps_reached_when_the_collection_delay_passes_then_the_case_is_escalated() {
     let mut h = consumer();
-    h.advance("2026-03-22");
-    h.advance("2026-04-05");
-    h.advance("2026-04-19");
-    assert_eq!(next_action_at(h.state()), Some(d("2026-05-03")));
-    let ev = h.advance("2026-05-03");
+    h.advance("2026-03-20");
+    h.advance("2026-04-07");
+    h.advance("2026-04-21");
+    // 04-21 + 8 days; the last deadline (04-28) has passed.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-29")));
+    let ev = h.advance("2026-04-29");
     assert_eq!(types(&ev), ["dunning.escalated.v1"]);
     assert_eq!(h.state().phase, Phase::Escalated);
     assert_eq!(next_action_at(h.state()), None);
@@ -517,9 +523,9 @@ fn given_a_policy_that_stops_after_the_last_step_then_nothing_follows() {
     let mut p = Policy::default_consumer(FederalState::NW);
     p.after_last = AfterLast::Stop;
     let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
-    h.advance("2026-03-22");
-    h.advance("2026-04-05");
-    h.advance("2026-04-19");
+    h.advance("2026-03-20");
+    h.advance("2026-04-07");
+    h.advance("2026-04-21");
     assert_eq!(next_action_at(h.state()), None);
     assert!(h.advance("2026-12-31").is_empty());
 }
@@ -546,8 +552,8 @@ fn given_costs_are_not_kept_when_the_principal_is_paid_then_the_case_is_settled_
     let mut p = Policy::default_consumer(FederalState::NW);
     p.keep_costs_after_principal_paid = false;
     let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
-    h.advance("2026-03-22");
-    h.advance("2026-04-05"); // fee 2.50 + interest 0.22
+    h.advance("2026-03-20");
+    h.advance("2026-04-07"); // fee 2.50 + interest 0.31
     let ev = h.when(
         Cmd::RecordPayment {
             payment_id: "p".into(),
@@ -556,7 +562,7 @@ fn given_costs_are_not_kept_when_the_principal_is_paid_then_the_case_is_settled_
         },
         "2026-04-08",
     );
-    assert!(matches!(&ev[1], Ev::Settled { waived, .. } if *waived == Money::eur(272)));
+    assert!(matches!(&ev[1], Ev::Settled { waived, .. } if *waived == Money::eur(281)));
 }
 
 #[test]
@@ -583,7 +589,7 @@ fn given_a_cancelled_or_written_off_case_then_no_step_follows_and_commands_are_r
         .is_empty()
     );
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     let ev = h.when(
         Cmd::WriteOff {
             reason: "insolvent".into(),
@@ -674,4 +680,29 @@ fn every_event_round_trips_through_its_type_and_payload() {
         Ev::from_parts("invoice.issued.v1", &serde_json::json!({})).unwrap(),
         None
     );
+}
+
+#[test]
+fn the_next_letter_is_never_sent_before_the_previous_letters_deadline_has_passed() {
+    // The old consumer default: reminder 7 days after due with 14 days to pay, next letter 14
+    // days later, sent two days before the reminder's deadline (moved over Easter to 04-07).
+    let mut p = Policy::default_consumer(FederalState::NW);
+    p.steps[0].offset.days = 7;
+    p.steps[0].payment_deadline_days = 14;
+    let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
+    let ev = h.advance("2026-03-23");
+    assert_eq!(steps(&ev)[0].deadline.deadline, d("2026-04-07"));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-08")));
+    assert!(h.advance("2026-04-06").is_empty());
+    assert!(h.advance("2026-04-07").is_empty());
+    assert_eq!(steps(&h.advance("2026-04-08"))[0].number, 2);
+}
+
+#[test]
+fn letters_are_dated_on_business_days() {
+    // Reminder nominally on Sunday 03-22 (due 03-15 + 7): the letter goes out Monday 03-23.
+    let mut p = Policy::default_consumer(FederalState::NW);
+    p.steps[0].offset.days = 7;
+    let h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
+    assert_eq!(next_action_at(h.state()), Some(d("2026-03-23")));
 }

@@ -296,14 +296,15 @@ fn policy_simulate_prints_the_steps_a_case_would_take() {
         "2026-06-30",
     ])
     .unwrap();
-    // Step 1 on 03-22; payment on 04-01 re-anchors step 2 to 04-15; step 3 on 04-29; hand-over 05-13.
+    // Step 1 on 03-20; payment on 04-01 re-anchors step 2 to 04-15; step 3 on 04-29; hand-over
+    // 8 days later on 05-07 (the last deadline, 05-06, has passed).
     assert!(
-        out.contains("2026-03-22  step 1 Zahlungserinnerung"),
+        out.contains("2026-03-20  step 1 Zahlungserinnerung"),
         "{out}"
     );
     assert!(out.contains("2026-04-15  step 2 1. Mahnung"), "{out}");
     assert!(out.contains("2026-04-29  step 3 Letzte Mahnung"), "{out}");
-    assert!(out.contains("2026-05-13  dunning.escalated.v1"), "{out}");
+    assert!(out.contains("2026-05-07  dunning.escalated.v1"), "{out}");
     assert!(out.contains("3 step(s), 1 escalation(s)"), "{out}");
 }
 
@@ -435,7 +436,7 @@ fn the_shipped_example_files_check_and_simulate() {
     ])
     .unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    // Step 1 03-22, payment 04-01 re-anchors step 2 to 04-15, promise 04-20..05-05 pauses,
+    // Step 1 due on Sunday 03-22, dated Monday 03-23 (letters go out on business days), payment 04-01 re-anchors step 2 to 04-15, promise 04-20..05-05 pauses,
     // missed on 05-06 → resumes, step 3 14 days later on 05-20, hand-over 06-03.
     let types: Vec<&str> = v["lines"]
         .as_array()
@@ -466,7 +467,7 @@ fn the_shipped_example_files_check_and_simulate() {
         dates,
         [
             "2026-03-01",
-            "2026-03-22",
+            "2026-03-23",
             "2026-04-01",
             "2026-04-15",
             "2026-04-20",
