@@ -8,13 +8,14 @@ use crate::facts::{Folded, Origin, StreamEvent, plan};
 use crate::projection::{self, CaseRow};
 use chrono::{Duration, NaiveDate};
 use futures::StreamExt;
-use mahnwerk_clock::SharedClock;
+use mahnwerk_clock::{Clock, SharedClock};
 use mahnwerk_domain::{CaseId, StreamId, TenantId};
 use mahnwerk_dunning::case::{CaseStatus, DunningCase, DunningCommand, next_action_at};
 use mahnwerk_dunning::law::calendar::FederalState;
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use sqlx::{Any, AnyPool, Transaction};
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// The actor of events the service writes on its own.
@@ -39,16 +40,23 @@ pub(crate) struct Inner {
     pub state: FederalState,
     /// Woken when a case became due today.
     pub wake: tokio::sync::Notify,
+    /// This instance's order of work within a pass.
+    pub order: std::collections::hash_map::RandomState,
 }
 
 /// What [`Dunning::reconcile`] did.
 #[derive(Debug, Clone)]
 pub struct Reconciled {
+    pub tenant: TenantId,
+    pub case: CaseId,
     /// Types of the events appended, in order (empty when nothing was due).
     pub appended: Vec<&'static str>,
     /// Stream version after the call.
     pub version: u64,
     pub state: Option<DunningCase>,
+    /// The case's next action as recorded.
+    pub due_on: Option<NaiveDate>,
+    pub today: NaiveDate,
 }
 
 /// A short status name for the projection and ExplainCase.
@@ -79,6 +87,7 @@ impl Dunning {
                 clock,
                 state,
                 wake: tokio::sync::Notify::new(),
+                order: std::collections::hash_map::RandomState::new(),
             }),
         }
     }
@@ -142,6 +151,43 @@ impl Dunning {
     /// Decide and append for one case on `today`: pending facts, then `intervention`, then (when
     /// `advance`) what is due today. Retries on a concurrent writer; records the next action.
     pub async fn reconcile(
+        &self,
+        tenant: &TenantId,
+        case: CaseId,
+        intervention: Option<(&DunningCommand, &Metadata)>,
+        advance: bool,
+        today: NaiveDate,
+    ) -> Result<Reconciled> {
+        let done = self
+            .decide_and_append(tenant, case, intervention, advance, today)
+            .await?;
+        self.record(std::slice::from_ref(&done)).await?;
+        Ok(done)
+    }
+
+    /// Record the next actions of reconciled cases in one transaction.
+    pub async fn record(&self, done: &[Reconciled]) -> Result<()> {
+        let mut tx = self.inner.pool.begin().await?;
+        for r in done {
+            projection::record(
+                &mut tx,
+                &CaseRow {
+                    tenant: r.tenant.as_str(),
+                    case_id: &r.case.to_string(),
+                    stream_version: r.version,
+                    state: r.state.as_ref(),
+                    status: status_name(r.state.as_ref(), r.today),
+                    due_on: r.due_on,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Dunning::reconcile`] without recording the next action.
+    async fn decide_and_append(
         &self,
         tenant: &TenantId,
         case: CaseId,
@@ -221,24 +267,14 @@ impl Dunning {
             } else {
                 next
             };
-            let mut tx = self.inner.pool.begin().await?;
-            projection::record(
-                &mut tx,
-                &CaseRow {
-                    tenant: tenant.as_str(),
-                    case_id: &case.to_string(),
-                    stream_version: version,
-                    state: plan.state.as_ref(),
-                    status: status_name(plan.state.as_ref(), today),
-                    due_on,
-                },
-            )
-            .await?;
-            tx.commit().await?;
             return Ok(Reconciled {
+                tenant: tenant.clone(),
+                case,
                 appended,
                 version,
                 state: plan.state,
+                due_on,
+                today,
             });
         }
         Err(Error::Conflict)
@@ -282,52 +318,73 @@ impl Dunning {
     }
 
     /// One scheduler pass for `today`: reconcile every case due on or before it. Returns the
-    /// number of cases it acted on (appended something).
+    /// number of cases it acted on (appended something). Each instance works through a batch in
+    /// its own (random) order, so replicas mostly pick different cases first.
     pub async fn run_due(&self, today: NaiveDate) -> Result<u64> {
         let mut handled: HashSet<(String, String)> = HashSet::new();
         let mut acted = 0;
         loop {
             let rows = projection::due(&self.inner.pool, today, PASS_BATCH).await?;
-            let fresh: Vec<(String, String)> =
+            let mut fresh: Vec<(String, String)> =
                 rows.into_iter().filter(|r| !handled.contains(r)).collect();
             if fresh.is_empty() {
                 return Ok(acted);
             }
-            let results: Vec<Result<bool>> = futures::stream::iter(fresh.iter().cloned())
-                .map(|(tenant, case)| async move {
-                    let (Ok(tenant), Ok(case)) =
-                        (tenant.parse::<TenantId>(), case.parse::<CaseId>())
-                    else {
-                        return Ok(false);
-                    };
-                    let done = self.reconcile(&tenant, case, None, true, today).await?;
-                    Ok(!done.appended.is_empty())
-                })
-                .buffer_unordered(PASS_CONCURRENCY)
-                .collect()
-                .await;
+            fresh.sort_by_key(|r| self.inner.order.hash_one(r));
+            let results: Vec<Result<Option<Reconciled>>> =
+                futures::stream::iter(fresh.iter().cloned())
+                    .map(|(tenant, case)| async move {
+                        let (Ok(tenant), Ok(case)) =
+                            (tenant.parse::<TenantId>(), case.parse::<CaseId>())
+                        else {
+                            return Ok(None);
+                        };
+                        self.decide_and_append(&tenant, case, None, true, today)
+                            .await
+                            .map(Some)
+                    })
+                    .buffer_unordered(PASS_CONCURRENCY)
+                    .collect()
+                    .await;
             handled.extend(fresh);
+            let mut done = Vec::with_capacity(results.len());
+            let mut first_err = None;
             for r in results {
-                if r? {
-                    acted += 1;
+                match r {
+                    Ok(Some(r)) => {
+                        if !r.appended.is_empty() {
+                            acted += 1;
+                        }
+                        done.push(r);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
                 }
+            }
+            self.record(&done).await?;
+            if let Some(e) = first_err {
+                return Err(e);
             }
         }
     }
 
-    /// Move the simulated clock forward day by day, running a full pass for each day.
-    /// `None` when the clock is not simulated.
+    /// Move the simulated clock forward day by day: finish the current day (what became due
+    /// during it, e.g. a fact recorded today), then run a full pass for each new day. `None`
+    /// when the clock is not simulated.
     pub async fn advance_clock(&self, days: u32) -> Option<Result<(NaiveDate, u64)>> {
         let sim = self.inner.clock.simulated()?.clone();
-        let mut acted = 0;
-        for _ in 0..days {
-            sim.advance(Duration::days(1));
-            match self.run_due(self.inner.clock.today()).await {
-                Ok(n) => acted += n,
-                Err(e) => return Some(Err(e)),
+        let run = async {
+            let mut acted = 0;
+            for _ in 0..days {
+                acted += self.run_due(sim.today()).await?;
+                sim.advance(Duration::days(1));
+                acted += self.run_due(sim.today()).await?;
             }
-        }
-        Some(Ok((self.inner.clock.today(), acted)))
+            Ok((sim.today(), acted))
+        };
+        Some(run.await)
     }
 
     /// The scheduler loop: a pass whenever a case became due (the handler wakes it), and at

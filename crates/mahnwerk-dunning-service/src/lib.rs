@@ -24,7 +24,7 @@
 //! - [`handler`]: the bus handler (facts → next action).
 //! - [`projection`]: the service's tables.
 //! - [`policies`]: tenant policies as `{tenant}/policy/{id}` streams.
-//! - [`grpc`]: `DunningService`.
+//! - [`grpc`]: the `DunningService` handlers.
 //! - [`error`]: the error type and its gRPC mapping.
 //!
 //! # Invariants
