@@ -62,6 +62,13 @@ enum Command {
     /// Render letters and check letter templates.
     #[command(subcommand)]
     Letter(mahnwerk_letters::cli::LetterCommand),
+    /// Move the simulated clock of a running mahnwerk (started with --simulated-clock).
+    Clock {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: client::ClockCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,6 +319,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Invoice { conn, command } => client::run(conn, command)
             .await
             .context("invoice command failed")?,
+        Command::Clock { conn, command } => client::clock(conn, command)
+            .await
+            .context("clock command failed")?,
         Command::Inspect(_) | Command::Law(_) | Command::Policy(_) | Command::Letter(_) => {
             unreachable!("handled offline")
         }
