@@ -10,7 +10,9 @@ use chrono::{Duration, NaiveDate};
 use futures::StreamExt;
 use mahnwerk_clock::{Clock, SharedClock};
 use mahnwerk_domain::{CaseId, StreamId, TenantId};
-use mahnwerk_dunning::case::{CaseStatus, DunningCase, DunningCommand, next_action_at};
+use mahnwerk_dunning::case::{
+    CaseStatus, DunningCase, DunningCommand, DunningEvent, next_action_at,
+};
 use mahnwerk_dunning::law::calendar::FederalState;
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use sqlx::{Any, AnyPool, Transaction};
@@ -253,9 +255,16 @@ impl Dunning {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                for t in &appended {
-                    if *t == "dunning.step_reached.v1" {
-                        metrics::counter!("mahnwerk_dunning_steps_total").increment(1);
+                for (e, _) in &plan.events {
+                    let DunningEvent::StepReached(step) = e else {
+                        continue;
+                    };
+                    metrics::counter!("mahnwerk_dunning_steps_total").increment(1);
+                    if step.interest.as_ref().is_some_and(|i| i.provisional) {
+                        // The base-rate table needs its next half-year: operators must add it.
+                        metrics::counter!("mahnwerk_dunning_provisional_interest_total")
+                            .increment(1);
+                        tracing::warn!(case = %case, step = step.number, "interest charged at a provisional base rate; update the base-rate table");
                     }
                 }
                 tracing::debug!(case = %case, events = appended.len(), "dunning events appended");

@@ -706,3 +706,32 @@ fn letters_are_dated_on_business_days() {
     let h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
     assert_eq!(next_action_at(h.state()), Some(d("2026-03-23")));
 }
+
+#[test]
+fn a_letter_dated_after_the_base_rate_tables_end_still_charges_interest_provisionally() {
+    // Due 2026-12-01: reminder 12-07, 1. Mahnung 12-21, Letzte Mahnung Monday 2027-01-04, which
+    // needs a rate the table does not have yet.
+    let mut f = facts(DebtorKind::Consumer, 11_900);
+    f.issue_date = d("2026-11-01");
+    f.due_date = d("2026-12-01");
+    let mut h = Harness::given(f, Policy::default_consumer(FederalState::NW));
+    let mut reached = Vec::new();
+    let mut day = d("2026-12-01");
+    while day <= d("2027-01-31") {
+        for e in h.advance(&day.to_string()) {
+            if let Ev::StepReached(s) = e {
+                reached.push(*s);
+            }
+        }
+        day = day.succ_opt().unwrap();
+    }
+    let last = reached
+        .iter()
+        .find(|s| s.number == 3)
+        .expect("the Letzte Mahnung went out");
+    assert_eq!(last.date, d("2027-01-04"));
+    let interest = last.interest.as_ref().unwrap();
+    assert!(interest.provisional);
+    assert!(interest.periods.last().unwrap().provisional);
+    assert!(last.interest_charged.minor > 0);
+}

@@ -154,21 +154,20 @@ fn law_interest_refuses_floats_and_needs_a_party() {
         ])
         .is_err()
     );
-    let err = law(&[
+    // Past the base-rate table: the last published rate, marked provisional (not an error).
+    let out = law(&[
         "interest",
         "--principal",
-        "1",
+        "1000",
         "--from",
         "2027-01-01",
         "--to",
-        "2027-01-02",
+        "2027-01-31",
         "--consumer",
     ])
-    .unwrap_err();
-    assert_eq!(
-        err,
-        "no base rate known for 2027-01-01; update data/base_rates.csv"
-    );
+    .unwrap();
+    assert!(out.contains("1.27%   6.27%"), "{out}");
+    assert!(out.contains("(provisional)"), "{out}");
     let err = law(&[
         "interest",
         "--principal",
