@@ -566,3 +566,213 @@ async fn two_instances_one_killed_and_restarted_mid_run_append_each_step_exactly
         b.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_are_versioned_events_and_interventions_are_idempotent_by_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let w = World::new(&url, "2026-03-02").await;
+    let instance = w.start().await;
+    let mut api = w.client(&instance).await;
+
+    // No key, no answer.
+    let err = api
+        .list_policies(pb::ListPoliciesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+
+    // Validation names the field; PutPolicy refuses what ValidatePolicy flags.
+    let mut policy = mahnwerk_dunning::policy::Policy::default_business(FederalState::NW);
+    policy.steps[1].template_id = "dunning-1".into();
+    let json = serde_json::to_string(&policy).unwrap();
+    let v = api
+        .validate_policy(w.authed(pb::ValidatePolicyRequest {
+            policy_json: json.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!v.valid);
+    assert_eq!(v.violations[0].field, "steps[1].template_id");
+    let err = api
+        .put_policy(w.authed(pb::PutPolicyRequest {
+            policy_json: json,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+    // Put twice (same content: one version), then a change: version 2.
+    policy.steps[1].template_id = "first_notice".into();
+    policy.steps[0].offset.days = 8;
+    let put = |p: &mahnwerk_dunning::policy::Policy| {
+        w.authed(pb::PutPolicyRequest {
+            policy_json: serde_json::to_string(p).unwrap(),
+            ..Default::default()
+        })
+    };
+    assert_eq!(
+        api.put_policy(put(&policy))
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        1
+    );
+    assert_eq!(
+        api.put_policy(put(&policy))
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        1
+    );
+    policy.steps[0].offset.days = 10;
+    assert_eq!(
+        api.put_policy(put(&policy))
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        2
+    );
+    let list = api
+        .list_policies(w.authed(pb::ListPoliciesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let summary: Vec<(String, u32, Vec<u32>, bool)> = list
+        .policies
+        .into_iter()
+        .map(|p| (p.policy_id, p.current_version, p.versions, p.builtin))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("default-business".to_owned(), 2, vec![1, 2], false),
+            ("default-consumer".to_owned(), 1, vec![1], true)
+        ]
+    );
+    let v1 = api
+        .get_policy(w.authed(pb::GetPolicyRequest {
+            policy_id: "default-business".into(),
+            version: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let v1: mahnwerk_dunning::policy::Policy = serde_json::from_str(&v1.policy_json).unwrap();
+    assert_eq!(v1.steps[0].offset.days, 8);
+
+    // A new case opens under the current version and keeps it.
+    w.issue_many(&[("P-1".to_owned(), d("2026-03-16"))]).await;
+    w.settled_in("P-1").await;
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 1 }))
+        .await
+        .unwrap();
+    let explain = || {
+        w.authed(pb::ExplainCaseRequest {
+            case_id: w.case("P-1").to_string(),
+            ..Default::default()
+        })
+    };
+    let ex = api.explain_case(explain()).await.unwrap().into_inner();
+    assert_eq!(
+        (ex.policy_id.as_str(), ex.policy_version),
+        ("default-business", 2)
+    );
+    // Reminder due+10 = Thursday 03-26.
+    assert_eq!(ex.next_action_on, "2026-03-26");
+
+    // Pause: a retry answers the same and appends nothing; the same id for another request is
+    // refused.
+    let pause = |reason: &str| {
+        w.authed(pb::PauseCaseRequest {
+            request_id: "hold-1".into(),
+            case_id: w.case("P-1").to_string(),
+            reason: reason.into(),
+            ..Default::default()
+        })
+    };
+    let first = api
+        .pause_case(pause("checking"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.event_types, ["dunning.paused.v1"]);
+    let again = api
+        .pause_case(pause("checking"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.stream_version, first.stream_version);
+    assert_eq!(
+        w.log.stream_version(&w.stream("P-1")).await.unwrap(),
+        Some(first.stream_version)
+    );
+    let err = api.pause_case(pause("something else")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+    let paused = w
+        .dunning_events("P-1")
+        .await
+        .into_iter()
+        .find_map(|e| match e {
+            DunningEvent::Paused { .. } => Some(()),
+            _ => None,
+        });
+    assert!(paused.is_some());
+    let actor = w
+        .log
+        .read_stream(&w.stream("P-1"), first.stream_version, 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .metadata;
+    assert!(actor.actor.starts_with("apikey:"), "{actor:?}");
+    assert_eq!(actor.causation_id.as_deref(), Some("request:hold-1"));
+
+    // Paused over the reminder day: nothing; resumed on 03-30: the reminder 10 days later.
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 27 }))
+        .await
+        .unwrap();
+    assert_eq!(w.clock.today(), d("2026-03-30"));
+    assert!(w.steps("P-1").await.is_empty());
+    let resumed = api
+        .resume_case(w.authed(pb::ResumeCaseRequest {
+            request_id: "release-1".into(),
+            case_id: w.case("P-1").to_string(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resumed.event_types, ["dunning.resumed.v1"]);
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 10 }))
+        .await
+        .unwrap();
+    assert_eq!(w.steps("P-1").await, [(1, d("2026-04-09"))]);
+
+    // Write-off ends dunning.
+    let off = api
+        .write_off(w.authed(pb::WriteOffRequest {
+            request_id: "wo-1".into(),
+            case_id: w.case("P-1").to_string(),
+            reason: "insolvent".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(off.event_types, ["dunning.written_off.v1"]);
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 60 }))
+        .await
+        .unwrap();
+    assert_eq!(w.steps("P-1").await.len(), 1);
+    let ex = api.explain_case(explain()).await.unwrap().into_inner();
+    assert_eq!(ex.status, "written_off");
+    instance.abort();
+}
