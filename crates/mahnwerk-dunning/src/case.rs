@@ -479,12 +479,22 @@ impl DunningCase {
         }
     }
 
-    /// Default start given the letters sent so far.
+    /// Default start given the letters sent so far. Only a letter sent after the due date is a
+    /// Mahnung (§ 286 Abs. 1): a pre-due reminder never is, even when it arrives after the due
+    /// date.
     pub fn default(&self) -> Option<DefaultStart> {
         let delivery = Duration::days(i64::from(self.policy.delivery_days));
         let first_reminder = self
             .steps
             .iter()
+            .filter(|(number, date)| {
+                let pre_due = usize::try_from(*number)
+                    .ok()
+                    .and_then(|n| n.checked_sub(1))
+                    .and_then(|k| self.policy.steps.get(k))
+                    .is_some_and(|s| s.pre_due);
+                !pre_due && *date > self.due_date
+            })
             .map(|(_, date)| *date + delivery)
             .find(|received| *received > self.due_date);
         default_start(&self.default_facts(), first_reminder)

@@ -735,3 +735,38 @@ fn a_letter_dated_after_the_base_rate_tables_end_still_charges_interest_provisio
     assert!(interest.periods.last().unwrap().provisional);
     assert!(last.interest_charged.minor > 0);
 }
+
+#[test]
+fn a_pre_due_reminder_that_arrives_after_the_due_date_is_not_a_mahnung() {
+    // Pre-due reminder the day before the due date (03-14), received 03-17, after the due date.
+    // It must not put the debtor in default: the first post-due letter does, and carries no fee.
+    let mut p = Policy::default_consumer(FederalState::NW);
+    let mut pre = p.steps[0].clone();
+    pre.title = "Zahlungshinweis".into();
+    pre.pre_due = true;
+    pre.payment_deadline_days = 3;
+    pre.offset = Offset {
+        days: -1,
+        after: Anchor::DueDate,
+        kind: Default::default(),
+    };
+    p.steps.insert(0, pre);
+    p.steps[1].fee = Money::eur(300);
+    p.validate().unwrap();
+    let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
+    let ev = h.advance("2026-03-13");
+    assert!(ev.is_empty());
+    let ev = h.advance("2026-03-16");
+    // 03-14 is a Saturday: the pre-due letter is dated Monday 03-16 — after the due date, but
+    // still a pre-due reminder, not a Mahnung.
+    let s = steps(&ev)[0];
+    assert_eq!((s.number, s.creates_default), (1, false));
+    assert_eq!(h.state().default(), None);
+    // The next letter keeps its 6-day gap from the pre-due one: Sunday 03-22 → Monday 03-23.
+    let ev = h.advance("2026-03-23");
+    let s = steps(&ev)[0];
+    assert_eq!(s.number, 2);
+    assert!(s.creates_default, "the first real reminder creates default");
+    assert_eq!(s.fee, Money::eur(0));
+    assert_eq!(s.default.unwrap().interest_from, d("2026-03-27"));
+}
