@@ -18,9 +18,10 @@
 //! - **Money**: balance = principal after credit notes + fees + lump sum + interest charged −
 //!   payments. Fees are waived on a letter sent while the debtor is not yet in default (that
 //!   letter creates default, § 286 Abs. 1); the lump sum (business, € 40) is charged once with the
-//!   first letter in default; interest is charged with each letter whose step charges it, as the
-//!   difference between the interest computed up to the letter date and the interest charged so
-//!   far. Interest accrued after the last letter is not claimed by the case.
+//!   first letter in default and offset against the fees (§ 288 Abs. 5 S. 3: a fee is charged
+//!   only beyond what the lump sum covers); interest is charged with each letter whose step
+//!   charges it, as the difference between the interest computed up to the letter date and the
+//!   interest charged so far. Interest accrued after the last letter is not claimed by the case.
 //! - **End states**: settled (balance paid; a reversal reopens it), cancelled, credited (principal
 //!   credited to zero), written off.
 
@@ -228,6 +229,10 @@ pub struct StepReached {
     pub fee_waived: Option<String>,
     /// § 288 Abs. 5 lump sum charged with this letter (zero when none).
     pub lump_sum: Money,
+    /// The part of the policy's fee not charged because the lump sum already covers it
+    /// (§ 288 Abs. 5 S. 3 BGB: the lump sum is offset against later dunning costs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_offset: Option<Money>,
     /// Interest added with this letter.
     pub interest_charged: Money,
     /// Full interest derivation up to the letter date, when interest is charged.
@@ -421,6 +426,9 @@ pub struct DunningCase {
     pub costs: Vec<DatedAmount>,
     pub fees: i64,
     pub lump_sum: i64,
+    /// Fees offset against the lump sum so far (§ 288 Abs. 5 S. 3).
+    #[serde(default)]
+    pub lump_sum_offset: i64,
     pub interest: i64,
     pub pauses: Vec<Pause>,
     pub reanchor: Option<NaiveDate>,
@@ -1026,11 +1034,25 @@ fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<DunningEvent
             Some("this letter puts the debtor in default (§ 286 Abs. 1 BGB); its cost is not recoverable".to_owned()),
         )
     };
+    let (mut fee, mut fee_waived) = (fee, fee_waived);
     let lump = if in_default && state.policy.charge_lump_sum && state.lump_sum == 0 {
         lump_sum(state.facts.debtor, state.currency()).map_or(0, |m| m.minor)
     } else {
         0
     };
+    // § 288 Abs. 5 S. 3: the lump sum is offset against the dunning costs of the same claim, so
+    // fees are charged only beyond what the lump sum already covers (never both in full).
+    let credit = (state.lump_sum + lump - state.lump_sum_offset).max(0);
+    let offset = fee.min(credit);
+    if offset > 0 {
+        fee -= offset;
+        if fee == 0 {
+            fee_waived = Some(
+                "covered by the € 40 lump sum, which is offset against dunning costs (§ 288 Abs. 5 S. 3 BGB)"
+                    .to_owned(),
+            );
+        }
+    }
     let mut interest = None;
     let mut interest_charged = 0;
     if let (true, true, Some(def)) = (step.charge_interest, in_default, default_before)
@@ -1062,6 +1084,7 @@ fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<DunningEvent
     after.steps.push((number, today));
     after.fees += fee;
     after.lump_sum += lump;
+    after.lump_sum_offset += offset;
     after.interest += interest_charged;
     let default_after = after.default();
     Ok(Some(DunningEvent::StepReached(Box::new(StepReached {
@@ -1074,6 +1097,7 @@ fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<DunningEvent
         fee: state.money(fee),
         fee_waived,
         lump_sum: state.money(lump),
+        fee_offset: (offset > 0).then(|| state.money(offset)),
         interest_charged: state.money(interest_charged),
         interest,
         default: default_after,
@@ -1103,6 +1127,7 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
             costs: Vec::new(),
             fees: 0,
             lump_sum: 0,
+            lump_sum_offset: 0,
             interest: 0,
             pauses: Vec::new(),
             reanchor: None,
@@ -1153,6 +1178,7 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
             s.steps.push((step.number, step.date));
             s.fees += step.fee.minor;
             s.lump_sum += step.lump_sum.minor;
+            s.lump_sum_offset += step.fee_offset.map_or(0, |m| m.minor);
             s.interest += step.interest_charged.minor;
             let cost = step.fee.minor + step.lump_sum.minor;
             if cost > 0 {

@@ -145,15 +145,27 @@ fn given_a_business_debtor_when_the_first_letter_in_default_goes_out_then_the_lu
     // Reminder at due + 5 = 03-20, received 03-23: default, interest from 03-24.
     let s1 = h.advance("2026-03-20");
     assert_eq!(steps(&s1)[0].lump_sum, Money::eur(0));
-    // Step 2 at 03-30: fee 5.00, lump sum 40.00, interest 03-24..03-30 = 7 days at
-    // 1.27 + 9 = 10.27 %: 100000 × 1027 × 7 / 3,650,000 = 196.96 → 197.
+    // Step 2 at 03-30: lump sum 40.00, which covers the 5.00 fee (§ 288 Abs. 5 S. 3: never both
+    // in full), interest 03-24..03-30 = 7 days at 1.27 + 9 = 10.27 %:
+    // 100000 × 1027 × 7 / 3,650,000 = 196.96 → 197.
     let ev = h.advance("2026-03-30");
     let s = steps(&ev)[0];
     assert_eq!(
-        (s.fee, s.lump_sum, s.interest_charged),
-        (Money::eur(500), Money::eur(4000), Money::eur(197))
+        (s.fee, s.fee_offset, s.lump_sum, s.interest_charged),
+        (
+            Money::eur(0),
+            Some(Money::eur(500)),
+            Money::eur(4000),
+            Money::eur(197)
+        )
     );
-    assert_eq!(s.balance, Money::eur(104_697));
+    assert!(
+        s.fee_waived
+            .as_deref()
+            .unwrap()
+            .contains("§ 288 Abs. 5 S. 3")
+    );
+    assert_eq!(s.balance, Money::eur(104_197));
     // Step 3 at 04-09: no second lump sum; interest now 03-24..04-09 = 17 days:
     // 100000 × 1027 × 17 / 3,650,000 = 478.33 → 478; charged 478 − 197 = 281.
     let ev = h.advance("2026-04-09");
@@ -161,6 +173,36 @@ fn given_a_business_debtor_when_the_first_letter_in_default_goes_out_then_the_lu
     assert_eq!(
         (s.lump_sum, s.interest_charged),
         (Money::eur(0), Money::eur(281))
+    );
+    // Its 5.00 fee is covered by what is left of the lump sum (35.00) too.
+    assert_eq!(
+        (s.fee, s.fee_offset),
+        (Money::eur(0), Some(Money::eur(500)))
+    );
+}
+
+#[test]
+fn the_lump_sum_is_offset_against_fees_and_only_fees_beyond_it_are_charged() {
+    // Fees of 30.00 per letter: the 1. Mahnung's 30.00 is covered by the 40.00 lump sum, the
+    // Letzte Mahnung's 30.00 only up to the remaining 10.00: 20.00 is charged.
+    let mut p = Policy::default_business(FederalState::NW);
+    p.steps[1].fee = Money::eur(3000);
+    p.steps[2].fee = Money::eur(3000);
+    let mut h = Harness::given(facts(DebtorKind::Business, 100_000), p);
+    h.advance("2026-03-20");
+    let s2 = h.advance("2026-03-30");
+    let s2 = steps(&s2)[0];
+    assert_eq!((s2.fee, s2.lump_sum), (Money::eur(0), Money::eur(4000)));
+    let s3 = h.advance("2026-04-09");
+    let s3 = steps(&s3)[0];
+    assert_eq!(
+        (s3.fee, s3.fee_offset),
+        (Money::eur(2000), Some(Money::eur(1000)))
+    );
+    assert_eq!(
+        h.state().fees + h.state().lump_sum,
+        6000,
+        "max(40, 60), not 40 + 60"
     );
 }
 

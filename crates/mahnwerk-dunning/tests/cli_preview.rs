@@ -331,10 +331,11 @@ fn preview_reports_steps_fees_and_interest_without_side_effects() {
         events: vec![],
     };
     let report = preview(&policy, &[open, paid], d("2026-04-09")).unwrap();
-    // Case A: steps on 03-20, 03-30 (fee 5.00, lump 40.00, interest 1.97), 04-09 (fee 5.00,
-    // interest 2.81; see case_rules). Case B: step 1 on 03-20, then settled on 03-25.
+    // Case A: steps on 03-20, 03-30 (lump 40.00, which covers both 5.00 fees, § 288 Abs. 5
+    // S. 3; interest 1.97), 04-09 (interest 2.81; see case_rules). Case B: step 1 on 03-20,
+    // then settled on 03-25.
     assert_eq!(report.steps, 4);
-    assert_eq!(report.fees, Money::eur(1_000));
+    assert_eq!(report.fees, Money::eur(0));
     assert_eq!(report.lump_sums, Money::eur(4_000));
     assert_eq!(report.interest, Money::eur(197 + 281));
     assert!(
