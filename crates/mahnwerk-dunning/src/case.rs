@@ -53,6 +53,10 @@ pub struct CaseFacts {
     /// The invoice pointed out default after 30 days (§ 286 Abs. 3).
     #[serde(default)]
     pub default_notice: bool,
+    /// This invoice's payment date was agreed by the calendar (§ 286 Abs. 2 Nr. 1): a fact of
+    /// the invoice; the policy's `calendar_due_date` is only the tenant-wide fallback.
+    #[serde(default)]
+    pub calendar_due_date: bool,
 }
 
 impl CaseFacts {
@@ -65,6 +69,7 @@ impl CaseFacts {
             due_date: invoice.due_date,
             principal: invoice.gross_money(),
             default_notice: invoice.default_notice,
+            calendar_due_date: false,
         }
     }
 }
@@ -483,7 +488,8 @@ impl DunningCase {
                 + Duration::days(i64::from(self.policy.delivery_days)),
             debtor: self.facts.debtor,
             default_notice: self.facts.default_notice,
-            calendar_due_date: self.policy.calendar_due_date,
+            calendar_due_date: self.facts.calendar_due_date || self.policy.calendar_due_date,
+            state: self.policy.state,
         }
     }
 

@@ -23,6 +23,7 @@ fn facts(debtor: DebtorKind, principal: i64) -> CaseFacts {
         due_date: d("2026-03-15"),
         principal: Money::eur(principal),
         default_notice: false,
+        calendar_due_date: false,
     }
 }
 
@@ -811,4 +812,21 @@ fn a_pre_due_reminder_that_arrives_after_the_due_date_is_not_a_mahnung() {
     assert!(s.creates_default, "the first real reminder creates default");
     assert_eq!(s.fee, Money::eur(0));
     assert_eq!(s.default.unwrap().interest_from, d("2026-03-27"));
+}
+
+#[test]
+fn a_calendar_due_date_is_a_fact_of_the_invoice_not_only_of_the_policy() {
+    // The policy does not say so, this invoice does: default from the day after the due date
+    // (Sunday 03-15 → Monday 03-16 per § 193), so the first reminder already carries its fee.
+    let mut f = facts(DebtorKind::Consumer, 11_900);
+    f.calendar_due_date = true;
+    let mut p = Policy::default_consumer(FederalState::NW);
+    p.steps[0].fee = Money::eur(300);
+    assert!(!p.calendar_due_date);
+    let mut h = Harness::given(f, p);
+    let s = h.advance("2026-03-20");
+    let s = steps(&s)[0];
+    assert_eq!(s.default.unwrap().interest_from, d("2026-03-17"));
+    assert!(!s.creates_default);
+    assert_eq!(s.fee, Money::eur(300));
 }

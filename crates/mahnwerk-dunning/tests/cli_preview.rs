@@ -267,6 +267,7 @@ fn consumer_facts() -> CaseFacts {
         due_date: d("2026-03-15"),
         principal: Money::eur(11_900),
         default_notice: false,
+        calendar_due_date: false,
     }
 }
 

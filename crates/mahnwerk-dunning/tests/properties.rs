@@ -161,6 +161,7 @@ proptest! {
             due_date: NaiveDate::from_ymd_opt(2025, 1, 24).unwrap(),
             principal: Money::eur(principal),
             default_notice: notice,
+            calendar_due_date: false,
         };
         let policy = Policy::default_for(debtor, FederalState::BY);
         let mut today = facts.issue_date;
