@@ -424,6 +424,66 @@ impl DunningService for DunningApi {
             .await
     }
 
+    async fn preview_policy(
+        &self,
+        req: Request<pb::PreviewPolicyRequest>,
+    ) -> Rpc<pb::PreviewPolicyResponse> {
+        use mahnwerk_dunning::preview::{PreviewCase, Scheduled, preview};
+        let caller = self.caller(&req).await?;
+        let b = req.get_ref();
+        let tenant = caller.tenant(&b.tenant)?;
+        let until = parse_date("until", &b.until)?;
+        let policy = if b.policy_json.is_empty() {
+            policies::current(
+                self.dunning.log(),
+                &tenant,
+                &b.policy_id,
+                self.dunning.default_state(),
+            )
+            .await?
+            .map(|(p, _)| p)
+            .ok_or_else(|| Status::not_found("policy not found"))?
+        } else {
+            parse_policy(&b.policy_json)?
+        };
+        policy.validate().map_err(Error::from)?;
+        let states = projection::open_states(self.dunning.pool(), tenant.as_str())
+            .await
+            .map_err(|e| Status::from(Error::Database(e)))?;
+        // Each case from its issue date, with the payments it has had.
+        let cases: Vec<PreviewCase> = states
+            .into_iter()
+            .filter(|(_, s)| s.currency() == policy.currency)
+            .map(|(case_id, s)| PreviewCase {
+                case_id,
+                events: s
+                    .payments
+                    .iter()
+                    .filter(|p| !p.reversed)
+                    .map(|p| Scheduled {
+                        date: p.date,
+                        command: DunningCommand::RecordPayment {
+                            payment_id: p.payment_id.clone(),
+                            amount: p.amount,
+                            date: p.date,
+                        },
+                    })
+                    .collect(),
+                facts: s.facts,
+            })
+            .collect();
+        let report = preview(&policy, &cases, until).map_err(Error::from)?;
+        Ok(Response::new(pb::PreviewPolicyResponse {
+            cases: u64::try_from(cases.len()).unwrap_or(u64::MAX),
+            steps: report.steps,
+            escalations: report.escalations,
+            fees: Some(money_pb(report.fees)),
+            lump_sums: Some(money_pb(report.lump_sums)),
+            interest: Some(money_pb(report.interest)),
+            report_json: serde_json::to_string(&report).unwrap_or_default(),
+        }))
+    }
+
     async fn advance_clock(
         &self,
         req: Request<pb::AdvanceClockRequest>,

@@ -235,3 +235,21 @@ pub async fn policy_ids(pool: &AnyPool, tenant: &str) -> Result<Vec<String>, sql
     .await?;
     Ok(rows.into_iter().map(|(p,)| p).collect())
 }
+
+/// Folded states of a tenant's cases that are still open (not settled, cancelled, credited,
+/// written off or handed over), for previews.
+pub async fn open_states(
+    pool: &AnyPool,
+    tenant: &str,
+) -> Result<Vec<(String, DunningCase)>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT case_id, state_json FROM dunning_cases WHERE tenant = $1 AND status NOT IN ('pending', 'settled', 'cancelled', 'credited', 'written_off', 'escalated') ORDER BY case_id",
+    )
+    .bind(tenant.to_owned())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, json)| serde_json::from_str(&json).ok().map(|s| (id, s)))
+        .collect())
+}

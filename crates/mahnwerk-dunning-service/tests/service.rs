@@ -688,6 +688,26 @@ async fn policies_are_versioned_events_and_interventions_are_idempotent_by_reque
     // Reminder due+10 = Thursday 03-26.
     assert_eq!(ex.next_action_on, "2026-03-26");
 
+    // Preview a draft over the open cases: no side effects. P-1 (due 03-16, unpaid) under the
+    // built-in business default up to 05-31: three letters and the hand-over.
+    let before = w.log.stream_version(&w.stream("P-1")).await.unwrap();
+    let draft = mahnwerk_dunning::policy::Policy::default_business(FederalState::NW);
+    let pv = api
+        .preview_policy(w.authed(pb::PreviewPolicyRequest {
+            policy_json: serde_json::to_string(&draft).unwrap(),
+            until: "2026-05-31".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((pv.cases, pv.steps, pv.escalations), (1, 3, 1));
+    assert_eq!(pv.lump_sums.unwrap().minor, 4000);
+    assert_eq!(
+        w.log.stream_version(&w.stream("P-1")).await.unwrap(),
+        before
+    );
+
     // Pause: a retry answers the same and appends nothing; the same id for another request is
     // refused.
     let pause = |reason: &str| {
