@@ -776,6 +776,31 @@ async fn policies_are_versioned_events_and_interventions_are_idempotent_by_reque
         .unwrap();
     assert_eq!(w.steps("P-1").await, [(1, d("2026-04-09"))]);
 
+    // A promise to pay until 04-15, not kept: dunning resumes on 04-16, and the 1. Mahnung
+    // follows 10 days later (Sunday 04-26 → Monday 04-27).
+    let promise = api
+        .record_promise_to_pay(w.authed(pb::RecordPromiseToPayRequest {
+            request_id: "promise-1".into(),
+            case_id: w.case("P-1").to_string(),
+            until: "2026-04-15".into(),
+            amount: Some(pb::Money {
+                minor: 11_900,
+                currency: "EUR".into(),
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(promise.event_types, ["dunning.paused.v1"]);
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 18 }))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.steps("P-1").await,
+        [(1, d("2026-04-09")), (2, d("2026-04-27"))]
+    );
+
     // Write-off ends dunning.
     let off = api
         .write_off(w.authed(pb::WriteOffRequest {
@@ -791,7 +816,7 @@ async fn policies_are_versioned_events_and_interventions_are_idempotent_by_reque
     api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 60 }))
         .await
         .unwrap();
-    assert_eq!(w.steps("P-1").await.len(), 1);
+    assert_eq!(w.steps("P-1").await.len(), 2);
     let ex = api.explain_case(explain()).await.unwrap().into_inner();
     assert_eq!(ex.status, "written_off");
     instance.abort();
