@@ -390,6 +390,32 @@ pub async fn case_file(conn: Connection, case: String) -> anyhow::Result<pb::Cas
         .into_inner())
 }
 
+/// `mahnwerk clock …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ClockCommand {
+    /// Advance the simulated clock day by day, running each day's dunning steps.
+    Advance {
+        /// Days to move forward.
+        #[arg(long)]
+        days: u32,
+    },
+}
+
+pub async fn clock(conn: Connection, cmd: ClockCommand) -> anyhow::Result<()> {
+    let ClockCommand::Advance { days } = cmd;
+    let mut client = pb::dunning_service_client::DunningServiceClient::new(channel(&conn).await?);
+    let r = client
+        .advance_clock(authed(&conn, pb::AdvanceClockRequest { days })?)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!(
+        "today is {}; {} case(s) acted on",
+        r.today, r.cases_advanced
+    );
+    Ok(())
+}
+
 pub fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }

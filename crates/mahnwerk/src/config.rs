@@ -22,6 +22,8 @@ pub enum Service {
     Ingest,
     /// The outbox relay from the event log to JetStream.
     Relay,
+    /// DunningService over gRPC, the dunning consumer and its scheduler.
+    Dunning,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -61,6 +63,15 @@ pub struct ServeArgs {
     /// Create a `demo` tenant and print a fresh API key for it (for `make run`).
     #[arg(long)]
     pub demo: bool,
+    /// Run on a simulated clock standing at START_DATE (YYYY-MM-DD) that only
+    /// `mahnwerk clock advance` moves: for tests and demos, never production. Without it the
+    /// system clock is used and AdvanceClock is refused.
+    #[arg(long, env = "MAHNWERK_SIMULATED_CLOCK", value_name = "START_DATE")]
+    pub simulated_clock: Option<chrono::NaiveDate>,
+    /// Federal state (place of performance) of the built-in dunning policies: its holidays
+    /// move deadlines and letter dates.
+    #[arg(long, env = "MAHNWERK_DUNNING_STATE", default_value = "NW")]
+    pub dunning_state: mahnwerk_dunning::law::calendar::FederalState,
 }
 
 impl ServeArgs {

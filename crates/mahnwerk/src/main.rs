@@ -65,6 +65,13 @@ enum Command {
     /// List, inspect and replay events a consumer dead-lettered.
     #[command(subcommand)]
     Deadletter(mahnwerk::deadletter::DeadletterCommand),
+    /// Move the simulated clock of a running mahnwerk (started with --simulated-clock).
+    Clock {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: client::ClockCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -318,6 +325,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Deadletter(cmd) => {
             mahnwerk::deadletter::run(cmd, &mut std::io::stdout().lock()).await?;
         }
+        Command::Clock { conn, command } => client::clock(conn, command)
+            .await
+            .context("clock command failed")?,
         Command::Inspect(_) | Command::Law(_) | Command::Policy(_) | Command::Letter(_) => {
             unreachable!("handled offline")
         }

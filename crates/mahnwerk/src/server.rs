@@ -88,6 +88,45 @@ pub async fn run(
         tracing::info!(namespace = %args.namespace, "relay started");
     }
 
+    // Dunning: consumer and scheduler in the background, DunningService on the shared server.
+    let mut dunning_grpc = None;
+    if args.runs(Service::Dunning) {
+        use mahnwerk_clock::{SharedClock, SimulatedClock, SystemClock};
+        let clock: SharedClock = match args.simulated_clock {
+            Some(start) => {
+                tracing::warn!(%start, "dunning runs on a simulated clock");
+                std::sync::Arc::new(SimulatedClock::starting_on(start))
+            }
+            None => std::sync::Arc::new(SystemClock),
+        };
+        mahnwerk_dunning_service::ensure_schema(&pool)
+            .await
+            .context("preparing the dunning tables")?;
+        let dunning = mahnwerk_dunning_service::Dunning::new(
+            log.clone(),
+            pool.clone(),
+            clock,
+            args.dunning_state,
+        );
+        let js = mahnwerk_bus::connect(&args.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+        let config = mahnwerk_dunning_service::Config::new(args.bus());
+        let (d, rx) = (dunning.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            mahnwerk_dunning_service::run(config, d, js, stopped(rx))
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        dunning_grpc = Some(mahnwerk_dunning_service::service(
+            mahnwerk_dunning_service::grpc::DunningApi {
+                dunning,
+                keys: keys.clone(),
+            },
+        ));
+        tracing::info!("dunning started");
+    }
+
     if args.runs(Service::Ingest) {
         let (log2, pool2, rx) = (log.clone(), pool.clone(), stop_rx.clone());
         tasks.spawn(async move {
@@ -107,6 +146,13 @@ pub async fn run(
         health_reporter
             .set_serving::<mahnwerk_proto::v1::case_service_server::CaseServiceServer<Ingest>>()
             .await;
+        if dunning_grpc.is_some() {
+            health_reporter
+                .set_serving::<mahnwerk_proto::v1::dunning_service_server::DunningServiceServer<
+                    mahnwerk_dunning_service::grpc::DunningApi,
+                >>()
+                .await;
+        }
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mahnwerk_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -137,6 +183,7 @@ pub async fn run(
                 .add_service(reflection_v1alpha)
                 .add_service(invoices)
                 .add_service(cases)
+                .add_optional_service(dunning_grpc)
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     stopped(rx),

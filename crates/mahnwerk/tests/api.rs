@@ -884,3 +884,71 @@ async fn callers_problems_are_invalid_argument_and_padded_numbers_are_one_case()
     // Nothing of the refused requests reached the case file.
     assert_eq!(file.events.len(), 1);
 }
+
+#[tokio::test]
+async fn serve_runs_dunning_and_advance_clock_works_only_on_the_simulated_clock() {
+    use pb::dunning_service_client::DunningServiceClient;
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    // The production configuration: the system clock, AdvanceClock refused.
+    let server = start_with(&url, |a| a.services.clear()).await;
+    let key = tenant_key(&url, "acme").await;
+    let mut dunning = DunningServiceClient::new(server.channel().await);
+    let err = dunning
+        .advance_clock(authed(&key, pb::AdvanceClockRequest { days: 1 }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    server.stop().await;
+
+    // With --simulated-clock: an invoice created through InvoiceService (due Sunday 03-15)
+    // gets its reminder five days after the due date, on Friday 03-20.
+    let server = start_with(&url, |a| {
+        a.services.clear(); // all
+        a.simulated_clock = Some("2026-03-01".parse().unwrap());
+    })
+    .await;
+    let mut invoices = InvoiceServiceClient::new(server.channel().await);
+    let created = invoices
+        .create_invoice(authed(
+            &key,
+            pb::CreateInvoiceRequest {
+                invoice: Some(invoice("RE-DUN-1")),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut dunning = DunningServiceClient::new(server.channel().await);
+    let explain = |case_id: String| pb::ExplainCaseRequest {
+        case_id,
+        ..Default::default()
+    };
+    let case_id = created.invoice.as_ref().unwrap().case_id.clone();
+    wait_for("dunning to open the case", 20, || {
+        let mut d = dunning.clone();
+        let req = authed(&key, explain(case_id.clone()));
+        async move { d.explain_case(req).await.is_ok() }
+    })
+    .await;
+    let r = dunning
+        .advance_clock(authed(&key, pb::AdvanceClockRequest { days: 19 }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.today, "2026-03-20");
+    let ex = dunning
+        .explain_case(authed(&key, explain(case_id.clone())))
+        .await
+        .unwrap()
+        .into_inner();
+    let steps: Vec<(u32, String)> = ex
+        .steps
+        .iter()
+        .map(|s| (s.number, s.date.clone()))
+        .collect();
+    assert_eq!(steps, [(1, "2026-03-20".to_owned())]);
+    assert_eq!(ex.policy_id, "default-consumer");
+    server.stop().await;
+}

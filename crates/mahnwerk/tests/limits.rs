@@ -13,7 +13,7 @@ async fn a_request_beyond_the_grpc_concurrency_limit_waits_for_a_slot() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
     let key = tenant_key(&url, "acme").await;
-    let server = start_with(&url, 1).await;
+    let server = start_with(&url, |a| a.grpc_concurrency = 1).await;
 
     // An import holds the only slot for as long as its request stream stays open.
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::ImportInvoicesRequest>(16);
