@@ -62,6 +62,8 @@ enum Command {
     /// Render letters and check letter templates.
     #[command(subcommand)]
     Letter(mahnwerk_letters::cli::LetterCommand),
+    /// Dry run of the matching engine: which invoice each entry of a statement would pay.
+    Match(mahnwerk_matching::cli::MatchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +144,9 @@ fn main() -> ExitCode {
         }
         Command::Letter(cmd) => {
             Some(mahnwerk_letters::cli::run(cmd, &mut out).map_err(|e| e.to_string()))
+        }
+        Command::Match(args) => {
+            Some(mahnwerk_matching::cli::main(&args, &mut out).map_err(|e| e.to_string()))
         }
         other => {
             drop(out);
@@ -312,7 +317,11 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Invoice { conn, command } => client::run(conn, command)
             .await
             .context("invoice command failed")?,
-        Command::Inspect(_) | Command::Law(_) | Command::Policy(_) | Command::Letter(_) => {
+        Command::Inspect(_)
+        | Command::Law(_)
+        | Command::Policy(_)
+        | Command::Letter(_)
+        | Command::Match(_) => {
             unreachable!("handled offline")
         }
     }
