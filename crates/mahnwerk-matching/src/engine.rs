@@ -446,7 +446,8 @@ pub fn decide(items: &OpenItems, entry: &BankEntry, settings: &Settings) -> Deci
         }
     }
     if !rf_hits.is_empty() {
-        return resolve(items, entry, amount, rf_hits, Rule::RfReference, settings);
+        return resolve(items, entry, amount, rf_hits, Rule::RfReference, settings)
+            .unwrap_or_else(|review| review);
     }
 
     // 2. Invoice numbers (also in non-RF structured references).
@@ -457,26 +458,38 @@ pub fn decide(items: &OpenItems, entry: &BankEntry, settings: &Settings) -> Deci
     }
     let (mut hits, truncated) = items.lookup_numbers(&scanned);
     if !hits.is_empty() {
-        complete_truncated(items, amount, &mut hits, &truncated);
-        return resolve(items, entry, amount, hits, Rule::InvoiceNumber, settings);
+        if remittance.chars().count() >= text::SEPA_REMITTANCE_LIMIT {
+            complete_truncated(items, amount, &mut hits, &truncated);
+        }
+        return match resolve(items, entry, amount, hits, Rule::InvoiceNumber, settings) {
+            Ok(d) => d,
+            // A number that does not fit (often a typo naming another invoice): the amount and
+            // the payer may still name exactly one invoice.
+            Err(review) => {
+                let mut d = amount_debtor(items, entry, amount, settings);
+                if !d.outcome.applies() {
+                    return review;
+                }
+                d.reasons.insert(0, review.reason());
+                d
+            }
+        };
     }
 
     // 3. Amount + debtor.
     amount_debtor(items, entry, amount, settings)
 }
 
-/// A number cut off by the SEPA limit: accept an invoice whose number starts with the cut-off
-/// text only if it is the only one of the same debtor whose open balance is exactly what is
-/// left of the amount.
+/// A text cut off by the SEPA limit may have lost the last invoice number (wholly or in part).
+/// The rest of the amount is given to one more invoice only if it is the only open invoice of the
+/// same debtor whose balance is exactly that rest; when several are, the one whose number starts
+/// with the cut-off text, if exactly one does.
 fn complete_truncated(
     items: &OpenItems,
     amount: Money,
     hits: &mut Vec<usize>,
     truncated: &[text::Candidate],
 ) {
-    if truncated.is_empty() {
-        return;
-    }
     let known: i64 = hits.iter().map(|&i| items.items[i].open.minor).sum();
     let rest = amount.minor - known;
     if rest <= 0 {
@@ -484,6 +497,7 @@ fn complete_truncated(
     }
     let debtor = text::name_tokens(&items.items[hits[0]].debtor_name);
     let mut found: Vec<usize> = Vec::new();
+    let mut prefixed: Vec<usize> = Vec::new();
     for &i in items
         .by_amount
         .get(&(rest, amount.currency))
@@ -491,20 +505,26 @@ fn complete_truncated(
         .flatten()
     {
         let it = &items.items[i];
+        if hits.contains(&i)
+            || found.contains(&i)
+            || it.open.minor != rest
+            || text::name_tokens(&it.debtor_name) != debtor
+        {
+            continue;
+        }
+        found.push(i);
         let key = text::number_key(&it.invoice_number);
-        let prefix_fits = truncated
+        if truncated
             .iter()
             .flat_map(|c| &c.keys)
-            .any(|k| k.len() >= 6 && k.len() * 3 >= key.len() * 2 && key.starts_with(k.as_str()));
-        if prefix_fits
-            && !hits.contains(&i)
-            && text::name_tokens(&it.debtor_name) == debtor
-            && !found.contains(&i)
+            .any(|k| k.len() >= 6 && k.len() * 3 >= key.len() * 2 && key.starts_with(k.as_str()))
         {
-            found.push(i);
+            prefixed.push(i);
         }
     }
-    if found.len() == 1 {
+    if prefixed.len() == 1 {
+        hits.push(prefixed[0]);
+    } else if found.len() == 1 {
         hits.push(found[0]);
     }
 }
@@ -546,7 +566,8 @@ fn other_fit(
         .map(|it| it.case_id.clone())
 }
 
-/// Turn the invoices a reference named into allocations, or a review.
+/// Turn the invoices a reference named into allocations, or a review. `Err` is a review because
+/// the reference does not fit the amount and payer: a weaker rule may still decide.
 fn resolve(
     items: &OpenItems,
     entry: &BankEntry,
@@ -554,7 +575,7 @@ fn resolve(
     mut hits: Vec<usize>,
     rule: Rule,
     settings: &Settings,
-) -> Decision {
+) -> Result<Decision, Decision> {
     let cases: Vec<String> = hits
         .iter()
         .map(|&i| items.items[i].case_id.clone())
@@ -566,24 +587,28 @@ fn resolve(
     for &i in &hits {
         let it = &items.items[i];
         if let Some(why) = &it.closed {
-            return Decision::review(rule, format!("{what} names a {why} case"), cases);
+            return Ok(Decision::review(
+                rule,
+                format!("{what} names a {why} case"),
+                cases,
+            ));
         }
         if it.open.currency != amount.currency {
-            return Decision::review(
+            return Ok(Decision::review(
                 rule,
                 format!(
                     "paid in {} but the invoice is in {}",
                     amount.currency, it.open.currency
                 ),
                 cases,
-            );
+            ));
         }
         if it.open.minor <= 0 {
-            return Decision::review(
+            return Ok(Decision::review(
                 rule,
                 format!("{what} names an invoice that is already settled"),
                 cases,
-            );
+            ));
         }
     }
     if hits.len() > 1 {
@@ -592,11 +617,11 @@ fn resolve(
             .iter()
             .any(|&i| text::name_tokens(&items.items[i].debtor_name) != first)
         {
-            return Decision::review(
+            return Ok(Decision::review(
                 rule,
                 format!("{what}s of different debtors in one transfer"),
                 cases,
-            );
+            ));
         }
     }
     // Oldest first (§ 366 Abs. 2 BGB), then by invoice number for a stable order.
@@ -628,7 +653,7 @@ fn resolve(
                 open_after: Money::zero(amount.currency),
                 discount: Some(Money::new(it.open.minor - amount.minor, amount.currency)),
             });
-            return dec;
+            return Ok(dec);
         }
     }
 
@@ -639,20 +664,20 @@ fn resolve(
         if rule == Rule::InvoiceNumber
             && let Some(other) = other_fit(items, entry, amount, &hits)
         {
-            return Decision::review(
+            return Err(Decision::review(
                 rule,
                 "invoice number found but the amount is exactly the open balance of another invoice of this payer",
-                vec![cases, vec![other]].concat(),
-            );
+                [cases, vec![other]].concat(),
+            ));
         }
         if !plausible {
-            return Decision::review(
+            return Err(Decision::review(
                 rule,
                 format!(
                     "{what} found but the amount differs from the open balance and the payer does not look like the debtor"
                 ),
                 cases,
-            );
+            ));
         }
     }
     let confidence = if amount.minor == total {
@@ -663,14 +688,14 @@ fn resolve(
         90
     };
     if confidence < settings.threshold {
-        return Decision::review(
+        return Err(Decision::review(
             rule,
             format!(
                 "confidence {confidence} below the threshold {}",
                 settings.threshold
             ),
             cases,
-        );
+        ));
     }
     let mut left = amount.minor;
     let mut allocations = Vec::new();
@@ -720,7 +745,7 @@ fn resolve(
     if left > 0 {
         dec.overpayment = Some(Money::new(left, amount.currency));
     }
-    dec
+    Ok(dec)
 }
 
 fn amount_debtor(
@@ -768,13 +793,16 @@ fn amount_debtor(
         .iter()
         .map(|s| items.items[s.1].case_id.clone())
         .collect();
-    if scored.len() > 1 && scored[1].0 >= 40 {
+    // A second candidate close to the best (or good enough on its own) makes it ambiguous; a
+    // shared surname alone (45) does not compete with a full name (90).
+    if scored.len() > 1 && (scored[1].0 + 25 >= best || scored[1].0 >= settings.threshold) {
+        let close = scored
+            .iter()
+            .filter(|s| s.0 + 25 >= best || s.0 >= settings.threshold)
+            .count();
         let mut d = Decision::review(
             Rule::AmountDebtor,
-            format!(
-                "{} open invoices of this amount fit the payer",
-                scored.len()
-            ),
+            format!("{close} open invoices of this amount fit the payer about equally well"),
             cases,
         );
         d.confidence = best;
@@ -938,15 +966,23 @@ mod tests {
     }
 
     #[test]
-    fn mistyped_number_of_another_invoice_of_the_payer_goes_to_review() {
-        let items = book(vec![
+    fn mistyped_number_of_another_invoice_falls_back_to_amount_and_payer() {
+        let mut items = book(vec![
             item("c1", "RE-2026-00101", "Erika Mustermann", 5000),
             item("c2", "RE-2026-00110", "Erika Mustermann", 7000),
         ]);
         // Meant c2 (7000), typed c1's number.
-        let d = decide_default(&items, &credit(7000, "RE-2026-00101", "Erika Mustermann"));
+        let e = credit(7000, "RE-2026-00101", "Erika Mustermann");
+        let d = decide_default(&items, &e);
+        assert_eq!(d.outcome, Outcome::Applied, "{d:?}");
+        assert_eq!(d.rule, Rule::AmountDebtor);
+        assert_eq!(cases(&d), [("c2", 7000)]);
+        assert!(d.reason().contains("another invoice"), "{}", d.reason());
+        // Two invoices of the payer with that amount: nothing to fall back on.
+        items.upsert(item("c3", "RE-2026-00111", "Erika Mustermann", 7000));
+        let d = decide_default(&items, &e);
         assert_eq!(d.outcome, Outcome::Review, "{d:?}");
-        assert_eq!(d.candidates, ["c1", "c2"]);
+        assert!(d.candidates.contains(&"c1".to_owned()));
     }
 
     #[test]
@@ -974,23 +1010,34 @@ mod tests {
             item("c1", "RE-2026-000111", "Weiß KG", 1000),
             item("c2", "RE-2026-000222", "Weiß KG", 2000),
             item("c3", "RE-2026-000333", "Weiß KG", 2500),
+            item("c4", "RE-2026-000444", "Weiß KG", 2000),
+            item("x", "RE-2026-000555", "Other AG", 1700),
         ]);
-        let tail = "RE-2026-000111 RE-2026-0002";
-        let text = format!("Sammelzahlung {}{tail}", "x".repeat(140 - 14 - tail.len()));
+        let cut = |tail: &str| format!("Sammelzahlung {}{tail}", "x".repeat(140 - 14 - tail.len()));
+        let text = cut("RE-2026-000111 RE-2026-0002");
         assert_eq!(text.chars().count(), 140);
+        // Two invoices of the debtor have the rest open; the cut-off number says which.
         let d = decide_default(&items, &credit(3000, &text, "Weiss KG"));
         assert_eq!(d.outcome, Outcome::Split, "{d:?}");
         assert_eq!(cases(&d), [("c1", 1000), ("c2", 2000)]);
-        // The rest does not fit the cut-off number's invoice: only the full number counts.
-        let d = decide_default(&items, &credit(3500, &text, "Weiss KG"));
+        // Too little is left of the number to tell c2 from c4: only the full number counts.
+        let d = decide_default(
+            &items,
+            &credit(3000, &cut("RE-2026-000111 RE-20"), "Weiss KG"),
+        );
         assert_eq!(d.outcome, Outcome::Overpaid);
         assert_eq!(cases(&d), [("c1", 1000)]);
-        // Too little is left of the number to say which invoice it was.
-        let short = format!(
-            "Sammelzahlung {}RE-2026-000111 RE-20",
-            "x".repeat(140 - 14 - 20)
+        // The rest is exactly one invoice of the debtor: the cut-off number was that one.
+        let d = decide_default(
+            &items,
+            &credit(3500, &cut("RE-2026-000111 RE-"), "Weiss KG"),
         );
-        let d = decide_default(&items, &credit(3000, &short, "Weiss KG"));
+        assert_eq!(cases(&d), [("c1", 1000), ("c3", 2500)]);
+        // The rest fits another debtor's invoice only: not taken.
+        let d = decide_default(&items, &credit(2700, &text, "Weiss KG"));
+        assert_eq!(cases(&d), [("c1", 1000)]);
+        // A text that was not cut is never completed.
+        let d = decide_default(&items, &credit(3500, "RE-2026-000111", "Weiss KG"));
         assert_eq!(cases(&d), [("c1", 1000)]);
     }
 
