@@ -133,6 +133,8 @@ pub enum Rule {
     RfReference,
     InvoiceNumber,
     AmountDebtor,
+    /// An operator matched it (review queue).
+    Manual,
     /// Nothing matched.
     NoMatch,
     /// Not a customer payment (debit, return, reversal, pending).
@@ -145,6 +147,7 @@ impl Rule {
             Rule::RfReference => "rf_reference",
             Rule::InvoiceNumber => "invoice_number",
             Rule::AmountDebtor => "amount_debtor",
+            Rule::Manual => "manual",
             Rule::NoMatch => "no_match",
             Rule::NotAPayment => "not_a_payment",
         }
