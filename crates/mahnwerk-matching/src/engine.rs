@@ -211,6 +211,8 @@ impl Decision {
 #[derive(Debug, Clone, Default)]
 pub struct OpenItems {
     items: Vec<OpenItem>,
+    /// `text::name_tokens` of each item's debtor name.
+    names: Vec<Vec<String>>,
     by_case: HashMap<String, usize>,
     by_rf: HashMap<String, Vec<usize>>,
     by_number: HashMap<String, Vec<usize>>,
@@ -251,12 +253,16 @@ impl OpenItems {
         item.debtor_ibans = item.debtor_ibans.iter().map(|i| norm_iban(i)).collect();
         if let Some(&i) = self.by_case.get(&item.case_id) {
             self.unindex(i);
+            if item.debtor_name != self.items[i].debtor_name {
+                self.names[i] = text::name_tokens(&item.debtor_name);
+            }
             self.items[i] = item;
             self.index(i);
             return;
         }
         let i = self.items.len();
         self.by_case.insert(item.case_id.clone(), i);
+        self.names.push(text::name_tokens(&item.debtor_name));
         self.items.push(item);
         self.index(i);
     }
@@ -498,7 +504,7 @@ fn complete_truncated(
     if rest <= 0 {
         return;
     }
-    let debtor = text::name_tokens(&items.items[hits[0]].debtor_name);
+    let debtor = &items.names[hits[0]];
     let mut found: Vec<usize> = Vec::new();
     let mut prefixed: Vec<usize> = Vec::new();
     for &i in items
@@ -511,7 +517,7 @@ fn complete_truncated(
         if hits.contains(&i)
             || found.contains(&i)
             || it.open.minor != rest
-            || text::name_tokens(&it.debtor_name) != debtor
+            || &items.names[i] != debtor
         {
             continue;
         }
@@ -532,16 +538,35 @@ fn complete_truncated(
     }
 }
 
-fn payer_similarity(item: &OpenItem, entry: &BankEntry) -> (bool, u8) {
-    let iban_known = entry
-        .counterparty_iban
-        .as_deref()
-        .map(norm_iban)
-        .is_some_and(|iban| item.debtor_ibans.contains(&iban));
-    let sim = [&entry.counterparty_name, &entry.ultimate_debtor]
-        .into_iter()
-        .flatten()
-        .map(|n| text::name_similarity(&item.debtor_name, n))
+/// The payer of an entry, prepared once for comparing with many items.
+struct Payer {
+    iban: Option<String>,
+    names: Vec<Vec<String>>,
+}
+
+impl Payer {
+    fn of(entry: &BankEntry) -> Self {
+        Self {
+            iban: entry.counterparty_iban.as_deref().map(norm_iban),
+            names: [&entry.counterparty_name, &entry.ultimate_debtor]
+                .into_iter()
+                .flatten()
+                .map(|n| text::name_tokens(n))
+                .collect(),
+        }
+    }
+}
+
+/// Whether the payer's IBAN is known for item `i`'s debtor, and how alike the names are.
+fn payer_similarity(items: &OpenItems, i: usize, payer: &Payer) -> (bool, u8) {
+    let iban_known = payer
+        .iban
+        .as_ref()
+        .is_some_and(|iban| items.items[i].debtor_ibans.contains(iban));
+    let sim = payer
+        .names
+        .iter()
+        .map(|n| text::token_similarity(&items.names[i], n))
         .max()
         .unwrap_or(0);
     (iban_known, sim)
@@ -555,18 +580,18 @@ fn other_fit(
     amount: Money,
     hits: &[usize],
 ) -> Option<String> {
+    let payer = Payer::of(entry);
     items
         .by_amount
         .get(&(amount.minor, amount.currency))
         .into_iter()
         .flatten()
         .filter(|i| !hits.contains(i))
-        .map(|&i| &items.items[i])
-        .find(|it| {
-            let (iban, sim) = payer_similarity(it, entry);
+        .find(|&&i| {
+            let (iban, sim) = payer_similarity(items, i, &payer);
             iban || sim >= 50
         })
-        .map(|it| it.case_id.clone())
+        .map(|&i| items.items[i].case_id.clone())
 }
 
 /// Turn the invoices a reference named into allocations, or a review. `Err` is a review because
@@ -579,6 +604,7 @@ fn resolve(
     rule: Rule,
     settings: &Settings,
 ) -> Result<Decision, Decision> {
+    let payer = &Payer::of(entry);
     let cases: Vec<String> = hits
         .iter()
         .map(|&i| items.items[i].case_id.clone())
@@ -615,11 +641,8 @@ fn resolve(
         }
     }
     if hits.len() > 1 {
-        let first = text::name_tokens(&items.items[hits[0]].debtor_name);
-        if hits
-            .iter()
-            .any(|&i| text::name_tokens(&items.items[i].debtor_name) != first)
-        {
+        let first = &items.names[hits[0]];
+        if hits.iter().any(|&i| &items.names[i] != first) {
             return Ok(Decision::review(
                 rule,
                 format!("{what}s of different debtors in one transfer"),
@@ -633,7 +656,7 @@ fn resolve(
         (x.due_date, &x.invoice_number).cmp(&(y.due_date, &y.invoice_number))
     });
     let total: i64 = hits.iter().map(|&i| items.items[i].open.minor).sum();
-    let (iban_known, sim) = payer_similarity(&items.items[hits[0]], entry);
+    let (iban_known, sim) = payer_similarity(items, hits[0], payer);
     let exact_base: u8 = if rule == Rule::RfReference { 100 } else { 95 };
 
     // One invoice paid with its cash discount.
@@ -757,6 +780,7 @@ fn amount_debtor(
     amount: Money,
     settings: &Settings,
 ) -> Decision {
+    let payer = &Payer::of(entry);
     let mut scored: Vec<(u8, usize, bool)> = Vec::new();
     for &i in items
         .by_amount
@@ -773,7 +797,7 @@ fn amount_debtor(
         {
             continue;
         }
-        let (iban_known, sim) = payer_similarity(it, entry);
+        let (iban_known, sim) = payer_similarity(items, i, payer);
         let score = if iban_known {
             if sim >= 50 { 97 } else { 88 }
         } else {

@@ -339,8 +339,12 @@ fn coverage(a: &[String], b: &[String]) -> u32 {
 /// Similarity of two party names, 0–100: the smaller coverage of the two directions, so a
 /// shared surname alone (`Max` vs `Erika Mustermann`) is not enough.
 pub fn name_similarity(a: &str, b: &str) -> u8 {
-    let (ta, tb) = (name_tokens(a), name_tokens(b));
-    let s = coverage(&ta, &tb).min(coverage(&tb, &ta));
+    token_similarity(&name_tokens(a), &name_tokens(b))
+}
+
+/// [`name_similarity`] of names already split by [`name_tokens`].
+pub fn token_similarity(ta: &[String], tb: &[String]) -> u8 {
+    let s = coverage(ta, tb).min(coverage(tb, ta));
     u8::try_from(s.min(100)).unwrap_or(100)
 }
 

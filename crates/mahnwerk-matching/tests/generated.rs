@@ -759,7 +759,9 @@ fn report(label: &str, s: &Score) {
 
 #[test]
 fn generated_portfolio_is_matched_without_a_single_wrong_application() {
+    let t0 = std::time::Instant::now();
     let p = generate(0x6d61_686e);
+    println!("generated in {:?}", t0.elapsed());
     assert_eq!(p.invoices.len(), INVOICES);
     assert!(p.txs.len() >= TRANSACTIONS * 95 / 100, "{}", p.txs.len());
 
@@ -790,6 +792,7 @@ fn generated_portfolio_is_matched_without_a_single_wrong_application() {
             d.allocations.iter().map(|a| a.case_id.clone()).collect(),
         );
     }
+    println!("engine run after {:?}", t0.elapsed());
     let s = score(&p.txs, &direct);
     report("engine", &s);
     println!("payments for our invoices left to review, by kind and reason:");
@@ -852,6 +855,7 @@ fn generated_portfolio_is_matched_without_a_single_wrong_application() {
             .collect();
         via_cli.insert(v["entry_ref"].as_str().unwrap().to_owned(), cases);
     }
+    println!("dry run after {:?}", t0.elapsed());
     let c = score(&p.txs, &via_cli);
     report("mahnwerk match", &c);
     assert!(
