@@ -22,6 +22,9 @@ pub enum Service {
     Ingest,
     /// The outbox relay from the event log to JetStream.
     Relay,
+    /// PaymentService over gRPC (bank statements and transactions applied to invoices) and its
+    /// open-items projection.
+    Matching,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -35,6 +35,9 @@ pub async fn open_stores(url: &str) -> anyhow::Result<(EventLog, KeyStore, sqlx:
     mahnwerk_bus::consumer::ensure_inbox(&pool)
         .await
         .context("preparing the inbox table")?;
+    mahnwerk_matching::ensure_schema(&pool)
+        .await
+        .context("preparing the matching tables")?;
     Ok((log, keys, pool))
 }
 
@@ -88,6 +91,29 @@ pub async fn run(
         tracing::info!(namespace = %args.namespace, "relay started");
     }
 
+    // Matching: its consumer keeps the open items; its PaymentService joins the gRPC server below.
+    let payments = if args.runs(Service::Matching) {
+        let js = mahnwerk_bus::connect(&args.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+        let config =
+            mahnwerk_matching::MatchingConfig::new(BusConfig::with_namespace(&args.namespace));
+        let (pool2, rx) = (pool.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            mahnwerk_matching::run(config, pool2, js, stopped(rx))
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        Some(mahnwerk_matching::service(mahnwerk_matching::Matching {
+            log: log.clone(),
+            keys: keys.clone(),
+            pool: pool.clone(),
+            settings: mahnwerk_matching::engine::Settings::default(),
+        }))
+    } else {
+        None
+    };
+
     if args.runs(Service::Ingest) {
         let (log2, pool2, rx) = (log.clone(), pool.clone(), stop_rx.clone());
         tasks.spawn(async move {
@@ -107,6 +133,13 @@ pub async fn run(
         health_reporter
             .set_serving::<mahnwerk_proto::v1::case_service_server::CaseServiceServer<Ingest>>()
             .await;
+        if payments.is_some() {
+            health_reporter
+                .set_serving::<mahnwerk_proto::v1::payment_service_server::PaymentServiceServer<
+                    mahnwerk_matching::Matching,
+                >>()
+                .await;
+        }
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mahnwerk_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -132,6 +165,7 @@ pub async fn run(
                 .add_service(reflection_v1alpha)
                 .add_service(invoices)
                 .add_service(cases)
+                .add_optional_service(payments)
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     stopped(rx),
