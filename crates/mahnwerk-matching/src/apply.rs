@@ -36,6 +36,8 @@ const ATTEMPTS: usize = 8;
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub entry: BankEntry,
+    /// Charges the bank took (a return fee on a returned direct debit).
+    pub charges: Option<Money>,
     pub bank_reference: Option<String>,
     pub source: &'static str,
     pub fingerprint: Option<String>,
@@ -91,6 +93,8 @@ pub struct EntryState {
     pub undone: HashSet<String>,
     pub not_ours: bool,
     pub unmatched: Option<UnmatchedPayload>,
+    /// Entries whose return was linked to this one.
+    pub returned_by: Vec<String>,
 }
 
 pub fn fold_entry(events: &[RecordedEvent]) -> EntryState {
@@ -109,6 +113,10 @@ pub fn fold_entry(events: &[RecordedEvent]) -> EntryState {
             Ok(Some(EntryEvent::MatchedManually(m))) => s.manual.push(m),
             Ok(Some(EntryEvent::MarkedNotOurs(_))) => s.not_ours = true,
             Ok(Some(EntryEvent::MatchUndone(u))) => s.undone.extend(u.payment_ids),
+            Ok(Some(EntryEvent::Returned(r))) => {
+                s.undone.extend(r.payment_ids);
+                s.returned_by.push(r.return_entry_id);
+            }
             _ => {}
         }
     }

@@ -149,6 +149,20 @@ pub struct MatchUndone {
     pub reason: String,
 }
 
+/// `payment.returned.v1`: the bank returned or reversed this entry (returned direct debit,
+/// recalled credit); its payments were reversed on the case streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentReturned {
+    pub entry_id: String,
+    /// The entry of the return (a debit on the account).
+    pub return_entry_id: String,
+    pub payment_ids: Vec<String>,
+    /// ISO return reason (`MD06`, `AC04`, …) or `reversal`.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_fee: Option<Money>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryEvent {
     Received(Box<TransactionReceived>),
@@ -156,6 +170,7 @@ pub enum EntryEvent {
     MatchedManually(MatchedManually),
     MarkedNotOurs(MarkedNotOurs),
     MatchUndone(MatchUndone),
+    Returned(PaymentReturned),
 }
 
 impl EntryEvent {
@@ -166,6 +181,7 @@ impl EntryEvent {
             EntryEvent::MatchedManually(_) => "payment.matched_manually.v1",
             EntryEvent::MarkedNotOurs(_) => "payment.marked_not_ours.v1",
             EntryEvent::MatchUndone(_) => "payment.match_undone.v1",
+            EntryEvent::Returned(_) => "payment.returned.v1",
         }
     }
 
@@ -176,6 +192,7 @@ impl EntryEvent {
             EntryEvent::MatchedManually(m) => serde_json::to_value(m),
             EntryEvent::MarkedNotOurs(m) => serde_json::to_value(m),
             EntryEvent::MatchUndone(m) => serde_json::to_value(m),
+            EntryEvent::Returned(m) => serde_json::to_value(m),
         };
         // Serialising plain data structs cannot fail.
         v.unwrap_or(serde_json::Value::Null)
@@ -194,6 +211,7 @@ impl EntryEvent {
             "payment.matched_manually.v1" => EntryEvent::MatchedManually(v(p)?),
             "payment.marked_not_ours.v1" => EntryEvent::MarkedNotOurs(v(p)?),
             "payment.match_undone.v1" => EntryEvent::MatchUndone(v(p)?),
+            "payment.returned.v1" => EntryEvent::Returned(v(p)?),
             _ => return Ok(None),
         }))
     }

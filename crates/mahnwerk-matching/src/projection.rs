@@ -20,7 +20,43 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS matching_items (tenant TEXT NOT NULL, case_id TEXT NOT NULL, item_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, case_id))",
     "CREATE TABLE IF NOT EXISTS matching_unmatched (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, status TEXT NOT NULL, entry_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
     "CREATE INDEX IF NOT EXISTS matching_unmatched_open ON matching_unmatched (tenant, status, position)",
+    "CREATE TABLE IF NOT EXISTS matching_applied (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, e2e TEXT NOT NULL, iban TEXT NOT NULL, amount_minor BIGINT NOT NULL, currency TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
+    "CREATE INDEX IF NOT EXISTS matching_applied_amount ON matching_applied (tenant, amount_minor, currency)",
 ];
+
+/// The applied entry a return or reversal undoes: the one with the same end-to-end id and amount,
+/// else the only one from the same IBAN with that amount. `None` when none or several fit.
+pub async fn find_original(
+    pool: &AnyPool,
+    tenant: &str,
+    e2e: Option<&str>,
+    iban: Option<&str>,
+    amount: Money,
+) -> Result<Vec<String>, sqlx::Error> {
+    let e2e = e2e.filter(|e| !e.is_empty() && *e != "NOTPROVIDED");
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT entry_id, e2e, iban FROM matching_applied WHERE tenant = $1 AND amount_minor = $2 AND currency = $3 ORDER BY position",
+    )
+    .bind(tenant.to_owned())
+    .bind(amount.minor)
+    .bind(amount.currency.to_string())
+    .fetch_all(pool)
+    .await?;
+    let by_e2e: Vec<String> = rows
+        .iter()
+        .filter(|r| e2e.is_some_and(|e| r.1 == e))
+        .map(|r| r.0.clone())
+        .collect();
+    if !by_e2e.is_empty() {
+        return Ok(by_e2e);
+    }
+    let iban = iban.map(|i| i.replace(' ', "").to_uppercase());
+    Ok(rows
+        .iter()
+        .filter(|r| iban.as_deref().is_some_and(|i| !i.is_empty() && r.2 == i))
+        .map(|r| r.0.clone())
+        .collect())
+}
 
 pub async fn ensure_schema(pool: &AnyPool) -> Result<(), sqlx::Error> {
     for stmt in SCHEMA {
@@ -208,6 +244,20 @@ impl Projection {
         };
         match ev {
             EntryEvent::Received(r) => {
+                if r.booked && r.amount.minor > 0 && r.decision.outcome.applies() {
+                    sqlx::query(
+                        "INSERT INTO matching_applied (tenant, entry_id, e2e, iban, amount_minor, currency, position) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, entry_id) DO NOTHING",
+                    )
+                    .bind(tenant.to_owned())
+                    .bind(entry_id.to_owned())
+                    .bind(r.payer.end_to_end_id.clone().unwrap_or_default())
+                    .bind(r.payer.iban.as_deref().unwrap_or("").replace(' ', "").to_uppercase())
+                    .bind(r.amount.minor)
+                    .bind(r.amount.currency.to_string())
+                    .bind(event.position)
+                    .execute(&mut **tx)
+                    .await?;
+                }
                 // Learn the payer's IBAN for the debtors an entry was applied to.
                 let Some(iban) = r.payer.iban.as_deref().filter(|i| !i.is_empty()) else {
                     return Ok(());
@@ -244,6 +294,7 @@ impl Projection {
             EntryEvent::MatchUndone(_) => {
                 set_status("open").execute(&mut **tx).await?;
             }
+            EntryEvent::Returned(_) => {}
         }
         Ok(())
     }

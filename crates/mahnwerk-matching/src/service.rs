@@ -167,6 +167,7 @@ fn transaction_entry(i: usize, t: &pb::Transaction) -> Result<Incoming> {
     };
     Ok(Incoming {
         entry: be,
+        charges: None,
         bank_reference: e.bank_reference.clone(),
         source: "api",
         fingerprint: Some(fingerprint),
@@ -339,25 +340,118 @@ impl Matching {
             let id = entry_id(&account, &e);
             let inc = Incoming {
                 entry: bank_entry(id, &e),
+                charges: e.charges,
                 bank_reference: e.bank_reference.clone(),
                 source: "statement",
                 fingerprint: None,
                 end_to_end_id: e.end_to_end_id.clone(),
             };
-            let p = process(
-                &self.log,
-                tenant,
-                &mut items,
-                &self.settings,
-                &inc,
-                metadata,
-            )
-            .await?;
+            let p = self
+                .process_entry(tenant, &mut items, &inc, metadata)
+                .await?;
             summary.count(&p);
             progress(&summary);
         }
         let _ = reader.await;
         Ok(summary)
+    }
+
+    /// Record and apply one entry; a return or reversal (a debit with a return reason or the
+    /// reversal flag) reverses the payments of the entry it undoes, or goes to review when that
+    /// entry cannot be told.
+    pub async fn process_entry(
+        &self,
+        tenant: &TenantId,
+        items: &mut OpenItems,
+        inc: &Incoming,
+        metadata: &Metadata,
+    ) -> Result<Processed> {
+        let mut p = process(&self.log, tenant, items, &self.settings, inc, metadata).await?;
+        let e = &inc.entry;
+        let is_return = e.booked
+            && e.amount.is_some_and(|a| a.minor < 0)
+            && (e.reversal || e.return_reason.is_some());
+        if !is_return {
+            return Ok(p);
+        }
+        let Some(amount) = e.amount else { return Ok(p) };
+        let original = Money::new(-amount.minor, amount.currency);
+        let candidates = projection::find_original(
+            &self.pool,
+            tenant.as_str(),
+            inc.end_to_end_id.as_deref(),
+            e.counterparty_iban.as_deref(),
+            original,
+        )
+        .await?;
+        // Skip originals another return already undid.
+        let mut open = Vec::new();
+        for c in candidates {
+            let stream = StreamId::new(tenant, ENTRY_KIND, &c);
+            let state = fold_entry(&read_all(&self.log, &stream).await?);
+            if state.returned_by.contains(&p.entry_id) {
+                p.decision.reason = format!("return of entry {c}; its payments are reversed");
+                return Ok(p);
+            }
+            if state.returned_by.is_empty() && !state.live_payments().is_empty() {
+                open.push((c, stream, state));
+            }
+        }
+        let this = StreamId::new(tenant, ENTRY_KIND, &p.entry_id);
+        if open.len() != 1 {
+            if p.duplicate {
+                return Ok(p);
+            }
+            let why = if open.is_empty() {
+                "return or reversal of a payment that was not found among applied entries"
+            } else {
+                "return or reversal fits several applied entries"
+            };
+            let received = fold_entry(&read_all(&self.log, &this).await?);
+            if received.unmatched.is_none() {
+                let u = EntryEvent::Unmatched(UnmatchedPayload {
+                    entry_id: p.entry_id.clone(),
+                    amount,
+                    booked_on: e.booked_on,
+                    reason: why.into(),
+                    candidates: open.iter().map(|o| o.0.clone()).collect(),
+                    payer: received.received.map(|r| r.payer).unwrap_or_default(),
+                });
+                self.append_entry(&this, received.version, &[u], metadata)
+                    .await?;
+            }
+            p.decision.outcome = Outcome::Review;
+            p.decision.reason = why.into();
+            return Ok(p);
+        }
+        let (orig, stream, state) = open.remove(0);
+        let reason = e
+            .return_reason
+            .clone()
+            .unwrap_or_else(|| "reversal".to_owned());
+        let on = e
+            .booked_on
+            .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        let live = state.live_payments();
+        let mut ids = Vec::new();
+        for (i, (pid, case)) in live.iter().enumerate() {
+            // The bank's fee is a cost of the (first) case.
+            let fee = if i == 0 { inc.charges } else { None };
+            reverse_on_case(&self.log, tenant, case, pid, on, &reason, fee, metadata).await?;
+            ids.push(pid.clone());
+        }
+        let ev = EntryEvent::Returned(crate::events::PaymentReturned {
+            entry_id: orig.clone(),
+            return_entry_id: p.entry_id.clone(),
+            payment_ids: ids,
+            reason: reason.clone(),
+            return_fee: inc.charges,
+        });
+        self.append_entry(&stream, state.version, &[ev], metadata)
+            .await?;
+        tracing::info!(entry = %p.entry_id, original = %orig, "return linked, payments reversed");
+        p.decision.reason = format!("return ({reason}) of entry {orig}; its payments are reversed");
+        Ok(p)
     }
 
     async fn append_entry(
@@ -580,15 +674,9 @@ impl PaymentService for Matching {
         let mut items = self.items(&tenant).await?;
         let mut results = Vec::with_capacity(incoming.len());
         for inc in &incoming {
-            let p = process(
-                &self.log,
-                &tenant,
-                &mut items,
-                &self.settings,
-                inc,
-                &metadata,
-            )
-            .await?;
+            let p = self
+                .process_entry(&tenant, &mut items, inc, &metadata)
+                .await?;
             tracing::info!(entry = %p.entry_id, decision = p.decision.outcome.as_str(), rule = p.decision.rule.as_str(), duplicate = p.duplicate, "transaction recorded");
             results.push(result_pb(&p));
         }

@@ -585,3 +585,102 @@ async fn review_queue_manual_match_and_undo_are_events_with_their_actor() {
     .await;
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returned_direct_debit_reverses_its_payment_and_reopens_the_case() {
+    let mut env = Env::start().await;
+    let case = env.issue("RE-2026-0401", "Weiß KG", 8000, None).await;
+    let mut collected = tx("DD-1", 8000, "RE-2026-0401");
+    collected.end_to_end_id = "E2E-DD-1".into();
+    let r = env
+        .client
+        .record_transactions(env.req(pb::RecordTransactionsRequest {
+            tenant: String::new(),
+            transactions: vec![collected],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.results[0].decision, "applied", "{:?}", r.results[0]);
+    let original = r.results[0].entry_id.clone();
+    // The projection knows the applied entry once the consumer has seen it.
+    wait_for("the applied entry in the projection", || async {
+        let amount = mahnwerk_domain::Money::eur(8000);
+        !mahnwerk_matching::projection::find_original(
+            &env.pool,
+            "acme",
+            Some("E2E-DD-1"),
+            None,
+            amount,
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    })
+    .await;
+
+    let mut ret = tx("DD-1-R", -8000, "RUECKLASTSCHRIFT");
+    ret.end_to_end_id = "E2E-DD-1".into();
+    ret.return_reason = "MD06".into();
+    ret.booking_date = "2026-11-09".into();
+    for _ in 0..2 {
+        let r = env
+            .client
+            .record_transactions(env.req(pb::RecordTransactionsRequest {
+                tenant: String::new(),
+                transactions: vec![ret.clone()],
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            r.results[0].reason.contains(&original),
+            "{:?}",
+            r.results[0]
+        );
+    }
+    let c: CaseId = case.parse().unwrap();
+    let events = env
+        .log
+        .read_stream(&c.stream(&env.tenant), 1, 100)
+        .await
+        .unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "invoice.issued.v1",
+            "payment.applied.v1",
+            "invoice.settled.v1",
+            "payment.reversed.v1"
+        ],
+        "reversed exactly once"
+    );
+    let reversed = events.last().unwrap();
+    assert_eq!(reversed.payload["reason"], "MD06");
+    assert_eq!(reversed.payload["open_after"]["minor"], 8000);
+    assert_eq!(reversed.payload["payment_id"], format!("{original}:{case}"));
+    wait_for("the case open again in the projection", || async {
+        mahnwerk_matching::projection::load_items(&env.pool, "acme")
+            .await
+            .unwrap()
+            .get(&case)
+            .is_some_and(|i| i.open.minor == 8000)
+    })
+    .await;
+
+    // A return nobody can place goes to review.
+    let mut stray = tx("DD-9-R", -1234, "RUECKLASTSCHRIFT");
+    stray.return_reason = "AC04".into();
+    let r = env
+        .client
+        .record_transactions(env.req(pb::RecordTransactionsRequest {
+            tenant: String::new(),
+            transactions: vec![stray],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.results[0].decision, "review", "{:?}", r.results[0]);
+    env.stop().await;
+}
