@@ -253,3 +253,155 @@ pub fn main(args: &MatchArgs, out: &mut dyn Write) -> Result<(), MatchError> {
     eprintln!("{}", summary_text(&summary));
     Ok(())
 }
+
+/// `mahnwerk import …`: send bank data to a running mahnwerk.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ImportCommand {
+    /// Import statement files (camt.052/053/054 as XML, MT940/MT942, CSV with `--csv-mapping`)
+    /// over `PaymentService.ImportStatement`, with a progress bar and a summary. Each file is
+    /// checked whole (balances) before anything of it is applied; importing a file again applies
+    /// nothing twice.
+    Statement {
+        /// Statement files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Read the files as CSV with this column mapping (JSON, see `mahnwerk_formats::csv`).
+        #[arg(long, value_name = "FILE")]
+        csv_mapping: Option<PathBuf>,
+        /// No progress bar (also when stderr is not a terminal).
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+/// Bytes per streamed chunk.
+const CHUNK: usize = 256 * 1024;
+
+/// Run an import command against `server` with `api_key`; prints a summary per file and the
+/// totals to `out`. Returns the totals.
+pub async fn import(
+    server: &str,
+    api_key: &str,
+    tenant: &str,
+    cmd: ImportCommand,
+    out: &mut (dyn Write + Send),
+) -> Result<mahnwerk_proto::v1::ImportStatementResponse, String> {
+    use mahnwerk_proto::v1 as pb;
+    let ImportCommand::Statement {
+        files,
+        csv_mapping,
+        quiet,
+    } = cmd;
+    let mapping = match &csv_mapping {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => String::new(),
+    };
+    let mut client = pb::payment_service_client::PaymentServiceClient::connect(server.to_owned())
+        .await
+        .map_err(|e| format!("connecting to {server}: {e}"))?;
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("reading the files: {e}"))?
+        .iter()
+        .sum();
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut sum = pb::ImportStatementResponse::default();
+    let w = |out: &mut (dyn Write + Send), s: String| {
+        writeln!(out, "{s}").map_err(|e| format!("output: {e}"))
+    };
+    for f in &files {
+        let name = f.display().to_string();
+        bar.set_message(name.clone());
+        let mut file = std::fs::File::open(f).map_err(|e| format!("{name}: {e}"))?;
+        let (tenant, mapping, progress) = (tenant.to_owned(), mapping.clone(), bar.clone());
+        let mut first = true;
+        let chunks = std::iter::from_fn(move || {
+            let mut buf = vec![0u8; CHUNK];
+            let n = std::io::Read::read(&mut file, &mut buf).unwrap_or(0);
+            if n == 0 && !first {
+                return None;
+            }
+            buf.truncate(n);
+            progress.inc(n as u64);
+            let msg = pb::ImportStatementRequest {
+                tenant: if first { tenant.clone() } else { String::new() },
+                csv_mapping: if first {
+                    mapping.clone()
+                } else {
+                    String::new()
+                },
+                chunk: buf,
+            };
+            first = false;
+            Some(msg)
+        });
+        let mut req = tonic::Request::new(futures::stream::iter(chunks));
+        let auth = format!("Bearer {api_key}")
+            .parse()
+            .map_err(|_| "the API key is not a valid header value".to_owned())?;
+        req.metadata_mut().insert("authorization", auth);
+        let r = match client.import_statement(req).await {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                bar.abandon();
+                return Err(format!("{name}: {}", status.message()));
+            }
+        };
+        bar.suspend(|| {
+            w(
+                out,
+                format!(
+                    "{name}: {} statements, {} entries: {} matched, {} partial, {} review, {} ignored, {} duplicates skipped",
+                    r.statements,
+                    r.entries,
+                    r.applied + r.split + r.overpaid,
+                    r.partial,
+                    r.review,
+                    r.ignored,
+                    r.duplicates
+                ),
+            )
+        })?;
+        for warning in &r.warnings {
+            bar.suspend(|| w(out, format!("{name}: warning: {warning}")))?;
+        }
+        sum.statements += r.statements;
+        sum.entries += r.entries;
+        sum.applied += r.applied;
+        sum.partial += r.partial;
+        sum.split += r.split;
+        sum.overpaid += r.overpaid;
+        sum.review += r.review;
+        sum.ignored += r.ignored;
+        sum.duplicates += r.duplicates;
+    }
+    bar.finish_and_clear();
+    if files.len() > 1 {
+        w(
+            out,
+            format!(
+                "total: {} entries: {} matched, {} partial, {} review, {} ignored, {} duplicates skipped",
+                sum.entries,
+                sum.applied + sum.split + sum.overpaid,
+                sum.partial,
+                sum.review,
+                sum.ignored,
+                sum.duplicates
+            ),
+        )?;
+    }
+    Ok(sum)
+}

@@ -28,6 +28,7 @@ struct Env {
     tenant: TenantId,
     token: String,
     client: PaymentServiceClient<Channel>,
+    addr: std::net::SocketAddr,
     js: async_nats::jetstream::Context,
     bus: BusConfig,
     stop: watch::Sender<bool>,
@@ -108,6 +109,7 @@ impl Env {
             tenant,
             token,
             client,
+            addr,
             js,
             bus,
             stop,
@@ -682,5 +684,104 @@ async fn a_returned_direct_debit_reverses_its_payment_and_reopens_the_case() {
         .unwrap()
         .into_inner();
     assert_eq!(r.results[0].decision, "review", "{:?}", r.results[0]);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_import_restarted_applies_every_entry_exactly_once() {
+    use mahnwerk_formats::statement::{ParseOptions, StatementItem};
+    use mahnwerk_matching::entry::{account_of, bank_entry, entry_id, statement_reader};
+    use mahnwerk_matching::events::{ENTRY_KIND, EntryEvent, Payer, TransactionReceived};
+    let env = Env::start().await;
+    let a = env.issue("RE-2026-0501", "Weiß KG", 3000, None).await;
+    let b = env.issue("RE-2026-0502", "Weiß KG", 4000, None).await;
+    let file = camt(
+        "053",
+        &[("K-1", 3000, "RE-2026-0501"), ("K-2", 4000, "RE-2026-0502")],
+        0,
+        7000,
+    );
+    // The import was killed after recording the first entry's decision, before applying it.
+    let mut account = String::new();
+    let mut first = None;
+    for item in statement_reader(file.as_bytes(), None, ParseOptions::default()).unwrap() {
+        match item.unwrap() {
+            StatementItem::Header(h) => account = account_of(&h),
+            StatementItem::Entry(e) if first.is_none() => first = Some(*e),
+            _ => {}
+        }
+    }
+    let e = first.unwrap();
+    let id = entry_id(&account, &e);
+    let items = mahnwerk_matching::projection::load_items(&env.pool, "acme")
+        .await
+        .unwrap();
+    let be = bank_entry(id.clone(), &e);
+    let d = mahnwerk_matching::decide(&items, &be, &Settings::default());
+    assert_eq!(d.allocations[0].case_id, a);
+    let received = EntryEvent::Received(Box::new(TransactionReceived {
+        entry_id: id.clone(),
+        source: "statement".into(),
+        bank_reference: e.bank_reference.clone(),
+        amount: e.amount,
+        booked_on: e.booking_date,
+        booked: true,
+        reversal: false,
+        return_reason: None,
+        fingerprint: None,
+        payer: Payer::default(),
+        decision: (&d).into(),
+    }));
+    env.log
+        .append(AppendBatch {
+            stream: mahnwerk_domain::StreamId::new(&env.tenant, ENTRY_KIND, &id),
+            expected: ExpectedVersion::NoStream,
+            events: vec![NewEvent {
+                event_id: event_id_now(),
+                event_type: received.event_type().into(),
+                payload: received.to_payload(),
+                occurred_at: chrono::Utc::now(),
+                metadata: Metadata {
+                    actor: "test".into(),
+                    ..Default::default()
+                },
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(env.case_types(&a).await, ["invoice.issued.v1"]);
+
+    // Restarted, twice, through the CLI: each entry applied exactly once.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("day.xml");
+    std::fs::write(&path, &file).unwrap();
+    let server = format!("http://{}", env.addr);
+    let mut out = Vec::new();
+    let cmd = || mahnwerk_matching::cli::ImportCommand::Statement {
+        files: vec![path.clone()],
+        csv_mapping: None,
+        quiet: true,
+    };
+    let first = mahnwerk_matching::cli::import(&server, &env.token, "", cmd(), &mut out)
+        .await
+        .unwrap();
+    assert_eq!((first.entries, first.applied, first.duplicates), (2, 1, 1));
+    let again = mahnwerk_matching::cli::import(&server, &env.token, "", cmd(), &mut out)
+        .await
+        .unwrap();
+    assert_eq!((again.entries, again.applied, again.duplicates), (2, 0, 2));
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("2 entries: 1 matched"), "{text}");
+    assert!(text.contains("2 duplicates skipped"), "{text}");
+    for case in [&a, &b] {
+        assert_eq!(
+            env.case_types(case).await,
+            [
+                "invoice.issued.v1",
+                "payment.applied.v1",
+                "invoice.settled.v1"
+            ]
+        );
+    }
     env.stop().await;
 }

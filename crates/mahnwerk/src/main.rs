@@ -64,6 +64,13 @@ enum Command {
     Letter(mahnwerk_letters::cli::LetterCommand),
     /// Dry run of the matching engine: which invoice each entry of a statement would pay.
     Match(mahnwerk_matching::cli::MatchArgs),
+    /// Import bank statements into a running mahnwerk (PaymentService).
+    Import {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: mahnwerk_matching::cli::ImportCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,6 +324,19 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Invoice { conn, command } => client::run(conn, command)
             .await
             .context("invoice command failed")?,
+        Command::Import { conn, command } => {
+            let mut out = std::io::stdout();
+            mahnwerk_matching::cli::import(
+                &conn.server,
+                &conn.api_key,
+                &conn.tenant,
+                command,
+                &mut out,
+            )
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("import failed")?;
+        }
         Command::Inspect(_)
         | Command::Law(_)
         | Command::Policy(_)
