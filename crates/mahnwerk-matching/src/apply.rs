@@ -97,11 +97,20 @@ pub struct EntryState {
     pub returned_by: Vec<String>,
 }
 
-pub fn fold_entry(events: &[RecordedEvent]) -> EntryState {
+/// Fold an entry stream. An event that does not read back is an error, never skipped: skipping
+/// a receipt would apply the entry a second time.
+pub fn fold_entry(events: &[RecordedEvent]) -> Result<EntryState> {
     let mut s = EntryState::default();
     for e in events {
         s.version = Some(e.version);
-        match EntryEvent::from_parts(&e.event_type, &e.payload) {
+        let parsed = EntryEvent::from_parts(&e.event_type, &e.payload).map_err(|err| {
+            Error::Rejected(format!(
+                "entry stream {} version {} does not read back: {err}",
+                e.stream, e.version
+            ))
+        });
+        match parsed {
+            Err(err) => return Err(err),
             Ok(Some(EntryEvent::Received(r))) => {
                 if r.booked {
                     s.received = Some(*r);
@@ -117,10 +126,10 @@ pub fn fold_entry(events: &[RecordedEvent]) -> EntryState {
                 s.undone.extend(r.payment_ids);
                 s.returned_by.push(r.return_entry_id);
             }
-            _ => {}
+            Ok(None) => {}
         }
     }
-    s
+    Ok(s)
 }
 
 impl EntryState {
@@ -419,7 +428,7 @@ pub async fn process(
     let id = inc.entry.entry_ref.clone();
     let stream = StreamId::new(tenant, ENTRY_KIND, &id);
     for _ in 0..ATTEMPTS {
-        let state = fold_entry(&read_all(log, &stream).await?);
+        let state = fold_entry(&read_all(log, &stream).await?)?;
         if let Some(r) = state.received {
             if let (Some(a), Some(b)) = (&inc.fingerprint, &r.fingerprint)
                 && a != b

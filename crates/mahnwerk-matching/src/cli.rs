@@ -18,7 +18,7 @@
 //! sees, as an import would. Nothing is written anywhere.
 
 use crate::engine::{OpenItem, OpenItems, Outcome, Settings, decide};
-use crate::entry::{account_of, bank_entry, entry_id, statement_reader};
+use crate::entry::{account_of, bank_entry, statement_reader};
 use chrono::NaiveDate;
 use mahnwerk_domain::Money;
 use mahnwerk_formats::csv::CsvMapping;
@@ -178,6 +178,7 @@ pub fn run(args: &MatchArgs, out: &mut dyn Write) -> Result<Summary, MatchError>
     };
     let mut summary = Summary::default();
     let mut account = String::new();
+    let mut ids = crate::entry::EntryIds::default();
     let out_err = |source| MatchError::Io {
         file: "output".into(),
         source,
@@ -191,7 +192,7 @@ pub fn run(args: &MatchArgs, out: &mut dyn Write) -> Result<Summary, MatchError>
             StatementItem::End(_) => continue,
             StatementItem::Entry(e) => e,
         };
-        let id = entry_id(&account, &e);
+        let id = ids.next(&account, &e);
         let be = bank_entry(id.clone(), &e);
         let d = decide(&items, &be, &settings);
         items.apply(&be, &d);

@@ -52,6 +52,24 @@ pub fn entry_id(account: &str, e: &Entry) -> String {
     format!("e-{}", hex::encode(&digest[..12]))
 }
 
+/// Entry ids of one file, told apart when two entries are identical in everything the identity
+/// covers (two transfers of the same amount without a bank reference on one day): the n-th
+/// occurrence gets `-n`. The order of entries in a bank's reports of one day is stable, so the
+/// camt.053 after a camt.052 gives the same ids.
+#[derive(Debug, Default)]
+pub struct EntryIds {
+    seen: std::collections::HashMap<String, u32>,
+}
+
+impl EntryIds {
+    pub fn next(&mut self, account: &str, e: &Entry) -> String {
+        let id = entry_id(account, e);
+        let n = self.seen.entry(id.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 { id } else { format!("{id}-{n}") }
+    }
+}
+
 /// The account a statement is for, as used in entry ids.
 pub fn account_of(h: &StatementHeader) -> String {
     h.account_iban
@@ -132,5 +150,10 @@ mod tests {
         let mut no_ref2 = no_ref.clone();
         no_ref2.remittance = Some("another payment".into());
         assert_ne!(entry_id("DE1", &no_ref), entry_id("DE1", &no_ref2));
+        let mut ids = EntryIds::default();
+        let first = ids.next("DE1", &no_ref);
+        let second = ids.next("DE1", &no_ref);
+        assert_eq!(first, entry_id("DE1", &no_ref));
+        assert_eq!(second, format!("{first}-2"));
     }
 }

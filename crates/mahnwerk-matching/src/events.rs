@@ -13,6 +13,30 @@ use chrono::NaiveDate;
 use mahnwerk_domain::Money;
 use serde::{Deserialize, Serialize};
 
+/// Serde for the amount of a bank entry: old statements carry withdrawn euro legacy currencies
+/// (`DEM`), which `Money`'s own serde refuses; what was written must read back.
+mod entry_money {
+    use mahnwerk_domain::{Currency, Money};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    struct Raw {
+        minor: i64,
+        currency: String,
+    }
+
+    pub fn serialize<S: Serializer>(m: &Money, s: S) -> Result<S::Ok, S::Error> {
+        m.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+        let raw = Raw::deserialize(d)?;
+        let currency = Currency::parse_historic(&raw.currency)
+            .map_err(|e| serde::de::Error::custom(e.reason))?;
+        Ok(Money::new(raw.minor, currency))
+    }
+}
+
 /// Stream kind of entry streams.
 pub const ENTRY_KIND: &str = "statement";
 
@@ -88,6 +112,7 @@ pub struct TransactionReceived {
     /// `api` (RecordTransactions) or `statement` (ImportStatement, CLI import).
     pub source: String,
     pub bank_reference: Option<String>,
+    #[serde(with = "entry_money")]
     pub amount: Money,
     pub booked_on: Option<NaiveDate>,
     /// `false` for a pending entry (camt `PDNG`): nothing applied until it arrives booked.
@@ -108,6 +133,7 @@ pub struct TransactionReceived {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnmatchedPayload {
     pub entry_id: String,
+    #[serde(with = "entry_money")]
     pub amount: Money,
     pub booked_on: Option<NaiveDate>,
     pub reason: String,

@@ -335,9 +335,10 @@ impl Matching {
             warnings,
             ..Default::default()
         };
+        let mut ids = crate::entry::EntryIds::default();
         while let Some(next) = rx.recv().await {
             let (account, e) = next?;
-            let id = entry_id(&account, &e);
+            let id = ids.next(&account, &e);
             let inc = Incoming {
                 entry: bank_entry(id, &e),
                 charges: e.charges,
@@ -388,7 +389,7 @@ impl Matching {
         let mut open = Vec::new();
         for c in candidates {
             let stream = StreamId::new(tenant, ENTRY_KIND, &c);
-            let state = fold_entry(&read_all(&self.log, &stream).await?);
+            let state = fold_entry(&read_all(&self.log, &stream).await?)?;
             if state.returned_by.contains(&p.entry_id) {
                 p.decision.reason = format!("return of entry {c}; its payments are reversed");
                 return Ok(p);
@@ -407,7 +408,7 @@ impl Matching {
             } else {
                 "return or reversal fits several applied entries"
             };
-            let received = fold_entry(&read_all(&self.log, &this).await?);
+            let received = fold_entry(&read_all(&self.log, &this).await?)?;
             if received.unmatched.is_none() {
                 let u = EntryEvent::Unmatched(UnmatchedPayload {
                     entry_id: p.entry_id.clone(),
@@ -489,7 +490,7 @@ impl Matching {
         metadata: &Metadata,
     ) -> Result<Processed> {
         let stream = StreamId::new(tenant, ENTRY_KIND, &r.entry_id);
-        let state = fold_entry(&read_all(&self.log, &stream).await?);
+        let state = fold_entry(&read_all(&self.log, &stream).await?)?;
         let Some(received) = &state.received else {
             return Err(Error::NotFound(format!("entry {} not found", r.entry_id)));
         };
@@ -584,7 +585,7 @@ impl Matching {
         metadata: &Metadata,
     ) -> Result<Vec<String>> {
         let stream = StreamId::new(tenant, ENTRY_KIND, entry);
-        let state = fold_entry(&read_all(&self.log, &stream).await?);
+        let state = fold_entry(&read_all(&self.log, &stream).await?)?;
         let Some(received) = &state.received else {
             return Err(Error::NotFound(format!("entry {entry} not found")));
         };
@@ -807,7 +808,7 @@ impl PaymentService for Matching {
         let r = req.into_inner();
         let tenant = caller.tenant(&r.tenant)?;
         let stream = StreamId::new(&tenant, ENTRY_KIND, &r.entry_id);
-        let state = fold_entry(&read_all(&self.log, &stream).await?);
+        let state = fold_entry(&read_all(&self.log, &stream).await?)?;
         if state.received.is_none() {
             return Err(Error::NotFound(format!("entry {} not found", r.entry_id)).into());
         }
