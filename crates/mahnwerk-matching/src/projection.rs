@@ -18,6 +18,7 @@ use sqlx::{Any, AnyPool, Transaction};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS matching_items (tenant TEXT NOT NULL, case_id TEXT NOT NULL, item_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, case_id))",
+    "CREATE INDEX IF NOT EXISTS matching_items_position ON matching_items (tenant, position)",
     "CREATE TABLE IF NOT EXISTS matching_unmatched (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, status TEXT NOT NULL, entry_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
     "CREATE INDEX IF NOT EXISTS matching_unmatched_open ON matching_unmatched (tenant, status, position)",
     "CREATE TABLE IF NOT EXISTS matching_applied (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, e2e TEXT NOT NULL, iban TEXT NOT NULL, amount_minor BIGINT NOT NULL, currency TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
@@ -79,6 +80,28 @@ pub async fn load_items(pool: &AnyPool, tenant: &str) -> Result<OpenItems, sqlx:
         }
     }
     Ok(items)
+}
+
+/// Items of a tenant changed after `after` (a log position), and the highest position seen.
+pub async fn load_items_since(
+    pool: &AnyPool,
+    tenant: &str,
+    after: i64,
+) -> Result<(Vec<OpenItem>, i64), sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT item_json, position FROM matching_items WHERE tenant = $1 AND position > $2 ORDER BY position",
+    )
+    .bind(tenant.to_owned())
+    .bind(after)
+    .fetch_all(pool)
+    .await?;
+    let max = rows.last().map_or(after, |r| r.1);
+    Ok((
+        rows.into_iter()
+            .filter_map(|(json, _)| serde_json::from_str(&json).ok())
+            .collect(),
+        max,
+    ))
 }
 
 /// Whether the projection holds `case_id` (tests and read-your-writes).

@@ -22,7 +22,10 @@ use mahnwerk_proto::v1 as pb;
 use pb::payment_service_server::PaymentService;
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
+use std::collections::HashMap;
 use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status, Streaming};
 
 /// Largest statement file accepted by `ImportStatement`.
@@ -37,6 +40,30 @@ pub struct Matching {
     pub keys: KeyStore,
     pub pool: AnyPool,
     pub settings: Settings,
+    cache: ItemCache,
+}
+
+/// The open items of each tenant in memory, refreshed from the projection by position (only rows
+/// changed since the last refresh are read). One lock per tenant: entries of one tenant are
+/// decided one at a time, so two calls never decide on the same balance.
+#[derive(Clone, Default)]
+struct ItemCache(Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<TenantItems>>>>>);
+
+#[derive(Default)]
+pub struct TenantItems {
+    pub items: OpenItems,
+    position: i64,
+    refreshed: Option<Instant>,
+}
+
+/// How old the cached items of a statement import may get before they are refreshed.
+const IMPORT_REFRESH: Duration = Duration::from_secs(1);
+
+impl ItemCache {
+    fn tenant(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<TenantItems>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(tenant.to_string()).or_default().clone()
+    }
 }
 
 fn request_metadata<T>(req: &Request<T>, caller: &Caller) -> Metadata {
@@ -265,15 +292,32 @@ pub fn check_statement(
 }
 
 impl Matching {
+    pub fn new(log: EventLog, keys: KeyStore, pool: AnyPool, settings: Settings) -> Self {
+        Self {
+            log,
+            keys,
+            pool,
+            settings,
+            cache: ItemCache::default(),
+        }
+    }
+
+    /// Bring a tenant's cached items up to the projection.
+    async fn refresh(&self, tenant: &TenantId, t: &mut TenantItems) -> Result<()> {
+        let (changed, position) =
+            projection::load_items_since(&self.pool, tenant.as_str(), t.position).await?;
+        for item in changed {
+            t.items.upsert(item);
+        }
+        t.position = position;
+        t.refreshed = Some(Instant::now());
+        Ok(())
+    }
+
     async fn caller<T>(&self, req: &Request<T>) -> std::result::Result<(Caller, Metadata), Status> {
         let caller = self.keys.authenticate(req.metadata()).await?;
         let metadata = request_metadata(req, &caller);
         Ok((caller, metadata))
-    }
-
-    /// Open items of a tenant from the projection.
-    pub async fn items(&self, tenant: &TenantId) -> Result<OpenItems> {
-        Ok(projection::load_items(&self.pool, tenant.as_str()).await?)
     }
 
     /// Import a statement file from disk: balance check over everything first, then every
@@ -329,7 +373,7 @@ impl Matching {
                 }
             }
         });
-        let mut items = self.items(tenant).await?;
+        let cell = self.cache.tenant(tenant);
         let mut summary = ImportSummary {
             statements,
             warnings,
@@ -347,9 +391,14 @@ impl Matching {
                 fingerprint: None,
                 end_to_end_id: e.end_to_end_id.clone(),
             };
+            let mut t = cell.lock().await;
+            if t.refreshed.is_none_or(|r| r.elapsed() >= IMPORT_REFRESH) {
+                self.refresh(tenant, &mut t).await?;
+            }
             let p = self
-                .process_entry(tenant, &mut items, &inc, metadata)
+                .process_entry(tenant, &mut t.items, &inc, metadata)
                 .await?;
+            drop(t);
             summary.count(&p);
             progress(&summary);
         }
@@ -672,12 +721,13 @@ impl PaymentService for Matching {
             .enumerate()
             .map(|(i, t)| transaction_entry(i, t))
             .collect::<Result<_>>()?;
-        let mut items = self.items(&tenant).await?;
+        let cell = self.cache.tenant(&tenant);
+        let mut t = cell.lock().await;
+        self.refresh(&tenant, &mut t).await?;
+        let items = &mut t.items;
         let mut results = Vec::with_capacity(incoming.len());
         for inc in &incoming {
-            let p = self
-                .process_entry(&tenant, &mut items, inc, &metadata)
-                .await?;
+            let p = self.process_entry(&tenant, items, inc, &metadata).await?;
             tracing::info!(entry = %p.entry_id, decision = p.decision.outcome.as_str(), rule = p.decision.rule.as_str(), duplicate = p.duplicate, "transaction recorded");
             results.push(result_pb(&p));
         }

@@ -51,12 +51,7 @@ async fn every_sample_statement_imports_once_and_runs_through_the_dry_run() {
     let pool = mahnwerk_auth::connect_any(&url).await.unwrap();
     let keys = mahnwerk_auth::KeyStore::open(pool.clone()).await.unwrap();
     mahnwerk_matching::ensure_schema(&pool).await.unwrap();
-    let m = Matching {
-        log: log.clone(),
-        keys,
-        pool,
-        settings: Settings::default(),
-    };
+    let m = Matching::new(log.clone(), keys, pool, Settings::default());
     let meta = mahnwerk_eventlog::Metadata {
         actor: "test".into(),
         ..Default::default()

@@ -78,12 +78,7 @@ impl Env {
                     .unwrap();
             }));
         }
-        let matching = Matching {
-            log: log.clone(),
-            keys,
-            pool: pool.clone(),
-            settings: Settings::default(),
-        };
+        let matching = Matching::new(log.clone(), keys, pool.clone(), Settings::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         {

@@ -104,12 +104,14 @@ pub async fn run(
                 .await
                 .map_err(anyhow::Error::from)
         });
-        Some(mahnwerk_matching::service(mahnwerk_matching::Matching {
-            log: log.clone(),
-            keys: keys.clone(),
-            pool: pool.clone(),
-            settings: mahnwerk_matching::engine::Settings::default(),
-        }))
+        Some(mahnwerk_matching::service(
+            mahnwerk_matching::Matching::new(
+                log.clone(),
+                keys.clone(),
+                pool.clone(),
+                mahnwerk_matching::engine::Settings::default(),
+            ),
+        ))
     } else {
         None
     };
