@@ -417,6 +417,13 @@ impl Matching {
         metadata: &Metadata,
     ) -> Result<Processed> {
         let mut p = process(&self.log, tenant, items, &self.settings, inc, metadata).await?;
+        metrics::counter!(
+            "mahnwerk_matching_entries_total",
+            "decision" => p.decision.outcome.as_str(),
+            "rule" => p.decision.rule.as_str(),
+            "duplicate" => if p.duplicate { "true" } else { "false" },
+        )
+        .increment(1);
         let e = &inc.entry;
         let is_return = e.booked
             && e.amount.is_some_and(|a| a.minor < 0)

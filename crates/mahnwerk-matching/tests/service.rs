@@ -780,3 +780,48 @@ async fn a_killed_import_restarted_applies_every_entry_exactly_once() {
     }
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_entry_is_recorded_and_applied_only_once_booked() {
+    let mut env = Env::start().await;
+    let case = env.issue("RE-2026-0601", "Weiß KG", 5000, None).await;
+    let mut pending = tx("PND-1", 5000, "RE-2026-0601");
+    pending.pending = true;
+    let call = |t: pb::Transaction| pb::RecordTransactionsRequest {
+        tenant: String::new(),
+        transactions: vec![t],
+    };
+    for _ in 0..2 {
+        let r = env
+            .client
+            .record_transactions(env.req(call(pending.clone())))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.results[0].decision, "ignored", "{:?}", r.results[0]);
+    }
+    assert_eq!(env.case_types(&case).await, ["invoice.issued.v1"]);
+    let mut booked = pending.clone();
+    booked.pending = false;
+    let r = env
+        .client
+        .record_transactions(env.req(call(booked.clone())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (r.results[0].decision.as_str(), r.results[0].duplicate),
+        ("applied", false),
+        "{:?}",
+        r.results[0]
+    );
+    assert_eq!(
+        env.case_types(&case).await,
+        [
+            "invoice.issued.v1",
+            "payment.applied.v1",
+            "invoice.settled.v1"
+        ]
+    );
+    env.stop().await;
+}
