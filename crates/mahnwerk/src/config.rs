@@ -24,6 +24,9 @@ pub enum Service {
     Relay,
     /// DunningService over gRPC, the dunning consumer and its scheduler.
     Dunning,
+    /// PaymentService over gRPC (bank statements and transactions applied to invoices) and its
+    /// open-items projection.
+    Matching,
 }
 
 #[derive(Debug, Clone, clap::Args)]

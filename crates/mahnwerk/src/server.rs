@@ -35,6 +35,9 @@ pub async fn open_stores(url: &str) -> anyhow::Result<(EventLog, KeyStore, sqlx:
     mahnwerk_bus::consumer::ensure_inbox(&pool)
         .await
         .context("preparing the inbox table")?;
+    mahnwerk_matching::ensure_schema(&pool)
+        .await
+        .context("preparing the matching tables")?;
     Ok((log, keys, pool))
 }
 
@@ -126,6 +129,29 @@ pub async fn run(
         ));
         tracing::info!("dunning started");
     }
+    // Matching: its consumer keeps the open items; its PaymentService joins the gRPC server below.
+    let payments = if args.runs(Service::Matching) {
+        let js = mahnwerk_bus::connect(&args.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+        let config = mahnwerk_matching::MatchingConfig::new(args.bus());
+        let (pool2, rx) = (pool.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            mahnwerk_matching::run(config, pool2, js, stopped(rx))
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        Some(mahnwerk_matching::service(
+            mahnwerk_matching::Matching::new(
+                log.clone(),
+                keys.clone(),
+                pool.clone(),
+                mahnwerk_matching::engine::Settings::default(),
+            ),
+        ))
+    } else {
+        None
+    };
 
     if args.runs(Service::Ingest) {
         let (log2, pool2, rx) = (log.clone(), pool.clone(), stop_rx.clone());
@@ -150,6 +176,13 @@ pub async fn run(
             health_reporter
                 .set_serving::<mahnwerk_proto::v1::dunning_service_server::DunningServiceServer<
                     mahnwerk_dunning_service::grpc::DunningApi,
+                >>()
+                .await;
+        }
+        if payments.is_some() {
+            health_reporter
+                .set_serving::<mahnwerk_proto::v1::payment_service_server::PaymentServiceServer<
+                    mahnwerk_matching::Matching,
                 >>()
                 .await;
         }
@@ -184,6 +217,7 @@ pub async fn run(
                 .add_service(invoices)
                 .add_service(cases)
                 .add_optional_service(dunning_grpc)
+                .add_optional_service(payments)
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     stopped(rx),
