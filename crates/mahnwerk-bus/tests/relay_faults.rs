@@ -578,3 +578,29 @@ async fn a_stream_truncated_behind_the_checkpoint_is_repaired_with_a_warning() {
         "a warning names the tail and the checkpoint: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_at_once_on_one_log_still_give_one_message_per_event() {
+    // A rolling update can run the old and the new relay side by side for a while.
+    let dir = tempfile::tempdir().unwrap();
+    let log = sqlite_log(&dir).await;
+    let js = mahnwerk_bus::connect(&nats_url()).await.unwrap();
+    let other_js = mahnwerk_bus::connect(&nats_url()).await.unwrap();
+    let bus = BusConfig::with_namespace(&namespace());
+    bus.ensure_streams(&js).await.unwrap();
+    append_events(&log, 50, 50, None).await;
+    let (stop_a, a) = spawn_relay(Relay::new(bus.clone()), &log, &js);
+    let (stop_b, b) = spawn_relay(Relay::new(bus.clone()), &log, &other_js);
+    append_events(&log, 50, 50, None).await;
+    wait_for("position 5000 at the stream's tail", || async {
+        stream_state(&js, &bus)
+            .await
+            .is_some_and(|(_, last)| last == 5000)
+    })
+    .await;
+    stop_a.send(()).unwrap();
+    stop_b.send(()).unwrap();
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    assert_exact_prefix(&js, &bus, &log).await;
+}
