@@ -443,6 +443,7 @@ impl<H: Handler> Consumer<H> {
     /// Decide once what to do with a delivered message (`Err`: transient, retry).
     async fn attempt(
         &self,
+        msg: &async_nats::jetstream::Message,
         event: &Envelope,
         poisoned: Option<i64>,
         permanent_failures: &mut u32,
@@ -460,7 +461,20 @@ impl<H: Handler> Consumer<H> {
                 Err(err) => Err(err.to_string()),
             };
         }
-        match self.apply_once(event).await {
+        // A slow handler keeps the message ours: without `+WPI` the server would redeliver it
+        // after `ack_wait` (to another instance, and counting towards `max_deliver`).
+        let work = self.apply_once(event);
+        tokio::pin!(work);
+        let tick = (self.config.ack_wait / 3).max(Duration::from_millis(10));
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                () = tokio::time::sleep(tick) => {
+                    let _ = msg.ack_with(AckKind::Progress).await;
+                }
+            }
+        };
+        match result {
             Ok(applied) => {
                 tracing::debug!(?applied, "event handled");
                 let outcome = match applied {
@@ -523,7 +537,7 @@ impl<H: Handler> Consumer<H> {
             let mut permanent_failures = 0_u32;
             loop {
                 attempt += 1;
-                match self.attempt(&event, poisoned, &mut permanent_failures).await {
+                match self.attempt(msg, &event, poisoned, &mut permanent_failures).await {
                     Ok(Verdict::Ack) => {
                         self.settle(msg, AckKind::Ack, stop).await;
                         return;

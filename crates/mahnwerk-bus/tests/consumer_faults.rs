@@ -150,6 +150,8 @@ struct Recorder {
     calls: Arc<AtomicU64>,
     poison_calls: Arc<AtomicU64>,
     gate: Option<Gate>,
+    /// Every event takes this long (a slow handler, not synchronisation).
+    slow: Option<Duration>,
 }
 
 #[derive(Clone)]
@@ -175,6 +177,9 @@ impl Handler for Recorder {
             {
                 self.poison_calls.fetch_add(1, Ordering::SeqCst);
                 panic!("simulated crash on a poison event");
+            }
+            if let Some(d) = self.slow {
+                tokio::time::sleep(d).await;
             }
             if self.outage.load(Ordering::SeqCst) {
                 return Err(HandlerError::Transient("database unavailable".into()));
@@ -673,5 +678,100 @@ async fn three_instances_share_partitions_and_survive_one_being_killed() {
     assert_eq!(after.len(), 3, "{after:?}");
     assert!(after.iter().all(|(_, n)| *n > 0), "{after:?}");
     assert!(at_kill < 10_000);
+    assert!(dead_letters(&js, &bus).await.is_empty());
+}
+
+/// Pinned mode: the server pins each partition to one instance; when the pinned instance is
+/// killed its partitions move to the standby after the pin TTL, and order and exactly-once hold.
+#[tokio::test]
+async fn pinned_partitions_move_to_the_standby_when_their_instance_is_killed() {
+    const CASES: usize = 40;
+    const PER_CASE: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = service_db(&dir).await;
+    let js = connect().await;
+    let bus = BusConfig::with_namespace(&namespace()).with_partitions(2);
+    let source = Source::start(&bus, &js, CASES, PER_CASE).await;
+    let mut config = consumer_config(&bus);
+    config.pinned = true;
+    config.pin_ttl = Duration::from_secs(2);
+    let start_instance = |name: &str, js: Context| {
+        start(
+            &js,
+            &bus,
+            config.clone(),
+            &pool,
+            Recorder {
+                instance: name.into(),
+                ..Default::default()
+            },
+        )
+    };
+    let first = start_instance("a", connect().await);
+    wait_for(
+        "the first instance at work",
+        Duration::from_secs(20),
+        || {
+            let pool = pool.clone();
+            async move { effects(&pool).await >= 50 }
+        },
+    )
+    .await;
+    let standby = start_instance("b", connect().await);
+    first.task.abort();
+    assert!(first.task.await.unwrap_err().is_cancelled());
+    wait_for("all effects", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move { effects(&pool).await == i64::try_from(CASES * PER_CASE).unwrap() }
+    })
+    .await;
+    standby.stop().await;
+    source.stop().await;
+    assert_exactly_once_in_order(&pool, CASES, PER_CASE).await;
+    let (by_standby,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM effects WHERE instance = 'b'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(by_standby > 0, "the standby took the partitions over");
+}
+
+/// A handler slower than the ack wait keeps its message (progress acks): the server does not
+/// redeliver it, so it is neither handled twice nor counted towards crash-poison.
+#[tokio::test]
+async fn a_handler_slower_than_the_ack_wait_is_not_redelivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = service_db(&dir).await;
+    let js = connect().await;
+    let bus = BusConfig::with_namespace(&namespace());
+    let source = Source::start(&bus, &js, 1, 2).await;
+    let mut config = consumer_config(&bus);
+    config.ack_wait = Duration::from_secs(1);
+    config.max_deliver = 2;
+    let handler = Recorder {
+        instance: "a".into(),
+        slow: Some(Duration::from_millis(2500)),
+        ..Default::default()
+    };
+    let instance = start(&js, &bus, config, &pool, handler.clone());
+    wait_for("both effects", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move { effects(&pool).await == 2 }
+    })
+    .await;
+    instance.stop().await;
+    source.stop().await;
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        2,
+        "each event handled once"
+    );
+    let mut c: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream(&bus.stream)
+        .await
+        .unwrap()
+        .get_consumer("svc")
+        .await
+        .unwrap();
+    assert_eq!(c.info().await.unwrap().num_redelivered, 0);
     assert!(dead_letters(&js, &bus).await.is_empty());
 }
