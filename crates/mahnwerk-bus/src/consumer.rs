@@ -331,7 +331,13 @@ impl<H: Handler> Consumer<H> {
                     deliver_policy: DeliverPolicy::All,
                     ack_wait: self.config.ack_wait,
                     max_ack_pending: 1,
-                    max_deliver: self.config.max_deliver,
+                    // One spare delivery: if the instance dies while dead-lettering the
+                    // message at `max_deliver`, the server still hands it out once more.
+                    max_deliver: if self.config.max_deliver > 0 {
+                        self.config.max_deliver + 1
+                    } else {
+                        -1
+                    },
                     priority_policy: if self.config.pinned {
                         PriorityPolicy::PinnedClient
                     } else {
