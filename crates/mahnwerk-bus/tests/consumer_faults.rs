@@ -775,3 +775,31 @@ async fn a_handler_slower_than_the_ack_wait_is_not_redelivered() {
     assert_eq!(c.info().await.unwrap().num_redelivered, 0);
     assert!(dead_letters(&js, &bus).await.is_empty());
 }
+
+/// A stream created with one partition count is refused by a process configured with another
+/// (its consumers would miss events), by `ensure_streams` and by a consumer's `run`.
+#[tokio::test]
+async fn a_stream_with_another_partition_count_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = service_db(&dir).await;
+    let js = connect().await;
+    let ns = namespace();
+    BusConfig::with_namespace(&ns)
+        .with_partitions(4)
+        .ensure_streams(&js)
+        .await
+        .unwrap();
+    for other in [1, 3] {
+        let bus = BusConfig::with_namespace(&ns).with_partitions(other);
+        let err = bus.ensure_streams(&js).await.unwrap_err();
+        assert!(matches!(err, mahnwerk_bus::Error::Partitions(_)), "{err}");
+        let consumer = Consumer {
+            config: consumer_config(&bus),
+            bus: bus.clone(),
+            pool: pool.clone(),
+            handler: Recorder::default(),
+        };
+        let res = consumer.run(js.clone(), std::future::pending()).await;
+        assert!(matches!(res, Err(mahnwerk_bus::Error::Partitions(_))));
+    }
+}
