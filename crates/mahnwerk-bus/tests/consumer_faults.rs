@@ -803,3 +803,65 @@ async fn a_stream_with_another_partition_count_is_refused() {
         assert!(matches!(res, Err(mahnwerk_bus::Error::Partitions(_))));
     }
 }
+
+/// A real database outage: another connection holds the service database's write lock, so the
+/// consumer's transactions fail ("database is locked") for far longer than the old retry budget.
+/// Nothing is dead-lettered, and once the lock is gone every event applies once, in order.
+#[tokio::test]
+async fn a_locked_service_database_is_waited_out() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let setup = service_db(&dir).await;
+    setup.close().await;
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("svc.db").display());
+    // The consumer's pool gives up on a lock after 20 ms (sqlx would wait 5 s).
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(2)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA busy_timeout = 20")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .unwrap();
+    mahnwerk_bus::consumer::ensure_inbox(&pool).await.unwrap();
+    let mut locker = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let js = connect().await;
+    let bus = BusConfig::with_namespace(&namespace());
+    let source = Source::start(&bus, &js, 3, 4).await;
+    let instance = start(
+        &js,
+        &bus,
+        consumer_config(&bus),
+        &pool,
+        Recorder {
+            instance: "a".into(),
+            ..Default::default()
+        },
+    );
+    let stats = instance.stats.clone();
+    wait_for("20 failed attempts", Duration::from_secs(30), || {
+        let stats = stats.clone();
+        async move { stats.retries.load(Ordering::SeqCst) >= 20 }
+    })
+    .await;
+    assert_eq!(stats.handled.load(Ordering::SeqCst), 0);
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    wait_for("all 12 effects", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move { effects(&pool).await == 12 }
+    })
+    .await;
+    instance.stop().await;
+    source.stop().await;
+    assert_exactly_once_in_order(&pool, 3, 4).await;
+    assert!(dead_letters(&js, &bus).await.is_empty());
+}
