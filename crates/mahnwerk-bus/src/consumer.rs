@@ -122,6 +122,8 @@ pub struct ConsumerStats {
     pub ack_failures: AtomicU64,
     /// Events dead-lettered.
     pub dead_lettered: AtomicU64,
+    /// Dead-letter publishes the server did not confirm, retried.
+    pub dead_letter_failures: AtomicU64,
 }
 
 impl ConsumerStats {
@@ -412,6 +414,7 @@ impl<H: Handler> Consumer<H> {
             match deadletter::publish(js, &self.bus, &self.config.name, msg, reason, error).await {
                 Ok(()) => return true,
                 Err(err) => {
+                    ConsumerStats::bump(&self.config.stats.dead_letter_failures);
                     tracing::warn!(attempt, error = %err, "dead-letter publish failed, retrying")
                 }
             }

@@ -152,6 +152,12 @@ struct Recorder {
     gate: Option<Gate>,
     /// Every event takes this long (a slow handler, not synchronisation).
     slow: Option<Duration>,
+    /// Reject this (stream, version) as permanent.
+    reject_at: Option<(String, u64)>,
+    /// When handling this (stream, version), note in `dead_letters_seen` how many dead letters
+    /// exist (plus one, so 0 means "not handled yet").
+    observe_dead_letters: Option<(Context, BusConfig, String, u64)>,
+    dead_letters_seen: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -181,12 +187,6 @@ impl Handler for Recorder {
             if let Some(d) = self.slow {
                 tokio::time::sleep(d).await;
             }
-            if self.outage.load(Ordering::SeqCst) {
-                return Err(HandlerError::Transient("database unavailable".into()));
-            }
-            if self.reject.lock().unwrap().contains(&event.event_id) {
-                return Err(HandlerError::Permanent("rejected by the test".into()));
-            }
             if let Some(g) = &self.gate
                 && g.stream == event.stream
                 && g.version == event.version
@@ -194,6 +194,22 @@ impl Handler for Recorder {
                 g.entered.notify_one();
                 let mut release = g.release.clone();
                 let _ = release.wait_for(|r| *r).await;
+            }
+            if self.outage.load(Ordering::SeqCst) {
+                return Err(HandlerError::Transient("database unavailable".into()));
+            }
+            if self.reject.lock().unwrap().contains(&event.event_id)
+                || self.reject_at.as_ref() == Some(&(event.stream.clone(), event.version))
+            {
+                return Err(HandlerError::Permanent("rejected by the test".into()));
+            }
+            if let Some((js, bus, stream, version)) = &self.observe_dead_letters
+                && *stream == event.stream
+                && *version == event.version
+            {
+                let n = dead_letters(js, bus).await.len();
+                self.dead_letters_seen
+                    .store(u64::try_from(n).unwrap() + 1, Ordering::SeqCst);
             }
             let (prev,): (Option<i64>,) =
                 sqlx::query_as("SELECT MAX(version) FROM effects WHERE stream = $1")
@@ -864,4 +880,83 @@ async fn a_locked_service_database_is_waited_out() {
     source.stop().await;
     assert_exactly_once_in_order(&pool, 3, 4).await;
     assert!(dead_letters(&js, &bus).await.is_empty());
+}
+
+/// NATS goes away just as an event is to be dead-lettered: the dead-letter publish fails. The
+/// consumer retries it and does not handle the case's next event before the dead letter is
+/// stored. Fails on the old library, which moved on to the next (prefetched) event.
+#[tokio::test]
+async fn a_failed_dead_letter_publish_is_retried_before_the_case_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = service_db(&dir).await;
+    let js = connect().await;
+    let bus = BusConfig::with_namespace(&namespace());
+    let source = Source::start(&bus, &js, 1, 3).await;
+    let proxy = proxy().await;
+    let client = async_nats::ConnectOptions::new()
+        .request_timeout(Some(Duration::from_millis(500)))
+        .reconnect_delay_callback(|_| Duration::from_millis(50))
+        .connect(format!("nats://{}", proxy.addr))
+        .await
+        .unwrap();
+    let consumer_js = async_nats::jetstream::new(client.clone());
+    let (release, release_rx) = watch::channel(false);
+    let gate = Gate {
+        stream: "acme/case/c0".into(),
+        version: 2,
+        entered: Arc::new(tokio::sync::Notify::new()),
+        release: release_rx,
+    };
+    let handler = Recorder {
+        instance: "a".into(),
+        gate: Some(gate.clone()),
+        reject_at: Some(("acme/case/c0".into(), 2)),
+        observe_dead_letters: Some((js.clone(), bus.clone(), "acme/case/c0".into(), 3)),
+        ..Default::default()
+    };
+    let mut config = consumer_config(&bus);
+    config.ack_wait = Duration::from_secs(5);
+    let instance = start(&consumer_js, &bus, config, &pool, handler.clone());
+    gate.entered.notified().await;
+    proxy.cut.send_replace(true);
+    wait_for("the client notices", Duration::from_secs(10), || {
+        let state = client.connection_state();
+        async move { state != async_nats::connection::State::Connected }
+    })
+    .await;
+    release.send_replace(true);
+    let stats = instance.stats.clone();
+    wait_for(
+        "a failed dead-letter publish",
+        Duration::from_secs(10),
+        || {
+            let stats = stats.clone();
+            async move { stats.dead_letter_failures.load(Ordering::SeqCst) >= 1 }
+        },
+    )
+    .await;
+    assert_eq!(
+        handler.dead_letters_seen.load(Ordering::SeqCst),
+        0,
+        "the next event waits while the dead letter is not stored"
+    );
+    proxy.cut.send_replace(false);
+    wait_for("the next event handled", Duration::from_secs(20), || {
+        let handler = handler.clone();
+        async move { handler.dead_letters_seen.load(Ordering::SeqCst) > 0 }
+    })
+    .await;
+    instance.stop().await;
+    source.stop().await;
+    assert_eq!(
+        handler.dead_letters_seen.load(Ordering::SeqCst),
+        2,
+        "the dead letter was stored before the next event was handled"
+    );
+    assert_eq!(dead_letters(&js, &bus).await.len(), 1);
+    let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM effects ORDER BY rowid")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, vec![(1,), (3,)]);
 }
