@@ -597,7 +597,8 @@ impl<H: Handler> Consumer<H> {
         mut stop: watch::Receiver<bool>,
     ) -> Result<()> {
         let mut backoff = Duration::from_millis(100);
-        // Pull requests expire well within the pin TTL, so a live instance keeps its pin.
+        // Pull requests expire well within the pin TTL, so a live pinned instance keeps its pin
+        // (unpinned: a re-pull every few seconds, harmless).
         let expires =
             (self.config.pin_ttl / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
         loop {
