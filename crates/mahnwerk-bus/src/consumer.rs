@@ -323,43 +323,53 @@ impl<H: Handler> Consumer<H> {
             ),
         };
         let name = self.durable_name(source);
-        stream
-            .get_or_create_consumer(
-                &name,
-                pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject,
-                    ack_policy: AckPolicy::Explicit,
-                    deliver_policy: DeliverPolicy::All,
-                    ack_wait: self.config.ack_wait,
-                    max_ack_pending: 1,
-                    // One spare delivery: if the instance dies while dead-lettering the
-                    // message at `max_deliver`, the server still hands it out once more.
-                    max_deliver: if self.config.max_deliver > 0 {
-                        self.config.max_deliver + 1
-                    } else {
-                        -1
-                    },
-                    priority_policy: if self.config.pinned {
-                        PriorityPolicy::PinnedClient
-                    } else {
-                        PriorityPolicy::None
-                    },
-                    priority_groups: if self.config.pinned {
-                        vec![PRIORITY_GROUP.to_owned()]
-                    } else {
-                        Vec::new()
-                    },
-                    priority_timeout: if self.config.pinned {
-                        self.config.pin_ttl
-                    } else {
-                        Duration::ZERO
-                    },
-                    ..Default::default()
-                },
-            )
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject,
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: self.config.ack_wait,
+            max_ack_pending: 1,
+            // One spare delivery: if the instance dies while dead-lettering the message at
+            // `max_deliver`, the server still hands it out once more.
+            max_deliver: if self.config.max_deliver > 0 {
+                self.config.max_deliver + 1
+            } else {
+                -1
+            },
+            priority_policy: if self.config.pinned {
+                PriorityPolicy::PinnedClient
+            } else {
+                PriorityPolicy::None
+            },
+            priority_groups: if self.config.pinned {
+                vec![PRIORITY_GROUP.to_owned()]
+            } else {
+                Vec::new()
+            },
+            priority_timeout: if self.config.pinned {
+                self.config.pin_ttl
+            } else {
+                Duration::ZERO
+            },
+            ..Default::default()
+        };
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(&name, config.clone())
             .await
-            .map_err(nats_err)
+            .map_err(nats_err)?;
+        // A durable created by an older library (up to 1000 in flight, no delivery bound) or
+        // with other timings: bring it to this configuration, or order would not hold.
+        let have = &consumer.cached_info().config;
+        if have.max_ack_pending != config.max_ack_pending
+            || have.max_deliver != config.max_deliver
+            || have.ack_wait != config.ack_wait
+            || have.filter_subject != config.filter_subject
+        {
+            tracing::info!(consumer = %name, "updating the durable consumer's configuration");
+            return stream.update_consumer(config).await.map_err(nats_err);
+        }
+        Ok(consumer)
     }
 
     /// Retry `ack` (or `term`) until the server confirms it. Gives up only when the ack wait

@@ -960,3 +960,38 @@ async fn a_failed_dead_letter_publish_is_retried_before_the_case_moves_on() {
         .unwrap();
     assert_eq!(versions, vec![(1,), (3,)]);
 }
+
+/// A durable consumer left by the old library (1000 in flight, no delivery bound) is brought to
+/// one in flight and a bounded delivery count when the consumer opens it.
+#[tokio::test]
+async fn an_old_durable_consumer_is_updated_to_one_in_flight() {
+    use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+    let dir = tempfile::tempdir().unwrap();
+    let pool = service_db(&dir).await;
+    let js = connect().await;
+    let bus = BusConfig::with_namespace(&namespace());
+    let stream = bus.ensure_streams(&js).await.unwrap();
+    let config = consumer_config(&bus);
+    let _: PullConsumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("svc".into()),
+            filter_subject: config.filter_subject.clone(),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let consumer = Consumer {
+        config,
+        bus: bus.clone(),
+        pool,
+        handler: Recorder::default(),
+    };
+    let mut opened = consumer.open(&js).await.unwrap();
+    let info = opened.info().await.unwrap();
+    assert_eq!(info.config.max_ack_pending, 1);
+    assert_eq!(info.config.max_deliver, 6);
+    assert_eq!(info.config.ack_wait, Duration::from_secs(2));
+}
