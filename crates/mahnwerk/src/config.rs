@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Events the relay reads and publishes per batch.
     #[arg(long, env = "MAHNWERK_RELAY_BATCH", default_value_t = 2000)]
     pub relay_batch: usize,
+    /// gRPC requests handled at once over all connections (more wait): bounds memory.
+    #[arg(long, env = "MAHNWERK_GRPC_CONCURRENCY", default_value_t = 256)]
+    pub grpc_concurrency: usize,
     /// Partitions of the event stream (ADR 005): consumers of every service run one durable
     /// consumer per partition and replicas share them. Fixed when the stream is created; every
     /// instance must use the same value.

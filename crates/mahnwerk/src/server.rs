@@ -124,8 +124,13 @@ pub async fn run(
             let _ = ready.send(addr);
         }
         let rx = stop_rx.clone();
+        // Bounded memory: at most `grpc_concurrency` requests in flight in all (others wait),
+        // and no connection takes more than its share.
+        let limit = args.grpc_concurrency.max(1);
         tasks.spawn(async move {
             tonic::transport::Server::builder()
+                .concurrency_limit_per_connection(limit.div_ceil(4))
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limit))
                 .trace_fn(|req| tracing::info_span!("grpc", path = %req.uri().path()))
                 .add_service(health)
                 .add_service(reflection_v1)

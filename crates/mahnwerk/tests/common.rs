@@ -72,6 +72,11 @@ impl Running {
 }
 
 pub async fn start(database_url: &str) -> Running {
+    start_with(database_url, 256).await
+}
+
+/// [`start`] with at most `grpc_concurrency` gRPC requests handled at once.
+pub async fn start_with(database_url: &str, grpc_concurrency: usize) -> Running {
     let namespace = unique("t");
     let args = ServeArgs {
         store: StoreArgs {
@@ -82,6 +87,7 @@ pub async fn start(database_url: &str) -> Running {
         namespace: namespace.clone(),
         services: vec![],
         relay_batch: 2000,
+        grpc_concurrency,
         partitions: 1,
         metrics_listen: "off".into(),
         demo: false,

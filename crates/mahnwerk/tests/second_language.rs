@@ -52,6 +52,7 @@ async fn a_nats_py_subscriber_receives_the_documented_events() {
                 tenant: String::new(),
                 invoice_number: "RE-42".into(),
                 reason: "late".into(),
+                ..Default::default()
             },
         ))
         .await
