@@ -621,7 +621,10 @@ impl<H: Handler> Consumer<H> {
             };
             let consumer = match opened {
                 Ok(c) => c,
-                Err(err @ (Error::Partitions(_) | Error::Filter(_))) => return Err(err),
+                Err(err) if err.is_fatal() => {
+                    tracing::error!(error = %err, ?source, "consumer refuses to run");
+                    return Err(err);
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, ?source, "consumer open failed");
                     if sleep_or_stop(backoff, &mut stop).await {
