@@ -122,6 +122,8 @@ pub struct ConsumerStats {
     pub ack_failures: AtomicU64,
     /// Events dead-lettered.
     pub dead_lettered: AtomicU64,
+    /// Dead-letter publishes the server did not confirm, retried.
+    pub dead_letter_failures: AtomicU64,
 }
 
 impl ConsumerStats {
@@ -321,37 +323,53 @@ impl<H: Handler> Consumer<H> {
             ),
         };
         let name = self.durable_name(source);
-        stream
-            .get_or_create_consumer(
-                &name,
-                pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject,
-                    ack_policy: AckPolicy::Explicit,
-                    deliver_policy: DeliverPolicy::All,
-                    ack_wait: self.config.ack_wait,
-                    max_ack_pending: 1,
-                    max_deliver: self.config.max_deliver,
-                    priority_policy: if self.config.pinned {
-                        PriorityPolicy::PinnedClient
-                    } else {
-                        PriorityPolicy::None
-                    },
-                    priority_groups: if self.config.pinned {
-                        vec![PRIORITY_GROUP.to_owned()]
-                    } else {
-                        Vec::new()
-                    },
-                    priority_timeout: if self.config.pinned {
-                        self.config.pin_ttl
-                    } else {
-                        Duration::ZERO
-                    },
-                    ..Default::default()
-                },
-            )
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject,
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: self.config.ack_wait,
+            max_ack_pending: 1,
+            // One spare delivery: if the instance dies while dead-lettering the message at
+            // `max_deliver`, the server still hands it out once more.
+            max_deliver: if self.config.max_deliver > 0 {
+                self.config.max_deliver + 1
+            } else {
+                -1
+            },
+            priority_policy: if self.config.pinned {
+                PriorityPolicy::PinnedClient
+            } else {
+                PriorityPolicy::None
+            },
+            priority_groups: if self.config.pinned {
+                vec![PRIORITY_GROUP.to_owned()]
+            } else {
+                Vec::new()
+            },
+            priority_timeout: if self.config.pinned {
+                self.config.pin_ttl
+            } else {
+                Duration::ZERO
+            },
+            ..Default::default()
+        };
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(&name, config.clone())
             .await
-            .map_err(nats_err)
+            .map_err(nats_err)?;
+        // A durable created by an older library (up to 1000 in flight, no delivery bound) or
+        // with other timings: bring it to this configuration, or order would not hold.
+        let have = &consumer.cached_info().config;
+        if have.max_ack_pending != config.max_ack_pending
+            || have.max_deliver != config.max_deliver
+            || have.ack_wait != config.ack_wait
+            || have.filter_subject != config.filter_subject
+        {
+            tracing::info!(consumer = %name, "updating the durable consumer's configuration");
+            return stream.update_consumer(config).await.map_err(nats_err);
+        }
+        Ok(consumer)
     }
 
     /// Retry `ack` (or `term`) until the server confirms it. Gives up only when the ack wait
@@ -406,6 +424,7 @@ impl<H: Handler> Consumer<H> {
             match deadletter::publish(js, &self.bus, &self.config.name, msg, reason, error).await {
                 Ok(()) => return true,
                 Err(err) => {
+                    ConsumerStats::bump(&self.config.stats.dead_letter_failures);
                     tracing::warn!(attempt, error = %err, "dead-letter publish failed, retrying")
                 }
             }
@@ -443,6 +462,7 @@ impl<H: Handler> Consumer<H> {
     /// Decide once what to do with a delivered message (`Err`: transient, retry).
     async fn attempt(
         &self,
+        msg: &async_nats::jetstream::Message,
         event: &Envelope,
         poisoned: Option<i64>,
         permanent_failures: &mut u32,
@@ -460,7 +480,20 @@ impl<H: Handler> Consumer<H> {
                 Err(err) => Err(err.to_string()),
             };
         }
-        match self.apply_once(event).await {
+        // A slow handler keeps the message ours: without `+WPI` the server would redeliver it
+        // after `ack_wait` (to another instance, and counting towards `max_deliver`).
+        let work = self.apply_once(event);
+        tokio::pin!(work);
+        let tick = (self.config.ack_wait / 3).max(Duration::from_millis(10));
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                () = tokio::time::sleep(tick) => {
+                    let _ = msg.ack_with(AckKind::Progress).await;
+                }
+            }
+        };
+        match result {
             Ok(applied) => {
                 tracing::debug!(?applied, "event handled");
                 let outcome = match applied {
@@ -523,7 +556,7 @@ impl<H: Handler> Consumer<H> {
             let mut permanent_failures = 0_u32;
             loop {
                 attempt += 1;
-                match self.attempt(&event, poisoned, &mut permanent_failures).await {
+                match self.attempt(msg, &event, poisoned, &mut permanent_failures).await {
                     Ok(Verdict::Ack) => {
                         self.settle(msg, AckKind::Ack, stop).await;
                         return;
@@ -574,7 +607,8 @@ impl<H: Handler> Consumer<H> {
         mut stop: watch::Receiver<bool>,
     ) -> Result<()> {
         let mut backoff = Duration::from_millis(100);
-        // Pull requests expire well within the pin TTL, so a live instance keeps its pin.
+        // Pull requests expire well within the pin TTL, so a live pinned instance keeps its pin
+        // (unpinned: a re-pull every few seconds, harmless).
         let expires =
             (self.config.pin_ttl / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
         loop {
@@ -587,7 +621,10 @@ impl<H: Handler> Consumer<H> {
             };
             let consumer = match opened {
                 Ok(c) => c,
-                Err(err @ (Error::Partitions(_) | Error::Filter(_))) => return Err(err),
+                Err(err) if err.is_fatal() => {
+                    tracing::error!(error = %err, ?source, "consumer refuses to run");
+                    return Err(err);
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, ?source, "consumer open failed");
                     if sleep_or_stop(backoff, &mut stop).await {

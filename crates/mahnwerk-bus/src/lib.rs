@@ -65,7 +65,13 @@ pub enum Error {
 impl Error {
     /// Errors that retrying cannot fix: the caller should stop and tell the operator.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::ServerTooOld { .. } | Self::StreamMismatch(_))
+        matches!(
+            self,
+            Self::ServerTooOld { .. }
+                | Self::StreamMismatch(_)
+                | Self::Partitions(_)
+                | Self::Filter(_)
+        )
     }
 }
 

@@ -150,6 +150,14 @@ struct Recorder {
     calls: Arc<AtomicU64>,
     poison_calls: Arc<AtomicU64>,
     gate: Option<Gate>,
+    /// Every event takes this long (a slow handler, not synchronisation).
+    slow: Option<Duration>,
+    /// Reject this (stream, version) as permanent.
+    reject_at: Option<(String, u64)>,
+    /// When handling this (stream, version), note in `dead_letters_seen` how many dead letters
+    /// exist (plus one, so 0 means "not handled yet").
+    observe_dead_letters: Option<(Context, BusConfig, String, u64)>,
+    dead_letters_seen: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -176,11 +184,8 @@ impl Handler for Recorder {
                 self.poison_calls.fetch_add(1, Ordering::SeqCst);
                 panic!("simulated crash on a poison event");
             }
-            if self.outage.load(Ordering::SeqCst) {
-                return Err(HandlerError::Transient("database unavailable".into()));
-            }
-            if self.reject.lock().unwrap().contains(&event.event_id) {
-                return Err(HandlerError::Permanent("rejected by the test".into()));
+            if let Some(d) = self.slow {
+                tokio::time::sleep(d).await;
             }
             if let Some(g) = &self.gate
                 && g.stream == event.stream
@@ -189,6 +194,22 @@ impl Handler for Recorder {
                 g.entered.notify_one();
                 let mut release = g.release.clone();
                 let _ = release.wait_for(|r| *r).await;
+            }
+            if self.outage.load(Ordering::SeqCst) {
+                return Err(HandlerError::Transient("database unavailable".into()));
+            }
+            if self.reject.lock().unwrap().contains(&event.event_id)
+                || self.reject_at.as_ref() == Some(&(event.stream.clone(), event.version))
+            {
+                return Err(HandlerError::Permanent("rejected by the test".into()));
+            }
+            if let Some((js, bus, stream, version)) = &self.observe_dead_letters
+                && *stream == event.stream
+                && *version == event.version
+            {
+                let n = dead_letters(js, bus).await.len();
+                self.dead_letters_seen
+                    .store(u64::try_from(n).unwrap() + 1, Ordering::SeqCst);
             }
             let (prev,): (Option<i64>,) =
                 sqlx::query_as("SELECT MAX(version) FROM effects WHERE stream = $1")
@@ -674,4 +695,303 @@ async fn three_instances_share_partitions_and_survive_one_being_killed() {
     assert!(after.iter().all(|(_, n)| *n > 0), "{after:?}");
     assert!(at_kill < 10_000);
     assert!(dead_letters(&js, &bus).await.is_empty());
+}
+
+/// Pinned mode: the server pins each partition to one instance; when the pinned instance is
+/// killed its partitions move to the standby after the pin TTL, and order and exactly-once hold.
+#[tokio::test]
+async fn pinned_partitions_move_to_the_standby_when_their_instance_is_killed() {
+    const CASES: usize = 40;
+    const PER_CASE: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = service_db(&dir).await;
+    let js = connect().await;
+    let bus = BusConfig::with_namespace(&namespace()).with_partitions(2);
+    let source = Source::start(&bus, &js, CASES, PER_CASE).await;
+    let mut config = consumer_config(&bus);
+    config.pinned = true;
+    config.pin_ttl = Duration::from_secs(2);
+    let start_instance = |name: &str, js: Context| {
+        start(
+            &js,
+            &bus,
+            config.clone(),
+            &pool,
+            Recorder {
+                instance: name.into(),
+                ..Default::default()
+            },
+        )
+    };
+    let first = start_instance("a", connect().await);
+    wait_for(
+        "the first instance at work",
+        Duration::from_secs(20),
+        || {
+            let pool = pool.clone();
+            async move { effects(&pool).await >= 50 }
+        },
+    )
+    .await;
+    let standby = start_instance("b", connect().await);
+    first.task.abort();
+    assert!(first.task.await.unwrap_err().is_cancelled());
+    wait_for("all effects", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move { effects(&pool).await == i64::try_from(CASES * PER_CASE).unwrap() }
+    })
+    .await;
+    standby.stop().await;
+    source.stop().await;
+    assert_exactly_once_in_order(&pool, CASES, PER_CASE).await;
+    let (by_standby,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM effects WHERE instance = 'b'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(by_standby > 0, "the standby took the partitions over");
+}
+
+/// A handler slower than the ack wait keeps its message (progress acks): the server does not
+/// redeliver it, so it is neither handled twice nor counted towards crash-poison.
+#[tokio::test]
+async fn a_handler_slower_than_the_ack_wait_is_not_redelivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = service_db(&dir).await;
+    let js = connect().await;
+    let bus = BusConfig::with_namespace(&namespace());
+    let source = Source::start(&bus, &js, 1, 2).await;
+    let mut config = consumer_config(&bus);
+    config.ack_wait = Duration::from_secs(1);
+    config.max_deliver = 2;
+    let handler = Recorder {
+        instance: "a".into(),
+        slow: Some(Duration::from_millis(2500)),
+        ..Default::default()
+    };
+    let instance = start(&js, &bus, config, &pool, handler.clone());
+    wait_for("both effects", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move { effects(&pool).await == 2 }
+    })
+    .await;
+    instance.stop().await;
+    source.stop().await;
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        2,
+        "each event handled once"
+    );
+    let mut c: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream(&bus.stream)
+        .await
+        .unwrap()
+        .get_consumer("svc")
+        .await
+        .unwrap();
+    assert_eq!(c.info().await.unwrap().num_redelivered, 0);
+    assert!(dead_letters(&js, &bus).await.is_empty());
+}
+
+/// A stream created with one partition count is refused by a process configured with another
+/// (its consumers would miss events), by `ensure_streams` and by a consumer's `run`.
+#[tokio::test]
+async fn a_stream_with_another_partition_count_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = service_db(&dir).await;
+    let js = connect().await;
+    let ns = namespace();
+    BusConfig::with_namespace(&ns)
+        .with_partitions(4)
+        .ensure_streams(&js)
+        .await
+        .unwrap();
+    for other in [1, 3] {
+        let bus = BusConfig::with_namespace(&ns).with_partitions(other);
+        let err = bus.ensure_streams(&js).await.unwrap_err();
+        assert!(matches!(err, mahnwerk_bus::Error::Partitions(_)), "{err}");
+        let consumer = Consumer {
+            config: consumer_config(&bus),
+            bus: bus.clone(),
+            pool: pool.clone(),
+            handler: Recorder::default(),
+        };
+        let res = consumer.run(js.clone(), std::future::pending()).await;
+        assert!(matches!(res, Err(mahnwerk_bus::Error::Partitions(_))));
+    }
+}
+
+/// A real database outage: another connection holds the service database's write lock, so the
+/// consumer's transactions fail ("database is locked") for far longer than the old retry budget.
+/// Nothing is dead-lettered, and once the lock is gone every event applies once, in order.
+#[tokio::test]
+async fn a_locked_service_database_is_waited_out() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let setup = service_db(&dir).await;
+    setup.close().await;
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("svc.db").display());
+    // The consumer's pool gives up on a lock after 20 ms (sqlx would wait 5 s).
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(2)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA busy_timeout = 20")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .unwrap();
+    mahnwerk_bus::consumer::ensure_inbox(&pool).await.unwrap();
+    let mut locker = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let js = connect().await;
+    let bus = BusConfig::with_namespace(&namespace());
+    let source = Source::start(&bus, &js, 3, 4).await;
+    let instance = start(
+        &js,
+        &bus,
+        consumer_config(&bus),
+        &pool,
+        Recorder {
+            instance: "a".into(),
+            ..Default::default()
+        },
+    );
+    let stats = instance.stats.clone();
+    wait_for("20 failed attempts", Duration::from_secs(30), || {
+        let stats = stats.clone();
+        async move { stats.retries.load(Ordering::SeqCst) >= 20 }
+    })
+    .await;
+    assert_eq!(stats.handled.load(Ordering::SeqCst), 0);
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    wait_for("all 12 effects", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move { effects(&pool).await == 12 }
+    })
+    .await;
+    instance.stop().await;
+    source.stop().await;
+    assert_exactly_once_in_order(&pool, 3, 4).await;
+    assert!(dead_letters(&js, &bus).await.is_empty());
+}
+
+/// NATS goes away just as an event is to be dead-lettered: the dead-letter publish fails. The
+/// consumer retries it and does not handle the case's next event before the dead letter is
+/// stored. Fails on the old library, which moved on to the next (prefetched) event.
+#[tokio::test]
+async fn a_failed_dead_letter_publish_is_retried_before_the_case_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = service_db(&dir).await;
+    let js = connect().await;
+    let bus = BusConfig::with_namespace(&namespace());
+    let source = Source::start(&bus, &js, 1, 3).await;
+    let proxy = proxy().await;
+    let client = async_nats::ConnectOptions::new()
+        .request_timeout(Some(Duration::from_millis(500)))
+        .reconnect_delay_callback(|_| Duration::from_millis(50))
+        .connect(format!("nats://{}", proxy.addr))
+        .await
+        .unwrap();
+    let consumer_js = async_nats::jetstream::new(client.clone());
+    let (release, release_rx) = watch::channel(false);
+    let gate = Gate {
+        stream: "acme/case/c0".into(),
+        version: 2,
+        entered: Arc::new(tokio::sync::Notify::new()),
+        release: release_rx,
+    };
+    let handler = Recorder {
+        instance: "a".into(),
+        gate: Some(gate.clone()),
+        reject_at: Some(("acme/case/c0".into(), 2)),
+        observe_dead_letters: Some((js.clone(), bus.clone(), "acme/case/c0".into(), 3)),
+        ..Default::default()
+    };
+    let mut config = consumer_config(&bus);
+    config.ack_wait = Duration::from_secs(5);
+    let instance = start(&consumer_js, &bus, config, &pool, handler.clone());
+    gate.entered.notified().await;
+    proxy.cut.send_replace(true);
+    wait_for("the client notices", Duration::from_secs(10), || {
+        let state = client.connection_state();
+        async move { state != async_nats::connection::State::Connected }
+    })
+    .await;
+    release.send_replace(true);
+    let stats = instance.stats.clone();
+    wait_for(
+        "a failed dead-letter publish",
+        Duration::from_secs(10),
+        || {
+            let stats = stats.clone();
+            async move { stats.dead_letter_failures.load(Ordering::SeqCst) >= 1 }
+        },
+    )
+    .await;
+    assert_eq!(
+        handler.dead_letters_seen.load(Ordering::SeqCst),
+        0,
+        "the next event waits while the dead letter is not stored"
+    );
+    proxy.cut.send_replace(false);
+    wait_for("the next event handled", Duration::from_secs(20), || {
+        let handler = handler.clone();
+        async move { handler.dead_letters_seen.load(Ordering::SeqCst) > 0 }
+    })
+    .await;
+    instance.stop().await;
+    source.stop().await;
+    assert_eq!(
+        handler.dead_letters_seen.load(Ordering::SeqCst),
+        2,
+        "the dead letter was stored before the next event was handled"
+    );
+    assert_eq!(dead_letters(&js, &bus).await.len(), 1);
+    let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM effects ORDER BY rowid")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, vec![(1,), (3,)]);
+}
+
+/// A durable consumer left by the old library (1000 in flight, no delivery bound) is brought to
+/// one in flight and a bounded delivery count when the consumer opens it.
+#[tokio::test]
+async fn an_old_durable_consumer_is_updated_to_one_in_flight() {
+    use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+    let dir = tempfile::tempdir().unwrap();
+    let pool = service_db(&dir).await;
+    let js = connect().await;
+    let bus = BusConfig::with_namespace(&namespace());
+    let stream = bus.ensure_streams(&js).await.unwrap();
+    let config = consumer_config(&bus);
+    let _: PullConsumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("svc".into()),
+            filter_subject: config.filter_subject.clone(),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let consumer = Consumer {
+        config,
+        bus: bus.clone(),
+        pool,
+        handler: Recorder::default(),
+    };
+    let mut opened = consumer.open(&js).await.unwrap();
+    let info = opened.info().await.unwrap();
+    assert_eq!(info.config.max_ack_pending, 1);
+    assert_eq!(info.config.max_deliver, 6);
+    assert_eq!(info.config.ack_wait, Duration::from_secs(2));
 }

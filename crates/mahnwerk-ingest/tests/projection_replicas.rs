@@ -89,22 +89,54 @@ fn case_events(n: usize) -> Vec<NewEvent> {
     events
 }
 
-async fn setup(dir: &tempfile::TempDir) -> (EventLog, sqlx::AnyPool) {
-    let log_url = format!("sqlite:{}?mode=rwc", dir.path().join("log.db").display());
-    let log = EventLog::connect(&log_url).await.unwrap();
+/// The projection databases of one test: SQLite always, plus a fresh PostgreSQL database when
+/// DATABASE_URL is set.
+async fn projection_urls(dir: &tempfile::TempDir) -> Vec<String> {
     sqlx::any::install_default_drivers();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("svc.db").display());
+    let mut urls = vec![format!(
+        "sqlite:{}?mode=rwc",
+        dir.path().join("svc.db").display()
+    )];
+    if let Ok(admin) = std::env::var("DATABASE_URL") {
+        let name = format!("mwp_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        urls.push(format!("{base}/{name}"));
+    }
+    urls
+}
+
+async fn setup(dir: &tempfile::TempDir) -> (EventLog, sqlx::AnyPool) {
+    let url = projection_urls(dir).await.remove(0);
+    setup_at(dir, &url).await
+}
+
+async fn setup_at(dir: &tempfile::TempDir, url: &str) -> (EventLog, sqlx::AnyPool) {
+    let log_url = format!(
+        "sqlite:{}?mode=rwc",
+        dir.path()
+            .join(format!("log-{}.db", uuid::Uuid::new_v4().simple()))
+            .display()
+    );
+    let log = EventLog::connect(&log_url).await.unwrap();
+    let sqlite = url.starts_with("sqlite:");
     let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(4)
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
-                sqlx::query("PRAGMA busy_timeout = 30000")
-                    .execute(&mut *conn)
-                    .await?;
+                if sqlite {
+                    sqlx::query("PRAGMA busy_timeout = 30000")
+                        .execute(&mut *conn)
+                        .await?;
+                }
                 Ok(())
             })
         })
-        .connect(&url)
+        .connect(url)
         .await
         .unwrap();
     projection::ensure_schema(&pool).await.unwrap();
@@ -121,9 +153,15 @@ async fn checkpoint(pool: &sqlx::AnyPool) -> i64 {
 
 #[tokio::test]
 async fn two_followers_apply_every_event_once_and_never_move_the_checkpoint_back() {
-    const CASES: usize = 200;
     let dir = tempfile::tempdir().unwrap();
-    let (log, pool) = setup(&dir).await;
+    for url in projection_urls(&dir).await {
+        two_followers_on(&dir, &url).await;
+    }
+}
+
+async fn two_followers_on(dir: &tempfile::TempDir, url: &str) {
+    const CASES: usize = 200;
+    let (log, pool) = setup_at(dir, url).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let followers: Vec<_> = (0..2)
         .map(|_| {
