@@ -153,6 +153,8 @@ pub async fn run(
         None
     };
 
+    // Ingest: its projection follower; InvoiceService and CaseService join the gRPC server below.
+    let (mut invoices, mut cases) = (None, None);
     if args.runs(Service::Ingest) {
         let (log2, pool2, rx) = (log.clone(), pool.clone(), stop_rx.clone());
         tasks.spawn(async move {
@@ -164,14 +166,22 @@ pub async fn run(
             keys: keys.clone(),
             pool: pool.clone(),
         };
-        let (invoices, cases) = mahnwerk_ingest::services(ingest);
+        let (i, c) = mahnwerk_ingest::services(ingest);
+        (invoices, cases) = (Some(i), Some(c));
+    }
+
+    // One gRPC server for whatever this process runs: every Deployment (`serve --services X`)
+    // answers gRPC health and reflection, also one running only the relay.
+    {
         let (health_reporter, health) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<mahnwerk_proto::v1::invoice_service_server::InvoiceServiceServer<Ingest>>()
-            .await;
-        health_reporter
-            .set_serving::<mahnwerk_proto::v1::case_service_server::CaseServiceServer<Ingest>>()
-            .await;
+        if invoices.is_some() {
+            health_reporter
+                .set_serving::<mahnwerk_proto::v1::invoice_service_server::InvoiceServiceServer<Ingest>>()
+                .await;
+            health_reporter
+                .set_serving::<mahnwerk_proto::v1::case_service_server::CaseServiceServer<Ingest>>()
+                .await;
+        }
         if dunning_grpc.is_some() {
             health_reporter
                 .set_serving::<mahnwerk_proto::v1::dunning_service_server::DunningServiceServer<
@@ -214,8 +224,8 @@ pub async fn run(
                 .add_service(health)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
-                .add_service(invoices)
-                .add_service(cases)
+                .add_optional_service(invoices)
+                .add_optional_service(cases)
                 .add_optional_service(dunning_grpc)
                 .add_optional_service(payments)
                 .serve_with_incoming_shutdown(

@@ -952,3 +952,34 @@ async fn serve_runs_dunning_and_advance_clock_works_only_on_the_simulated_clock(
     assert_eq!(ex.policy_id, "default-consumer");
     server.stop().await;
 }
+
+/// Every Deployment runs `serve --services X` and is probed over gRPC health: a process that runs
+/// only the relay (no gRPC API of its own) still answers health and reports the ingest API as
+/// not served (it used to open no gRPC port at all without ingest).
+#[tokio::test]
+async fn a_relay_only_process_answers_grpc_health() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let server = start_with(&url, |a| {
+        a.services = vec![mahnwerk::config::Service::Relay]
+    })
+    .await;
+    let mut health = HealthClient::new(server.channel().await);
+    let overall = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(overall.status, ServingStatus::Serving as i32);
+    let ingest = health
+        .check(HealthCheckRequest {
+            service: "mahnwerk.v1.InvoiceService".into(),
+        })
+        .await;
+    assert_eq!(ingest.unwrap_err().code(), Code::NotFound);
+    server.stop().await;
+}
