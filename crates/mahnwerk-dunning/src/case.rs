@@ -18,15 +18,16 @@
 //! - **Money**: balance = principal after credit notes + fees + lump sum + interest charged −
 //!   payments. Fees are waived on a letter sent while the debtor is not yet in default (that
 //!   letter creates default, § 286 Abs. 1); the lump sum (business, € 40) is charged once with the
-//!   first letter in default; interest is charged with each letter whose step charges it, as the
-//!   difference between the interest computed up to the letter date and the interest charged so
-//!   far. Interest accrued after the last letter is not claimed by the case.
+//!   first letter in default and offset against the fees (§ 288 Abs. 5 S. 3: a fee is charged
+//!   only beyond what the lump sum covers); interest is charged with each letter whose step
+//!   charges it, as the difference between the interest computed up to the letter date and the
+//!   interest charged so far. Interest accrued after the last letter is not claimed by the case.
 //! - **End states**: settled (balance paid; a reversal reopens it), cancelled, credited (principal
 //!   credited to zero), written off.
 
 use crate::error::{DunningError, Result};
 use crate::law::BaseRateTable;
-use crate::law::calendar::{Deadline, deadline};
+use crate::law::calendar::{Deadline, deadline, move_to_working_day};
 use crate::law::default::{DefaultFacts, DefaultStart, default_start};
 use crate::law::interest::{
     DatedAmount, InterestCalculation, InterestRequest, compute_interest, lump_sum,
@@ -52,6 +53,10 @@ pub struct CaseFacts {
     /// The invoice pointed out default after 30 days (§ 286 Abs. 3).
     #[serde(default)]
     pub default_notice: bool,
+    /// This invoice's payment date was agreed by the calendar (§ 286 Abs. 2 Nr. 1): a fact of
+    /// the invoice; the policy's `calendar_due_date` is only the tenant-wide fallback.
+    #[serde(default)]
+    pub calendar_due_date: bool,
 }
 
 impl CaseFacts {
@@ -64,6 +69,7 @@ impl CaseFacts {
             due_date: invoice.due_date,
             principal: invoice.gross_money(),
             default_notice: invoice.default_notice,
+            calendar_due_date: false,
         }
     }
 }
@@ -228,6 +234,10 @@ pub struct StepReached {
     pub fee_waived: Option<String>,
     /// § 288 Abs. 5 lump sum charged with this letter (zero when none).
     pub lump_sum: Money,
+    /// The part of the policy's fee not charged because the lump sum already covers it
+    /// (§ 288 Abs. 5 S. 3 BGB: the lump sum is offset against later dunning costs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_offset: Option<Money>,
     /// Interest added with this letter.
     pub interest_charged: Money,
     /// Full interest derivation up to the letter date, when interest is charged.
@@ -421,6 +431,9 @@ pub struct DunningCase {
     pub costs: Vec<DatedAmount>,
     pub fees: i64,
     pub lump_sum: i64,
+    /// Fees offset against the lump sum so far (§ 288 Abs. 5 S. 3).
+    #[serde(default)]
+    pub lump_sum_offset: i64,
     pub interest: i64,
     pub pauses: Vec<Pause>,
     pub reanchor: Option<NaiveDate>,
@@ -475,22 +488,52 @@ impl DunningCase {
                 + Duration::days(i64::from(self.policy.delivery_days)),
             debtor: self.facts.debtor,
             default_notice: self.facts.default_notice,
-            calendar_due_date: self.policy.calendar_due_date,
+            calendar_due_date: self.facts.calendar_due_date || self.policy.calendar_due_date,
+            state: self.policy.state,
         }
     }
 
-    /// Default start given the letters sent so far.
+    /// Default start given the letters sent so far. Only a letter sent after the due date is a
+    /// Mahnung (§ 286 Abs. 1): a pre-due reminder never is, even when it arrives after the due
+    /// date.
     pub fn default(&self) -> Option<DefaultStart> {
         let delivery = Duration::days(i64::from(self.policy.delivery_days));
         let first_reminder = self
             .steps
             .iter()
+            .filter(|(number, date)| {
+                let pre_due = usize::try_from(*number)
+                    .ok()
+                    .and_then(|n| n.checked_sub(1))
+                    .and_then(|k| self.policy.steps.get(k))
+                    .is_some_and(|s| s.pre_due);
+                !pre_due && *date > self.due_date
+            })
             .map(|(_, date)| *date + delivery)
             .find(|received| *received > self.due_date);
         default_start(&self.default_facts(), first_reminder)
     }
 
-    /// The day the next step is due, ignoring pauses and the minimum balance.
+    /// The payment deadline printed on the last letter (§ 193 applied), if any.
+    pub fn last_deadline(&self) -> Option<NaiveDate> {
+        let (number, date) = *self.steps.last()?;
+        let step = self
+            .policy
+            .steps
+            .get(usize::try_from(number).ok()?.checked_sub(1)?)?;
+        Some(
+            deadline(
+                self.policy.state,
+                date,
+                i64::from(step.payment_deadline_days),
+            )
+            .deadline,
+        )
+    }
+
+    /// The day the next step is due, ignoring pauses and the minimum balance: the policy's gap
+    /// after its anchor, but never before the previous letter's deadline has passed, and moved to
+    /// a business day of the policy's state (letters are dated on business days).
     pub fn next_step_date(&self) -> Option<NaiveDate> {
         let k = self.steps.len();
         if k >= self.policy.steps.len() {
@@ -498,10 +541,15 @@ impl DunningCase {
         }
         let prev = self.steps.last().map_or(self.due_date, |(_, d)| *d);
         let anchor = self.reanchor.map_or(prev, |r| r.max(prev));
-        Some(self.policy.step_date_from(k, anchor))
+        let mut date = self.policy.step_date_from(k, anchor);
+        if let Some(last) = self.last_deadline() {
+            date = date.max(last + Duration::days(1));
+        }
+        Some(move_to_working_day(self.policy.state, date).deadline)
     }
 
-    /// The day the case is handed over, once all steps are reached.
+    /// The day the case is handed over, once all steps are reached (never before the last
+    /// letter's deadline has passed).
     pub fn escalation_date(&self) -> Option<NaiveDate> {
         if self.steps.len() < self.policy.steps.len() || self.escalated_on.is_some() {
             return None;
@@ -511,7 +559,11 @@ impl DunningCase {
         };
         let last = self.steps.last().map_or(self.due_date, |(_, d)| *d);
         let anchor = self.reanchor.map_or(last, |r| r.max(last));
-        Some(anchor + Duration::days(i64::from(after_days)))
+        let date = anchor + Duration::days(i64::from(after_days));
+        Some(match self.last_deadline() {
+            Some(deadline) => date.max(deadline + Duration::days(1)),
+            None => date,
+        })
     }
 
     /// The status a person sees on `today`.
@@ -988,11 +1040,25 @@ fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<DunningEvent
             Some("this letter puts the debtor in default (§ 286 Abs. 1 BGB); its cost is not recoverable".to_owned()),
         )
     };
+    let (mut fee, mut fee_waived) = (fee, fee_waived);
     let lump = if in_default && state.policy.charge_lump_sum && state.lump_sum == 0 {
         lump_sum(state.facts.debtor, state.currency()).map_or(0, |m| m.minor)
     } else {
         0
     };
+    // § 288 Abs. 5 S. 3: the lump sum is offset against the dunning costs of the same claim, so
+    // fees are charged only beyond what the lump sum already covers (never both in full).
+    let credit = (state.lump_sum + lump - state.lump_sum_offset).max(0);
+    let offset = fee.min(credit);
+    if offset > 0 {
+        fee -= offset;
+        if fee == 0 {
+            fee_waived = Some(
+                "covered by the € 40 lump sum, which is offset against dunning costs (§ 288 Abs. 5 S. 3 BGB)"
+                    .to_owned(),
+            );
+        }
+    }
     let mut interest = None;
     let mut interest_charged = 0;
     if let (true, true, Some(def)) = (step.charge_interest, in_default, default_before)
@@ -1024,6 +1090,7 @@ fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<DunningEvent
     after.steps.push((number, today));
     after.fees += fee;
     after.lump_sum += lump;
+    after.lump_sum_offset += offset;
     after.interest += interest_charged;
     let default_after = after.default();
     Ok(Some(DunningEvent::StepReached(Box::new(StepReached {
@@ -1036,6 +1103,7 @@ fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<DunningEvent
         fee: state.money(fee),
         fee_waived,
         lump_sum: state.money(lump),
+        fee_offset: (offset > 0).then(|| state.money(offset)),
         interest_charged: state.money(interest_charged),
         interest,
         default: default_after,
@@ -1065,6 +1133,7 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
             costs: Vec::new(),
             fees: 0,
             lump_sum: 0,
+            lump_sum_offset: 0,
             interest: 0,
             pauses: Vec::new(),
             reanchor: None,
@@ -1115,6 +1184,7 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
             s.steps.push((step.number, step.date));
             s.fees += step.fee.minor;
             s.lump_sum += step.lump_sum.minor;
+            s.lump_sum_offset += step.fee_offset.map_or(0, |m| m.minor);
             s.interest += step.interest_charged.minor;
             let cost = step.fee.minor + step.lump_sum.minor;
             if cost > 0 {

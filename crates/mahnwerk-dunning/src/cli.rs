@@ -233,7 +233,7 @@ pub fn run_law(cmd: LawCommand, out: &mut dyn Write) -> Result<(), CliError> {
                 any_to_verify |= p.to_verify;
                 writeln!(
                     out,
-                    "{:<10}  {:<10}  {:>5}  {:>8}%  {:>5}%  {:>14}  {:>10}{}",
+                    "{:<10}  {:<10}  {:>5}  {:>8}%  {:>5}%  {:>14}  {:>10}{}{}",
                     p.from,
                     p.to,
                     p.days,
@@ -241,7 +241,8 @@ pub fn run_law(cmd: LawCommand, out: &mut dyn Write) -> Result<(), CliError> {
                     p.rate,
                     m(p.principal),
                     m(p.interest),
-                    if p.to_verify { " *" } else { "" }
+                    if p.to_verify { " *" } else { "" },
+                    if p.provisional { " (provisional)" } else { "" }
                 )?;
             }
             for a in &calc.allocations {
@@ -270,6 +271,12 @@ pub fn run_law(cmd: LawCommand, out: &mut dyn Write) -> Result<(), CliError> {
                 writeln!(
                     out,
                     "* base rate carried forward, still to be verified against the Bundesbank table"
+                )?;
+            }
+            if calc.provisional {
+                writeln!(
+                    out,
+                    "(provisional) past the base-rate table: the last published rate is used until the table is updated"
                 )?;
             }
             Ok(())

@@ -13,6 +13,15 @@ use mahnwerk_domain::{Currency, DebtorKind, FieldErrors, Money};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Template ids the letters crate ships (`mahnwerk-letters`: `templates/{id}.{lang}.j2`, one per
+/// letter kind); a step naming any other template is refused.
+pub const KNOWN_TEMPLATES: &[&str] = &[
+    "reminder",
+    "first_notice",
+    "last_notice",
+    "consolidated_notice",
+];
+
 /// How a letter sounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,62 +184,17 @@ fn after_previous(days: i32) -> Offset {
 }
 
 impl Policy {
-    /// Default for consumers: a friendly reminder 7 days after the due date (it creates default,
-    /// so no fee), "1. Mahnung" 14 days later (€ 2.50, interest), "Letzte Mahnung" 14 days later
-    /// (€ 5.00, interest), hand-over to collection 14 days after that.
+    /// Default for consumers: a friendly reminder ("Zahlungserinnerung") 5 days after the due
+    /// date (it creates default, so no fee; pay within 10 days), "1. Mahnung" 14 days later
+    /// (€ 2.50, interest, 10 days), "Letzte Mahnung" 14 days later (€ 5.00, interest, 7 days),
+    /// hand-over to collection 8 days after that: 41 days after the due date, once the last
+    /// deadline has passed and the invoice is more than 30 days overdue. Each letter comes after
+    /// the previous letter's deadline.
     pub fn default_consumer(state: FederalState) -> Self {
         Policy {
             id: "default-consumer".into(),
             version: 1,
             name: "Standard Verbraucher".into(),
-            currency: Currency::EUR,
-            steps: vec![
-                Step::new(
-                    "Zahlungserinnerung",
-                    Tone::Friendly,
-                    "reminder",
-                    after_due(7),
-                    14,
-                    0,
-                    false,
-                ),
-                Step::new(
-                    "1. Mahnung",
-                    Tone::Neutral,
-                    "dunning-1",
-                    after_previous(14),
-                    10,
-                    250,
-                    true,
-                ),
-                Step::new(
-                    "Letzte Mahnung",
-                    Tone::Firm,
-                    "dunning-final",
-                    after_previous(14),
-                    7,
-                    500,
-                    true,
-                ),
-            ],
-            after_last: AfterLast::Collection { after_days: 14 },
-            state,
-            consolidate: true,
-            keep_costs_after_principal_paid: true,
-            charge_lump_sum: false,
-            day_count: DayCount::Act365,
-            calendar_due_date: false,
-            delivery_days: 3,
-        }
-    }
-
-    /// Default for businesses: reminder 5 days after due, "1. Mahnung" 10 days later (€ 5.00,
-    /// interest, € 40 lump sum), "Letzte Mahnung" 10 days later, collection 10 days after that.
-    pub fn default_business(state: FederalState) -> Self {
-        Policy {
-            id: "default-business".into(),
-            version: 1,
-            name: "Standard Unternehmen".into(),
             currency: Currency::EUR,
             steps: vec![
                 Step::new(
@@ -245,23 +209,73 @@ impl Policy {
                 Step::new(
                     "1. Mahnung",
                     Tone::Neutral,
-                    "dunning-1",
-                    after_previous(10),
+                    "first_notice",
+                    after_previous(14),
                     10,
+                    250,
+                    true,
+                ),
+                Step::new(
+                    "Letzte Mahnung",
+                    Tone::Firm,
+                    "last_notice",
+                    after_previous(14),
+                    7,
+                    500,
+                    true,
+                ),
+            ],
+            after_last: AfterLast::Collection { after_days: 8 },
+            state,
+            consolidate: true,
+            keep_costs_after_principal_paid: true,
+            charge_lump_sum: false,
+            day_count: DayCount::Act365,
+            calendar_due_date: false,
+            delivery_days: 3,
+        }
+    }
+
+    /// Default for businesses: reminder 5 days after due (7 days to pay), "1. Mahnung" 10 days
+    /// later (€ 5.00, interest, € 40 lump sum, 7 days), "Letzte Mahnung" 10 days later (€ 5.00,
+    /// 5 days), hand-over to collection 6 days after that: 31 days after the due date, the first
+    /// day the invoice is more than 30 days overdue (later if a deadline moved past a holiday).
+    pub fn default_business(state: FederalState) -> Self {
+        Policy {
+            id: "default-business".into(),
+            version: 1,
+            name: "Standard Unternehmen".into(),
+            currency: Currency::EUR,
+            steps: vec![
+                Step::new(
+                    "Zahlungserinnerung",
+                    Tone::Friendly,
+                    "reminder",
+                    after_due(5),
+                    7,
+                    0,
+                    false,
+                ),
+                Step::new(
+                    "1. Mahnung",
+                    Tone::Neutral,
+                    "first_notice",
+                    after_previous(10),
+                    7,
                     500,
                     true,
                 ),
                 Step::new(
                     "Letzte Mahnung",
                     Tone::Firm,
-                    "dunning-final",
+                    "last_notice",
                     after_previous(10),
-                    7,
+                    5,
                     500,
                     true,
                 ),
             ],
-            after_last: AfterLast::Collection { after_days: 10 },
+            after_last: AfterLast::Collection { after_days: 6 },
             state,
             consolidate: true,
             keep_costs_after_principal_paid: true,
@@ -350,6 +364,11 @@ impl Policy {
             }
             if step.template_id.trim().is_empty() {
                 errs.push(f("template_id"), "must not be empty");
+            } else if !KNOWN_TEMPLATES.contains(&step.template_id.as_str()) {
+                errs.push(
+                    f("template_id"),
+                    format!("unknown template; one of {}", KNOWN_TEMPLATES.join(", ")),
+                );
             }
             if step.channels.is_empty() {
                 errs.push(f("channels"), "must name at least one channel");
@@ -508,12 +527,12 @@ mod tests {
     #[test]
     fn given_decreasing_offsets_then_validation_names_the_step() {
         let mut p = Policy::default_consumer(FederalState::NW);
-        p.steps[1].offset = after_due(5); // before step 0 at 7 days
+        p.steps[1].offset = after_due(3); // before step 0 at 5 days
         assert_eq!(fields(&p), ["steps[1].offset.days"]);
         let msg = p.validate().unwrap_err().to_string();
         assert!(
             msg.contains(
-                "offsets must increase: 5 days after the due date is not after step 0's 7"
+                "offsets must increase: 3 days after the due date is not after step 0's 5"
             ),
             "{msg}"
         );
@@ -543,6 +562,20 @@ mod tests {
         p.steps[1].fee = Money::eur(-1);
         p.steps[2].fee = Money::new(100, "CHF".parse().unwrap());
         assert_eq!(fields(&p), ["steps[1].fee", "steps[2].fee"]);
+    }
+
+    #[test]
+    fn given_an_unknown_template_then_it_is_refused_and_the_defaults_use_the_letters_ids() {
+        for p in [
+            Policy::default_consumer(FederalState::NW),
+            Policy::default_business(FederalState::NW),
+        ] {
+            let ids: Vec<&str> = p.steps.iter().map(|s| s.template_id.as_str()).collect();
+            assert_eq!(ids, ["reminder", "first_notice", "last_notice"]);
+        }
+        let mut p = Policy::default_consumer(FederalState::NW);
+        p.steps[1].template_id = "dunning-1".into();
+        assert_eq!(fields(&p), ["steps[1].template_id"]);
     }
 
     #[test]
@@ -588,8 +621,8 @@ mod tests {
     #[test]
     fn gaps_follow_the_anchors() {
         let mut p = Policy::default_consumer(FederalState::NW);
-        p.steps[2].offset = after_due(40); // nominal: 7, 21, 40
-        assert_eq!((p.gap(0), p.gap(1), p.gap(2)), (7, 14, 19));
+        p.steps[2].offset = after_due(40); // nominal: 5, 19, 40
+        assert_eq!((p.gap(0), p.gap(1), p.gap(2)), (5, 14, 21));
         p.steps[1].offset.kind = DayKind::Business;
         // 2026-04-01 (Wed) + 14 business days in NW: skips Karfreitag 04-03, Ostermontag 04-06
         // and weekends → 2026-04-23.

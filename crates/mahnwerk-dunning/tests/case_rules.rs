@@ -23,6 +23,7 @@ fn facts(debtor: DebtorKind, principal: i64) -> CaseFacts {
         due_date: d("2026-03-15"),
         principal: Money::eur(principal),
         default_notice: false,
+        calendar_due_date: false,
     }
 }
 
@@ -86,20 +87,20 @@ fn given_a_consumer_invoice_when_the_reminder_day_comes_then_the_first_step_is_r
     assert_eq!(h.state().status(d("2026-03-10")), CaseStatus::Issued);
     assert_eq!(h.state().status(d("2026-03-15")), CaseStatus::Due);
     assert_eq!(h.state().status(d("2026-03-16")), CaseStatus::Overdue);
-    // Due 03-15 + 7 days = 03-22.
-    assert_eq!(next_action_at(h.state()), Some(d("2026-03-22")));
-    assert!(h.advance("2026-03-21").is_empty());
-    let events = h.advance("2026-03-22");
+    // Due 03-15 + 5 days = 03-20 (a Friday).
+    assert_eq!(next_action_at(h.state()), Some(d("2026-03-20")));
+    assert!(h.advance("2026-03-19").is_empty());
+    let events = h.advance("2026-03-20");
     let s = steps(&events)[0];
     assert_eq!((s.number, s.title.as_str()), (1, "Zahlungserinnerung"));
     assert_eq!(s.fee, Money::eur(0));
-    // Consumer without § 286(3) notice: this reminder creates default (received 03-25).
+    // Consumer without § 286(3) notice: this reminder creates default (received 03-23).
     assert!(s.creates_default);
-    assert_eq!(s.default.unwrap().interest_from, d("2026-03-26"));
-    // Deadline 03-22 + 14 = 04-05 Easter Sunday, 04-06 Ostermontag → 04-07.
-    assert_eq!(s.deadline.deadline, d("2026-04-07"));
+    assert_eq!(s.default.unwrap().interest_from, d("2026-03-24"));
+    // Deadline 03-20 + 10 = 03-30, a Monday.
+    assert_eq!(s.deadline.deadline, d("2026-03-30"));
     assert_eq!(
-        h.state().status(d("2026-03-22")),
+        h.state().status(d("2026-03-20")),
         CaseStatus::Dunning { step: 1 }
     );
 }
@@ -107,19 +108,21 @@ fn given_a_consumer_invoice_when_the_reminder_day_comes_then_the_first_step_is_r
 #[test]
 fn given_a_reminder_created_default_when_the_next_step_comes_then_fee_and_interest_are_charged() {
     let mut h = consumer();
-    h.advance("2026-03-22");
-    // Step 2: 14 days after step 1 = 04-05. Interest 03-26..04-05 = 11 days on 119.00 at
-    // 1.27 + 5 = 6.27 %: 11900 × 627 × 11 / 3,650,000 = 22.49 → 22 cents.
-    let events = h.advance("2026-04-05");
+    h.advance("2026-03-20");
+    // Step 2: 14 days after step 1 = 04-03, Karfreitag; 04-04..04-06 Easter weekend and
+    // Ostermontag → dated 04-07. Interest 03-24..04-07 = 15 days on 119.00 at
+    // 1.27 + 5 = 6.27 %: 11900 × 627 × 15 / 3,650,000 = 30.66 → 31 cents.
+    assert!(h.advance("2026-04-03").is_empty());
+    let events = h.advance("2026-04-07");
     let s = steps(&events)[0];
     assert_eq!(s.number, 2);
     assert_eq!(s.fee, Money::eur(250));
-    assert_eq!(s.interest_charged, Money::eur(22));
+    assert_eq!(s.interest_charged, Money::eur(31));
     assert_eq!(s.interest.as_ref().unwrap().periods.len(), 1);
     assert!(!s.creates_default);
-    // Balance 119.00 + 2.50 + 0.22 = 121.72.
-    assert_eq!(s.balance, Money::eur(12_172));
-    assert_eq!(h.state().balance(), Money::eur(12_172));
+    // Balance 119.00 + 2.50 + 0.31 = 121.81.
+    assert_eq!(s.balance, Money::eur(12_181));
+    assert_eq!(h.state().balance(), Money::eur(12_181));
 }
 
 #[test]
@@ -127,7 +130,7 @@ fn given_a_reminder_that_creates_default_when_the_policy_has_a_fee_then_the_fee_
     let mut p = Policy::default_consumer(FederalState::NW);
     p.steps[0].fee = Money::eur(300);
     let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
-    let ev = h.advance("2026-03-22");
+    let ev = h.advance("2026-03-20");
     let s = steps(&ev)[0];
     assert_eq!(s.fee, Money::eur(0));
     assert!(s.fee_waived.as_deref().unwrap().contains("§ 286"));
@@ -143,15 +146,27 @@ fn given_a_business_debtor_when_the_first_letter_in_default_goes_out_then_the_lu
     // Reminder at due + 5 = 03-20, received 03-23: default, interest from 03-24.
     let s1 = h.advance("2026-03-20");
     assert_eq!(steps(&s1)[0].lump_sum, Money::eur(0));
-    // Step 2 at 03-30: fee 5.00, lump sum 40.00, interest 03-24..03-30 = 7 days at
-    // 1.27 + 9 = 10.27 %: 100000 × 1027 × 7 / 3,650,000 = 196.96 → 197.
+    // Step 2 at 03-30: lump sum 40.00, which covers the 5.00 fee (§ 288 Abs. 5 S. 3: never both
+    // in full), interest 03-24..03-30 = 7 days at 1.27 + 9 = 10.27 %:
+    // 100000 × 1027 × 7 / 3,650,000 = 196.96 → 197.
     let ev = h.advance("2026-03-30");
     let s = steps(&ev)[0];
     assert_eq!(
-        (s.fee, s.lump_sum, s.interest_charged),
-        (Money::eur(500), Money::eur(4000), Money::eur(197))
+        (s.fee, s.fee_offset, s.lump_sum, s.interest_charged),
+        (
+            Money::eur(0),
+            Some(Money::eur(500)),
+            Money::eur(4000),
+            Money::eur(197)
+        )
     );
-    assert_eq!(s.balance, Money::eur(104_697));
+    assert!(
+        s.fee_waived
+            .as_deref()
+            .unwrap()
+            .contains("§ 288 Abs. 5 S. 3")
+    );
+    assert_eq!(s.balance, Money::eur(104_197));
     // Step 3 at 04-09: no second lump sum; interest now 03-24..04-09 = 17 days:
     // 100000 × 1027 × 17 / 3,650,000 = 478.33 → 478; charged 478 − 197 = 281.
     let ev = h.advance("2026-04-09");
@@ -160,13 +175,43 @@ fn given_a_business_debtor_when_the_first_letter_in_default_goes_out_then_the_lu
         (s.lump_sum, s.interest_charged),
         (Money::eur(0), Money::eur(281))
     );
+    // Its 5.00 fee is covered by what is left of the lump sum (35.00) too.
+    assert_eq!(
+        (s.fee, s.fee_offset),
+        (Money::eur(0), Some(Money::eur(500)))
+    );
+}
+
+#[test]
+fn the_lump_sum_is_offset_against_fees_and_only_fees_beyond_it_are_charged() {
+    // Fees of 30.00 per letter: the 1. Mahnung's 30.00 is covered by the 40.00 lump sum, the
+    // Letzte Mahnung's 30.00 only up to the remaining 10.00: 20.00 is charged.
+    let mut p = Policy::default_business(FederalState::NW);
+    p.steps[1].fee = Money::eur(3000);
+    p.steps[2].fee = Money::eur(3000);
+    let mut h = Harness::given(facts(DebtorKind::Business, 100_000), p);
+    h.advance("2026-03-20");
+    let s2 = h.advance("2026-03-30");
+    let s2 = steps(&s2)[0];
+    assert_eq!((s2.fee, s2.lump_sum), (Money::eur(0), Money::eur(4000)));
+    let s3 = h.advance("2026-04-09");
+    let s3 = steps(&s3)[0];
+    assert_eq!(
+        (s3.fee, s3.fee_offset),
+        (Money::eur(2000), Some(Money::eur(1000)))
+    );
+    assert_eq!(
+        h.state().fees + h.state().lump_sum,
+        6000,
+        "max(40, 60), not 40 + 60"
+    );
 }
 
 #[test]
 fn given_a_partial_payment_when_the_next_step_was_due_then_it_is_re_anchored_and_never_skipped_kill_bill_2297()
  {
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     h.when(
         Cmd::RecordPayment {
             payment_id: "p1".into(),
@@ -273,13 +318,14 @@ fn given_an_upheld_dispute_when_a_partial_credit_leaves_an_amount_then_dunning_r
         ["dunning.credit_recorded.v1", "dunning.resumed.v1"]
     );
     assert_eq!(h.state().balance(), Money::eur(10_000));
-    assert_eq!(next_action_at(h.state()), Some(d("2026-04-09")));
+    // Re-anchored on 04-02: the reminder follows 5 days later.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-07")));
 }
 
 #[test]
 fn given_a_promise_to_pay_when_it_is_missed_then_dunning_resumes() {
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     h.when(
         Cmd::PromiseToPay {
             until: d("2026-04-10"),
@@ -297,15 +343,16 @@ fn given_a_promise_to_pay_when_it_is_missed_then_dunning_resumes() {
             ..
         }
     ));
-    // Resumed and re-anchored on 04-11: the next step follows 14 days later, not at once.
+    // Resumed and re-anchored on 04-11: the next step follows 14 days later, not at once
+    // (04-25 is a Saturday: the letter is dated Monday 04-27).
     assert_eq!(ev.len(), 1);
-    assert_eq!(next_action_at(h.state()), Some(d("2026-04-25")));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-27")));
 }
 
 #[test]
 fn given_a_promise_to_pay_when_it_is_kept_then_the_case_is_settled() {
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     h.when(
         Cmd::PromiseToPay {
             until: d("2026-04-10"),
@@ -332,7 +379,7 @@ fn given_a_promise_to_pay_when_it_is_kept_then_the_case_is_settled() {
 #[test]
 fn given_a_payment_plan_when_instalments_are_paid_then_it_stays_paused_and_a_missed_one_resumes() {
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     let inst = |date: &str, amount| Instalment {
         date: d(date),
         amount: Money::eur(amount),
@@ -405,14 +452,14 @@ fn given_a_hold_on_the_debtor_when_it_is_released_then_dunning_resumes() {
             ..
         }
     ));
-    assert_eq!(next_action_at(h.state()), Some(d("2026-04-09")));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-07")));
 }
 
 #[test]
 fn given_a_settled_case_when_the_payment_is_reversed_then_it_reopens_and_continues_with_the_next_step()
  {
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     h.when(
         Cmd::RecordPayment {
             payment_id: "p1".into(),
@@ -460,7 +507,7 @@ fn given_a_due_date_extension_before_the_first_step_then_the_schedule_moves() {
         },
         "2026-03-10",
     );
-    assert_eq!(next_action_at(h.state()), Some(d("2026-04-22")));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-20")));
     assert!(h.advance("2026-03-22").is_empty());
 }
 
@@ -484,18 +531,20 @@ fn given_a_pre_due_reminder_then_it_goes_out_before_the_due_date_without_fee() {
         (s.number, s.fee, s.creates_default),
         (1, Money::eur(0), false)
     );
-    // The next (post-due) step: 7 days after due = 03-22, i.e. a gap of 10 after 03-12.
-    assert_eq!(next_action_at(h.state()), Some(d("2026-03-22")));
+    // The next (post-due) step is nominally 5 days after due (03-20), but never before the
+    // pre-due letter's deadline has passed: 03-12 + 10 = Sunday 03-22 → Monday 03-23, so 03-24.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-03-24")));
 }
 
 #[test]
 fn given_all_steps_reached_when_the_collection_delay_passes_then_the_case_is_escalated() {
     let mut h = consumer();
-    h.advance("2026-03-22");
-    h.advance("2026-04-05");
-    h.advance("2026-04-19");
-    assert_eq!(next_action_at(h.state()), Some(d("2026-05-03")));
-    let ev = h.advance("2026-05-03");
+    h.advance("2026-03-20");
+    h.advance("2026-04-07");
+    h.advance("2026-04-21");
+    // 04-21 + 8 days; the last deadline (04-28) has passed.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-29")));
+    let ev = h.advance("2026-04-29");
     assert_eq!(types(&ev), ["dunning.escalated.v1"]);
     assert_eq!(h.state().phase, Phase::Escalated);
     assert_eq!(next_action_at(h.state()), None);
@@ -517,9 +566,9 @@ fn given_a_policy_that_stops_after_the_last_step_then_nothing_follows() {
     let mut p = Policy::default_consumer(FederalState::NW);
     p.after_last = AfterLast::Stop;
     let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
-    h.advance("2026-03-22");
-    h.advance("2026-04-05");
-    h.advance("2026-04-19");
+    h.advance("2026-03-20");
+    h.advance("2026-04-07");
+    h.advance("2026-04-21");
     assert_eq!(next_action_at(h.state()), None);
     assert!(h.advance("2026-12-31").is_empty());
 }
@@ -546,8 +595,8 @@ fn given_costs_are_not_kept_when_the_principal_is_paid_then_the_case_is_settled_
     let mut p = Policy::default_consumer(FederalState::NW);
     p.keep_costs_after_principal_paid = false;
     let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
-    h.advance("2026-03-22");
-    h.advance("2026-04-05"); // fee 2.50 + interest 0.22
+    h.advance("2026-03-20");
+    h.advance("2026-04-07"); // fee 2.50 + interest 0.31
     let ev = h.when(
         Cmd::RecordPayment {
             payment_id: "p".into(),
@@ -556,7 +605,7 @@ fn given_costs_are_not_kept_when_the_principal_is_paid_then_the_case_is_settled_
         },
         "2026-04-08",
     );
-    assert!(matches!(&ev[1], Ev::Settled { waived, .. } if *waived == Money::eur(272)));
+    assert!(matches!(&ev[1], Ev::Settled { waived, .. } if *waived == Money::eur(281)));
 }
 
 #[test]
@@ -583,7 +632,7 @@ fn given_a_cancelled_or_written_off_case_then_no_step_follows_and_commands_are_r
         .is_empty()
     );
     let mut h = consumer();
-    h.advance("2026-03-22");
+    h.advance("2026-03-20");
     let ev = h.when(
         Cmd::WriteOff {
             reason: "insolvent".into(),
@@ -674,4 +723,110 @@ fn every_event_round_trips_through_its_type_and_payload() {
         Ev::from_parts("invoice.issued.v1", &serde_json::json!({})).unwrap(),
         None
     );
+}
+
+#[test]
+fn the_next_letter_is_never_sent_before_the_previous_letters_deadline_has_passed() {
+    // The old consumer default: reminder 7 days after due with 14 days to pay, next letter 14
+    // days later, sent two days before the reminder's deadline (moved over Easter to 04-07).
+    let mut p = Policy::default_consumer(FederalState::NW);
+    p.steps[0].offset.days = 7;
+    p.steps[0].payment_deadline_days = 14;
+    let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
+    let ev = h.advance("2026-03-23");
+    assert_eq!(steps(&ev)[0].deadline.deadline, d("2026-04-07"));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-08")));
+    assert!(h.advance("2026-04-06").is_empty());
+    assert!(h.advance("2026-04-07").is_empty());
+    assert_eq!(steps(&h.advance("2026-04-08"))[0].number, 2);
+}
+
+#[test]
+fn letters_are_dated_on_business_days() {
+    // Reminder nominally on Sunday 03-22 (due 03-15 + 7): the letter goes out Monday 03-23.
+    let mut p = Policy::default_consumer(FederalState::NW);
+    p.steps[0].offset.days = 7;
+    let h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
+    assert_eq!(next_action_at(h.state()), Some(d("2026-03-23")));
+}
+
+#[test]
+fn a_letter_dated_after_the_base_rate_tables_end_still_charges_interest_provisionally() {
+    // Due 2026-12-01: reminder 12-07, 1. Mahnung 12-21, Letzte Mahnung Monday 2027-01-04, which
+    // needs a rate the table does not have yet.
+    let mut f = facts(DebtorKind::Consumer, 11_900);
+    f.issue_date = d("2026-11-01");
+    f.due_date = d("2026-12-01");
+    let mut h = Harness::given(f, Policy::default_consumer(FederalState::NW));
+    let mut reached = Vec::new();
+    let mut day = d("2026-12-01");
+    while day <= d("2027-01-31") {
+        for e in h.advance(&day.to_string()) {
+            if let Ev::StepReached(s) = e {
+                reached.push(*s);
+            }
+        }
+        day = day.succ_opt().unwrap();
+    }
+    let last = reached
+        .iter()
+        .find(|s| s.number == 3)
+        .expect("the Letzte Mahnung went out");
+    assert_eq!(last.date, d("2027-01-04"));
+    let interest = last.interest.as_ref().unwrap();
+    assert!(interest.provisional);
+    assert!(interest.periods.last().unwrap().provisional);
+    assert!(last.interest_charged.minor > 0);
+}
+
+#[test]
+fn a_pre_due_reminder_that_arrives_after_the_due_date_is_not_a_mahnung() {
+    // Pre-due reminder the day before the due date (03-14), received 03-17, after the due date.
+    // It must not put the debtor in default: the first post-due letter does, and carries no fee.
+    let mut p = Policy::default_consumer(FederalState::NW);
+    let mut pre = p.steps[0].clone();
+    pre.title = "Zahlungshinweis".into();
+    pre.pre_due = true;
+    pre.payment_deadline_days = 3;
+    pre.offset = Offset {
+        days: -1,
+        after: Anchor::DueDate,
+        kind: Default::default(),
+    };
+    p.steps.insert(0, pre);
+    p.steps[1].fee = Money::eur(300);
+    p.validate().unwrap();
+    let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), p);
+    let ev = h.advance("2026-03-13");
+    assert!(ev.is_empty());
+    let ev = h.advance("2026-03-16");
+    // 03-14 is a Saturday: the pre-due letter is dated Monday 03-16 — after the due date, but
+    // still a pre-due reminder, not a Mahnung.
+    let s = steps(&ev)[0];
+    assert_eq!((s.number, s.creates_default), (1, false));
+    assert_eq!(h.state().default(), None);
+    // The next letter keeps its 6-day gap from the pre-due one: Sunday 03-22 → Monday 03-23.
+    let ev = h.advance("2026-03-23");
+    let s = steps(&ev)[0];
+    assert_eq!(s.number, 2);
+    assert!(s.creates_default, "the first real reminder creates default");
+    assert_eq!(s.fee, Money::eur(0));
+    assert_eq!(s.default.unwrap().interest_from, d("2026-03-27"));
+}
+
+#[test]
+fn a_calendar_due_date_is_a_fact_of_the_invoice_not_only_of_the_policy() {
+    // The policy does not say so, this invoice does: default from the day after the due date
+    // (Sunday 03-15 → Monday 03-16 per § 193), so the first reminder already carries its fee.
+    let mut f = facts(DebtorKind::Consumer, 11_900);
+    f.calendar_due_date = true;
+    let mut p = Policy::default_consumer(FederalState::NW);
+    p.steps[0].fee = Money::eur(300);
+    assert!(!p.calendar_due_date);
+    let mut h = Harness::given(f, p);
+    let s = h.advance("2026-03-20");
+    let s = steps(&s)[0];
+    assert_eq!(s.default.unwrap().interest_from, d("2026-03-17"));
+    assert!(!s.creates_default);
+    assert_eq!(s.fee, Money::eur(300));
 }

@@ -154,21 +154,20 @@ fn law_interest_refuses_floats_and_needs_a_party() {
         ])
         .is_err()
     );
-    let err = law(&[
+    // Past the base-rate table: the last published rate, marked provisional (not an error).
+    let out = law(&[
         "interest",
         "--principal",
-        "1",
+        "1000",
         "--from",
         "2027-01-01",
         "--to",
-        "2027-01-02",
+        "2027-01-31",
         "--consumer",
     ])
-    .unwrap_err();
-    assert_eq!(
-        err,
-        "no base rate known for 2027-01-01; update data/base_rates.csv"
-    );
+    .unwrap();
+    assert!(out.contains("1.27%   6.27%"), "{out}");
+    assert!(out.contains("(provisional)"), "{out}");
     let err = law(&[
         "interest",
         "--principal",
@@ -268,6 +267,7 @@ fn consumer_facts() -> CaseFacts {
         due_date: d("2026-03-15"),
         principal: Money::eur(11_900),
         default_notice: false,
+        calendar_due_date: false,
     }
 }
 
@@ -296,14 +296,15 @@ fn policy_simulate_prints_the_steps_a_case_would_take() {
         "2026-06-30",
     ])
     .unwrap();
-    // Step 1 on 03-22; payment on 04-01 re-anchors step 2 to 04-15; step 3 on 04-29; hand-over 05-13.
+    // Step 1 on 03-20; payment on 04-01 re-anchors step 2 to 04-15; step 3 on 04-29; hand-over
+    // 8 days later on 05-07 (the last deadline, 05-06, has passed).
     assert!(
-        out.contains("2026-03-22  step 1 Zahlungserinnerung"),
+        out.contains("2026-03-20  step 1 Zahlungserinnerung"),
         "{out}"
     );
     assert!(out.contains("2026-04-15  step 2 1. Mahnung"), "{out}");
     assert!(out.contains("2026-04-29  step 3 Letzte Mahnung"), "{out}");
-    assert!(out.contains("2026-05-13  dunning.escalated.v1"), "{out}");
+    assert!(out.contains("2026-05-07  dunning.escalated.v1"), "{out}");
     assert!(out.contains("3 step(s), 1 escalation(s)"), "{out}");
 }
 
@@ -331,10 +332,11 @@ fn preview_reports_steps_fees_and_interest_without_side_effects() {
         events: vec![],
     };
     let report = preview(&policy, &[open, paid], d("2026-04-09")).unwrap();
-    // Case A: steps on 03-20, 03-30 (fee 5.00, lump 40.00, interest 1.97), 04-09 (fee 5.00,
-    // interest 2.81; see case_rules). Case B: step 1 on 03-20, then settled on 03-25.
+    // Case A: steps on 03-20, 03-30 (lump 40.00, which covers both 5.00 fees, § 288 Abs. 5
+    // S. 3; interest 1.97), 04-09 (interest 2.81; see case_rules). Case B: step 1 on 03-20,
+    // then settled on 03-25.
     assert_eq!(report.steps, 4);
-    assert_eq!(report.fees, Money::eur(1_000));
+    assert_eq!(report.fees, Money::eur(0));
     assert_eq!(report.lump_sums, Money::eur(4_000));
     assert_eq!(report.interest, Money::eur(197 + 281));
     assert!(
@@ -435,7 +437,7 @@ fn the_shipped_example_files_check_and_simulate() {
     ])
     .unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    // Step 1 03-22, payment 04-01 re-anchors step 2 to 04-15, promise 04-20..05-05 pauses,
+    // Step 1 due on Sunday 03-22, dated Monday 03-23 (letters go out on business days), payment 04-01 re-anchors step 2 to 04-15, promise 04-20..05-05 pauses,
     // missed on 05-06 → resumes, step 3 14 days later on 05-20, hand-over 06-03.
     let types: Vec<&str> = v["lines"]
         .as_array()
@@ -466,7 +468,7 @@ fn the_shipped_example_files_check_and_simulate() {
         dates,
         [
             "2026-03-01",
-            "2026-03-22",
+            "2026-03-23",
             "2026-04-01",
             "2026-04-15",
             "2026-04-20",

@@ -4,6 +4,9 @@
 //! - steps come in order, none skipped, none twice;
 //! - the open balance equals principal − credits + fees + lump sum + interest − payments after
 //!   every command, recomputed independently from the events;
+//! - `Advance` never fails, and no command fails for want of legal data (base rates);
+//! - liveness: an unpaid, unpaused case reaches every step and the hand-over, each letter on a
+//!   business day, at least its gap after the previous one and after the previous deadline;
 //! - the interest calculator's periods tile the interval and its allocations add up.
 
 use chrono::{Duration, NaiveDate};
@@ -161,6 +164,7 @@ proptest! {
             due_date: NaiveDate::from_ymd_opt(2025, 1, 24).unwrap(),
             principal: Money::eur(principal),
             default_notice: notice,
+            calendar_due_date: false,
         };
         let policy = Policy::default_for(debtor, FederalState::BY);
         let mut today = facts.issue_date;
@@ -169,7 +173,20 @@ proptest! {
         for (delta, op) in ops {
             today += Duration::days(delta);
             let cmd = command(&op, &state, today);
-            let Ok(events) = decide(Some(&state), &cmd, today) else { continue };
+            let events = match decide(Some(&state), &cmd, today) {
+                Ok(events) => events,
+                // Random commands are often refused by the rules (a credit above the principal,
+                // a promise in the past): that is the rules working. Time passing never fails,
+                // and legal data never runs out.
+                Err(err) => {
+                    prop_assert!(!matches!(cmd, Cmd::Advance), "advance failed: {err}");
+                    prop_assert!(
+                        !matches!(err, mahnwerk_dunning::DunningError::BaseRateUnknown(_) | mahnwerk_dunning::DunningError::BaseRateTable(_)),
+                        "{err}"
+                    );
+                    continue;
+                }
+            };
             for e in &events {
                 if let Ev::StepReached(step) = e {
                     prop_assert_eq!(state.phase, Phase::Active, "step for a case in {:?}", state.phase);
@@ -198,6 +215,58 @@ proptest! {
         let numbers: Vec<u32> = log.iter().filter_map(|e| match e { Ev::StepReached(s) => Some(s.number), _ => None }).collect();
         let expected: Vec<u32> = (1..=u32::try_from(numbers.len()).unwrap()).collect();
         prop_assert_eq!(numbers, expected);
+    }
+
+    #[test]
+    fn an_unpaid_unpaused_case_reaches_every_step_and_the_hand_over_with_the_minimum_gaps(
+        business in any::<bool>(),
+        principal in 1_000i64..1_000_000,
+        due_offset in 0i64..1100,
+        state_ix in 0usize..16,
+    ) {
+        let debtor = if business { DebtorKind::Business } else { DebtorKind::Consumer };
+        let state_of = FederalState::ALL[state_ix];
+        // Due dates from 2025 into 2028: weekends, every state's holidays, the base-rate table's end.
+        let due = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + Duration::days(due_offset);
+        let facts = CaseFacts {
+            invoice_number: "1".into(),
+            debtor_key: "k".into(),
+            debtor,
+            issue_date: due - Duration::days(14),
+            due_date: due,
+            principal: Money::eur(principal),
+            default_notice: false,
+            calendar_due_date: false,
+        };
+        let policy = Policy::default_for(debtor, state_of);
+        let mut log = decide(None, &Cmd::Open { facts, policy: policy.clone() }, due - Duration::days(14)).unwrap();
+        let mut state = DunningCase::fold(&log).unwrap();
+        let mut day = due;
+        while day <= due + Duration::days(200) {
+            let events = decide(Some(&state), &Cmd::Advance, day);
+            prop_assert!(events.is_ok(), "advance on {day} failed: {:?}", events.err());
+            for e in events.unwrap() {
+                state = evolve(Some(state), &e).unwrap();
+                log.push(e);
+            }
+            day += Duration::days(1);
+        }
+        let steps: Vec<&mahnwerk_dunning::case::StepReached> = log.iter().filter_map(|e| match e { Ev::StepReached(s) => Some(s.as_ref()), _ => None }).collect();
+        prop_assert_eq!(steps.len(), policy.steps.len(), "every step reached");
+        prop_assert_eq!(state.phase, Phase::Escalated, "handed over");
+        let mut prev: Option<&mahnwerk_dunning::case::StepReached> = None;
+        for (k, s) in steps.iter().enumerate() {
+            prop_assert!(mahnwerk_dunning::law::is_business_day(state_of, s.date), "step {} on {} is not a business day", s.number, s.date);
+            let anchor = prev.map_or(due, |p| p.date);
+            prop_assert!(s.date >= policy.step_date_from(k, anchor), "step {} before its gap", s.number);
+            if let Some(p) = prev {
+                prop_assert!(s.date > p.deadline.deadline, "step {} on {} before the previous deadline {}", s.number, s.date, p.deadline.deadline);
+            }
+            prev = Some(s);
+        }
+        let escalated = log.iter().find_map(|e| match e { Ev::Escalated { escalated_on, .. } => Some(*escalated_on), _ => None }).unwrap();
+        prop_assert!(escalated > prev.unwrap().deadline.deadline);
+        prop_assert!((escalated - due).num_days() > 30, "hand-over only when more than 30 days overdue");
     }
 
     #[test]

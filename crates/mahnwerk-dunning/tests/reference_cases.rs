@@ -531,3 +531,51 @@ fn deadline_reference_cases() {
         );
     }
 }
+
+#[test]
+fn interest_across_2026_12_31_uses_the_last_published_rate_marked_provisional() {
+    // Business, 1,000.00 EUR from 2026-12-01 to 2027-01-31. The shipped table ends with the
+    // half-year from 2026-07-01 (1.27 %, to verify); 2027 has no row yet. Both periods run at
+    // 1.27 + 9 = 10.27 %: 100000 × 1027 × 31 / 3,650,000 = 872.25 → 872 cents each; the
+    // January period is provisional, the December one is not.
+    let calc = compute_interest(
+        &InterestRequest {
+            principal: Money::eur(100_000),
+            from: d("2026-12-01"),
+            to: d("2027-01-31"),
+            debtor: DebtorKind::Business,
+            payments: vec![],
+            costs: vec![],
+            day_count: DayCount::Act365,
+        },
+        BaseRateTable::german(),
+    )
+    .expect("a date past the table must not fail the calculation");
+    let periods: Vec<_> = calc
+        .periods
+        .iter()
+        .map(|p| {
+            (
+                p.from.to_string(),
+                p.to.to_string(),
+                p.interest,
+                p.provisional,
+            )
+        })
+        .collect();
+    assert_eq!(
+        periods,
+        [
+            ("2026-12-01".to_owned(), "2026-12-31".to_owned(), 872, false),
+            ("2027-01-01".to_owned(), "2027-01-31".to_owned(), 872, true),
+        ]
+    );
+    assert_eq!(calc.interest_total, 1744);
+    assert!(calc.provisional);
+    assert_eq!(
+        calc.periods[1].base_rate,
+        Decimal::from_str("1.27").unwrap()
+    );
+    // The strict lookup still says the table has no 2027 rate.
+    assert!(BaseRateTable::german().on(d("2027-01-01")).is_err());
+}

@@ -224,6 +224,7 @@ mod tests {
             fee: Money::eur(500),
             fee_waived: None,
             lump_sum: Money::eur(4000),
+            fee_offset: None,
             interest_charged: Money::eur(1540),
             interest: Some(InterestCalculation {
                 currency: mahnwerk_domain::Currency::EUR,
@@ -240,6 +241,7 @@ mod tests {
                     principal: 119_000,
                     interest: 1540,
                     to_verify: false,
+                    provisional: false,
                 }],
                 interest_total: 1540,
                 allocations: vec![],
@@ -247,6 +249,7 @@ mod tests {
                 interest_open: 1540,
                 costs_open: 4500,
                 surplus: 0,
+                provisional: false,
             }),
             default: None,
             creates_default: false,

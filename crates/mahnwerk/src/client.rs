@@ -315,6 +315,7 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                         tenant,
                         invoice_number,
                         reason,
+                        ..Default::default()
                     },
                 )?)
                 .await
@@ -333,6 +334,7 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                         tenant,
                         invoice_number,
                         reason,
+                        ..Default::default()
                     },
                 )?)
                 .await
@@ -353,6 +355,7 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                         invoice_number,
                         new_due_date: to,
                         reason,
+                        ..Default::default()
                     },
                 )?)
                 .await
@@ -385,6 +388,32 @@ pub async fn case_file(conn: Connection, case: String) -> anyhow::Result<pb::Cas
         .await
         .map_err(status_error)?
         .into_inner())
+}
+
+/// `mahnwerk clock …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ClockCommand {
+    /// Advance the simulated clock day by day, running each day's dunning steps.
+    Advance {
+        /// Days to move forward.
+        #[arg(long)]
+        days: u32,
+    },
+}
+
+pub async fn clock(conn: Connection, cmd: ClockCommand) -> anyhow::Result<()> {
+    let ClockCommand::Advance { days } = cmd;
+    let mut client = pb::dunning_service_client::DunningServiceClient::new(channel(&conn).await?);
+    let r = client
+        .advance_clock(authed(&conn, pb::AdvanceClockRequest { days })?)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!(
+        "today is {}; {} case(s) acted on",
+        r.today, r.cases_advanced
+    );
+    Ok(())
 }
 
 pub fn uuid_like(s: &str) -> bool {

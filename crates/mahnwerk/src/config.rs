@@ -24,6 +24,11 @@ pub enum Service {
     Relay,
     /// Letters for dunning steps (render, store, email/post, creditor copy) and LetterService.
     Letters,
+    /// DunningService over gRPC, the dunning consumer and its scheduler.
+    Dunning,
+    /// PaymentService over gRPC (bank statements and transactions applied to invoices) and its
+    /// open-items projection.
+    Matching,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -54,14 +59,36 @@ pub struct ServeArgs {
     pub relay_batch: usize,
     #[command(flatten)]
     pub letters: Box<LettersArgs>,
+    /// gRPC requests handled at once over all connections (more wait): bounds memory.
+    #[arg(long, env = "MAHNWERK_GRPC_CONCURRENCY", default_value_t = 256)]
+    pub grpc_concurrency: usize,
+    /// Partitions of the event stream (ADR 005): consumers of every service run one durable
+    /// consumer per partition and replicas share them. Fixed when the stream is created; every
+    /// instance must use the same value.
+    #[arg(long, env = "MAHNWERK_PARTITIONS", default_value_t = 1)]
+    pub partitions: u16,
     /// Create a `demo` tenant and print a fresh API key for it (for `make run`).
     #[arg(long)]
     pub demo: bool,
+    /// Run on a simulated clock standing at START_DATE (YYYY-MM-DD) that only
+    /// `mahnwerk clock advance` moves: for tests and demos, never production. Without it the
+    /// system clock is used and AdvanceClock is refused.
+    #[arg(long, env = "MAHNWERK_SIMULATED_CLOCK", value_name = "START_DATE")]
+    pub simulated_clock: Option<chrono::NaiveDate>,
+    /// Federal state (place of performance) of the built-in dunning policies: its holidays
+    /// move deadlines and letter dates.
+    #[arg(long, env = "MAHNWERK_DUNNING_STATE", default_value = "NW")]
+    pub dunning_state: mahnwerk_dunning::law::calendar::FederalState,
 }
 
 impl ServeArgs {
     pub fn runs(&self, s: Service) -> bool {
         self.services.is_empty() || self.services.contains(&s)
+    }
+
+    /// The JetStream names and partitioning every service of this process uses.
+    pub fn bus(&self) -> mahnwerk_bus::BusConfig {
+        mahnwerk_bus::BusConfig::with_namespace(&self.namespace).with_partitions(self.partitions)
     }
 }
 

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use mahnwerk::config::{ServeArgs, StoreArgs};
+use mahnwerk::config::{ServeArgs, Service, StoreArgs};
 use mahnwerk_proto::v1 as pb;
 use std::net::SocketAddr;
 
@@ -72,20 +72,31 @@ impl Running {
 }
 
 pub async fn start(database_url: &str) -> Running {
+    start_with(database_url, |_| {}).await
+}
+
+/// [`start`] with changed arguments (e.g. a simulated clock).
+pub async fn start_with(database_url: &str, change: impl FnOnce(&mut ServeArgs)) -> Running {
     let namespace = unique("t");
-    let args = ServeArgs {
+    let mut args = ServeArgs {
         store: StoreArgs {
             database_url: database_url.to_owned(),
         },
         nats_url: nats_url(),
         listen: "127.0.0.1:0".parse().unwrap(),
         namespace: namespace.clone(),
-        services: vec![],
+        // What these tests check: ingest and the relay; a test that needs more names it.
+        services: vec![Service::Ingest, Service::Relay],
         relay_batch: 2000,
+        grpc_concurrency: 256,
+        partitions: 1,
         metrics_listen: "off".into(),
         letters: Default::default(),
         demo: false,
+        simulated_clock: None,
+        dunning_state: mahnwerk_dunning::law::calendar::FederalState::NW,
     };
+    change(&mut args);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready, addr) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(mahnwerk::server::run(

@@ -3,8 +3,11 @@
 //! The table is `data/base_rates.csv`, compiled into the crate with `include_str!`, one row per
 //! half-year with its source and status. The row of 2026-07-01 is *to verify* (carried forward;
 //! the Bundesbank publishes the rate at the end of June): [`BaseRate::to_verify`] marks it, and
-//! every interest period computed with it says so. Dates after the last row's half-year are
-//! refused with [`crate::DunningError::BaseRateUnknown`], never guessed.
+//! every interest period computed with it says so. [`BaseRateTable::on`] refuses dates after the
+//! last row's half-year ([`crate::DunningError::BaseRateUnknown`]); interest uses
+//! [`BaseRateTable::on_or_last`], which keeps the last published rate for them and marks it
+//! *provisional*, so that a table not yet updated for a new half-year does not stop every
+//! interest-charging letter (the derivation says so, and the service tells the operator).
 
 use crate::error::{DunningError, Result};
 use chrono::{Datelike, NaiveDate};
@@ -121,6 +124,17 @@ impl BaseRateTable {
             .rev()
             .find(|r| r.valid_from <= date)
             .ok_or(DunningError::BaseRateUnknown(date))
+    }
+
+    /// The rate for `date`, and whether it is provisional: past the table's end, the last
+    /// published rate (until the next half-year's rate is added to the table).
+    pub fn on_or_last(&self, date: NaiveDate) -> Result<(&BaseRate, bool)> {
+        if date >= self.valid_until_excl
+            && let Some(last) = self.rates.last()
+        {
+            return Ok((last, true));
+        }
+        self.on(date).map(|r| (r, false))
     }
 
     /// The dates in `(after, until]` on which a new row starts.

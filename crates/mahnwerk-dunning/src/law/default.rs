@@ -12,7 +12,12 @@
 //!
 //! The earliest trigger wins. The reminder that itself creates default carries no fee: only
 //! costs after default are recoverable.
+//!
+//! § 193 BGB: a calendar due date or the end of the 30 days that falls on a Saturday, Sunday or
+//! public holiday at the place of performance (`state`) moves to the next working day, so the
+//! debtor who pays then is not late.
 
+use crate::law::calendar::{FederalState, move_to_working_day};
 use chrono::{Duration, NaiveDate};
 use mahnwerk_domain::DebtorKind;
 use serde::{Deserialize, Serialize};
@@ -28,6 +33,8 @@ pub struct DefaultFacts {
     pub default_notice: bool,
     /// The contract fixed the payment date by the calendar (§ 286 Abs. 2 Nr. 1).
     pub calendar_due_date: bool,
+    /// Place of performance: its holidays move the triggers (§ 193).
+    pub state: FederalState,
 }
 
 /// Which rule of § 286 put the debtor in default.
@@ -69,13 +76,14 @@ impl DefaultStart {
 
 /// Default without any reminder: calendar due date or the 30-day rule, whichever is earlier.
 pub fn default_without_reminder(facts: &DefaultFacts) -> Option<DefaultStart> {
+    let working = |d: NaiveDate| move_to_working_day(facts.state, d).deadline;
     let calendar = facts
         .calendar_due_date
-        .then(|| DefaultStart::new(DefaultRule::CalendarDueDate, facts.due_date));
+        .then(|| DefaultStart::new(DefaultRule::CalendarDueDate, working(facts.due_date)));
     let thirty_applies = facts.debtor == DebtorKind::Business || facts.default_notice;
     let thirty = thirty_applies.then(|| {
         let base = facts.due_date.max(facts.invoice_received);
-        DefaultStart::new(DefaultRule::ThirtyDays, base + Duration::days(30))
+        DefaultStart::new(DefaultRule::ThirtyDays, working(base + Duration::days(30)))
     });
     [calendar, thirty]
         .into_iter()
@@ -113,7 +121,30 @@ mod tests {
             debtor,
             default_notice: false,
             calendar_due_date: false,
+            state: FederalState::NW,
         }
+    }
+
+    #[test]
+    fn section_193_moves_a_calendar_due_date_and_the_30_day_trigger_off_holidays() {
+        // Calendar due date Sunday 03-15: paying on Monday 03-16 is in time; interest from 03-17.
+        let mut f = facts(DebtorKind::Consumer);
+        f.calendar_due_date = true;
+        let s = default_without_reminder(&f).unwrap();
+        assert_eq!(
+            (s.trigger, s.interest_from),
+            (d("2026-03-16"), d("2026-03-17"))
+        );
+        // Business, due Friday 03-06: + 30 days = Easter Sunday 04-05, Ostermontag 04-06 in
+        // NW → the 30 days end Tuesday 04-07.
+        let mut f = facts(DebtorKind::Business);
+        f.due_date = d("2026-03-06");
+        f.invoice_received = d("2026-03-01");
+        let s = default_without_reminder(&f).unwrap();
+        assert_eq!(
+            (s.rule, s.trigger),
+            (DefaultRule::ThirtyDays, d("2026-04-07"))
+        );
     }
 
     #[test]
@@ -144,10 +175,10 @@ mod tests {
     fn given_late_receipt_then_30_days_count_from_receipt() {
         let mut f = facts(DebtorKind::Business);
         f.invoice_received = d("2026-03-20");
-        // max(03-15, 03-20) + 30 = 2026-04-19.
+        // max(03-15, 03-20) + 30 = Sunday 2026-04-19 → Monday 04-20 (§ 193).
         assert_eq!(
             default_without_reminder(&f).unwrap().trigger,
-            d("2026-04-19")
+            d("2026-04-20")
         );
     }
 
@@ -155,11 +186,12 @@ mod tests {
     fn given_a_calendar_due_date_then_default_starts_after_it() {
         let mut f = facts(DebtorKind::Consumer);
         f.calendar_due_date = true;
+        f.due_date = d("2026-03-13"); // a Friday
         let s = default_without_reminder(&f).unwrap();
         assert_eq!(s.rule, DefaultRule::CalendarDueDate);
-        assert_eq!(s.interest_from, d("2026-03-16"));
-        assert!(!s.in_default_on(d("2026-03-15")));
-        assert!(s.in_default_on(d("2026-03-16")));
+        assert_eq!(s.interest_from, d("2026-03-14"));
+        assert!(!s.in_default_on(d("2026-03-13")));
+        assert!(s.in_default_on(d("2026-03-14")));
     }
 
     #[test]

@@ -105,6 +105,9 @@ pub struct InterestPeriod {
     pub interest: i64,
     /// The base rate is carried forward and still to be verified.
     pub to_verify: bool,
+    /// The date lies past the base-rate table: the last published rate was used.
+    #[serde(default)]
+    pub provisional: bool,
 }
 
 /// How one payment was credited (§ 367 Abs. 1).
@@ -136,6 +139,9 @@ pub struct InterestCalculation {
     pub costs_open: i64,
     /// Paid beyond costs, interest and principal.
     pub surplus: i64,
+    /// Some period used a provisional base rate (past the table's end).
+    #[serde(default)]
+    pub provisional: bool,
 }
 
 impl InterestCalculation {
@@ -276,7 +282,7 @@ pub fn compute_interest(
         }
         let end_excl = boundaries.next().unwrap_or(req.to + Duration::days(1));
         let end = end_excl - Duration::days(1);
-        let base = table.on(start)?;
+        let (base, provisional) = table.on_or_last(start)?;
         let margin = statutory_margin(req.debtor);
         let rate = (base.rate + margin).max(Decimal::ZERO);
         let days = (end - start).num_days() + 1;
@@ -298,6 +304,7 @@ pub fn compute_interest(
                 principal: ledger.principal,
                 interest,
                 to_verify: base.to_verify,
+                provisional,
             });
         }
         start = end_excl;
@@ -312,6 +319,7 @@ pub fn compute_interest(
         day_count: req.day_count,
         rounding: ROUNDING_RULE.to_owned(),
         interest_total: periods.iter().map(|p| p.interest).sum(),
+        provisional: periods.iter().any(|p| p.provisional),
         periods,
         allocations,
         principal_open: ledger.principal,

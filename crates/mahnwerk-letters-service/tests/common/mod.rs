@@ -190,6 +190,7 @@ pub fn step(number: u32) -> StepReached {
         fee: Money::eur(500),
         fee_waived: None,
         lump_sum: Money::eur(4000),
+        fee_offset: None,
         interest_charged: Money::eur(0),
         interest: None,
         default: None,

@@ -1,0 +1,507 @@
+//! `DunningService` over gRPC. Each call: authenticate, take the tenant from the key, convert at
+//! the edge, act through [`Dunning`], answer. Interventions are idempotent by `request_id`.
+
+use crate::engine::{Dunning, status_name};
+use crate::error::{Error, invalid_field};
+use crate::{policies, projection};
+use chrono::NaiveDate;
+use mahnwerk_auth::{Caller, KeyStore};
+use mahnwerk_domain::{CaseId, Currency, Money, TenantId};
+use mahnwerk_dunning::case::{DunningCommand, HoldScope, Instalment, Pause, next_action_at};
+use mahnwerk_dunning::policy::Policy;
+use mahnwerk_eventlog::Metadata;
+use mahnwerk_proto::v1 as pb;
+use pb::dunning_service_server::DunningService;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+/// The gRPC face of the dunning service.
+#[derive(Clone)]
+pub struct DunningApi {
+    pub dunning: Dunning,
+    pub keys: KeyStore,
+}
+
+type Rpc<T> = Result<Response<T>, Status>;
+
+fn metadata<T>(req: &Request<T>, caller: &Caller, request_id: &str) -> Metadata {
+    let header = |name: &str| {
+        req.metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Metadata {
+        correlation_id: Some(header("x-correlation-id").unwrap_or_else(|| request_id.to_owned())),
+        causation_id: Some(format!("request:{request_id}")),
+        actor: caller.actor(),
+        traceparent: header("traceparent"),
+    }
+}
+
+#[allow(clippy::result_large_err)]
+fn parse_date(field: &str, value: &str) -> Result<NaiveDate, Status> {
+    value
+        .parse()
+        .map_err(|_| invalid_field(field, "must be a date YYYY-MM-DD"))
+}
+
+#[allow(clippy::result_large_err)]
+fn parse_money(field: &str, m: Option<&pb::Money>) -> Result<Money, Status> {
+    let m = m.ok_or_else(|| invalid_field(field, "required"))?;
+    let currency: Currency = m
+        .currency
+        .parse()
+        .map_err(|_| invalid_field(&format!("{field}.currency"), "unknown ISO 4217 code"))?;
+    Ok(Money::new(m.minor, currency))
+}
+
+fn money_pb(m: Money) -> pb::Money {
+    pb::Money {
+        minor: m.minor,
+        currency: m.currency.to_string(),
+    }
+}
+
+#[allow(clippy::result_large_err)]
+fn parse_case(value: &str) -> Result<CaseId, Status> {
+    value
+        .parse()
+        .map_err(|_| invalid_field("case_id", "must be a case id (UUID)"))
+}
+
+#[allow(clippy::result_large_err)]
+fn parse_policy(json: &str) -> Result<Policy, Status> {
+    serde_json::from_str(json).map_err(|e| invalid_field("policy_json", &e.to_string()))
+}
+
+fn policy_pb(p: &Policy, builtin: bool) -> pb::PolicyVersion {
+    pb::PolicyVersion {
+        policy_id: p.id.clone(),
+        version: p.version,
+        policy_json: serde_json::to_string(p).unwrap_or_default(),
+        builtin,
+    }
+}
+
+/// The stored answer of an intervention.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    case_id: String,
+    event_types: Vec<String>,
+    stream_version: u64,
+}
+
+impl DunningApi {
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        self.keys.authenticate(req.metadata()).await
+    }
+
+    /// Run an intervention once per `request_id`.
+    async fn intervene<T>(
+        &self,
+        req: &Request<T>,
+        tenant: &str,
+        request_id: &str,
+        case_id: &str,
+        command: DunningCommand,
+    ) -> Rpc<pb::InterventionResponse> {
+        let caller = self.caller(req).await?;
+        let tenant: TenantId = caller.tenant(tenant)?;
+        if request_id.is_empty() || request_id.chars().count() > 100 {
+            return Err(invalid_field("request_id", "must be 1–100 characters"));
+        }
+        let case = parse_case(case_id)?;
+        let command_json = serde_json::to_string(&command).unwrap_or_default();
+        let fingerprint = hex::encode(Sha256::digest(
+            format!("{case}\u{1f}{command_json}").as_bytes(),
+        ));
+        let pool = self.dunning.pool();
+        let db = |e: sqlx::Error| Status::from(Error::Database(e));
+        if !projection::claim_request(pool, tenant.as_str(), request_id, &fingerprint)
+            .await
+            .map_err(db)?
+        {
+            let Some((fp, response)) = projection::request(pool, tenant.as_str(), request_id)
+                .await
+                .map_err(db)?
+            else {
+                return Err(Status::aborted("request in progress; retry"));
+            };
+            if fp != fingerprint {
+                return Err(Status::already_exists(
+                    "request_id was used for a different request",
+                ));
+            }
+            if let Some(stored) = response.and_then(|r| serde_json::from_str::<Stored>(&r).ok()) {
+                return Ok(Response::new(pb::InterventionResponse {
+                    case_id: stored.case_id,
+                    event_types: Vec::new(),
+                    stream_version: stored.stream_version,
+                }));
+            }
+            // An earlier attempt stopped before it answered: act again (the core's commands
+            // are idempotent on the case state).
+        }
+        let folded = self
+            .dunning
+            .read_case(&case.stream(&tenant))
+            .await
+            .map_err(Status::from)?;
+        if folded.version == 0 {
+            return Err(Status::not_found("case not found"));
+        }
+        let meta = metadata(req, &caller, request_id);
+        let today = self.dunning.clock().today();
+        let done = self
+            .dunning
+            .reconcile(&tenant, case, Some((&command, &meta)), false, today)
+            .await?;
+        let stored = Stored {
+            case_id: case.to_string(),
+            event_types: done.appended.iter().map(|t| (*t).to_owned()).collect(),
+            stream_version: done.version,
+        };
+        projection::finish_request(
+            pool,
+            tenant.as_str(),
+            request_id,
+            &serde_json::to_string(&stored).unwrap_or_default(),
+        )
+        .await
+        .map_err(db)?;
+        Ok(Response::new(pb::InterventionResponse {
+            case_id: stored.case_id,
+            event_types: stored.event_types,
+            stream_version: stored.stream_version,
+        }))
+    }
+}
+
+fn describe_pause(p: &Pause) -> String {
+    match p {
+        Pause::Dispute { .. } => "dispute open".into(),
+        Pause::DisputeUpheld => "dispute upheld: waiting for a credit note or cancellation".into(),
+        Pause::PromiseToPay { until, amount, .. } => {
+            format!("promise to pay {amount} by {until}")
+        }
+        Pause::PaymentPlan { instalments, .. } => {
+            format!("payment plan with {} instalments", instalments.len())
+        }
+        Pause::Hold { scope, until, .. } => match (scope, until) {
+            (HoldScope::Case, Some(u)) => format!("case on hold until {u}"),
+            (HoldScope::Case, None) => "case on hold".into(),
+            (HoldScope::Debtor, Some(u)) => format!("debtor on hold until {u}"),
+            (HoldScope::Debtor, None) => "debtor on hold".into(),
+        },
+    }
+}
+
+#[tonic::async_trait]
+impl DunningService for DunningApi {
+    async fn put_policy(&self, req: Request<pb::PutPolicyRequest>) -> Rpc<pb::PolicyVersion> {
+        let caller = self.caller(&req).await?;
+        let b = req.get_ref();
+        let tenant = caller.tenant(&b.tenant)?;
+        let policy = parse_policy(&b.policy_json)?;
+        let meta = metadata(&req, &caller, &format!("policy:{}", policy.id));
+        let stored = policies::put(self.dunning.log(), &tenant, policy, &meta).await?;
+        projection::add_policy_id(self.dunning.pool(), tenant.as_str(), &stored.id)
+            .await
+            .map_err(|e| Status::from(Error::Database(e)))?;
+        Ok(Response::new(policy_pb(&stored, false)))
+    }
+
+    async fn get_policy(&self, req: Request<pb::GetPolicyRequest>) -> Rpc<pb::PolicyVersion> {
+        let caller = self.caller(&req).await?;
+        let b = req.get_ref();
+        let tenant = caller.tenant(&b.tenant)?;
+        let state = self.dunning.default_state();
+        let versions = policies::versions(self.dunning.log(), &tenant, &b.policy_id).await?;
+        let found = match (b.version, versions.is_empty()) {
+            (0, true) | (1, true) => policies::builtin(&b.policy_id, state).map(|p| (p, true)),
+            (0, false) => versions.last().cloned().map(|p| (p, false)),
+            (v, false) => versions
+                .into_iter()
+                .find(|p| p.version == v)
+                .map(|p| (p, false)),
+            (_, true) => None,
+        };
+        let (policy, builtin) = found.ok_or_else(|| Status::not_found("policy not found"))?;
+        Ok(Response::new(policy_pb(&policy, builtin)))
+    }
+
+    async fn list_policies(
+        &self,
+        req: Request<pb::ListPoliciesRequest>,
+    ) -> Rpc<pb::ListPoliciesResponse> {
+        let caller = self.caller(&req).await?;
+        let tenant = caller.tenant(&req.get_ref().tenant)?;
+        let mut ids = projection::policy_ids(self.dunning.pool(), tenant.as_str())
+            .await
+            .map_err(|e| Status::from(Error::Database(e)))?;
+        for builtin in [policies::DEFAULT_BUSINESS, policies::DEFAULT_CONSUMER] {
+            if !ids.iter().any(|i| i == builtin) {
+                ids.push(builtin.to_owned());
+            }
+        }
+        ids.sort();
+        let mut out = Vec::new();
+        for id in ids {
+            let versions = policies::versions(self.dunning.log(), &tenant, &id).await?;
+            let summary = match versions.last() {
+                Some(last) => pb::PolicySummary {
+                    policy_id: id.clone(),
+                    name: last.name.clone(),
+                    current_version: last.version,
+                    versions: versions.iter().map(|p| p.version).collect(),
+                    builtin: false,
+                },
+                None => match policies::builtin(&id, self.dunning.default_state()) {
+                    Some(p) => pb::PolicySummary {
+                        policy_id: id.clone(),
+                        name: p.name,
+                        current_version: 1,
+                        versions: vec![1],
+                        builtin: true,
+                    },
+                    None => continue,
+                },
+            };
+            out.push(summary);
+        }
+        Ok(Response::new(pb::ListPoliciesResponse { policies: out }))
+    }
+
+    async fn validate_policy(
+        &self,
+        req: Request<pb::ValidatePolicyRequest>,
+    ) -> Rpc<pb::ValidatePolicyResponse> {
+        let caller = self.caller(&req).await?;
+        let b = req.get_ref();
+        caller.tenant(&b.tenant)?;
+        let violations = match serde_json::from_str::<Policy>(&b.policy_json) {
+            Ok(p) => p
+                .check()
+                .0
+                .into_iter()
+                .map(|e| pb::PolicyViolation {
+                    field: e.field,
+                    reason: e.reason,
+                })
+                .collect(),
+            Err(e) => vec![pb::PolicyViolation {
+                field: "policy_json".into(),
+                reason: e.to_string(),
+            }],
+        };
+        Ok(Response::new(pb::ValidatePolicyResponse {
+            valid: violations.is_empty(),
+            violations,
+        }))
+    }
+
+    async fn explain_case(
+        &self,
+        req: Request<pb::ExplainCaseRequest>,
+    ) -> Rpc<pb::ExplainCaseResponse> {
+        let caller = self.caller(&req).await?;
+        let b = req.get_ref();
+        let tenant = caller.tenant(&b.tenant)?;
+        let case = parse_case(&b.case_id)?;
+        let folded = self.dunning.read_case(&case.stream(&tenant)).await?;
+        let Some(state) = folded.state.as_ref() else {
+            return Err(Status::not_found(if folded.version == 0 {
+                "case not found"
+            } else {
+                "dunning has not opened this case yet"
+            }));
+        };
+        let today = self.dunning.clock().today();
+        let next = next_action_at(state);
+        let next_action = if state.phase.is_end() {
+            String::new()
+        } else if state.is_paused() {
+            "resume when the pause ends".into()
+        } else if let Some(step) = state.policy.steps.get(state.steps.len()) {
+            format!("step {} \"{}\"", state.steps.len() + 1, step.title)
+        } else if state.escalation_date().is_some() {
+            "hand-over to collection".into()
+        } else {
+            String::new()
+        };
+        let detail = serde_json::json!({ "state": state, "pending_facts": folded.pending.len() });
+        Ok(Response::new(pb::ExplainCaseResponse {
+            case_id: case.to_string(),
+            status: status_name(Some(state), today),
+            policy_id: state.policy.id.clone(),
+            policy_version: state.policy.version,
+            steps: state
+                .steps
+                .iter()
+                .map(|(n, d)| pb::ReachedStep {
+                    number: *n,
+                    date: d.to_string(),
+                })
+                .collect(),
+            next_action_on: next.map(|d| d.to_string()).unwrap_or_default(),
+            next_action,
+            balance: Some(money_pb(state.balance())),
+            principal_open: Some(money_pb(state.principal_open())),
+            pauses: state.pauses.iter().map(describe_pause).collect(),
+            detail_json: detail.to_string(),
+        }))
+    }
+
+    async fn pause_case(
+        &self,
+        req: Request<pb::PauseCaseRequest>,
+    ) -> Rpc<pb::InterventionResponse> {
+        let b = req.get_ref().clone();
+        let until = if b.until.is_empty() {
+            None
+        } else {
+            Some(parse_date("until", &b.until)?)
+        };
+        let command = DunningCommand::Hold {
+            scope: HoldScope::Case,
+            reason: b.reason.clone(),
+            until,
+        };
+        self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
+            .await
+    }
+
+    async fn resume_case(
+        &self,
+        req: Request<pb::ResumeCaseRequest>,
+    ) -> Rpc<pb::InterventionResponse> {
+        let b = req.get_ref().clone();
+        let command = DunningCommand::Release {
+            scope: HoldScope::Case,
+        };
+        self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
+            .await
+    }
+
+    async fn record_promise_to_pay(
+        &self,
+        req: Request<pb::RecordPromiseToPayRequest>,
+    ) -> Rpc<pb::InterventionResponse> {
+        let b = req.get_ref().clone();
+        let command = DunningCommand::PromiseToPay {
+            until: parse_date("until", &b.until)?,
+            amount: parse_money("amount", b.amount.as_ref())?,
+        };
+        self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
+            .await
+    }
+
+    async fn agree_payment_plan(
+        &self,
+        req: Request<pb::AgreePaymentPlanRequest>,
+    ) -> Rpc<pb::InterventionResponse> {
+        let b = req.get_ref().clone();
+        let mut instalments = Vec::new();
+        for (i, inst) in b.instalments.iter().enumerate() {
+            instalments.push(Instalment {
+                date: parse_date(&format!("instalments[{i}].date"), &inst.date)?,
+                amount: parse_money(&format!("instalments[{i}].amount"), inst.amount.as_ref())?,
+            });
+        }
+        let command = DunningCommand::AgreePaymentPlan { instalments };
+        self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
+            .await
+    }
+
+    async fn write_off(&self, req: Request<pb::WriteOffRequest>) -> Rpc<pb::InterventionResponse> {
+        let b = req.get_ref().clone();
+        let command = DunningCommand::WriteOff {
+            reason: b.reason.clone(),
+        };
+        self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
+            .await
+    }
+
+    async fn preview_policy(
+        &self,
+        req: Request<pb::PreviewPolicyRequest>,
+    ) -> Rpc<pb::PreviewPolicyResponse> {
+        use mahnwerk_dunning::preview::{PreviewCase, Scheduled, preview};
+        let caller = self.caller(&req).await?;
+        let b = req.get_ref();
+        let tenant = caller.tenant(&b.tenant)?;
+        let until = parse_date("until", &b.until)?;
+        let policy = if b.policy_json.is_empty() {
+            policies::current(
+                self.dunning.log(),
+                &tenant,
+                &b.policy_id,
+                self.dunning.default_state(),
+            )
+            .await?
+            .map(|(p, _)| p)
+            .ok_or_else(|| Status::not_found("policy not found"))?
+        } else {
+            parse_policy(&b.policy_json)?
+        };
+        policy.validate().map_err(Error::from)?;
+        let states = projection::open_states(self.dunning.pool(), tenant.as_str())
+            .await
+            .map_err(|e| Status::from(Error::Database(e)))?;
+        // Each case from its issue date, with the payments it has had.
+        let cases: Vec<PreviewCase> = states
+            .into_iter()
+            .filter(|(_, s)| s.currency() == policy.currency)
+            .map(|(case_id, s)| PreviewCase {
+                case_id,
+                events: s
+                    .payments
+                    .iter()
+                    .filter(|p| !p.reversed)
+                    .map(|p| Scheduled {
+                        date: p.date,
+                        command: DunningCommand::RecordPayment {
+                            payment_id: p.payment_id.clone(),
+                            amount: p.amount,
+                            date: p.date,
+                        },
+                    })
+                    .collect(),
+                facts: s.facts,
+            })
+            .collect();
+        let report = preview(&policy, &cases, until).map_err(Error::from)?;
+        Ok(Response::new(pb::PreviewPolicyResponse {
+            cases: u64::try_from(cases.len()).unwrap_or(u64::MAX),
+            steps: report.steps,
+            escalations: report.escalations,
+            fees: Some(money_pb(report.fees)),
+            lump_sums: Some(money_pb(report.lump_sums)),
+            interest: Some(money_pb(report.interest)),
+            report_json: serde_json::to_string(&report).unwrap_or_default(),
+        }))
+    }
+
+    async fn advance_clock(
+        &self,
+        req: Request<pb::AdvanceClockRequest>,
+    ) -> Rpc<pb::AdvanceClockResponse> {
+        self.caller(&req).await?;
+        let days = req.get_ref().days;
+        if days == 0 || days > 3660 {
+            return Err(invalid_field("days", "must be between 1 and 3660"));
+        }
+        match self.dunning.advance_clock(days).await {
+            None => Err(Status::failed_precondition(
+                "the clock is not simulated: start the server with --simulated-clock START_DATE",
+            )),
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok((today, acted))) => Ok(Response::new(pb::AdvanceClockResponse {
+                today: today.to_string(),
+                cases_advanced: acted,
+            })),
+        }
+    }
+}

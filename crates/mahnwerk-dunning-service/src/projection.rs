@@ -1,0 +1,255 @@
+//! The dunning service's own tables (portable SQL through `sqlx::Any`: PostgreSQL and SQLite).
+//!
+//! - `dunning_cases`: per case the stream version the row was computed from, the policy and
+//!   version it runs under, its status and its folded state (JSON).
+//! - `dunning_next_action(tenant, case_id, due_on)`: when the scheduler must wake the case, with
+//!   an index on `due_on`; the scheduler only ever asks for `due_on <= today`.
+//! - `dunning_requests`: request ids of interventions, for idempotent retries.
+//! - `dunning_policy_ids`: which policy streams a tenant has (for ListPolicies).
+//!
+//! A row is only replaced by one computed from the same or a later stream version, so a slow
+//! writer with an older view can never move a case's next action back or drop it.
+
+use chrono::NaiveDate;
+use mahnwerk_dunning::case::DunningCase;
+use sqlx::{Any, AnyPool, Transaction};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS dunning_cases (tenant TEXT NOT NULL, case_id TEXT NOT NULL, stream_version BIGINT NOT NULL, policy_id TEXT NOT NULL, policy_version BIGINT NOT NULL, status TEXT NOT NULL, state_json TEXT NOT NULL, PRIMARY KEY (tenant, case_id))",
+    "CREATE TABLE IF NOT EXISTS dunning_next_action (tenant TEXT NOT NULL, case_id TEXT NOT NULL, due_on TEXT NOT NULL, PRIMARY KEY (tenant, case_id))",
+    "CREATE INDEX IF NOT EXISTS dunning_next_action_due ON dunning_next_action (due_on)",
+    "CREATE TABLE IF NOT EXISTS dunning_requests (tenant TEXT NOT NULL, request_id TEXT NOT NULL, fingerprint TEXT NOT NULL, response TEXT, PRIMARY KEY (tenant, request_id))",
+    "CREATE TABLE IF NOT EXISTS dunning_policy_ids (tenant TEXT NOT NULL, policy_id TEXT NOT NULL, PRIMARY KEY (tenant, policy_id))",
+];
+
+pub async fn ensure_schema(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    for stmt in SCHEMA {
+        sqlx::query(*stmt).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// One case as the scheduler and the handler leave it.
+#[derive(Debug, Clone)]
+pub struct CaseRow<'a> {
+    pub tenant: &'a str,
+    pub case_id: &'a str,
+    pub stream_version: u64,
+    pub state: Option<&'a DunningCase>,
+    pub status: String,
+    pub due_on: Option<NaiveDate>,
+}
+
+fn version_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Record a case unless a row from a later stream version is already there. Returns whether
+/// the row was written.
+pub async fn record(
+    tx: &mut Transaction<'static, Any>,
+    row: &CaseRow<'_>,
+) -> Result<bool, sqlx::Error> {
+    let (policy_id, policy_version) = row.state.map_or((String::new(), 0), |s| {
+        (s.policy.id.clone(), i64::from(s.policy.version))
+    });
+    let state_json = match row.state {
+        Some(s) => serde_json::to_string(s).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+        None => "null".to_owned(),
+    };
+    let version = version_i64(row.stream_version);
+    let updated = sqlx::query(
+        "UPDATE dunning_cases SET stream_version = $3, policy_id = $4, policy_version = $5, status = $6, state_json = $7 \
+         WHERE tenant = $1 AND case_id = $2 AND stream_version <= $3",
+    )
+    .bind(row.tenant.to_owned())
+    .bind(row.case_id.to_owned())
+    .bind(version)
+    .bind(policy_id.clone())
+    .bind(policy_version)
+    .bind(row.status.clone())
+    .bind(state_json.clone())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        let inserted = sqlx::query(
+            "INSERT INTO dunning_cases (tenant, case_id, stream_version, policy_id, policy_version, status, state_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, case_id) DO NOTHING",
+        )
+        .bind(row.tenant.to_owned())
+        .bind(row.case_id.to_owned())
+        .bind(version)
+        .bind(policy_id)
+        .bind(policy_version)
+        .bind(row.status.clone())
+        .bind(state_json)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // A later version is recorded already.
+            return Ok(false);
+        }
+    }
+    match row.due_on {
+        Some(day) => {
+            sqlx::query(
+                "INSERT INTO dunning_next_action (tenant, case_id, due_on) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant, case_id) DO UPDATE SET due_on = excluded.due_on",
+            )
+            .bind(row.tenant.to_owned())
+            .bind(row.case_id.to_owned())
+            .bind(day.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM dunning_next_action WHERE tenant = $1 AND case_id = $2")
+                .bind(row.tenant.to_owned())
+                .bind(row.case_id.to_owned())
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Cases whose next action is due on or before `today` (index range scan on `due_on`).
+pub async fn due(
+    pool: &AnyPool,
+    today: NaiveDate,
+    limit: i64,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tenant, case_id FROM dunning_next_action WHERE due_on <= $1 ORDER BY due_on, tenant, case_id LIMIT $2",
+    )
+    .bind(today.to_string())
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The stream version a case's row was computed from (tests and read-your-writes).
+pub async fn recorded_version(
+    pool: &AnyPool,
+    tenant: &str,
+    case_id: &str,
+) -> Result<Option<u64>, sqlx::Error> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT stream_version FROM dunning_cases WHERE tenant = $1 AND case_id = $2",
+    )
+    .bind(tenant.to_owned())
+    .bind(case_id.to_owned())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(v,)| u64::try_from(v).unwrap_or(0)))
+}
+
+/// The next action recorded for a case.
+pub async fn next_action(
+    pool: &AnyPool,
+    tenant: &str,
+    case_id: &str,
+) -> Result<Option<NaiveDate>, sqlx::Error> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT due_on FROM dunning_next_action WHERE tenant = $1 AND case_id = $2")
+            .bind(tenant.to_owned())
+            .bind(case_id.to_owned())
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|(d,)| d.parse().ok()))
+}
+
+/// A stored intervention request: its fingerprint and, once done, its response.
+pub async fn request(
+    pool: &AnyPool,
+    tenant: &str,
+    request_id: &str,
+) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT fingerprint, response FROM dunning_requests WHERE tenant = $1 AND request_id = $2",
+    )
+    .bind(tenant.to_owned())
+    .bind(request_id.to_owned())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Remember a request's fingerprint before acting on it. Returns false when the id is taken.
+pub async fn claim_request(
+    pool: &AnyPool,
+    tenant: &str,
+    request_id: &str,
+    fingerprint: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO dunning_requests (tenant, request_id, fingerprint, response) VALUES ($1, $2, $3, NULL) \
+         ON CONFLICT (tenant, request_id) DO NOTHING",
+    )
+    .bind(tenant.to_owned())
+    .bind(request_id.to_owned())
+    .bind(fingerprint.to_owned())
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+pub async fn finish_request(
+    pool: &AnyPool,
+    tenant: &str,
+    request_id: &str,
+    response: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE dunning_requests SET response = $3 WHERE tenant = $1 AND request_id = $2")
+        .bind(tenant.to_owned())
+        .bind(request_id.to_owned())
+        .bind(response.to_owned())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn add_policy_id(
+    pool: &AnyPool,
+    tenant: &str,
+    policy_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO dunning_policy_ids (tenant, policy_id) VALUES ($1, $2) ON CONFLICT (tenant, policy_id) DO NOTHING",
+    )
+    .bind(tenant.to_owned())
+    .bind(policy_id.to_owned())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn policy_ids(pool: &AnyPool, tenant: &str) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT policy_id FROM dunning_policy_ids WHERE tenant = $1 ORDER BY policy_id",
+    )
+    .bind(tenant.to_owned())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(p,)| p).collect())
+}
+
+/// Folded states of a tenant's cases that are still open (not settled, cancelled, credited,
+/// written off or handed over), for previews.
+pub async fn open_states(
+    pool: &AnyPool,
+    tenant: &str,
+) -> Result<Vec<(String, DunningCase)>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT case_id, state_json FROM dunning_cases WHERE tenant = $1 AND status NOT IN ('pending', 'settled', 'cancelled', 'credited', 'written_off', 'escalated') ORDER BY case_id",
+    )
+    .bind(tenant.to_owned())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, json)| serde_json::from_str(&json).ok().map(|s| (id, s)))
+        .collect())
+}

@@ -1,0 +1,825 @@
+//! The dunning service against the real components: a real event log (SQLite, plus PostgreSQL
+//! when DATABASE_URL is set), the real relay and JetStream (NATS_URL), the consumer and the
+//! scheduler running in-process, DunningService over gRPC on 127.0.0.1:0, a simulated clock.
+
+use chrono::{Duration, NaiveDate};
+use mahnwerk_auth::KeyStore;
+use mahnwerk_bus::{BusConfig, Relay};
+use mahnwerk_clock::{Clock, SharedClock, SimulatedClock};
+use mahnwerk_domain::case::{
+    CaseEvent, DisputeOutcome, DisputeResolved, InvoiceDisputed, InvoiceIssued,
+};
+use mahnwerk_domain::payment::{PaymentApplied, PaymentEvent};
+use mahnwerk_domain::{CaseId, InvoiceNumber, Money, StreamId, TenantId};
+use mahnwerk_dunning::case::DunningEvent;
+use mahnwerk_dunning::law::calendar::FederalState;
+use mahnwerk_dunning_service::grpc::DunningApi;
+use mahnwerk_dunning_service::{Config, Dunning, projection};
+use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
+use mahnwerk_proto::v1 as pb;
+use pb::dunning_service_client::DunningServiceClient;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+/// SQLite in `dir`, plus a fresh PostgreSQL database when DATABASE_URL is set.
+async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
+    let mut urls = vec![format!(
+        "sqlite:{}?mode=rwc",
+        dir.path().join("mahnwerk.db").display()
+    )];
+    if let Ok(admin) = std::env::var("DATABASE_URL") {
+        let name = unique("mwd_");
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .expect("DATABASE_URL must reach PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin)
+            .to_owned();
+        urls.push(format!("{base}/{name}"));
+    } else {
+        eprintln!("DATABASE_URL not set: this test ran on SQLite only");
+    }
+    urls
+}
+
+async fn wait_for<F, Fut>(what: &str, secs: u64, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Shared parts of one test: stores, bus namespace, tenant and key, the simulated clock.
+struct World {
+    url: String,
+    log: EventLog,
+    pool: sqlx::AnyPool,
+    bus: BusConfig,
+    js: async_nats::jetstream::Context,
+    clock: SimulatedClock,
+    tenant: TenantId,
+    token: String,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
+}
+
+/// One running service instance (consumer + scheduler + gRPC), killed by `abort`.
+struct Instance {
+    addr: std::net::SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Instance {
+    fn abort(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl World {
+    async fn new(url: &str, start: &str) -> World {
+        let log = EventLog::connect(url).await.unwrap();
+        let pool = mahnwerk_auth::connect_any(url).await.unwrap();
+        let keys = KeyStore::open(pool.clone()).await.unwrap();
+        mahnwerk_dunning_service::ensure_schema(&pool)
+            .await
+            .unwrap();
+        let tenant: TenantId = "acme".parse().unwrap();
+        keys.create_tenant(&tenant, "Acme GmbH").await.unwrap();
+        let token = keys
+            .create_key(std::slice::from_ref(&tenant), "test")
+            .await
+            .unwrap()
+            .token;
+        let bus = BusConfig::with_namespace(&unique("d"));
+        let js = mahnwerk_bus::connect(&nats_url())
+            .await
+            .expect("NATS_URL must reach NATS");
+        let relay = {
+            let (log, js, bus) = (log.clone(), js.clone(), bus.clone());
+            tokio::spawn(async move {
+                let _ = Relay::new(bus).run(log, js, std::future::pending()).await;
+            })
+        };
+        World {
+            url: url.to_owned(),
+            log,
+            pool,
+            bus,
+            js,
+            clock: SimulatedClock::starting_on(d(start)),
+            tenant,
+            token,
+            relay,
+        }
+    }
+
+    /// Start an instance on its own connections (as another process would have).
+    async fn start(&self) -> Instance {
+        let log = EventLog::connect(&self.url).await.unwrap();
+        let pool = mahnwerk_auth::connect_any(&self.url).await.unwrap();
+        let clock: SharedClock = Arc::new(self.clock.clone());
+        let dunning = Dunning::new(log, pool.clone(), clock, FederalState::NW);
+        let mut config = Config::new(self.bus.clone());
+        config.tick = std::time::Duration::from_millis(20);
+        let run = {
+            let (dunning, js) = (dunning.clone(), self.js.clone());
+            tokio::spawn(async move {
+                mahnwerk_dunning_service::run(config, dunning, js, std::future::pending())
+                    .await
+                    .unwrap();
+            })
+        };
+        let api = DunningApi {
+            dunning,
+            keys: KeyStore::open(pool).await.unwrap(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let grpc = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(mahnwerk_dunning_service::service(api))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await;
+        });
+        Instance {
+            addr,
+            tasks: vec![run, grpc],
+        }
+    }
+
+    async fn client(&self, instance: &Instance) -> DunningServiceClient<tonic::transport::Channel> {
+        DunningServiceClient::connect(format!("http://{}", instance.addr))
+            .await
+            .unwrap()
+    }
+
+    fn authed<T>(&self, body: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(body);
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        req
+    }
+
+    fn case(&self, number: &str) -> CaseId {
+        CaseId::for_invoice(&self.tenant, &number.parse::<InvoiceNumber>().unwrap())
+    }
+
+    fn stream(&self, number: &str) -> StreamId {
+        self.case(number).stream(&self.tenant)
+    }
+
+    fn event(&self, event_type: &str, payload: serde_json::Value) -> NewEvent {
+        NewEvent {
+            event_id: event_id_now(),
+            event_type: event_type.into(),
+            payload,
+            occurred_at: self.clock.now(),
+            metadata: Metadata {
+                actor: "test".into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Append another service's fact to a case stream, as ingest or matching would.
+    async fn append(&self, number: &str, event: NewEvent) {
+        self.log
+            .append(AppendBatch {
+                stream: self.stream(number),
+                expected: ExpectedVersion::Any,
+                events: vec![event],
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn issue_many(&self, invoices: &[(String, NaiveDate)]) {
+        let batches = invoices
+            .iter()
+            .map(|(number, due)| AppendBatch {
+                stream: self.stream(number),
+                expected: ExpectedVersion::NoStream,
+                events: vec![
+                    self.event(
+                        "invoice.issued.v1",
+                        CaseEvent::InvoiceIssued(InvoiceIssued {
+                            invoice: invoice(number, *due - Duration::days(14), *due),
+                        })
+                        .to_payload(),
+                    ),
+                ],
+            })
+            .collect();
+        for r in self.log.append_many(batches).await.unwrap() {
+            r.unwrap();
+        }
+    }
+
+    async fn pay(&self, number: &str, id: &str, minor: i64) {
+        let e = PaymentEvent::Applied(PaymentApplied {
+            payment_id: id.into(),
+            entry_id: id.into(),
+            amount: Money::eur(minor),
+            booked_on: self.clock.today(),
+            rule: "manual".into(),
+            open_after: Money::eur(0),
+        });
+        self.append(number, self.event(e.event_type(), e.to_payload()))
+            .await;
+    }
+
+    async fn case_event(&self, number: &str, e: CaseEvent) {
+        self.append(number, self.event(e.event_type(), e.to_payload()))
+            .await;
+    }
+
+    /// Until the handler has seen the case's latest fact.
+    async fn settled_in(&self, number: &str) {
+        let stream = self.stream(number);
+        let case = self.case(number).to_string();
+        wait_for("the handler to see the case", 20, || async {
+            let head = self.log.stream_version(&stream).await.unwrap().unwrap_or(0);
+            projection::recorded_version(&self.pool, "acme", &case)
+                .await
+                .unwrap()
+                .is_some_and(|v| v >= head)
+        })
+        .await;
+    }
+
+    async fn dunning_events(&self, number: &str) -> Vec<DunningEvent> {
+        self.log
+            .read_stream(&self.stream(number), 1, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| DunningEvent::from_parts(&e.event_type, &e.payload).unwrap())
+            .collect()
+    }
+
+    /// (step number or 0 for the hand-over, date) of every step and escalation of a case.
+    async fn steps(&self, number: &str) -> Vec<(u32, NaiveDate)> {
+        self.dunning_events(number)
+            .await
+            .into_iter()
+            .filter_map(|e| match e {
+                DunningEvent::StepReached(s) => Some((s.number, s.date)),
+                DunningEvent::Escalated { escalated_on, .. } => Some((0, escalated_on)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn due_left(&self, today: NaiveDate) -> i64 {
+        let row: (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM dunning_next_action WHERE due_on <= $1")
+                .bind(today.to_string())
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+        row.0
+    }
+
+    async fn opened(&self) -> i64 {
+        let row: (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM dunning_cases WHERE status <> 'pending'")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+        row.0
+    }
+}
+
+fn invoice(number: &str, issue: NaiveDate, due: NaiveDate) -> mahnwerk_domain::Invoice {
+    serde_json::from_value(serde_json::json!({
+        "number": number, "issue_date": issue.to_string(), "due_date": due.to_string(),
+        "currency": "EUR", "net": 10000, "tax": 1900, "gross": 11900,
+        "debtor": {"name": "Muster GmbH", "kind": "business",
+                   "address": {"street": ["Hauptstr. 1"], "postal_code": "50667", "city": "Köln", "country": "DE"},
+                   "language": "de", "customer_number": format!("K-{number}")},
+        "creditor_account": {"iban": "DE89370400440532013000"}
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_120_day_run_sends_each_step_on_its_day_and_payments_disputes_and_plans_change_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let w = World::new(&url, "2026-03-02").await;
+    let instance = w.start().await;
+    let mut api = w.client(&instance).await;
+    let due = d("2026-03-16");
+    let names = ["UNPAID", "PAID", "DISPUTED", "PLAN"];
+    w.issue_many(&names.map(|n| (n.to_owned(), due))).await;
+    for n in names {
+        w.settled_in(n).await;
+    }
+
+    let start = d("2026-03-02");
+    for day in 1..=120 {
+        let today = w.clock.today();
+        // Facts and interventions of the day, before the day's pass.
+        match today.to_string().as_str() {
+            "2026-03-25" => {
+                w.case_event(
+                    "DISPUTED",
+                    CaseEvent::InvoiceDisputed(InvoiceDisputed {
+                        reason: "not delivered".into(),
+                        request_id: None,
+                    }),
+                )
+                .await;
+                let r = api
+                    .agree_payment_plan(w.authed(pb::AgreePaymentPlanRequest {
+                        request_id: "plan-1".into(),
+                        case_id: w.case("PLAN").to_string(),
+                        instalments: vec![
+                            pb::Instalment {
+                                date: "2026-04-01".into(),
+                                amount: Some(pb::Money {
+                                    minor: 5000,
+                                    currency: "EUR".into(),
+                                }),
+                            },
+                            pb::Instalment {
+                                date: "2026-05-01".into(),
+                                amount: Some(pb::Money {
+                                    minor: 6900,
+                                    currency: "EUR".into(),
+                                }),
+                            },
+                        ],
+                        ..Default::default()
+                    }))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert_eq!(r.event_types, ["dunning.paused.v1"]);
+            }
+            "2026-03-26" => w.pay("PAID", "p-paid", 11_900).await,
+            "2026-03-31" => w.pay("PLAN", "p-plan-1", 5_000).await,
+            "2026-04-10" => {
+                w.case_event(
+                    "DISPUTED",
+                    CaseEvent::DisputeResolved(DisputeResolved {
+                        outcome: DisputeOutcome::Rejected,
+                        note: String::new(),
+                        request_id: None,
+                    }),
+                )
+                .await
+            }
+            _ => {}
+        }
+        for n in names {
+            w.settled_in(n).await;
+        }
+        let r = api
+            .advance_clock(w.authed(pb::AdvanceClockRequest { days: 1 }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.today, (start + Duration::days(day)).to_string());
+    }
+
+    // Due Monday 03-16. Reminder due+5 = Saturday 03-21 → Monday 03-23 (pay by 03-30);
+    // 1. Mahnung +10 = Thursday 04-02 (pay by 04-09); Letzte Mahnung +10 = Sunday 04-12 →
+    // Monday 04-13 (5 days → Saturday 04-18 → deadline Monday 04-20 per § 193); hand-over
+    // +6 = 04-19, but not before the deadline has passed: 04-21, 36 days overdue.
+    let unpaid = w.steps("UNPAID").await;
+    assert_eq!(
+        unpaid,
+        [
+            (1, d("2026-03-23")),
+            (2, d("2026-04-02")),
+            (3, d("2026-04-13")),
+            (0, d("2026-04-21"))
+        ]
+    );
+    assert!((unpaid[3].1 - due).num_days() > 30);
+    // Paid in full between the reminder and the 1. Mahnung: settled, nothing follows.
+    assert_eq!(w.steps("PAID").await, [(1, d("2026-03-23"))]);
+    assert!(
+        w.dunning_events("PAID")
+            .await
+            .iter()
+            .any(|e| matches!(e, DunningEvent::Settled { .. }))
+    );
+    // Disputed on 03-25 (paused), rejected on 04-10 (resumed, re-anchored): the 1. Mahnung
+    // follows 10 days later, Monday 04-20; then 04-30, hand-over once its deadline passed.
+    let disputed = w.steps("DISPUTED").await;
+    assert_eq!(&disputed[..2], [(1, d("2026-03-23")), (2, d("2026-04-20"))]);
+    assert_eq!(disputed.len(), 4, "{disputed:?}");
+    // Payment plan from 03-25: the first instalment paid, the second (05-01) missed → resumed
+    // on 05-02; the 1. Mahnung follows 10 days later, Tuesday 05-12.
+    let plan = w.steps("PLAN").await;
+    assert_eq!(
+        &plan[..2],
+        [(1, d("2026-03-23")), (2, d("2026-05-12"))],
+        "{plan:?}"
+    );
+    let resumed = w
+        .dunning_events("PLAN")
+        .await
+        .into_iter()
+        .find_map(|e| match e {
+            DunningEvent::Resumed {
+                why, resumed_on, ..
+            } => Some((why, resumed_on)),
+            _ => None,
+        });
+    assert!(
+        matches!(resumed, Some((mahnwerk_dunning::case::ResumeReason::InstalmentMissed { .. }, day)) if day == d("2026-05-02")),
+        "{resumed:?}"
+    );
+
+    // ExplainCase tells where a case stands.
+    let ex = api
+        .explain_case(w.authed(pb::ExplainCaseRequest {
+            case_id: w.case("UNPAID").to_string(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (ex.status.as_str(), ex.policy_id.as_str(), ex.steps.len()),
+        ("escalated", "default-business", 3)
+    );
+    instance.abort();
+}
+
+/// Run the simulated days `from..=to` with the instances' own schedulers (the test only moves
+/// the clock), waiting each day until nothing is due any more.
+async fn drive(w: &World, days: i64) {
+    for _ in 0..days {
+        w.clock.advance(Duration::days(1));
+        let today = w.clock.today();
+        wait_for("the day's pass", 60, || async {
+            w.due_left(today).await == 0
+        })
+        .await;
+    }
+}
+
+/// Each case must have each step exactly once and one hand-over.
+async fn assert_each_step_once(w: &World, numbers: &[String]) {
+    for n in numbers {
+        let mut count: BTreeMap<u32, u32> = BTreeMap::new();
+        for (step, _) in w.steps(n).await {
+            *count.entry(step).or_default() += 1;
+        }
+        assert_eq!(
+            count,
+            BTreeMap::from([(0, 1), (1, 1), (2, 1), (3, 1)]),
+            "case {n}: steps (0 = hand-over) and how often each was appended"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_one_killed_and_restarted_mid_run_append_each_step_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(&dir).await {
+        let w = World::new(&url, "2026-03-02").await;
+        let a = w.start().await;
+        let b = w.start().await;
+        // 500 cases on SQLite; fewer on PostgreSQL, whose commits cost more on a shared machine.
+        let n = if url.starts_with("sqlite") { 500 } else { 100 };
+        let numbers: Vec<String> = (0..n).map(|i| format!("R-{i:04}")).collect();
+        let invoices: Vec<(String, NaiveDate)> = numbers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    n.clone(),
+                    d("2026-03-09") + Duration::days(i64::try_from(i % 7).unwrap()),
+                )
+            })
+            .collect();
+        w.issue_many(&invoices).await;
+        wait_for("all cases opened", 60, || async { w.opened().await == n }).await;
+        drive(&w, 3).await;
+        // Every few days, kill instance A right as a new day starts (its pass may be reading,
+        // appending or recording), and start it again; B keeps running throughout.
+        let mut a = a;
+        for _ in 0..8 {
+            w.clock.advance(Duration::days(1));
+            a.abort();
+            a = w.start().await;
+            let today = w.clock.today();
+            wait_for("the day's pass", 60, || async {
+                w.due_left(today).await == 0
+            })
+            .await;
+            drive(&w, 4).await;
+        }
+        // Until every case is handed over (due 03-09..03-15, hand-over 31–36 days later).
+        drive(&w, 22).await;
+        assert_each_step_once(&w, &numbers).await;
+        a.abort();
+        b.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_are_versioned_events_and_interventions_are_idempotent_by_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let w = World::new(&url, "2026-03-02").await;
+    let instance = w.start().await;
+    let mut api = w.client(&instance).await;
+
+    // No key, no answer.
+    let err = api
+        .list_policies(pb::ListPoliciesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+
+    // Validation names the field; PutPolicy refuses what ValidatePolicy flags.
+    let mut policy = mahnwerk_dunning::policy::Policy::default_business(FederalState::NW);
+    policy.steps[1].template_id = "dunning-1".into();
+    let json = serde_json::to_string(&policy).unwrap();
+    let v = api
+        .validate_policy(w.authed(pb::ValidatePolicyRequest {
+            policy_json: json.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!v.valid);
+    assert_eq!(v.violations[0].field, "steps[1].template_id");
+    let err = api
+        .put_policy(w.authed(pb::PutPolicyRequest {
+            policy_json: json,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+    // Put twice (same content: one version), then a change: version 2.
+    policy.steps[1].template_id = "first_notice".into();
+    policy.steps[0].offset.days = 8;
+    let put = |p: &mahnwerk_dunning::policy::Policy| {
+        w.authed(pb::PutPolicyRequest {
+            policy_json: serde_json::to_string(p).unwrap(),
+            ..Default::default()
+        })
+    };
+    assert_eq!(
+        api.put_policy(put(&policy))
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        1
+    );
+    assert_eq!(
+        api.put_policy(put(&policy))
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        1
+    );
+    policy.steps[0].offset.days = 10;
+    assert_eq!(
+        api.put_policy(put(&policy))
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        2
+    );
+    let list = api
+        .list_policies(w.authed(pb::ListPoliciesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let summary: Vec<(String, u32, Vec<u32>, bool)> = list
+        .policies
+        .into_iter()
+        .map(|p| (p.policy_id, p.current_version, p.versions, p.builtin))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("default-business".to_owned(), 2, vec![1, 2], false),
+            ("default-consumer".to_owned(), 1, vec![1], true)
+        ]
+    );
+    let v1 = api
+        .get_policy(w.authed(pb::GetPolicyRequest {
+            policy_id: "default-business".into(),
+            version: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let v1: mahnwerk_dunning::policy::Policy = serde_json::from_str(&v1.policy_json).unwrap();
+    assert_eq!(v1.steps[0].offset.days, 8);
+
+    // A new case opens under the current version and keeps it.
+    w.issue_many(&[("P-1".to_owned(), d("2026-03-16"))]).await;
+    w.settled_in("P-1").await;
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 1 }))
+        .await
+        .unwrap();
+    let explain = || {
+        w.authed(pb::ExplainCaseRequest {
+            case_id: w.case("P-1").to_string(),
+            ..Default::default()
+        })
+    };
+    let ex = api.explain_case(explain()).await.unwrap().into_inner();
+    assert_eq!(
+        (ex.policy_id.as_str(), ex.policy_version),
+        ("default-business", 2)
+    );
+    // Reminder due+10 = Thursday 03-26.
+    assert_eq!(ex.next_action_on, "2026-03-26");
+
+    // Preview a draft over the open cases: no side effects. P-1 (due 03-16, unpaid) under the
+    // built-in business default up to 05-31: three letters and the hand-over.
+    let before = w.log.stream_version(&w.stream("P-1")).await.unwrap();
+    let draft = mahnwerk_dunning::policy::Policy::default_business(FederalState::NW);
+    let pv = api
+        .preview_policy(w.authed(pb::PreviewPolicyRequest {
+            policy_json: serde_json::to_string(&draft).unwrap(),
+            until: "2026-05-31".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((pv.cases, pv.steps, pv.escalations), (1, 3, 1));
+    assert_eq!(pv.lump_sums.unwrap().minor, 4000);
+    assert_eq!(
+        w.log.stream_version(&w.stream("P-1")).await.unwrap(),
+        before
+    );
+
+    // Pause: a retry answers the same and appends nothing; the same id for another request is
+    // refused.
+    let pause = |reason: &str| {
+        w.authed(pb::PauseCaseRequest {
+            request_id: "hold-1".into(),
+            case_id: w.case("P-1").to_string(),
+            reason: reason.into(),
+            ..Default::default()
+        })
+    };
+    let first = api
+        .pause_case(pause("checking"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.event_types, ["dunning.paused.v1"]);
+    let again = api
+        .pause_case(pause("checking"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.stream_version, first.stream_version);
+    assert_eq!(
+        w.log.stream_version(&w.stream("P-1")).await.unwrap(),
+        Some(first.stream_version)
+    );
+    let err = api.pause_case(pause("something else")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+    let paused = w
+        .dunning_events("P-1")
+        .await
+        .into_iter()
+        .find_map(|e| match e {
+            DunningEvent::Paused { .. } => Some(()),
+            _ => None,
+        });
+    assert!(paused.is_some());
+    let actor = w
+        .log
+        .read_stream(&w.stream("P-1"), first.stream_version, 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .metadata;
+    assert!(actor.actor.starts_with("apikey:"), "{actor:?}");
+    assert_eq!(actor.causation_id.as_deref(), Some("request:hold-1"));
+
+    // Paused over the reminder day: nothing; resumed on 03-30: the reminder 10 days later.
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 27 }))
+        .await
+        .unwrap();
+    assert_eq!(w.clock.today(), d("2026-03-30"));
+    assert!(w.steps("P-1").await.is_empty());
+    let resumed = api
+        .resume_case(w.authed(pb::ResumeCaseRequest {
+            request_id: "release-1".into(),
+            case_id: w.case("P-1").to_string(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resumed.event_types, ["dunning.resumed.v1"]);
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 10 }))
+        .await
+        .unwrap();
+    assert_eq!(w.steps("P-1").await, [(1, d("2026-04-09"))]);
+
+    // A promise to pay until 04-15, not kept: dunning resumes on 04-16, and the 1. Mahnung
+    // follows 10 days later (Sunday 04-26 → Monday 04-27).
+    let promise = api
+        .record_promise_to_pay(w.authed(pb::RecordPromiseToPayRequest {
+            request_id: "promise-1".into(),
+            case_id: w.case("P-1").to_string(),
+            until: "2026-04-15".into(),
+            amount: Some(pb::Money {
+                minor: 11_900,
+                currency: "EUR".into(),
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(promise.event_types, ["dunning.paused.v1"]);
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 18 }))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.steps("P-1").await,
+        [(1, d("2026-04-09")), (2, d("2026-04-27"))]
+    );
+
+    // Write-off ends dunning.
+    let off = api
+        .write_off(w.authed(pb::WriteOffRequest {
+            request_id: "wo-1".into(),
+            case_id: w.case("P-1").to_string(),
+            reason: "insolvent".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(off.event_types, ["dunning.written_off.v1"]);
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 60 }))
+        .await
+        .unwrap();
+    assert_eq!(w.steps("P-1").await.len(), 2);
+    let ex = api.explain_case(explain()).await.unwrap().into_inner();
+    assert_eq!(ex.status, "written_off");
+    instance.abort();
+}
