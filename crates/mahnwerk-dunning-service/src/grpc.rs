@@ -215,14 +215,14 @@ impl DunningApi {
         let fingerprint = hex::encode(Sha256::digest(
             format!("{case}\u{1f}{command_json}").as_bytes(),
         ));
-        if let Some(answer) = self.claim(&tenant, request_id, &fingerprint).await? {
-            if let Ok(stored) = serde_json::from_str::<Stored>(&answer) {
-                return Ok(Response::new(pb::InterventionResponse {
-                    case_id: stored.case_id,
-                    event_types: Vec::new(),
-                    stream_version: stored.stream_version,
-                }));
-            }
+        if let Some(answer) = self.claim(&tenant, request_id, &fingerprint).await?
+            && let Ok(stored) = serde_json::from_str::<Stored>(&answer)
+        {
+            return Ok(Response::new(pb::InterventionResponse {
+                case_id: stored.case_id,
+                event_types: Vec::new(),
+                stream_version: stored.stream_version,
+            }));
         }
         let pool = self.dunning.pool();
         let db = |e: sqlx::Error| Status::from(Error::Database(e));
