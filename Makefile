@@ -17,7 +17,7 @@ tools: ## check the Rust toolchain and install the system tools the tests use
 	  if command -v apt-get >/dev/null; then apt-get install -y poppler-utils >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y poppler-utils >/dev/null); \
 	  else echo "warning: install poppler-utils (pdftoppm) for the letter QR tests"; fi; fi
 
-pyenv: $(VENV)/.installed ## create .venv with the second-language tools the tests use (grpcio, nats-py, pypdf, ...)
+pyenv: $(VENV)/.installed ## create .venv with the tools the tests use (nats-server, grpcio, nats-py, pypdf, ...)
 $(VENV)/.installed: tests/requirements.txt
 	@$(PYTHON) -m venv $(VENV) || { echo "error: python3 -m venv failed: apt-get install -y python3-venv"; exit 1; }
 	$(VENV)/bin/pip install -q -r tests/requirements.txt
@@ -26,7 +26,7 @@ $(VENV)/.installed: tests/requirements.txt
 build: ## build the mahnwerk binary (release)
 	$(CARGO) build --release -p mahnwerk
 
-run: build ## run everything on this machine (NATS from NATS_URL or a private one, SQLite under ./var)
+run: build pyenv ## run everything on this machine (NATS from NATS_URL or a private current one from .venv, SQLite under ./var)
 	@scripts/run.sh
 
 demo: run ## same as run
@@ -58,7 +58,7 @@ bench-letters: pyenv ## B7: letters/s per core (typst) against WeasyPrint render
 	  $(VENV)/bin/pip install -q weasyprint; }
 	$(CARGO) run --release -p mahnwerk-letters --example letters_bench -- 400 10000 20
 
-bench-quick: ## the benchmarks at 1/100 of the size, so they never rot
+bench-quick: pyenv ## the benchmarks at 1/100 of the size, so they never rot
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
 	  $(CARGO) run --release -p mahnwerk-bench -- --scale 0.01 --rows B1,B3,B4 --out target/bench
 

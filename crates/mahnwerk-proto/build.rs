@@ -7,6 +7,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "proto"))
         .collect();
+    // The directory too: a new .proto file changes it, and must rebuild (cargo only watches
+    // what is named here).
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("mahnwerk/v1").display()
+    );
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

@@ -15,8 +15,28 @@ use mahnwerk_proto::v1::ImportInvoicesRequest;
 use mahnwerk_proto::v1::invoice_service_client::InvoiceServiceClient;
 use std::time::{Duration, Instant};
 
+/// Starts a fresh peak-RSS measurement of this process (Linux: `clear_refs` 5 resets VmHWM).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak resident set of this process since the last reset, in MiB (`VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
 pub async fn run(env: &Env, backend: &str, n: u64, b1_rate: Option<f64>) -> Result<Row> {
     eprintln!("B4 {backend}: importing {n} invoices over one gRPC stream");
+    let rss_reset = reset_peak_rss();
     let url = env.log_url(backend, "b4").await?;
     let log = EventLog::connect(&url)
         .await
@@ -134,5 +154,10 @@ pub async fn run(env: &Env, backend: &str, n: u64, b1_rate: Option<f64>) -> Resu
         (s1.events - s0.events) as f64 / commits.max(1) as f64,
         (s1.busy - s0.busy).as_secs_f64() / t_logged.as_secs_f64() * 100.0
     ));
+    if let (true, Some(peak)) = (rss_reset, peak_rss_mib()) {
+        row.notes.push(format!(
+            "peak RSS of the process during the row (client + ingest server + relay, VmHWM): {peak:.0} MiB"
+        ));
+    }
     Ok(row)
 }

@@ -1,31 +1,60 @@
 //! The consumer library every service uses to handle events.
 //!
-//! A durable pull consumer with explicit acks. For each message, in order:
+//! Durable pull consumers with explicit acks, one per partition of the event stream (one when the
+//! bus is not partitioned, see [`BusConfig::partitions`]) plus one on the consumer's replay subject.
+//! Each has `max_ack_pending = 1`: the server hands out a partition's next message only after the
+//! previous one is acked, so events of one case (one partition) are handled strictly in order by
+//! one instance at a time, whichever instance that is; every instance pulls every partition, so
+//! the server spreads the partitions' messages over the live instances, and a dead instance's
+//! in-flight message goes to another one after `ack_wait`. With [`ConsumerConfig::pinned`] the
+//! instances pull through a pinned-client priority group instead: the server pins each partition
+//! to one instance and moves the pin to a standby instance when the pinned one stops pulling for
+//! [`ConsumerConfig::pin_ttl`] (affinity, at the price of balance: the first instance to pull
+//! may hold every pin). ADR 005.
+//!
+//! For each message, in order:
 //! 1. open a transaction on the service's own database and insert `(consumer, event_id)` into
 //!    `bus_inbox`; if it is already there the event was handled before (a redelivery after a
 //!    crash between commit and ack): ack and move on;
 //! 2. run the handler inside that transaction, commit, then ack (awaiting the server's
 //!    confirmation);
-//! 3. a failing handler is retried in place with backoff (so per-case order holds), at most
-//!    `max_attempts` times; then the event goes to the dead-letter subject with the error, is
-//!    terminated on the consumer and the consumer moves on.
+//! 3. a [`HandlerError::Transient`] failure (also: database down, commit failed) is retried in
+//!    place with capped exponential backoff for as long as it lasts, sending `+WPI` (progress) so
+//!    the server does not redeliver meanwhile. It never dead-letters;
+//! 4. a [`HandlerError::Permanent`] failure gets [`ConsumerConfig::max_attempts`] attempts
+//!    (default 1: dead-lettered at once), then the event goes to the dead-letter subject
+//!    ([`crate::deadletter`]), is terminated on the consumer and the partition moves on;
+//! 5. crash-poison: a message delivered [`ConsumerConfig::max_deliver`] times (each delivery
+//!    after the first means an instance died or stalled holding it) is dead-lettered with that
+//!    reason instead of being handled again, unless the inbox shows it was handled.
+//!
+//! A failed ack, term or dead-letter publish is retried; the partition does not move on (and the
+//! server, holding the message as pending, would not deliver the next one anyway).
 
+use crate::deadletter::{self, Reason};
 use crate::envelope::Envelope;
-use crate::{BusConfig, Result, nats_err};
+use crate::{BusConfig, Error, Result, nats_err};
 use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::consumer::{
+    AckPolicy, DeliverPolicy, PriorityPolicy, PullConsumer, pull,
+};
 use futures::StreamExt;
 use sqlx::{Any, AnyPool, Transaction};
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::Instrument;
 
 /// Why a handler failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// Worth retrying (database or network trouble).
+    /// Worth retrying (database or network trouble): retried in place until it succeeds.
     #[error("transient: {0}")]
     Transient(String),
-    /// Will never succeed (a malformed or unexpected event): dead-lettered at once.
+    /// Will never succeed (a malformed or unexpected event): dead-lettered.
     #[error("permanent: {0}")]
     Permanent(String),
 }
@@ -37,7 +66,8 @@ impl From<sqlx::Error> for HandlerError {
 }
 
 /// A service's reaction to events. Write state only through `tx`: it commits together with the
-/// inbox row that makes redeliveries harmless.
+/// inbox row that makes redeliveries harmless. Events of different cases may be handled
+/// concurrently (several partitions, several instances); events of one case never are.
 pub trait Handler: Send + Sync + 'static {
     fn handle<'a>(
         &'a self,
@@ -46,19 +76,60 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = std::result::Result<(), HandlerError>> + Send + 'a;
 }
 
+/// The priority group every instance of a pinned consumer pulls with.
+pub const PRIORITY_GROUP: &str = "mahnwerk";
+
 /// Consumer settings.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// Durable name; also the inbox key and the dead-letter subject suffix.
+    /// Durable name (with `-p{n}` per partition when partitioned); also the inbox key and the
+    /// dead-letter and replay subject suffix.
     pub name: String,
-    /// Subject filter, e.g. `mahnwerk.events.*.case.>` (one filter: NATS 2.9).
+    /// Subject filter written against the public subjects, e.g. `mahnwerk.events.*.case.>`.
+    /// A filter for the older five-token layout (`….case.invoice.issued.v1`) still matches.
     pub filter_subject: String,
     /// How long the server waits for an ack before redelivering (process crashed).
     pub ack_wait: Duration,
-    /// Attempts before an event is dead-lettered.
+    /// Attempts a [`HandlerError::Permanent`] failure gets before the event is dead-lettered
+    /// (1: at once). Transient failures are retried without limit.
     pub max_attempts: u32,
-    /// Pause before attempt n+1 (the last entry repeats).
+    /// Pause before retry n+1 after a transient failure; the last entry repeats (the cap).
     pub backoff: Vec<Duration>,
+    /// Deliveries the server makes at most; the last one is dead-lettered as crash-poison
+    /// instead of being handled (0: no bound).
+    pub max_deliver: i64,
+    /// Pin each partition to one instance (pinned-client priority group) instead of letting
+    /// the server hand each message to any waiting instance. Fixed when the durable consumer is
+    /// created.
+    pub pinned: bool,
+    /// With `pinned`: how long a partition stays pinned to an instance that stopped pulling
+    /// before the server moves it to a standby instance.
+    pub pin_ttl: Duration,
+    /// Counters of what this consumer did (shared by clones; for tests and health checks).
+    pub stats: Arc<ConsumerStats>,
+}
+
+/// What a consumer did since it started.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    /// Events whose handler committed.
+    pub handled: AtomicU64,
+    /// Deliveries the inbox recognised as handled before.
+    pub duplicates: AtomicU64,
+    /// Transient failures retried in place.
+    pub retries: AtomicU64,
+    /// Acks (or terms) the server did not confirm, retried.
+    pub ack_failures: AtomicU64,
+    /// Events dead-lettered.
+    pub dead_lettered: AtomicU64,
+    /// Dead-letter publishes the server did not confirm, retried.
+    pub dead_letter_failures: AtomicU64,
+}
+
+impl ConsumerStats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl ConsumerConfig {
@@ -67,14 +138,28 @@ impl ConsumerConfig {
             name: name.to_owned(),
             filter_subject: format!("{}.{filter}", bus.subject_prefix),
             ack_wait: Duration::from_secs(30),
-            max_attempts: 5,
+            max_attempts: 1,
             backoff: vec![
-                Duration::from_millis(200),
-                Duration::from_secs(1),
+                Duration::from_millis(100),
+                Duration::from_millis(500),
+                Duration::from_secs(2),
                 Duration::from_secs(5),
-                Duration::from_secs(30),
+                Duration::from_secs(10),
             ],
+            max_deliver: 5,
+            pinned: false,
+            pin_ttl: Duration::from_secs(30),
+            stats: Arc::default(),
         }
+    }
+
+    fn pause(&self, attempt: u32) -> Duration {
+        let i = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.backoff
+            .get(i)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
     }
 }
 
@@ -101,6 +186,62 @@ pub async fn ensure_inbox(pool: &AnyPool) -> Result<()> {
     Ok(())
 }
 
+/// Which durable consumer: a partition of the event stream, or the replay subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Partition(u16),
+    Replay,
+}
+
+/// What to do with a delivered message once decided.
+enum Verdict {
+    Ack,
+    DeadLetter(Reason, String),
+}
+
+/// The filter of one partition: the consumer's filter (public six-token subjects) followed by
+/// the partition token. `None` for an unpartitioned bus (then the filter is used as given, a
+/// five-token one extended by `.*`).
+pub fn partition_filter(
+    bus: &BusConfig,
+    filter_subject: &str,
+    partition: Option<u16>,
+) -> Result<String> {
+    const TOKENS: usize = 6;
+    let prefix = format!("{}.", bus.subject_prefix);
+    let Some(rest) = filter_subject.strip_prefix(&prefix) else {
+        return match partition {
+            None => Ok(filter_subject.to_owned()),
+            Some(_) => Err(Error::Filter(format!(
+                "{filter_subject:?} does not start with {prefix:?}"
+            ))),
+        };
+    };
+    let mut tokens: Vec<&str> = rest.split('.').collect();
+    let full = tokens.last() == Some(&">");
+    if full {
+        tokens.pop();
+    }
+    let Some(p) = partition else {
+        if !full && tokens.len() == TOKENS - 1 {
+            return Ok(format!("{filter_subject}.*"));
+        }
+        return Ok(filter_subject.to_owned());
+    };
+    if full && tokens.len() < TOKENS {
+        tokens.resize(TOKENS, "*");
+    } else if !full && tokens.len() == TOKENS - 1 {
+        tokens.push("*");
+    }
+    if tokens.len() != TOKENS {
+        return Err(Error::Filter(format!(
+            "{filter_subject:?} must select subjects {prefix}{{tenant}}.{{kind}}.{{a}}.{{b}}.{{vN}}.{{id}} \
+             (six tokens after the prefix, or ending in '>') to be partitioned"
+        )));
+    }
+    Ok(format!("{prefix}{}.{p}", tokens.join(".")))
+}
+
 impl<H: Handler> Consumer<H> {
     /// Handle one event exactly once with respect to the service's database: inbox row and
     /// handler effects commit together.
@@ -125,154 +266,481 @@ impl<H: Handler> Consumer<H> {
         Ok(Applied::Done)
     }
 
-    /// Create or open the durable consumer.
+    async fn handled_before(&self, event_id: &str) -> std::result::Result<bool, HandlerError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT position FROM bus_inbox WHERE consumer = $1 AND event_id = $2")
+                .bind(self.config.name.clone())
+                .bind(event_id.to_owned())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
+    /// The durable name of a source.
+    pub fn durable_name(&self, source: Source) -> String {
+        match source {
+            Source::Replay => format!("{}-replay", self.config.name),
+            Source::Partition(_) if self.bus.partitions <= 1 => self.config.name.clone(),
+            Source::Partition(p) => format!("{}-p{p}", self.config.name),
+        }
+    }
+
+    /// Every source this consumer pulls from: its partitions, then its replay subject.
+    pub fn sources(&self) -> Vec<Source> {
+        (0..self.bus.partitions.max(1))
+            .map(Source::Partition)
+            .chain([Source::Replay])
+            .collect()
+    }
+
+    /// Create or open the durable consumer of partition 0 (the only one of an unpartitioned
+    /// bus).
     pub async fn open(&self, js: &async_nats::jetstream::Context) -> Result<PullConsumer> {
+        self.open_source(js, Source::Partition(0)).await
+    }
+
+    /// Create or open the durable consumer of one source.
+    pub async fn open_source(
+        &self,
+        js: &async_nats::jetstream::Context,
+        source: Source,
+    ) -> Result<PullConsumer> {
         ensure_inbox(&self.pool).await?;
-        let stream = self.bus.ensure_streams(js).await?;
-        stream
-            .get_or_create_consumer(
-                &self.config.name,
-                pull::Config {
-                    durable_name: Some(self.config.name.clone()),
-                    filter_subject: self.config.filter_subject.clone(),
-                    ack_policy: AckPolicy::Explicit,
-                    deliver_policy: DeliverPolicy::All,
-                    ack_wait: self.config.ack_wait,
-                    max_ack_pending: 1000,
-                    ..Default::default()
-                },
-            )
+        let events = self.bus.ensure_streams(js).await?;
+        let (stream, filter_subject) = match source {
+            Source::Partition(p) => {
+                let partition = (self.bus.partitions > 1).then_some(p);
+                (
+                    events,
+                    partition_filter(&self.bus, &self.config.filter_subject, partition)?,
+                )
+            }
+            Source::Replay => (
+                js.get_stream(&self.bus.replay_stream)
+                    .await
+                    .map_err(nats_err)?,
+                deadletter::replay_subject(&self.bus, &self.config.name),
+            ),
+        };
+        let name = self.durable_name(source);
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject,
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: self.config.ack_wait,
+            max_ack_pending: 1,
+            // One spare delivery: if the instance dies while dead-lettering the message at
+            // `max_deliver`, the server still hands it out once more.
+            max_deliver: if self.config.max_deliver > 0 {
+                self.config.max_deliver + 1
+            } else {
+                -1
+            },
+            priority_policy: if self.config.pinned {
+                PriorityPolicy::PinnedClient
+            } else {
+                PriorityPolicy::None
+            },
+            priority_groups: if self.config.pinned {
+                vec![PRIORITY_GROUP.to_owned()]
+            } else {
+                Vec::new()
+            },
+            priority_timeout: if self.config.pinned {
+                self.config.pin_ttl
+            } else {
+                Duration::ZERO
+            },
+            ..Default::default()
+        };
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(&name, config.clone())
             .await
-            .map_err(nats_err)
+            .map_err(nats_err)?;
+        // A durable created by an older library (up to 1000 in flight, no delivery bound) or
+        // with other timings: bring it to this configuration, or order would not hold.
+        let have = &consumer.cached_info().config;
+        if have.max_ack_pending != config.max_ack_pending
+            || have.max_deliver != config.max_deliver
+            || have.ack_wait != config.ack_wait
+            || have.filter_subject != config.filter_subject
+        {
+            tracing::info!(consumer = %name, "updating the durable consumer's configuration");
+            return stream.update_consumer(config).await.map_err(nats_err);
+        }
+        Ok(consumer)
+    }
+
+    /// Retry `ack` (or `term`) until the server confirms it. Gives up only when the ack wait
+    /// has passed (the server redelivers the message, ahead of anything later of its
+    /// partition) or on shutdown.
+    async fn settle(
+        &self,
+        msg: &async_nats::jetstream::Message,
+        kind: AckKind,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let deadline = Instant::now() + self.config.ack_wait;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let sent = match kind {
+                AckKind::Term => msg.double_ack_with(AckKind::Term).await,
+                _ => msg.double_ack().await,
+            };
+            match sent {
+                Ok(()) => return true,
+                Err(err) => {
+                    ConsumerStats::bump(&self.config.stats.ack_failures);
+                    tracing::warn!(error = %err, "ack failed, retrying");
+                }
+            }
+            if Instant::now() + pause >= deadline {
+                tracing::warn!(
+                    "ack not confirmed within ack_wait; the server redelivers the event"
+                );
+                return false;
+            }
+            if sleep_or_stop(pause, stop).await {
+                return false;
+            }
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Publish the dead letter until the server confirms it, keeping the message ours
+    /// meanwhile. `false` on shutdown.
+    async fn publish_dead_letter(
+        &self,
+        js: &async_nats::jetstream::Context,
+        msg: &async_nats::jetstream::Message,
+        reason: Reason,
+        error: &str,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match deadletter::publish(js, &self.bus, &self.config.name, msg, reason, error).await {
+                Ok(()) => return true,
+                Err(err) => {
+                    ConsumerStats::bump(&self.config.stats.dead_letter_failures);
+                    tracing::warn!(attempt, error = %err, "dead-letter publish failed, retrying")
+                }
+            }
+            let _ = msg.ack_with(AckKind::Progress).await;
+            if self.backoff_with_progress(msg, attempt, stop).await {
+                return false;
+            }
+        }
+    }
+
+    /// Sleep the backoff pause of `attempt`, telling the server every third of the ack wait
+    /// that the message is still being worked on. `true` if shutdown came first.
+    async fn backoff_with_progress(
+        &self,
+        msg: &async_nats::jetstream::Message,
+        attempt: u32,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let until = Instant::now() + self.config.pause(attempt);
+        let tick = (self.config.ack_wait / 3).max(Duration::from_millis(10));
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return false;
+            }
+            if sleep_or_stop((until - now).min(tick), stop).await {
+                return true;
+            }
+            // Keep the server from redelivering while we wait (errors: NATS is down too; the
+            // server redelivers after ack_wait, still ahead of later events).
+            let _ = msg.ack_with(AckKind::Progress).await;
+        }
+    }
+
+    /// Decide once what to do with a delivered message (`Err`: transient, retry).
+    async fn attempt(
+        &self,
+        msg: &async_nats::jetstream::Message,
+        event: &Envelope,
+        poisoned: Option<i64>,
+        permanent_failures: &mut u32,
+    ) -> std::result::Result<Verdict, String> {
+        if let Some(delivered) = poisoned {
+            return match self.handled_before(&event.event_id).await {
+                Ok(true) => Ok(Verdict::Ack),
+                Ok(false) => Ok(Verdict::DeadLetter(
+                    Reason::MaxDeliver,
+                    format!(
+                        "delivered {delivered} times without an ack (max_deliver {}): the consumer crashed or stalled on it",
+                        self.config.max_deliver
+                    ),
+                )),
+                Err(err) => Err(err.to_string()),
+            };
+        }
+        // A slow handler keeps the message ours: without `+WPI` the server would redeliver it
+        // after `ack_wait` (to another instance, and counting towards `max_deliver`).
+        let work = self.apply_once(event);
+        tokio::pin!(work);
+        let tick = (self.config.ack_wait / 3).max(Duration::from_millis(10));
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                () = tokio::time::sleep(tick) => {
+                    let _ = msg.ack_with(AckKind::Progress).await;
+                }
+            }
+        };
+        match result {
+            Ok(applied) => {
+                tracing::debug!(?applied, "event handled");
+                let outcome = match applied {
+                    Applied::Done => {
+                        ConsumerStats::bump(&self.config.stats.handled);
+                        "handled"
+                    }
+                    Applied::Duplicate => {
+                        ConsumerStats::bump(&self.config.stats.duplicates);
+                        "duplicate"
+                    }
+                };
+                metrics::counter!("mahnwerk_consumer_events_total", "consumer" => self.config.name.clone(), "outcome" => outcome).increment(1);
+                Ok(Verdict::Ack)
+            }
+            Err(HandlerError::Transient(err)) => Err(err),
+            Err(HandlerError::Permanent(err)) => {
+                *permanent_failures += 1;
+                if *permanent_failures >= self.config.max_attempts.max(1) {
+                    Ok(Verdict::DeadLetter(
+                        Reason::Permanent,
+                        format!("permanent: {err}"),
+                    ))
+                } else {
+                    Err(format!("permanent: {err}"))
+                }
+            }
+        }
+    }
+
+    /// Handle one delivered message to its end: acked, dead-lettered and terminated, or (on
+    /// shutdown, or an ack that never got through) left for the server to redeliver.
+    async fn process(
+        &self,
+        js: &async_nats::jetstream::Context,
+        msg: &async_nats::jetstream::Message,
+        stop: &mut watch::Receiver<bool>,
+    ) {
+        let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+        let poisoned = (self.config.max_deliver > 0 && delivered >= self.config.max_deliver)
+            .then_some(delivered);
+        let event: Envelope = match serde_json::from_slice(&msg.payload) {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::error!(error = %err, "malformed event, dead-lettering");
+                self.dead_letter(
+                    js,
+                    msg,
+                    Reason::Malformed,
+                    &format!("malformed: {err}"),
+                    stop,
+                )
+                .await;
+                return;
+            }
+        };
+        let span = tracing::info_span!("handle_event", consumer = %self.config.name, event_type = %event.event_type, position = event.position, delivered);
+        async {
+            let mut attempt = 0_u32;
+            let mut permanent_failures = 0_u32;
+            loop {
+                attempt += 1;
+                match self.attempt(msg, &event, poisoned, &mut permanent_failures).await {
+                    Ok(Verdict::Ack) => {
+                        self.settle(msg, AckKind::Ack, stop).await;
+                        return;
+                    }
+                    Ok(Verdict::DeadLetter(reason, error)) => {
+                        tracing::error!(attempt, reason = reason.as_str(), "dead-lettering event");
+                        self.dead_letter(js, msg, reason, &error, stop).await;
+                        return;
+                    }
+                    Err(err) => {
+                        let pause = self.config.pause(attempt);
+                        tracing::warn!(attempt, error = %err, ?pause, "handler failed, retrying in place");
+                        metrics::counter!("mahnwerk_consumer_retries_total", "consumer" => self.config.name.clone()).increment(1);
+                        ConsumerStats::bump(&self.config.stats.retries);
+                        let _ = msg.ack_with(AckKind::Progress).await;
+                        if self.backoff_with_progress(msg, attempt, stop).await {
+                            tracing::info!("stopping; the event is left to be redelivered");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await;
     }
 
     async fn dead_letter(
         &self,
         js: &async_nats::jetstream::Context,
-        raw: &[u8],
-        event_id: &str,
-        error: &str,
-    ) -> Result<()> {
-        let subject = format!("{}.{}", self.bus.dead_letter_prefix, self.config.name);
-        let msg = async_nats::jetstream::message::PublishMessage::build()
-            .payload(raw.to_vec().into())
-            .message_id(format!("{}:{event_id}", self.config.name))
-            .header("Mahnwerk-Consumer", self.config.name.as_str())
-            .header("Mahnwerk-Error", error.replace(['\r', '\n'], " ").as_str());
-        js.send_publish(subject, msg)
-            .await
-            .map_err(nats_err)?
-            .await
-            .map_err(nats_err)?;
-        Ok(())
-    }
-
-    /// Handle one delivered message: apply with retries, dead-letter if it keeps failing, ack.
-    async fn process(
-        &self,
-        js: &async_nats::jetstream::Context,
         msg: &async_nats::jetstream::Message,
-    ) -> Result<()> {
-        let event: Envelope = match serde_json::from_slice(&msg.payload) {
-            Ok(e) => e,
-            Err(err) => {
-                tracing::error!(error = %err, "malformed event, dead-lettering");
-                self.dead_letter(js, &msg.payload, "malformed", &format!("malformed: {err}"))
-                    .await?;
-                msg.ack_with(AckKind::Term).await.map_err(nats_err)?;
-                return Ok(());
-            }
-        };
-        let span = tracing::info_span!("handle_event", consumer = %self.config.name, event_type = %event.event_type, position = event.position);
-        let _guard = span.enter();
-        let mut attempt = 0_u32;
-        loop {
-            attempt += 1;
-            match self.apply_once(&event).await {
-                Ok(applied) => {
-                    tracing::debug!(?applied, "event handled");
-                    let outcome = match applied {
-                        Applied::Done => "handled",
-                        Applied::Duplicate => "duplicate",
-                    };
-                    metrics::counter!("mahnwerk_consumer_events_total", "consumer" => self.config.name.clone(), "outcome" => outcome).increment(1);
-                    msg.double_ack().await.map_err(nats_err)?;
-                    return Ok(());
-                }
-                Err(HandlerError::Transient(err)) if attempt < self.config.max_attempts => {
-                    let pause = self
-                        .config
-                        .backoff
-                        .get(attempt as usize - 1)
-                        .or(self.config.backoff.last())
-                        .copied()
-                        .unwrap_or(Duration::from_secs(1));
-                    tracing::warn!(attempt, error = %err, ?pause, "handler failed, retrying");
-                    // Keep the server from redelivering while we wait.
-                    let _ = msg.ack_with(AckKind::Progress).await;
-                    tokio::time::sleep(pause).await;
-                }
-                Err(err) => {
-                    tracing::error!(attempt, error = %err, "handler gave up, dead-lettering");
-                    metrics::counter!("mahnwerk_consumer_events_total", "consumer" => self.config.name.clone(), "outcome" => "dead_lettered").increment(1);
-                    self.dead_letter(js, &msg.payload, &event.event_id, &err.to_string())
-                        .await?;
-                    msg.ack_with(AckKind::Term).await.map_err(nats_err)?;
-                    return Ok(());
-                }
-            }
+        reason: Reason,
+        error: &str,
+        stop: &mut watch::Receiver<bool>,
+    ) {
+        if self.publish_dead_letter(js, msg, reason, error, stop).await {
+            metrics::counter!("mahnwerk_consumer_events_total", "consumer" => self.config.name.clone(), "outcome" => reason.as_str()).increment(1);
+            ConsumerStats::bump(&self.config.stats.dead_lettered);
+            self.settle(msg, AckKind::Term, stop).await;
         }
     }
 
-    /// Pull and handle events until `shutdown` resolves. The in-flight event is finished
-    /// before returning (stop pulling, finish, return).
-    pub async fn run(
-        self,
-        js: async_nats::jetstream::Context,
-        shutdown: impl Future<Output = ()>,
+    /// Pull one source and handle its messages one at a time until `stop`.
+    async fn run_source(
+        &self,
+        js: &async_nats::jetstream::Context,
+        source: Source,
+        mut stop: watch::Receiver<bool>,
     ) -> Result<()> {
-        tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
+        // Pull requests expire well within the pin TTL, so a live pinned instance keeps its pin
+        // (unpinned: a re-pull every few seconds, harmless).
+        let expires =
+            (self.config.pin_ttl / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
         loop {
-            let consumer = tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                c = self.open(&js) => c,
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let opened = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+                c = self.open_source(js, source) => c,
             };
-            let mut messages = match consumer {
-                Ok(c) => match c.messages().await {
-                    Ok(m) => m,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "consumer pull failed");
-                        tokio::time::sleep(backoff).await;
-                        continue;
-                    }
-                },
+            let consumer = match opened {
+                Ok(c) => c,
+                Err(err) if err.is_fatal() => {
+                    tracing::error!(error = %err, ?source, "consumer refuses to run");
+                    return Err(err);
+                }
                 Err(err) => {
-                    tracing::warn!(error = %err, "consumer open failed");
-                    tokio::time::sleep(backoff).await;
+                    tracing::warn!(error = %err, ?source, "consumer open failed");
+                    if sleep_or_stop(backoff, &mut stop).await {
+                        return Ok(());
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
+            let mut builder = consumer
+                .stream()
+                .max_messages_per_batch(16)
+                .expires(expires)
+                .heartbeat(expires / 4);
+            if self.config.pinned {
+                builder = builder.group(PRIORITY_GROUP);
+            }
+            let messages = builder.messages().await;
+            let mut messages = match messages {
+                Ok(m) => m,
+                Err(err) => {
+                    tracing::warn!(error = %err, ?source, "consumer pull failed");
+                    if sleep_or_stop(backoff, &mut stop).await {
+                        return Ok(());
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
             loop {
                 let next = tokio::select! {
-                    () = &mut shutdown => return Ok(()),
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
                     next = messages.next() => next,
                 };
                 match next {
-                    Some(Ok(msg)) => {
-                        if let Err(err) = self.process(&js, &msg).await {
-                            tracing::warn!(error = %err, "event processing failed; will be redelivered");
-                        }
-                    }
+                    Some(Ok(msg)) => self.process(js, &msg, &mut stop).await,
                     Some(Err(err)) => {
-                        tracing::warn!(error = %err, "pull error");
+                        tracing::warn!(error = %err, ?source, "pull error");
                         break;
                     }
                     None => break,
                 }
             }
-            tokio::time::sleep(backoff).await;
+            if sleep_or_stop(backoff, &mut stop).await {
+                return Ok(());
+            }
         }
+    }
+
+    /// Pull and handle events of every partition (and replays) until `shutdown` resolves. The
+    /// in-flight events are finished before returning, except one being retried, which is left
+    /// unacked for redelivery. Returns an error only for a configuration the bus refuses
+    /// (partition count, filter); NATS and database trouble is waited out.
+    pub async fn run(
+        self,
+        js: async_nats::jetstream::Context,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sources = self.sources();
+        let workers = futures::future::try_join_all(
+            sources
+                .into_iter()
+                .map(|s| self.run_source(&js, s, stop_rx.clone())),
+        );
+        tokio::pin!(workers);
+        tokio::pin!(shutdown);
+        tokio::select! {
+            res = &mut workers => return res.map(|_| ()),
+            () = &mut shutdown => {},
+        }
+        let _ = stop_tx.send(true);
+        workers.await.map(|_| ())
+    }
+}
+
+/// Sleep for `d`; `true` if `stop` was set first.
+async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(d) => false,
+        _ = stop.wait_for(|s| *s) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_filters_append_the_partition_token() {
+        let bus = BusConfig::with_namespace("mw").with_partitions(4);
+        let f = |filter: &str, p| partition_filter(&bus, &format!("mw.events.{filter}"), p);
+        assert_eq!(f(">", Some(2)).unwrap(), "mw.events.*.*.*.*.*.*.2");
+        assert_eq!(
+            f("*.case.>", Some(0)).unwrap(),
+            "mw.events.*.case.*.*.*.*.0"
+        );
+        assert_eq!(
+            f("acme.case.invoice.issued.v1", Some(3)).unwrap(),
+            "mw.events.acme.case.invoice.issued.v1.*.3"
+        );
+        assert_eq!(
+            f("acme.case.invoice.issued.v1.c1", Some(1)).unwrap(),
+            "mw.events.acme.case.invoice.issued.v1.c1.1"
+        );
+        assert!(f("acme.case.invoice", Some(1)).is_err());
+        assert!(partition_filter(&bus, "other.>", Some(1)).is_err());
+        // Unpartitioned: as given, the old five-token layout extended by the id token.
+        assert_eq!(f(">", None).unwrap(), "mw.events.>");
+        assert_eq!(
+            f("*.case.invoice.issued.v1", None).unwrap(),
+            "mw.events.*.case.invoice.issued.v1.*"
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! The public wire format of events on JetStream.
 //!
-//! Subject: `{prefix}.{tenant}.{stream kind}.{event type}`, e.g.
-//! `mahnwerk.events.acme.case.invoice.issued.v1` (the dots of the versioned type become subject
-//! tokens, so `mahnwerk.events.acme.case.invoice.>` selects all invoice events of one tenant).
+//! Subject: `{prefix}.{tenant}.{stream kind}.{event type}.{stream id}`, e.g.
+//! `mahnwerk.events.acme.case.invoice.issued.v1.0190…` (the dots of the versioned type become
+//! subject tokens, so `mahnwerk.events.acme.case.invoice.>` selects all invoice events of one
+//! tenant; the last token names the stream, so the server can partition by case). Event types
+//! have three tokens (`{subject}.{fact}.v{n}`), so every subject has six after the prefix.
 //! Headers: `Nats-Msg-Id` (the event id), `Mahnwerk-Event-Type`, `Mahnwerk-Stream`,
 //! `Mahnwerk-Version`, `Mahnwerk-Position` and, when known, `traceparent`.
 //! Body: the JSON [`Envelope`].
@@ -140,9 +142,39 @@ fn write_time(out: &mut Vec<u8>, t: &DateTime<Utc>) {
     out.extend_from_slice(b"Z\"");
 }
 
-/// The subject an event is published on.
+/// The subject an event is published on:
+/// `{prefix}.{tenant}.{kind}.{event type}.{stream id token}` (see [`subject_token`]).
 pub fn subject<P>(prefix: &str, e: &RecordedEvent<P>) -> String {
-    format!("{prefix}.{}.{}.{}", e.tenant, e.stream.kind(), e.event_type)
+    let id = e.stream.id();
+    let mut s = String::with_capacity(prefix.len() + e.event_type.len() + id.len() + 48);
+    s.push_str(prefix);
+    s.push('.');
+    s.push_str(e.tenant.as_str());
+    s.push('.');
+    s.push_str(e.stream.kind());
+    s.push('.');
+    s.push_str(&e.event_type);
+    s.push('.');
+    push_token(&mut s, id);
+    s
+}
+
+/// A stream id as one subject token: characters other than `A-Z a-z 0-9 - _` become `_` (case
+/// ids are UUIDs and pass unchanged). Two ids that map to the same token only share a partition.
+pub fn subject_token(id: &str) -> String {
+    let mut s = String::with_capacity(id.len());
+    push_token(&mut s, id);
+    s
+}
+
+fn push_token(out: &mut String, id: &str) {
+    out.extend(id.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
 }
 
 /// The case id of a `{tenant}/case/{id}` stream, for routing and ordering.
@@ -205,6 +237,16 @@ mod tests {
             },
             hash: "ab".repeat(32),
         }
+    }
+
+    #[test]
+    fn subjects_end_with_the_stream_id_token() {
+        let e = event(json!({}), None);
+        assert_eq!(
+            subject("mahnwerk.events", &e),
+            "mahnwerk.events.acme.case.invoice.issued.v1.c-1"
+        );
+        assert_eq!(subject_token("a.b*c>d e/f"), "a_b_c_d_e_f");
     }
 
     #[test]

@@ -4,12 +4,20 @@
 //! keeping up to `window` publishes in flight and awaiting their acks in order. A read-ahead task
 //! reads and encodes (the stored payload text is copied into the envelope, not re-parsed); once
 //! caught up it takes this process's new commits from the log's in-process tail instead of
-//! reading them back, and returns to the database on any gap. Progress is the
-//! position of the last acked event, saved in the log's checkpoint table after every batch. On
-//! start it resumes from the larger of that checkpoint and the position carried by the last
-//! message already in the stream, so a crash between publish and checkpoint resends nothing the
-//! stream holds — even outside the server's dedupe window; inside it, the server drops any
-//! duplicate as well.
+//! reading them back, and returns to the database on any gap.
+//!
+//! **JetStream is always a strict prefix of the log** (ADR 004). The stream belongs to the relay
+//! alone, so every message's stream sequence is known in advance: each publish carries
+//! `Nats-Expected-Last-Sequence` of the message before it, and the server refuses anything after
+//! a gap (bytes lost in a reconnect, one publish rejected while later ones got through). Every
+//! ack must name exactly the sequence the message was chained to. On any rejection, timeout or
+//! unexpected ack the pipeline stops and the relay starts again from the stream's tail.
+//!
+//! On start it resumes from the stream's tail, not from its checkpoint: the tail message's
+//! `Nats-Msg-Id` must equal the log's event id at the tail's `Mahnwerk-Position`, otherwise the
+//! stream holds another log and the relay refuses to run ([`crate::Error::StreamMismatch`]). A tail
+//! below the checkpoint (JetStream lost acked messages) is repaired by republishing from the tail,
+//! with a warning. The checkpoint is the position of the last acked event, saved after every batch.
 
 use crate::envelope::{self, HDR_EVENT_TYPE, HDR_POSITION, HDR_STREAM, HDR_VERSION};
 use crate::{BusConfig, Result, nats_err};
@@ -30,6 +38,21 @@ struct Outgoing {
     position: i64,
     subject: String,
     message: PublishMessage,
+}
+
+/// The end of the event stream when an attempt starts.
+struct StreamTail {
+    /// The stream's last sequence (that of a deleted message too): the first publish expects it.
+    last_sequence: u64,
+    /// The log position of the last message (0 for an empty stream).
+    position: i64,
+}
+
+/// A publish in flight: its position, the stream sequence it was chained to, its ack.
+struct InFlight {
+    position: i64,
+    sequence: u64,
+    ack: PublishAckFuture,
 }
 
 /// Aborts the task when the relay attempt that spawned it ends.
@@ -63,20 +86,72 @@ impl Relay {
         }
     }
 
-    /// The position carried by the newest message in the stream (0 when empty).
-    async fn last_published(&self, js: &async_nats::jetstream::Context) -> Result<i64> {
+    /// Where the stream ends, checked against the log: a tail that is not the log's event at
+    /// its position is a [`crate::Error::StreamMismatch`].
+    async fn stream_tail(
+        &self,
+        js: &async_nats::jetstream::Context,
+        log: &EventLog,
+    ) -> Result<StreamTail> {
         let mut stream = self.bus.ensure_streams(js).await?;
-        let last = stream.info().await.map_err(nats_err)?.state.last_sequence;
-        if last == 0 {
-            return Ok(0);
+        // The last sequence first, then the last message: a message appended in between shows
+        // as a tail beyond that sequence, and the attempt starts over.
+        let state = stream.info().await.map_err(nats_err)?.state.clone();
+        if state.messages == 0 {
+            return Ok(StreamTail {
+                last_sequence: state.last_sequence,
+                position: 0,
+            });
         }
-        match stream.get_raw_message(last).await {
-            Ok(msg) => Ok(msg
-                .headers
-                .get(HDR_POSITION)
-                .and_then(|v| v.as_str().parse().ok())
-                .unwrap_or(0)),
-            Err(_) => Ok(0),
+        let filter = format!("{}.>", self.bus.subject_prefix);
+        let msg = stream
+            .get_last_raw_message_by_subject(&filter)
+            .await
+            .map_err(nats_err)?;
+        if msg.sequence > state.last_sequence {
+            return Err(crate::Error::Nats(format!(
+                "stream {} grew while its tail was read (sequence {} beyond {}); another \
+                 publisher on {filter}?",
+                self.bus.stream, msg.sequence, state.last_sequence
+            )));
+        }
+        let header = |name: &str| msg.headers.get(name).map(|v| v.as_str().to_owned());
+        let (Some(position), Some(msg_id)) = (
+            header(HDR_POSITION).and_then(|p| p.parse::<i64>().ok()),
+            header(NATS_MESSAGE_ID.as_ref()),
+        ) else {
+            return Err(crate::Error::StreamMismatch(format!(
+                "the last message of stream {} (sequence {}, subject {}) is not a relay message \
+                 (no {HDR_POSITION} or Nats-Msg-Id): another publisher uses {filter}; give this \
+                 deployment its own MAHNWERK_NAMESPACE",
+                self.bus.stream, msg.sequence, msg.subject
+            )));
+        };
+        let at = log.read_all_raw(position - 1, 1).await?;
+        match at.first() {
+            Some(e) if e.position == position && e.event_id.to_string() == msg_id => {
+                Ok(StreamTail {
+                    last_sequence: state.last_sequence,
+                    position,
+                })
+            }
+            Some(e) if e.position == position => Err(crate::Error::StreamMismatch(format!(
+                "stream {} ends at log position {position} with event {msg_id}, but the log's \
+                 event at position {position} is {}: the stream holds another log (NATS reused \
+                 with a fresh database, or a namespace clash); use another MAHNWERK_NAMESPACE \
+                 or remove the stream",
+                self.bus.stream, e.event_id
+            ))),
+            _ => {
+                let head = log.head_position().await?;
+                Err(crate::Error::StreamMismatch(format!(
+                    "stream {} ends at log position {position} (event {msg_id}), but the log \
+                     ends at position {head}: the stream holds another log (NATS reused with a \
+                     fresh database, or a namespace clash); use another MAHNWERK_NAMESPACE or \
+                     remove the stream",
+                    self.bus.stream
+                )))
+            }
         }
     }
 
@@ -204,27 +279,56 @@ impl Relay {
     }
 
     /// Await acks, oldest first, until at most `keep` are in flight; returns the position of
-    /// the last acked event.
-    async fn drain(
-        in_flight: &mut VecDeque<(i64, PublishAckFuture)>,
-        keep: usize,
-        mut acked: i64,
-    ) -> Result<i64> {
+    /// the last acked event. An ack must name the sequence its message was chained to (a
+    /// duplicate of a message the stream no longer holds names an older one): anything else
+    /// stops the pipeline.
+    async fn drain(in_flight: &mut VecDeque<InFlight>, keep: usize, mut acked: i64) -> Result<i64> {
         let mut count = 0_u64;
+        let mut result = Ok(());
         while in_flight.len() > keep {
-            let Some((position, ack)) = in_flight.pop_front() else {
+            let Some(f) = in_flight.pop_front() else {
                 break;
             };
-            ack.await.map_err(nats_err)?;
-            acked = position;
-            count += 1;
+            match f.ack.await {
+                Ok(ack) if ack.sequence == f.sequence => {
+                    acked = f.position;
+                    count += 1;
+                }
+                Ok(ack) => {
+                    result = Err(crate::Error::Nats(format!(
+                        "publish of position {} acked as sequence {} (duplicate: {}), chained to \
+                         {}",
+                        f.position, ack.sequence, ack.duplicate, f.sequence
+                    )));
+                    break;
+                }
+                Err(err) => {
+                    result = Err(crate::Error::Nats(format!(
+                        "publish of position {} (sequence {}) failed: {err}",
+                        f.position, f.sequence
+                    )));
+                    break;
+                }
+            }
         }
         metrics::counter!("mahnwerk_relay_published_events_total").increment(count);
-        Ok(acked)
+        result.map(|()| acked)
+    }
+
+    /// Waits (bounded) for the acks still in flight after a failure, so that none of them
+    /// lands after the next attempt has read the stream's tail.
+    async fn settle(in_flight: &mut VecDeque<InFlight>) {
+        let pending: Vec<_> = in_flight
+            .drain(..)
+            .map(|f| std::future::IntoFuture::into_future(f.ack))
+            .collect();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(pending)).await;
     }
 
     /// Run until `shutdown` resolves. Errors from NATS or the log are retried with backoff,
-    /// resuming from the last saved progress.
+    /// resuming from the stream's tail; a stream that does not hold a prefix of this log
+    /// ([`crate::Error::StreamMismatch`]) ends the run with that error.
     pub async fn run(
         self,
         log: EventLog,
@@ -235,11 +339,20 @@ impl Relay {
         let mut backoff = Duration::from_millis(100);
         loop {
             let attempt = async {
-                let after = log
-                    .load_checkpoint(&self.checkpoint)
-                    .await?
-                    .max(self.last_published(&js).await?);
-                tracing::info!(after, stream = %self.bus.stream, "relay resuming");
+                let checkpoint = log.load_checkpoint(&self.checkpoint).await?;
+                let tail = self.stream_tail(&js, &log).await?;
+                let after = tail.position;
+                if after < checkpoint {
+                    tracing::warn!(
+                        tail = after,
+                        checkpoint,
+                        stream = %self.bus.stream,
+                        "jetstream lost acked messages (stream tail below the relay checkpoint); \
+                         republishing from the tail"
+                    );
+                    metrics::counter!("mahnwerk_relay_stream_repairs_total").increment(1);
+                }
+                tracing::info!(after, sequence = tail.last_sequence, stream = %self.bus.stream, "relay resuming");
                 // Publishes stay in flight across batches (up to `window`) while the reader
                 // task fetches and encodes the next ones. The checkpoint only ever names the
                 // last *acked* position.
@@ -252,49 +365,77 @@ impl Relay {
                     tx,
                 )));
                 let window = self.window.max(1);
-                let mut in_flight: VecDeque<(i64, PublishAckFuture)> =
-                    VecDeque::with_capacity(window);
-                let mut saved = after;
+                let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(window);
+                // Each publish expects the stream to end at the sequence of the one before.
+                let mut expected = tail.last_sequence;
+                let mut saved = checkpoint.min(after);
                 let mut acked = after;
-                loop {
-                    let batch = match rx.try_recv() {
-                        Ok(batch) => batch,
-                        Err(mpsc::error::TryRecvError::Empty) => {
-                            // Nothing read yet: settle what is in flight first.
-                            acked = Self::drain(&mut in_flight, 0, acked).await?;
-                            if acked > saved {
-                                saved = self.save(&log, acked).await?;
+                let result: Result<()> = async {
+                    loop {
+                        let batch = match rx.try_recv() {
+                            Ok(batch) => batch,
+                            Err(mpsc::error::TryRecvError::Empty) => {
+                                // Nothing read yet: settle what is in flight first.
+                                acked = Self::drain(&mut in_flight, 0, acked).await?;
+                                if acked > saved {
+                                    saved = self.save(&log, acked).await?;
+                                }
+                                rx.recv().await.ok_or(crate::Error::ReaderGone)?
                             }
-                            rx.recv().await.ok_or(crate::Error::ReaderGone)?
+                            Err(mpsc::error::TryRecvError::Disconnected) => {
+                                return Err(crate::Error::ReaderGone);
+                            }
+                        }?;
+                        for out in batch {
+                            let ack = js
+                                .send_publish(
+                                    out.subject,
+                                    out.message.expected_last_sequence(expected),
+                                )
+                                .await
+                                .map_err(nats_err)?;
+                            expected += 1;
+                            in_flight.push_back(InFlight {
+                                position: out.position,
+                                sequence: expected,
+                                ack,
+                            });
+                            if in_flight.len() >= window {
+                                acked = Self::drain(&mut in_flight, window - 1, acked).await?;
+                            }
                         }
-                        Err(mpsc::error::TryRecvError::Disconnected) => {
-                            return Err(crate::Error::ReaderGone);
+                        // Progress is saved every `batch` acked events while busy, and whenever
+                        // the reader has nothing ready (above).
+                        if acked - saved >= i64::try_from(self.batch).unwrap_or(i64::MAX) {
+                            saved = self.save(&log, acked).await?;
                         }
-                    }?;
-                    for out in batch {
-                        let ack = js
-                            .send_publish(out.subject, out.message)
-                            .await
-                            .map_err(nats_err)?;
-                        in_flight.push_back((out.position, ack));
-                        if in_flight.len() >= window {
-                            acked = Self::drain(&mut in_flight, window - 1, acked).await?;
-                        }
-                    }
-                    // Progress is saved every `batch` acked events while busy, and whenever
-                    // the reader has nothing ready (above).
-                    if acked - saved >= i64::try_from(self.batch).unwrap_or(i64::MAX) {
-                        saved = self.save(&log, acked).await?;
                     }
                 }
-                #[allow(unreachable_code)]
-                Ok::<(), crate::Error>(())
+                .await;
+                // Stop the pipeline: nothing more is sent, and what is still in flight is
+                // settled before the next attempt reads the tail. What was acked is saved.
+                Self::settle(&mut in_flight).await;
+                if acked > saved {
+                    let _ = self.save(&log, acked).await;
+                }
+                if acked > after {
+                    // It got somewhere: the next failure starts the backoff afresh.
+                    backoff = Duration::from_millis(100);
+                }
+                result
             };
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 res = attempt => {
-                    if let Err(err) = res {
-                        tracing::warn!(error = %err, ?backoff, "relay failed, retrying");
+                    match res {
+                        Err(err) if err.is_fatal() => {
+                            tracing::error!(error = %err, "relay refuses to run");
+                            return Err(err);
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, ?backoff, "relay failed, retrying");
+                        }
+                        Ok(()) => {}
                     }
                 }
             }

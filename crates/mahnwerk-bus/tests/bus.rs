@@ -201,7 +201,7 @@ impl Handler for Counter {
         async move {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if self.fail_type == Some(event.event_type.as_str()) {
-                return Err(HandlerError::Transient("simulated outage".into()));
+                return Err(HandlerError::Permanent("simulated bad event".into()));
             }
             sqlx::query("UPDATE counter SET n = n + 1")
                 .execute(&mut **tx)
@@ -305,7 +305,7 @@ async fn a_consumer_that_crashes_after_commit_before_ack_changes_nothing_twice()
 }
 
 #[tokio::test]
-async fn a_failing_event_is_retried_then_dead_lettered_and_the_consumer_moves_on() {
+async fn a_permanently_failing_event_is_retried_then_dead_lettered_and_the_consumer_moves_on() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = sqlite_log(&dir).await;
     let pool = service_db(&dir).await;
@@ -395,7 +395,7 @@ async fn a_failing_event_is_retried_then_dead_lettered_and_the_consumer_moves_on
         .unwrap()
         .as_str()
         .to_owned();
-    assert!(error.contains("simulated outage"), "{error}");
+    assert!(error.contains("simulated bad event"), "{error}");
     let env: Envelope = serde_json::from_slice(&letter.payload).unwrap();
     assert_eq!(env.event_type, "test.poison.v1");
 }

@@ -33,6 +33,9 @@ pub struct InvoiceIssued {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceCancelled {
     pub reason: String,
+    /// The caller's idempotency key (`request_id` of the RPC), when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +51,9 @@ pub struct InvoiceCredited {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceDisputed {
     pub reason: String,
+    /// The caller's idempotency key (`request_id` of the RPC), when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +62,9 @@ pub struct DisputeResolved {
     /// (the claim stands; dunning resumes).
     pub outcome: DisputeOutcome,
     pub note: String,
+    /// The caller's idempotency key (`request_id` of the RPC), when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +79,9 @@ pub struct DueDateExtended {
     pub previous_due_date: NaiveDate,
     pub new_due_date: NaiveDate,
     pub reason: String,
+    /// The caller's idempotency key (`request_id` of the RPC), when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl CaseEvent {
@@ -171,6 +183,18 @@ pub struct CaseState {
     pub open: Money,
     /// Credits applied so far: (credit note number, amount).
     pub credits: Vec<(String, Money)>,
+    /// Why it was cancelled (a second cancel with another reason is refused).
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
+    /// The open dispute's reason (a second dispute with another reason is refused).
+    #[serde(default)]
+    pub dispute_reason: Option<String>,
+    /// How the last dispute ended (a retried resolve with the same outcome and note is a no-op).
+    #[serde(default)]
+    pub last_resolution: Option<(DisputeOutcome, String)>,
+    /// Every event recorded under a caller's `request_id`, by that id.
+    #[serde(default)]
+    pub requests: Vec<(String, CaseEvent)>,
 }
 
 /// Why a command was refused.
@@ -195,6 +219,13 @@ pub type Result<T> = std::result::Result<T, CaseError>;
 fn require_text(field: &str, value: &str) -> Result<()> {
     if value.chars().count() > 1000 {
         return Err(FieldError::new(field, "must be at most 1000 characters").into());
+    }
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters (CR, LF, NUL, ...)",
+        )
+        .into());
     }
     Ok(())
 }
@@ -229,13 +260,19 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
         CaseCommand::Cancel { reason } => {
             require_text("reason", reason)?;
             match state.status {
-                CaseStatus::Cancelled => Ok(vec![]),
+                CaseStatus::Cancelled if state.cancel_reason.as_deref() == Some(reason) => {
+                    Ok(vec![])
+                }
+                CaseStatus::Cancelled => Err(CaseError::AlreadyExists(
+                    "invoice was already cancelled with another reason".into(),
+                )),
                 CaseStatus::Credited => {
                     Err(CaseError::Precondition("invoice is fully credited".into()))
                 }
                 CaseStatus::Open | CaseStatus::Disputed => {
                     Ok(vec![CaseEvent::InvoiceCancelled(InvoiceCancelled {
                         reason: reason.clone(),
+                        request_id: None,
                     })])
                 }
             }
@@ -246,10 +283,15 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
             reason,
         } => {
             require_text("reason", reason)?;
-            if credit_note_number.trim().is_empty() || credit_note_number.chars().count() > 64 {
-                return Err(
-                    FieldError::new("credit_note_number", "must be 1 to 64 characters").into(),
-                );
+            if credit_note_number.trim().is_empty()
+                || credit_note_number.chars().count() > 64
+                || credit_note_number.chars().any(char::is_control)
+            {
+                return Err(FieldError::new(
+                    "credit_note_number",
+                    "must be 1 to 64 characters without control characters",
+                )
+                .into());
             }
             if let Some((_, earlier)) = state.credits.iter().find(|(n, _)| n == credit_note_number)
             {
@@ -295,9 +337,15 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
         CaseCommand::Dispute { reason } => {
             require_text("reason", reason)?;
             match state.status {
-                CaseStatus::Disputed => Ok(vec![]),
+                CaseStatus::Disputed if state.dispute_reason.as_deref() == Some(reason) => {
+                    Ok(vec![])
+                }
+                CaseStatus::Disputed => Err(CaseError::AlreadyExists(
+                    "invoice is already disputed with another reason".into(),
+                )),
                 CaseStatus::Open => Ok(vec![CaseEvent::InvoiceDisputed(InvoiceDisputed {
                     reason: reason.clone(),
+                    request_id: None,
                 })]),
                 s => Err(CaseError::Precondition(format!(
                     "invoice is {}",
@@ -311,7 +359,14 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
                 CaseStatus::Disputed => Ok(vec![CaseEvent::DisputeResolved(DisputeResolved {
                     outcome: *outcome,
                     note: note.clone(),
+                    request_id: None,
                 })]),
+                // A retry of the resolve that took effect (nothing happened since).
+                CaseStatus::Open
+                    if state.last_resolution.as_ref() == Some(&(*outcome, note.clone())) =>
+                {
+                    Ok(vec![])
+                }
                 s => Err(CaseError::Precondition(format!(
                     "invoice is {}, not disputed",
                     s.as_str()
@@ -343,8 +398,77 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
                 previous_due_date: state.due_date,
                 new_due_date: *new_due_date,
                 reason: reason.clone(),
+                request_id: None,
             })])
         }
+    }
+}
+
+/// Most characters of a `request_id`.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// [`decide`] for a command sent under the caller's idempotency key. The same key with the same
+/// request gives no new events (the caller gets the current state, as the first time); the same
+/// key with a different request is `AlreadyExists`, also after the case moved on (a delayed retry
+/// of a dispute after its resolution opens no second dispute). Without a key only the natural
+/// keys of [`decide`] protect a retry.
+pub fn decide_request(
+    state: Option<&CaseState>,
+    command: &CaseCommand,
+    request_id: Option<&str>,
+) -> Result<Vec<CaseEvent>> {
+    let Some(request_id) = request_id.filter(|r| !r.is_empty()) else {
+        return decide(state, command);
+    };
+    if request_id.chars().count() > MAX_REQUEST_ID || request_id.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "request_id",
+            format!("must be at most {MAX_REQUEST_ID} characters without control characters"),
+        )
+        .into());
+    }
+    if let Some((_, earlier)) = state
+        .into_iter()
+        .flat_map(|s| s.requests.iter())
+        .find(|(r, _)| r == request_id)
+    {
+        return if produced_by(earlier, command) {
+            Ok(vec![])
+        } else {
+            Err(CaseError::AlreadyExists(format!(
+                "request_id {request_id:?} was already used for a different request"
+            )))
+        };
+    }
+    let mut events = decide(state, command)?;
+    for e in &mut events {
+        match e {
+            CaseEvent::InvoiceCancelled(e) => e.request_id = Some(request_id.to_owned()),
+            CaseEvent::InvoiceDisputed(e) => e.request_id = Some(request_id.to_owned()),
+            CaseEvent::DisputeResolved(e) => e.request_id = Some(request_id.to_owned()),
+            CaseEvent::DueDateExtended(e) => e.request_id = Some(request_id.to_owned()),
+            CaseEvent::InvoiceIssued(_) | CaseEvent::InvoiceCredited(_) => {}
+        }
+    }
+    Ok(events)
+}
+
+/// Whether `event` is what `command` decided (the same request sent again).
+fn produced_by(event: &CaseEvent, command: &CaseCommand) -> bool {
+    match (event, command) {
+        (CaseEvent::InvoiceCancelled(e), CaseCommand::Cancel { reason }) => e.reason == *reason,
+        (CaseEvent::InvoiceDisputed(e), CaseCommand::Dispute { reason }) => e.reason == *reason,
+        (CaseEvent::DisputeResolved(e), CaseCommand::ResolveDispute { outcome, note }) => {
+            e.outcome == *outcome && e.note == *note
+        }
+        (
+            CaseEvent::DueDateExtended(e),
+            CaseCommand::ExtendDueDate {
+                new_due_date,
+                reason,
+            },
+        ) => e.new_due_date == *new_due_date && e.reason == *reason,
+        _ => false,
     }
 }
 
@@ -357,12 +481,29 @@ pub fn evolve(state: Option<CaseState>, event: &CaseEvent) -> Option<CaseState> 
             open: e.invoice.gross_money(),
             credits: vec![],
             invoice: e.invoice.clone(),
+            cancel_reason: None,
+            dispute_reason: None,
+            last_resolution: None,
+            requests: vec![],
         }),
         (None, _) => None,
         (Some(mut s), event) => {
+            let request_id = match event {
+                CaseEvent::InvoiceCancelled(e) => e.request_id.as_ref(),
+                CaseEvent::InvoiceDisputed(e) => e.request_id.as_ref(),
+                CaseEvent::DisputeResolved(e) => e.request_id.as_ref(),
+                CaseEvent::DueDateExtended(e) => e.request_id.as_ref(),
+                CaseEvent::InvoiceIssued(_) | CaseEvent::InvoiceCredited(_) => None,
+            };
+            if let Some(r) = request_id {
+                s.requests.push((r.clone(), event.clone()));
+            }
             match event {
                 CaseEvent::InvoiceIssued(_) => {}
-                CaseEvent::InvoiceCancelled(_) => s.status = CaseStatus::Cancelled,
+                CaseEvent::InvoiceCancelled(e) => {
+                    s.status = CaseStatus::Cancelled;
+                    s.cancel_reason = Some(e.reason.clone());
+                }
                 CaseEvent::InvoiceCredited(e) => {
                     s.open = e.open_after;
                     s.credits.push((e.credit_note_number.clone(), e.amount));
@@ -370,8 +511,15 @@ pub fn evolve(state: Option<CaseState>, event: &CaseEvent) -> Option<CaseState> 
                         s.status = CaseStatus::Credited;
                     }
                 }
-                CaseEvent::InvoiceDisputed(_) => s.status = CaseStatus::Disputed,
-                CaseEvent::DisputeResolved(_) => s.status = CaseStatus::Open,
+                CaseEvent::InvoiceDisputed(e) => {
+                    s.status = CaseStatus::Disputed;
+                    s.dispute_reason = Some(e.reason.clone());
+                }
+                CaseEvent::DisputeResolved(e) => {
+                    s.status = CaseStatus::Open;
+                    s.dispute_reason = None;
+                    s.last_resolution = Some((e.outcome, e.note.clone()));
+                }
                 CaseEvent::DueDateExtended(e) => s.due_date = e.new_due_date,
             }
             Some(s)
@@ -575,6 +723,7 @@ mod tests {
             issued(),
             CaseEvent::InvoiceCancelled(InvoiceCancelled {
                 reason: String::new(),
+                request_id: None,
             }),
         ]);
         assert_eq!(
@@ -601,5 +750,126 @@ mod tests {
             CaseEvent::from_parts("letter.sent.v1", &serde_json::json!({})).unwrap(),
             None
         );
+    }
+
+    /// Replays `command` through the state the events so far give, as the ingest service does.
+    fn run(events: &mut Vec<CaseEvent>, command: &CaseCommand, rid: Option<&str>) -> Result<usize> {
+        let state = given(events);
+        let new = decide_request(state.as_ref(), command, rid)?;
+        let n = new.len();
+        events.extend(new);
+        Ok(n)
+    }
+
+    fn dispute(reason: &str) -> CaseCommand {
+        CaseCommand::Dispute {
+            reason: reason.into(),
+        }
+    }
+
+    fn resolve(note: &str) -> CaseCommand {
+        CaseCommand::ResolveDispute {
+            outcome: DisputeOutcome::Rejected,
+            note: note.into(),
+        }
+    }
+
+    /// Regression (issue 10): a retried ResolveDispute was FAILED_PRECONDITION; a delayed retry
+    /// of DisputeInvoice after the resolve opened a second dispute.
+    #[test]
+    fn retried_dispute_and_resolve_under_their_request_ids_change_nothing() {
+        let mut events = vec![issued()];
+        assert_eq!(run(&mut events, &dispute("damaged"), Some("d-1")), Ok(1));
+        assert_eq!(run(&mut events, &resolve("photos"), Some("r-1")), Ok(1));
+        // The resolve retried: same result, nothing new.
+        assert_eq!(run(&mut events, &resolve("photos"), Some("r-1")), Ok(0));
+        // Without a key too, while nothing happened since.
+        assert_eq!(run(&mut events, &resolve("photos"), None), Ok(0));
+        // The first dispute arrives again late: no second dispute.
+        assert_eq!(run(&mut events, &dispute("damaged"), Some("d-1")), Ok(0));
+        assert_eq!(given(&events).unwrap().status, CaseStatus::Open);
+        // A key reused for another request is refused, whatever the state.
+        assert!(matches!(
+            run(&mut events, &dispute("late"), Some("d-1")),
+            Err(CaseError::AlreadyExists(_))
+        ));
+        assert!(matches!(
+            run(&mut events, &resolve("other"), Some("d-1")),
+            Err(CaseError::AlreadyExists(_))
+        ));
+        // A new key opens a new dispute.
+        assert_eq!(run(&mut events, &dispute("late"), Some("d-2")), Ok(1));
+        // The recorded events carry their keys (the case file says which request did what).
+        let keys: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                CaseEvent::InvoiceDisputed(d) => d.request_id.clone(),
+                CaseEvent::DisputeResolved(d) => d.request_id.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys, ["d-1", "r-1", "d-2"]);
+    }
+
+    /// Regression (issue 10): a second cancel or dispute with another reason returned OK and
+    /// dropped the reason.
+    #[test]
+    fn a_second_cancel_or_dispute_with_another_reason_is_refused() {
+        let mut events = vec![issued()];
+        assert_eq!(run(&mut events, &dispute("damaged"), None), Ok(1));
+        assert_eq!(run(&mut events, &dispute("damaged"), None), Ok(0));
+        assert!(matches!(
+            run(&mut events, &dispute("wrong amount"), None),
+            Err(CaseError::AlreadyExists(_))
+        ));
+        let cancel = |r: &str| CaseCommand::Cancel { reason: r.into() };
+        assert_eq!(run(&mut events, &cancel("duplicate"), Some("c-1")), Ok(1));
+        assert_eq!(run(&mut events, &cancel("duplicate"), None), Ok(0));
+        assert_eq!(run(&mut events, &cancel("duplicate"), Some("c-1")), Ok(0));
+        assert!(matches!(
+            run(&mut events, &cancel("other"), None),
+            Err(CaseError::AlreadyExists(_))
+        ));
+        assert!(matches!(
+            run(&mut events, &cancel("other"), Some("c-2")),
+            Err(CaseError::AlreadyExists(_))
+        ));
+    }
+
+    #[test]
+    fn request_ids_are_bounded_and_printable() {
+        let state = given(&[issued()]);
+        let long = "x".repeat(MAX_REQUEST_ID + 1);
+        for bad in [long.as_str(), "a\nb", "nul\0"] {
+            assert!(matches!(
+                decide_request(state.as_ref(), &dispute("x"), Some(bad)),
+                Err(CaseError::Invalid(ref f)) if f.field == "request_id"
+            ));
+        }
+    }
+
+    /// Regression (issue 10): a NUL in a reason passed validation, then failed the log write as
+    /// the retryable UNAVAILABLE.
+    #[test]
+    fn control_characters_in_reasons_notes_and_credit_notes_are_refused() {
+        let state = given(&[issued()]);
+        let refused = |command: CaseCommand, field: &str| {
+            assert!(
+                matches!(
+                    decide(state.as_ref(), &command),
+                    Err(CaseError::Invalid(ref f)) if f.field == field
+                ),
+                "{command:?}"
+            );
+        };
+        refused(dispute("bad\0thing"), "reason");
+        refused(
+            CaseCommand::Cancel {
+                reason: "a\r\nb".into(),
+            },
+            "reason",
+        );
+        refused(resolve("x\u{7}"), "note");
+        refused(credit("GS\u{0}1", 100), "credit_note_number");
     }
 }

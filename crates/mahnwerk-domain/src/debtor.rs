@@ -47,8 +47,11 @@ pub(crate) fn check_text(errs: &mut FieldErrors, field: &str, value: &str, requi
         errs.push(field, "must not be empty");
     } else if value.chars().count() > MAX_TEXT {
         errs.push(field, format!("must be at most {MAX_TEXT} characters"));
-    } else if value.chars().any(|c| c.is_control() && c != '\n') {
-        errs.push(field, "must not contain control characters");
+    } else if value.chars().any(char::is_control) {
+        errs.push(
+            field,
+            "must not contain control characters (CR, LF, NUL, ...)",
+        );
     }
 }
 
@@ -72,7 +75,7 @@ impl Debtor {
             errs.push("address.postal_code", "must be at most 16 characters");
         }
         check_text(&mut errs, "address.city", &addr.city, true);
-        if addr.country.len() != 2 || !addr.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        if !crate::codes::is_country(&addr.country) {
             errs.push(
                 "address.country",
                 "must be an ISO 3166-1 alpha-2 code such as DE",
@@ -88,14 +91,11 @@ impl Debtor {
                 errs.push("email", "not a valid email address");
             }
         }
-        if self.language.len() < 2
-            || self.language.len() > 8
-            || !self
-                .language
-                .bytes()
-                .all(|b| b.is_ascii_alphabetic() || b == b'-')
-        {
-            errs.push("language", "must be a language tag such as de or en");
+        if !crate::codes::is_language(&self.language) {
+            errs.push(
+                "language",
+                "must be an ISO 639-1 language, optionally with an ISO 3166-1 region (de, de-AT)",
+            );
         }
         if let Some(n) = &self.customer_number {
             check_text(&mut errs, "customer_number", n, false);

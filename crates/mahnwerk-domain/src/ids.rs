@@ -8,6 +8,9 @@ use uuid::Uuid;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        string_id!($(#[$doc])* $name, normalize = |s: &str| s.to_owned(), $check);
+    };
+    ($(#[$doc:meta])* $name:ident, normalize = $normalize:expr, $check:expr) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -22,9 +25,11 @@ macro_rules! string_id {
         impl FromStr for $name {
             type Err = FieldError;
             fn from_str(s: &str) -> Result<Self, FieldError> {
+                let normalize: fn(&str) -> String = $normalize;
                 let check: fn(&str) -> Result<(), String> = $check;
-                check(s).map_err(|reason| FieldError::new("", reason))?;
-                Ok(Self(s.to_owned()))
+                let s = normalize(s);
+                check(&s).map_err(|reason| FieldError::new("", reason))?;
+                Ok(Self(s))
             }
         }
 
@@ -72,9 +77,26 @@ string_id!(
     }
 );
 
+/// What an invoice number means, whatever a billing export padded it with: surrounding
+/// whitespace (also no-break and narrow no-break spaces) and zero-width characters are trimmed,
+/// no-break spaces inside become plain spaces. Case and everything else are kept.
+fn normalize_invoice_number(s: &str) -> String {
+    let invisible =
+        |c: char| c.is_whitespace() || matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}');
+    s.trim_matches(invisible)
+        .chars()
+        .map(|c| match c {
+            '\u{a0}' | '\u{202f}' | '\u{2007}' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
 string_id!(
-    /// The tenant's own invoice number (BT-1): 1–64 printable characters, no control characters.
+    /// The tenant's own invoice number (BT-1): 1–64 printable characters, no control characters,
+    /// normalised by `normalize_invoice_number` (so `" RE-1\u{a0}"` is `RE-1`).
     InvoiceNumber,
+    normalize = normalize_invoice_number,
     |s| {
         if s.trim().is_empty() {
             return Err("must not be empty".into());
@@ -249,6 +271,29 @@ mod tests {
         assert!("  ".parse::<InvoiceNumber>().is_err());
         assert!("x".repeat(65).parse::<InvoiceNumber>().is_err());
         assert!("a\nb".parse::<InvoiceNumber>().is_err());
+    }
+
+    /// Regression (issue 10): a billing export that pads numbers created a second case.
+    #[test]
+    fn padded_invoice_numbers_are_the_same_number_and_case() {
+        let tenant: TenantId = "acme".parse().unwrap();
+        let plain: InvoiceNumber = "RE-1 A".parse().unwrap();
+        for padded in [
+            " RE-1 A",
+            "RE-1 A  ",
+            "\u{a0}RE-1\u{a0}A\u{202f}",
+            "\u{feff}RE-1 A\t",
+            "\u{200b}RE-1 A",
+        ] {
+            let n: InvoiceNumber = padded.parse().unwrap();
+            assert_eq!(n, plain, "{padded:?}");
+            assert_eq!(
+                CaseId::for_invoice(&tenant, &n),
+                CaseId::for_invoice(&tenant, &plain)
+            );
+        }
+        assert_ne!("re-1 a".parse::<InvoiceNumber>().unwrap(), plain);
+        assert!("\u{a0}\u{a0}".parse::<InvoiceNumber>().is_err());
     }
 
     #[test]

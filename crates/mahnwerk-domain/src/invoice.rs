@@ -68,10 +68,12 @@ impl Invoice {
         if self.due_date < self.issue_date {
             errs.push("due_date", "must not be before issue_date");
         }
-        if let Some(r) = &self.payment_reference
-            && r.chars().count() > 140
-        {
-            errs.push("payment_reference", "must be at most 140 characters");
+        if let Some(r) = &self.payment_reference {
+            if r.chars().count() > 140 {
+                errs.push("payment_reference", "must be at most 140 characters");
+            } else if r.chars().any(char::is_control) {
+                errs.push("payment_reference", "must not contain control characters");
+            }
         }
         if let Some(h) = &self.creditor_account.holder {
             check_text(&mut errs, "creditor_account.holder", h, false);
@@ -163,5 +165,34 @@ mod tests {
         let mut i = invoice("1");
         i.debtor.name = "x".repeat(201).into();
         assert_eq!(fields(&i), ["debtor.name"]);
+    }
+
+    /// Regression (issue 10): CR/LF passed in most text fields, NUL in the payment reference,
+    /// and any two capitals were a country, any letters a language.
+    #[test]
+    fn control_characters_and_unknown_codes_are_refused_with_their_field() {
+        let fields = |inv: &super::Invoice| -> Vec<String> {
+            inv.check().0.into_iter().map(|e| e.field).collect()
+        };
+        let mut i = invoice("1");
+        i.payment_reference = Some("RF18\u{0}539".into());
+        assert_eq!(fields(&i), ["payment_reference"]);
+        let mut i = invoice("1");
+        i.debtor.name = "Erika\nMustermann".to_owned().into();
+        assert_eq!(fields(&i), ["debtor.name"]);
+        let mut i = invoice("1");
+        i.debtor.customer_number = Some("K-1\r".into());
+        assert_eq!(fields(&i), ["debtor.customer_number"]);
+        let mut i = invoice("1");
+        i.debtor.language = "xx".into();
+        assert_eq!(fields(&i), ["debtor.language"]);
+        let mut i = invoice("1");
+        i.debtor.language = "de-AT".into();
+        assert!(fields(&i).is_empty());
+        let mut i = invoice("1");
+        let mut address = i.debtor.address.expose().clone();
+        address.country = "XX".into();
+        i.debtor.address = address.into();
+        assert_eq!(fields(&i), ["debtor.address.country"]);
     }
 }

@@ -22,6 +22,7 @@
 
 pub mod bank;
 pub mod case;
+pub mod codes;
 pub mod debtor;
 pub mod error;
 pub mod ids;

@@ -316,19 +316,28 @@ mod tests {
         // resumes exactly once.
         s.push(
             "invoice.disputed.v1",
-            serde_json::to_value(InvoiceDisputed { reason: "r".into() }).unwrap(),
+            serde_json::to_value(InvoiceDisputed {
+                reason: "r".into(),
+                request_id: None,
+            })
+            .unwrap(),
         );
         let p = plan(&s.fold(), None, None, false, d("2026-04-02")).unwrap();
         s.push_plan(&p);
         s.push(
             "invoice.disputed.v1",
-            serde_json::to_value(InvoiceDisputed { reason: "r".into() }).unwrap(),
+            serde_json::to_value(InvoiceDisputed {
+                reason: "r".into(),
+                request_id: None,
+            })
+            .unwrap(),
         );
         s.push(
             "dispute.resolved.v1",
             serde_json::to_value(DisputeResolved {
                 outcome: DisputeOutcome::Rejected,
                 note: String::new(),
+                request_id: None,
             })
             .unwrap(),
         );

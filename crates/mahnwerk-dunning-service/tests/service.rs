@@ -389,6 +389,7 @@ async fn a_120_day_run_sends_each_step_on_its_day_and_payments_disputes_and_plan
                     "DISPUTED",
                     CaseEvent::InvoiceDisputed(InvoiceDisputed {
                         reason: "not delivered".into(),
+                        request_id: None,
                     }),
                 )
                 .await;
@@ -427,6 +428,7 @@ async fn a_120_day_run_sends_each_step_on_its_day_and_payments_disputes_and_plan
                     CaseEvent::DisputeResolved(DisputeResolved {
                         outcome: DisputeOutcome::Rejected,
                         note: String::new(),
+                        request_id: None,
                     }),
                 )
                 .await

@@ -13,6 +13,10 @@
 //! `{"event_id":…,"metadata":{"actor":…,"causation_id":…,"correlation_id":…,"traceparent":…},
 //! "occurred_at":"YYYY-MM-DDTHH:MM:SS.ffffffZ","payload":…,"stream":…,"type":…,"version":n}`,
 //! and `hash = SHA-256(previous hash of the stream (32 bytes, zeros for version 1) || envelope)`.
+//!
+//! Hash versions (column `hash_version`): version 2, written by every append since issue 10, adds
+//! `"recorded_at":"YYYY-MM-DDTHH:MM:SS.ffffffZ"` between `payload` and `stream`; version 1 (events
+//! written before) lacks it and is verified as it was written.
 
 use crate::Metadata;
 use chrono::{DateTime, Utc};
@@ -225,6 +229,9 @@ pub(crate) struct HashInput<'a> {
     /// `occurred_at` as [`format_time`] writes it.
     pub occurred_at: &'a str,
     pub metadata: &'a Metadata,
+    /// `recorded_at` as [`format_time`] writes it: `Some` for hash version 2 (every event
+    /// appended now), `None` for version 1 (events written before it was covered).
+    pub recorded_at: Option<&'a str>,
 }
 
 /// The canonical envelope of an event (see the module docs).
@@ -244,6 +251,11 @@ pub(crate) fn envelope(e: &HashInput<'_>) -> Result<String, PayloadError> {
     out.push_str(e.occurred_at);
     out.push_str("\",\"payload\":");
     out.push_str(e.payload_canonical);
+    if let Some(recorded_at) = e.recorded_at {
+        out.push_str(",\"recorded_at\":\"");
+        out.push_str(recorded_at);
+        out.push('"');
+    }
     out.push_str(",\"stream\":");
     write_string(&mut out, e.stream.as_str())?;
     out.push_str(",\"type\":");
@@ -386,5 +398,38 @@ mod tests {
             let pretty: Value = serde_json::from_str(&serde_json::to_string_pretty(&v).unwrap()).unwrap();
             proptest::prop_assert_eq!(canon(pretty), c);
         }
+    }
+
+    /// The version 1 envelope is pinned byte for byte (so events written before version 2 keep
+    /// verifying); version 2 adds `recorded_at` in its sorted place.
+    #[test]
+    fn envelope_versions_1_and_2() {
+        let id = EventId(uuid::Uuid::from_u128(1));
+        let stream: StreamId = "acme/case/1".parse().unwrap();
+        let metadata = Metadata {
+            actor: "svc".into(),
+            ..Default::default()
+        };
+        let mut input = HashInput {
+            event_id: &id,
+            stream: &stream,
+            version: 3,
+            event_type: "x.happened.v1",
+            payload_canonical: r#"{"a":1}"#,
+            occurred_at: "2026-11-26T10:00:00.000000Z",
+            metadata: &metadata,
+            recorded_at: None,
+        };
+        assert_eq!(
+            envelope(&input).unwrap(),
+            r#"{"event_id":"00000000-0000-0000-0000-000000000001","metadata":{"actor":"svc","causation_id":null,"correlation_id":null,"traceparent":null},"occurred_at":"2026-11-26T10:00:00.000000Z","payload":{"a":1},"stream":"acme/case/1","type":"x.happened.v1","version":3}"#
+        );
+        let v1 = chain_hash(&GENESIS, &input).unwrap();
+        input.recorded_at = Some("2026-11-26T10:00:01.000000Z");
+        assert_eq!(
+            envelope(&input).unwrap(),
+            r#"{"event_id":"00000000-0000-0000-0000-000000000001","metadata":{"actor":"svc","causation_id":null,"correlation_id":null,"traceparent":null},"occurred_at":"2026-11-26T10:00:00.000000Z","payload":{"a":1},"recorded_at":"2026-11-26T10:00:01.000000Z","stream":"acme/case/1","type":"x.happened.v1","version":3}"#
+        );
+        assert_ne!(chain_hash(&GENESIS, &input).unwrap(), v1);
     }
 }

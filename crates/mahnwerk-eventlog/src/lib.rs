@@ -145,7 +145,29 @@ pub struct CommitStats {
 /// Commits an [`EventLog::tail`] follower may fall behind before it must read the log.
 pub const TAIL_COMMITS: usize = 256;
 
-pub use writer::Tail;
+/// Memory bounds of the append path ([`EventLog::connect_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of appends queued for the writer; beyond it [`EventLog::enqueue_many`] (and so
+    /// every append) waits until the writer has committed enough (backpressure). A single
+    /// request larger than this waits for an empty queue and commits alone.
+    pub queue_bytes: usize,
+    /// Bytes of committed events held for [`EventLog::tail`] followers (besides the
+    /// [`TAIL_COMMITS`] count); beyond it commits are left off the tail and followers read
+    /// them from the log.
+    pub tail_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            queue_bytes: 64 << 20,
+            tail_bytes: 64 << 20,
+        }
+    }
+}
+
+pub use writer::{Commit, Tail};
 
 /// Appends queued by [`EventLog::enqueue_many`], not yet known to be committed.
 #[must_use = "an append's outcome says whether it was recorded"]
@@ -312,8 +334,11 @@ struct Inner {
     head: watch::Sender<i64>,
     tail: tokio::sync::broadcast::Sender<writer::Tail>,
     stats: Arc<writer::Counters>,
-    /// Queue of the group-commit writer task (see `writer`).
+    /// Queue of the group-commit writer task (see `writer`), bounded by `queue` (permits of
+    /// `writer::QUEUE_UNIT` bytes, `queue_units` in all).
     writer: tokio::sync::mpsc::UnboundedSender<writer::Request>,
+    queue: Arc<tokio::sync::Semaphore>,
+    queue_units: usize,
     listener: Option<tokio::task::AbortHandle>,
 }
 
@@ -364,7 +389,13 @@ fn limit_i64(n: usize) -> i64 {
 impl EventLog {
     /// `postgres://…` or `sqlite:path?mode=rwc` / `sqlite::memory:`; runs the backend's
     /// migrations (`sqlx::migrate!`). On PostgreSQL also listens for other processes' commits.
+    /// Memory bounds are [`Limits::default`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, Limits::default()).await
+    }
+
+    /// [`EventLog::connect`] with the given memory bounds.
+    pub async fn connect_with(url: &str, limits: Limits) -> Result<Self> {
         let (backend, listen) = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             (Backend::Pg(pg::Pg::connect(url).await?), true)
         } else if url.starts_with("sqlite:") {
@@ -391,9 +422,12 @@ impl EventLog {
             writer::Outputs {
                 head: head.clone(),
                 tail: tail.clone(),
+                tail_held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+                tail_limit: limits.tail_bytes,
                 stats: stats.clone(),
             },
         );
+        let queue_units = (limits.queue_bytes / writer::QUEUE_UNIT).clamp(1, u32::MAX as usize);
         Ok(EventLog {
             inner: Arc::new(Inner {
                 backend,
@@ -401,6 +435,8 @@ impl EventLog {
                 tail,
                 stats,
                 writer,
+                queue: Arc::new(tokio::sync::Semaphore::new(queue_units)),
+                queue_units,
                 listener,
             }),
         })
@@ -427,24 +463,38 @@ impl EventLog {
     /// and is not written, the others commit together. Batches are applied in order, so two
     /// batches for one stream chain (the second's expected version sees the first).
     pub async fn append_many(&self, batches: Vec<AppendBatch>) -> Result<Vec<Result<Appended>>> {
-        self.enqueue_many(batches).outcome().await
+        self.enqueue_many(batches).await.outcome().await
     }
 
     /// Validates and encodes `batches` in the caller's thread and queues them with the writer
     /// before returning: appends queued one after the other are applied in that order (and may
     /// share a group commit), while their outcomes are awaited later, e.g. by a pipeline that
     /// keeps several chunks in flight. [`EventLog::append_many`] is this plus the wait.
-    pub fn enqueue_many(&self, batches: Vec<AppendBatch>) -> QueuedAppend {
+    ///
+    /// Waits while the writer's queue is full ([`Limits::queue_bytes`]); waiters are served in
+    /// order. Dropped while waiting, it queues nothing.
+    pub async fn enqueue_many(&self, batches: Vec<AppendBatch>) -> QueuedAppend {
         let (slots, prepared) = plan::prepare(batches);
         let reply = if prepared.is_empty() {
             None
         } else {
+            let units = writer::queue_units(&prepared).min(self.inner.queue_units);
             let (reply, outcome) = tokio::sync::oneshot::channel();
-            // A send error (writer gone) surfaces as the closed reply channel.
-            let _ = self.inner.writer.send(writer::Request {
-                batches: prepared,
-                reply,
-            });
+            // The semaphore is never closed; were it, the closed reply channel says so.
+            if let Ok(permit) = self
+                .inner
+                .queue
+                .clone()
+                .acquire_many_owned(u32::try_from(units).unwrap_or(u32::MAX))
+                .await
+            {
+                // A send error (writer gone) surfaces as the closed reply channel.
+                let _ = self.inner.writer.send(writer::Request {
+                    batches: prepared,
+                    reply,
+                    _permit: permit,
+                });
+            }
             Some(outcome)
         };
         QueuedAppend { slots, reply }
@@ -549,6 +599,7 @@ impl EventLog {
             first_broken: None,
         };
         let mut after = 0;
+        let mut previous_position = 0_i64;
         loop {
             let page = self.read_rows(after, VERIFY_PAGE).await?;
             let Some(last) = page.last() else { break };
@@ -558,6 +609,27 @@ impl EventLog {
                 let (position, version, event_id) =
                     (row.position, row.version, EventId(row.event_id));
                 let (stream, stored_hash) = (row.stream.clone(), row.hash.clone());
+                // Positions are dense (assigned under the append lock, never from a sequence):
+                // a gap means events were deleted, e.g. the last event of a stream, which leaves
+                // no version gap behind.
+                let expected_position = previous_position + 1;
+                previous_position = position;
+                let gap = (position != expected_position).then(|| {
+                    let missing = if position == expected_position + 1 {
+                        format!("position {expected_position} is missing")
+                    } else {
+                        format!(
+                            "positions {expected_position}..{} are missing",
+                            position - 1
+                        )
+                    };
+                    format!(
+                        "{missing}: position {position} follows position {} (events deleted)",
+                        expected_position - 1
+                    )
+                });
+                let stored_text = row.payload.clone();
+                let hash_version = row.hash_version;
                 let e = match row.into_recorded() {
                     Ok(e) => e,
                     Err(err) => {
@@ -575,7 +647,12 @@ impl EventLog {
                                 stream: stream.clone(),
                                 version,
                                 event_id,
-                                reason: format!("stored row cannot be read back: {err}"),
+                                reason: match &gap {
+                                    Some(g) => {
+                                        format!("stored row cannot be read back: {err}; {g}")
+                                    }
+                                    None => format!("stored row cannot be read back: {err}"),
+                                },
                             });
                         }
                         let next = plan::decode_hash(&stored_hash).unwrap_or(canonical::GENESIS);
@@ -588,7 +665,23 @@ impl EventLog {
                     .get(&e.stream)
                     .copied()
                     .unwrap_or((0, canonical::GENESIS));
-                let (problem, stored) = check_event(e, prev_version, &prev_hash);
+                let (problem, stored) = check_event(e, hash_version, prev_version, &prev_hash);
+                let mut problem = match (gap.clone(), problem) {
+                    (Some(g), Some(p)) => Some(format!("{p}; {g}")),
+                    (g, p) => p.or(g),
+                };
+                // The stored bytes are the hashed bytes (ADR 003): a text that parses to the
+                // same value but is not its canonical form (a duplicate key, reordered keys,
+                // other whitespace) was written behind the log's back.
+                if problem.is_none()
+                    && canonical::canonical_json(&e.payload).is_ok_and(|c| c != stored_text)
+                {
+                    problem = Some(
+                        "stored payload bytes differ from their canonical form \
+                         (duplicate key, reordered keys or reformatted text)"
+                            .to_owned(),
+                    );
+                }
                 if let Some(reason) = problem
                     && report.first_broken.is_none()
                 {
@@ -647,11 +740,13 @@ impl EventLog {
 /// and the hash the next event of the stream chains from (the stored one when it parses).
 fn check_event(
     e: &RecordedEvent,
+    hash_version: i64,
     prev_version: u64,
     prev_hash: &[u8; 32],
 ) -> (Option<String>, [u8; 32]) {
     let stored = plan::decode_hash(&e.hash);
     let occurred_at = canonical::format_time(&e.occurred_at);
+    let recorded_at = canonical::format_time(&e.recorded_at);
     let recomputed = canonical::canonical_json(&e.payload).and_then(|payload| {
         canonical::chain_hash(
             prev_hash,
@@ -663,6 +758,8 @@ fn check_event(
                 payload_canonical: &payload,
                 occurred_at: &occurred_at,
                 metadata: &e.metadata,
+                // Version 1 hashes were written before `recorded_at` was covered.
+                recorded_at: (hash_version >= 2).then_some(recorded_at.as_str()),
             },
         )
     });
@@ -684,7 +781,7 @@ fn check_event(
             (None, _) => Some(format!("stored hash {:?} is not 32 bytes of hex", e.hash)),
             (_, Err(err)) => Some(format!("payload cannot be canonicalised: {}", err.0)),
             (Some(s), Ok(r)) if s != r => Some(format!(
-                "hash mismatch: stored {}, recomputed {} (payload, metadata or chain changed)",
+                "hash mismatch: stored {}, recomputed {} (payload, metadata, recorded_at or chain changed)",
                 e.hash,
                 hex::encode(r)
             )),
@@ -710,6 +807,8 @@ pub(crate) struct StoredRow {
     pub actor: String,
     pub traceparent: Option<String>,
     pub hash: String,
+    /// 1: the hash does not cover `recorded_at` (written before version 2); 2: it does.
+    pub hash_version: i64,
 }
 
 impl StoredRow {

@@ -29,7 +29,7 @@ pub(crate) struct Pg {
 
 const SELECT_COLUMNS: &str = "position, event_id, stream_id, stream_version, tenant, event_type, \
      payload::text AS payload, occurred_at, recorded_at, correlation_id, causation_id, actor, \
-     traceparent, hash";
+     traceparent, hash, hash_version";
 
 impl Pg {
     pub(crate) async fn connect(url: &str) -> Result<Self> {
@@ -128,7 +128,8 @@ impl Pg {
             }
         }
         let read_head = state.head;
-        let (rows, outcomes, tips) = plan::assign(batches, state);
+        let recorded_at_text = crate::canonical::format_time(&recorded_at);
+        let (rows, outcomes, tips) = plan::assign(batches, state, &recorded_at_text);
         let Some(last) = rows.last() else {
             tx.rollback().await?;
             return Ok(Committed {
@@ -403,5 +404,6 @@ fn decode(r: &PgRow) -> Result<StoredRow> {
         actor: r.try_get(11)?,
         traceparent: r.try_get(12)?,
         hash: r.try_get(13)?,
+        hash_version: r.try_get::<i16, _>(14)?.into(),
     })
 }

@@ -336,7 +336,11 @@ pub(crate) type Assigned<'a> = (
 /// batches before it in the same group), refuses recorded or repeated event ids, and assigns
 /// versions, positions and chained hashes. Returns the rows to insert, each batch's outcome and
 /// the tips of the group's streams after it.
-pub(crate) fn assign(batches: &[PreparedBatch], state: CurrentState) -> Assigned<'_> {
+pub(crate) fn assign<'a>(
+    batches: &'a [PreparedBatch],
+    state: CurrentState,
+    recorded_at: &str,
+) -> Assigned<'a> {
     let CurrentState {
         streams: mut tips,
         mut existing_ids,
@@ -346,7 +350,14 @@ pub(crate) fn assign(batches: &[PreparedBatch], state: CurrentState) -> Assigned
     let mut rows = Vec::with_capacity(total);
     let mut outcomes = Vec::with_capacity(batches.len());
     for batch in batches {
-        let outcome = assign_batch(batch, &mut tips, &mut existing_ids, &mut head, &mut rows);
+        let outcome = assign_batch(
+            batch,
+            &mut tips,
+            &mut existing_ids,
+            &mut head,
+            &mut rows,
+            recorded_at,
+        );
         outcomes.push((batch.index, outcome));
     }
     (rows, outcomes, tips)
@@ -358,6 +369,7 @@ fn assign_batch<'a>(
     existing_ids: &mut HashSet<Uuid>,
     head: &mut i64,
     rows: &mut Vec<Row<'a>>,
+    recorded_at: &str,
 ) -> Result<Appended> {
     let tip = tips.get(batch.stream.as_str()).copied();
     let actual = tip.map(|(v, _)| v);
@@ -395,6 +407,7 @@ fn assign_batch<'a>(
                 payload_canonical: &e.payload_canonical,
                 occurred_at: &e.occurred_at_text,
                 metadata: &e.metadata,
+                recorded_at: Some(recorded_at),
             },
         )
         .map_err(|err| Error::Invalid(err.0))?;

@@ -27,7 +27,7 @@ const MAX_ROWS_PER_STATEMENT: usize = 256;
 const INSERT_COLUMNS: usize = 14;
 
 const SELECT_COLUMNS: &str = "position, event_id, stream_id, stream_version, tenant, event_type, \
-     payload, occurred_at, recorded_at, correlation_id, causation_id, actor, traceparent, hash";
+     payload, occurred_at, recorded_at, correlation_id, causation_id, actor, traceparent, hash, hash_version";
 
 pub(crate) struct Sqlite {
     pool: SqlitePool,
@@ -171,7 +171,8 @@ impl Sqlite {
             state.existing_ids = existing.into_iter().collect();
         }
 
-        let (rows, outcomes, tips) = plan::assign(batches, state);
+        let recorded_at_text = crate::canonical::format_time(&recorded_at);
+        let (rows, outcomes, tips) = plan::assign(batches, state, &recorded_at_text);
         let Some(last) = rows.last() else {
             tx.rollback().await?;
             return Ok(Committed {
@@ -181,7 +182,6 @@ impl Sqlite {
             });
         };
         let new_head = last.position;
-        let recorded_at_text = crate::canonical::format_time(&recorded_at);
         let mut rest: &[Row<'_>] = &rows;
         while !rest.is_empty() {
             let n = chunk_len(rest.len());
@@ -312,7 +312,7 @@ fn insert_sql(rows: usize) -> Arc<str> {
         while n <= MAX_ROWS_PER_STATEMENT {
             let mut sql = String::from(
                 "INSERT INTO events (position, event_id, stream_id, stream_version, tenant, event_type, \
-                 payload, occurred_at, recorded_at, correlation_id, causation_id, actor, traceparent, hash) VALUES ",
+                 payload, occurred_at, recorded_at, correlation_id, causation_id, actor, traceparent, hash, hash_version) VALUES ",
             );
             for i in 0..n {
                 if i > 0 {
@@ -325,7 +325,8 @@ fn insert_sql(rows: usize) -> Arc<str> {
                     }
                     sql.push('?');
                 }
-                sql.push(')');
+                // hash_version: every append writes version 2 (it covers `recorded_at`).
+                sql.push_str(",2)");
             }
             v.push(Arc::from(sql));
             n *= 2;
@@ -354,6 +355,7 @@ fn decode(r: &SqliteRow) -> Result<StoredRow> {
         actor: r.try_get(11)?,
         traceparent: r.try_get(12)?,
         hash: r.try_get(13)?,
+        hash_version: r.try_get(14)?,
     })
 }
 

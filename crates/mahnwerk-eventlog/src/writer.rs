@@ -11,7 +11,7 @@ use crate::plan::PreparedBatch;
 use crate::{Appended, Backend, Error, Result, raise_head};
 use chrono::Utc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Most events one group transaction takes from the queue (a single larger request is never
@@ -24,6 +24,34 @@ pub(crate) type Outcomes = Vec<(usize, Result<Appended>)>;
 pub(crate) struct Request {
     pub batches: Vec<PreparedBatch>,
     pub reply: oneshot::Sender<Result<Outcomes>>,
+    /// Its share of the queue's byte budget, given back when the request is done with.
+    pub _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Unit of the queue's byte budget (a semaphore permit per KiB).
+pub(crate) const QUEUE_UNIT: usize = 1024;
+
+/// Roughly the bytes a prepared request holds, in [`QUEUE_UNIT`]s (at least one).
+pub(crate) fn queue_units(batches: &[PreparedBatch]) -> usize {
+    let bytes: usize = batches
+        .iter()
+        .flat_map(|b| &b.events)
+        .map(|e| {
+            e.payload_canonical.len()
+                + e.event_type.len()
+                + e.occurred_at_text.len()
+                + metadata_len(&e.metadata)
+                + 128
+        })
+        .sum();
+    bytes.div_ceil(QUEUE_UNIT).max(1)
+}
+
+fn metadata_len(m: &crate::Metadata) -> usize {
+    m.actor.len()
+        + m.correlation_id.as_ref().map_or(0, String::len)
+        + m.causation_id.as_ref().map_or(0, String::len)
+        + m.traceparent.as_ref().map_or(0, String::len)
 }
 
 impl Request {
@@ -34,6 +62,8 @@ impl Request {
 
 /// Starts the writer; it stops when every sender (every clone of the `EventLog`) is gone.
 pub(crate) fn spawn(backend: Arc<Backend>, out: Outputs) -> mpsc::UnboundedSender<Request> {
+    // Unbounded as a channel, bounded by bytes: senders hold a permit of the log's queue
+    // semaphore for every request (see `EventLog::enqueue_many`).
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(run(backend, out, rx));
     tx
@@ -45,6 +75,9 @@ pub(crate) struct Outputs {
     pub head: watch::Sender<i64>,
     /// The committed events, for in-process followers (see [`crate::EventLog::tail`]).
     pub tail: broadcast::Sender<Tail>,
+    /// Bytes of commits held for tail followers now, and the most it may hold.
+    pub tail_held: Arc<AtomicUsize>,
+    pub tail_limit: usize,
     pub stats: Arc<Counters>,
 }
 
@@ -67,7 +100,43 @@ impl Counters {
 }
 
 /// The events of one commit, in position order, for in-process followers.
-pub type Tail = Arc<Vec<crate::RawRecordedEvent>>;
+pub type Tail = Arc<Commit>;
+
+/// One commit's events on the tail; its bytes count against the tail's budget while it lives.
+#[derive(Debug)]
+pub struct Commit {
+    events: Vec<crate::RawRecordedEvent>,
+    bytes: usize,
+    held: Arc<AtomicUsize>,
+}
+
+impl std::ops::Deref for Commit {
+    type Target = [crate::RawRecordedEvent];
+    fn deref(&self) -> &Self::Target {
+        &self.events
+    }
+}
+
+impl Drop for Commit {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Roughly the bytes the committed events hold.
+fn tail_bytes(events: &[crate::RawRecordedEvent]) -> usize {
+    events
+        .iter()
+        .map(|e| {
+            e.payload.as_str().len()
+                + e.event_type.len()
+                + e.stream.as_str().len()
+                + e.hash.len()
+                + metadata_len(&e.metadata)
+                + 160
+        })
+        .sum()
+}
 
 async fn run(backend: Arc<Backend>, out: Outputs, mut rx: mpsc::UnboundedReceiver<Request>) {
     while let Some(first) = rx.recv().await {
@@ -158,15 +227,32 @@ async fn commit_group(
     batches: &[PreparedBatch],
 ) -> Result<Outcomes> {
     let recorded_at = crate::plan::truncate_micros(Utc::now());
-    // Build the committed events only while someone follows them (the relay).
-    let follow = out.tail.receiver_count() > 0;
+    // Build the committed events only while someone follows them (the relay) and the tail
+    // has room: followers that find a commit missing read it from the log.
+    let follow =
+        out.tail.receiver_count() > 0 && out.tail_held.load(Ordering::Relaxed) < out.tail_limit;
     let committed = match backend {
         Backend::Pg(b) => b.commit(batches, recorded_at, follow).await?,
         Backend::Sqlite(b) => b.commit(batches, recorded_at, follow).await?,
     };
     if let Some(events) = committed.events.filter(|e| !e.is_empty()) {
-        // No receiver left is fine: followers fall back to reading the log.
-        let _ = out.tail.send(Arc::new(events));
+        let bytes = tail_bytes(&events);
+        if out.tail_held.load(Ordering::Relaxed) + bytes <= out.tail_limit {
+            out.tail_held.fetch_add(bytes, Ordering::Relaxed);
+            // No receiver left is fine (the commit is dropped again): followers fall back to
+            // reading the log.
+            let _ = out.tail.send(Arc::new(Commit {
+                events,
+                bytes,
+                held: out.tail_held.clone(),
+            }));
+        } else {
+            tracing::debug!(
+                bytes,
+                limit = out.tail_limit,
+                "eventlog tail full; followers read the log"
+            );
+        }
     }
     if let Some(h) = committed.head {
         raise_head(&out.head, h);

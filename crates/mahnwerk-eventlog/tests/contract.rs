@@ -172,6 +172,9 @@ contract!(
     update_delete_and_replace_are_refused_by_the_database,
     tampered_payload_makes_verify_name_the_event,
     other_tampering_is_named_too,
+    verify_names_a_deleted_last_event_of_a_stream,
+    verify_names_a_payload_with_a_duplicate_key,
+    verify_names_a_changed_recorded_at,
     verify_accepts_an_untouched_log_with_awkward_json,
     concurrent_appenders_and_a_follower_see_every_event_once_without_gaps,
     another_writer_between_appends_is_not_missed,
@@ -722,7 +725,7 @@ async fn update_delete_and_replace_are_refused_by_the_database(db: &TestDb) {
             db,
             "INSERT OR REPLACE INTO events SELECT position, event_id, stream_id, stream_version, tenant, \
              event_type, '{\"forged\":true}', occurred_at, recorded_at, correlation_id, causation_id, actor, \
-             traceparent, hash FROM events WHERE position = 1",
+             traceparent, hash, hash_version FROM events WHERE position = 1",
         )
         .await;
         assert!(
@@ -1394,9 +1397,15 @@ async fn enqueued_appends_apply_in_call_order(db: &TestDb) {
     let log = &db.log;
     let s = stream("acme", "order");
     // Queued before any is awaited: the second and third depend on the first being applied.
-    let first = log.enqueue_many(vec![batch(&s, ExpectedVersion::NoStream, 2)]);
-    let second = log.enqueue_many(vec![batch(&s, ExpectedVersion::Exact(2), 1)]);
-    let third = log.enqueue_many(vec![batch(&s, ExpectedVersion::Exact(3), 1)]);
+    let first = log
+        .enqueue_many(vec![batch(&s, ExpectedVersion::NoStream, 2)])
+        .await;
+    let second = log
+        .enqueue_many(vec![batch(&s, ExpectedVersion::Exact(2), 1)])
+        .await;
+    let third = log
+        .enqueue_many(vec![batch(&s, ExpectedVersion::Exact(3), 1)])
+        .await;
     let (a, b, c) = tokio::join!(third.outcome(), first.outcome(), second.outcome());
     for outcome in [a, b, c] {
         let outcome = outcome.unwrap();
@@ -1415,4 +1424,115 @@ async fn enqueued_appends_apply_in_call_order(db: &TestDb) {
     let stats = log.commit_stats();
     assert_eq!(stats.events, 4);
     assert!((1..=3).contains(&stats.commits), "{stats:?}");
+}
+
+/// Lifts the append-only guard of the backend so a test can tamper like a superuser would.
+async fn lift_guards(db: &TestDb) {
+    if db.is_pg() {
+        raw(
+            db,
+            "ALTER TABLE events DISABLE TRIGGER events_no_update_delete",
+        )
+        .await
+        .unwrap();
+    } else {
+        raw(db, "DROP TRIGGER events_no_update").await.unwrap();
+        raw(db, "DROP TRIGGER events_no_delete").await.unwrap();
+    }
+}
+
+/// Regression (issue 10): deleting the last event of a stream in the middle of the log leaves
+/// no version gap behind, so `verify` used to pass; the gap in the positions names it now.
+async fn verify_names_a_deleted_last_event_of_a_stream(db: &TestDb) {
+    let log = &db.log;
+    let a = stream("acme", "a");
+    let b = stream("acme", "b");
+    log.append(batch(&a, ExpectedVersion::NoStream, 2))
+        .await
+        .unwrap(); // 1, 2
+    log.append(batch(&b, ExpectedVersion::NoStream, 2))
+        .await
+        .unwrap(); // 3, 4
+    log.append(batch(&a, ExpectedVersion::Exact(2), 1))
+        .await
+        .unwrap(); // 5
+    assert!(log.verify().await.unwrap().is_ok());
+    let a3 = log.read_stream(&a, 3, 1).await.unwrap().remove(0);
+    lift_guards(db).await;
+    // b's last event (version 2, position 4): b's chain stays intact, a's too.
+    raw(db, "DELETE FROM events WHERE position = 4")
+        .await
+        .unwrap();
+    let report = log.verify().await.unwrap();
+    let broken = report.first_broken.expect("the deletion must be found");
+    assert_eq!(
+        (broken.position, broken.stream.clone(), broken.event_id),
+        (5, a.clone(), a3.event_id)
+    );
+    assert!(
+        broken.reason.contains("position 4 is missing"),
+        "{}",
+        broken.reason
+    );
+    assert_eq!(report.events, 4);
+}
+
+/// Regression (issue 10): a stored payload text with a duplicate key parses to the same value
+/// (the last key wins), so its recomputed hash matched; the stored bytes are now compared with
+/// their canonical form byte for byte.
+async fn verify_names_a_payload_with_a_duplicate_key(db: &TestDb) {
+    let log = &db.log;
+    let a = stream("acme", "a");
+    log.append(batch(&a, ExpectedVersion::NoStream, 3))
+        .await
+        .unwrap();
+    assert!(log.verify().await.unwrap().is_ok());
+    lift_guards(db).await;
+    // `{"amount":…}` becomes `{"n":999,"amount":…}` while `"n":1` still follows: same value.
+    let sql = if db.is_pg() {
+        "UPDATE events SET payload = ('{\"n\":999,' || substr(payload::text, 2))::json WHERE position = 2"
+    } else {
+        "UPDATE events SET payload = '{\"n\":999,' || substr(payload, 2) WHERE position = 2"
+    };
+    assert_eq!(raw(db, sql).await.unwrap(), 1);
+    let read = log.read_stream(&a, 2, 1).await.unwrap().remove(0);
+    assert_eq!(read.payload["n"], json!(1), "the last duplicate key wins");
+    let broken = log
+        .verify()
+        .await
+        .unwrap()
+        .first_broken
+        .expect("the duplicate key must be found");
+    assert_eq!((broken.position, broken.version), (2, 2));
+    assert!(
+        broken.reason.contains("canonical form"),
+        "{}",
+        broken.reason
+    );
+}
+
+/// Regression (issue 10): `recorded_at` was outside the hash, so backdating when an event was
+/// recorded passed `verify`; hash version 2 covers it.
+async fn verify_names_a_changed_recorded_at(db: &TestDb) {
+    let log = &db.log;
+    let a = stream("acme", "a");
+    log.append(batch(&a, ExpectedVersion::NoStream, 2))
+        .await
+        .unwrap();
+    assert!(log.verify().await.unwrap().is_ok());
+    lift_guards(db).await;
+    let sql = if db.is_pg() {
+        "UPDATE events SET recorded_at = recorded_at - interval '3 days' WHERE position = 2"
+    } else {
+        "UPDATE events SET recorded_at = '2020-01-01T00:00:00.000000Z' WHERE position = 2"
+    };
+    assert_eq!(raw(db, sql).await.unwrap(), 1);
+    let broken = log
+        .verify()
+        .await
+        .unwrap()
+        .first_broken
+        .expect("the changed recorded_at must be found");
+    assert_eq!((broken.position, broken.version), (2, 2));
+    assert!(broken.reason.contains("hash mismatch"), "{}", broken.reason);
 }

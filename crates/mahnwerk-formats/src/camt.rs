@@ -396,7 +396,31 @@ fn unsigned_amount(node: &Node, path: &str) -> Result<Money> {
             format!("negative amount {text:?}; the sign belongs in CdtDbtInd"),
         ));
     }
-    Money::parse_decimal(text, ccy, false).map_err(|e| Error::syntax(at(), e.to_string()))
+    iso_amount(text, ccy).map_err(|e| Error::syntax(at(), e))
+}
+
+/// An ISO 20022 amount: up to five fraction digits are allowed by the schema
+/// (`ActiveOrHistoricCurrencyAndAmount`), so digits beyond the currency's minor units are accepted
+/// when they are zeros (`12.34000`) and an error otherwise (`12.345` EUR is not representable).
+fn iso_amount(text: &str, ccy: Currency) -> std::result::Result<Money, String> {
+    let scale = usize::from(ccy.minor_digits());
+    let trimmed = match text.split_once('.') {
+        Some((int, frac)) if frac.len() > scale && frac.len() <= 5 => {
+            let (keep, extra) = frac.split_at(scale);
+            if !extra.bytes().all(|b| b == b'0') {
+                return Err(format!(
+                    "amount {text:?} is not representable in {ccy} ({scale} fraction digits)"
+                ));
+            }
+            if keep.is_empty() {
+                int.to_owned()
+            } else {
+                format!("{int}.{keep}")
+            }
+        }
+        _ => text.to_owned(),
+    };
+    Money::parse_decimal(&trimmed, ccy, false).map_err(|e| e.to_string())
 }
 
 fn signed_amount(node: &Node, amt: &str, ind: &str) -> Result<Money> {
@@ -538,8 +562,8 @@ fn apply_details(e: &mut Entry, d: &Node, debit: bool) -> Result<()> {
     {
         let Some(ccy) = c.attr("Ccy") else { continue };
         let ccy = currency(ccy, || Position::at(c.line, "Chrgs/Amt"))?;
-        let m = Money::parse_decimal(c.text.trim(), ccy, false)
-            .map_err(|err| Error::syntax(Position::at(c.line, "Chrgs/Amt"), err.to_string()))?;
+        let m = iso_amount(c.text.trim(), ccy)
+            .map_err(|err| Error::syntax(Position::at(c.line, "Chrgs/Amt"), err))?;
         charges = Some(match charges {
             None => m,
             Some(prev) => prev
@@ -579,6 +603,26 @@ mod tests {
 
     fn parse(xml: &str, options: ParseOptions) -> Result<Vec<crate::statement::Statement>> {
         collect_statements(CamtReader::new(xml.as_bytes(), options)?)
+    }
+
+    #[test]
+    fn amounts_with_up_to_five_fraction_digits_are_read_when_representable() {
+        let entry = |amt: &str| {
+            format!(
+                r#"<Ntry><Amt Ccy="EUR">{amt}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-01-02</Dt></BookgDt></Ntry>"#
+            )
+        };
+        let st = parse(&doc(&entry("5.00000")), ParseOptions::default()).unwrap();
+        assert_eq!(st[0].entries[0].amount, Money::eur(-500));
+        assert_eq!(st[0].end.balance_check, BalanceCheck::Balanced);
+        let err = parse(&doc(&entry("5.00001")), ParseOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Amt") && err.contains("not representable in EUR"),
+            "{err}"
+        );
+        assert!(parse(&doc(&entry("5.000000")), ParseOptions::default()).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::convert::{invoice_from_proto, invoice_to_proto, parse_date, status_from_proto};
 use crate::error::{case_error, db_error, invalid, invalid_field, log_error};
 use mahnwerk_auth::{Caller, KeyStore};
-use mahnwerk_domain::case::{CaseCommand, CaseEvent, CaseState, DisputeOutcome, decide};
+use mahnwerk_domain::case::{CaseCommand, CaseEvent, CaseState, DisputeOutcome, decide_request};
 use mahnwerk_domain::{CaseId, FieldErrors, InvoiceNumber, Money, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_proto::v1 as pb;
@@ -34,20 +34,40 @@ struct RequestCtx {
     metadata: Metadata,
 }
 
-fn request_metadata<T>(req: &Request<T>, caller: &Caller) -> Metadata {
-    let header = |name: &str| {
-        req.metadata()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+/// Longest `x-request-id` / `x-correlation-id` accepted.
+const MAX_ID_HEADER: usize = 128;
+/// Longest `traceparent` accepted (version 00 is 55 characters; later versions may add fields).
+const MAX_TRACEPARENT: usize = 256;
+
+/// The event metadata of a request. Oversized tracing headers are the caller's problem
+/// (`INVALID_ARGUMENT` naming the header), never a log write that fails later.
+#[allow(clippy::result_large_err)]
+fn request_metadata<T>(req: &Request<T>, caller: &Caller) -> Result<Metadata, Status> {
+    let header = |name: &str, max: usize| -> Result<Option<String>, Status> {
+        let Some(v) = req.metadata().get(name) else {
+            return Ok(None);
+        };
+        let v = v
+            .to_str()
+            .map_err(|_| invalid_field(name, "must be printable ASCII (a request header)"))?;
+        if v.len() > max {
+            return Err(invalid_field(
+                name,
+                &format!("must be at most {max} characters"),
+            ));
+        }
+        Ok(Some(v.to_owned()))
     };
-    let request_id = header("x-request-id").unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    Metadata {
-        correlation_id: Some(header("x-correlation-id").unwrap_or_else(|| request_id.clone())),
+    let request_id =
+        header("x-request-id", MAX_ID_HEADER)?.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    Ok(Metadata {
+        correlation_id: Some(
+            header("x-correlation-id", MAX_ID_HEADER)?.unwrap_or_else(|| request_id.clone()),
+        ),
         causation_id: Some(format!("request:{request_id}")),
         actor: caller.actor(),
-        traceparent: header("traceparent"),
-    }
+        traceparent: header("traceparent", MAX_TRACEPARENT)?,
+    })
 }
 
 fn new_event(event: &CaseEvent, metadata: &Metadata) -> NewEvent {
@@ -70,7 +90,7 @@ fn invoice_number(field: &str, value: &str) -> Result<InvoiceNumber, Status> {
 impl Ingest {
     async fn ctx<T>(&self, req: &Request<T>) -> Result<RequestCtx, Status> {
         let caller = self.keys.authenticate(req.metadata()).await?;
-        let metadata = request_metadata(req, &caller);
+        let metadata = request_metadata(req, &caller)?;
         Ok(RequestCtx { caller, metadata })
     }
 
@@ -108,12 +128,13 @@ impl Ingest {
         tenant: &TenantId,
         number: &InvoiceNumber,
         command: &CaseCommand,
+        request_id: Option<&str>,
         metadata: &Metadata,
     ) -> Result<(CaseState, bool), Status> {
         let case = CaseId::for_invoice(tenant, number);
         for _ in 0..5 {
             let (state, version) = self.load(tenant, case).await.map_err(log_error)?;
-            let events = decide(state.as_ref(), command).map_err(case_error)?;
+            let events = decide_request(state.as_ref(), command, request_id).map_err(case_error)?;
             if events.is_empty() {
                 return state
                     .map(|s| (s, false))
@@ -146,11 +167,12 @@ impl Ingest {
         tenant_field: &str,
         number_field: &str,
         command: CaseCommand,
+        request_id: &str,
     ) -> Result<Response<pb::Invoice>, Status> {
         let tenant = ctx.caller.tenant(tenant_field)?;
         let number = invoice_number("invoice_number", number_field)?;
         let (state, _) = self
-            .execute(&tenant, &number, &command, &ctx.metadata)
+            .execute(&tenant, &number, &command, Some(request_id), &ctx.metadata)
             .await?;
         Ok(Response::new(invoice_to_proto(&tenant, &state)))
     }
@@ -211,7 +233,7 @@ impl Ingest {
             // fails with it, so order no longer matters.
             let _ = previous.await;
         }
-        let appended = self.log.enqueue_many(batches);
+        let appended = self.log.enqueue_many(batches).await;
         let _ = queued.send(());
         let appended = appended.outcome().await.map_err(log_error)?;
         for ((slot, invoice), result) in pending.into_iter().zip(appended) {
@@ -229,6 +251,7 @@ impl Ingest {
                             tenant,
                             &invoice.number,
                             &CaseCommand::Issue(invoice.clone()),
+                            None,
                             metadata,
                         )
                         .await
@@ -337,6 +360,7 @@ impl InvoiceService for Ingest {
                 &tenant,
                 &number,
                 &CaseCommand::Issue(invoice),
+                None,
                 &ctx.metadata,
             )
             .await?;
@@ -512,6 +536,7 @@ impl InvoiceService for Ingest {
             &b.tenant,
             &b.invoice_number,
             CaseCommand::Cancel { reason: b.reason },
+            &b.request_id,
         )
         .await
     }
@@ -536,7 +561,7 @@ impl InvoiceService for Ingest {
             amount: Money::new(amount.minor, currency),
             reason: b.reason,
         };
-        self.mutate(&ctx, &b.tenant, &b.invoice_number, command)
+        self.mutate(&ctx, &b.tenant, &b.invoice_number, command, "")
             .await
     }
 
@@ -551,6 +576,7 @@ impl InvoiceService for Ingest {
             &b.tenant,
             &b.invoice_number,
             CaseCommand::Dispute { reason: b.reason },
+            &b.request_id,
         )
         .await
     }
@@ -579,6 +605,7 @@ impl InvoiceService for Ingest {
                 outcome,
                 note: b.note,
             },
+            &b.request_id,
         )
         .await
     }
@@ -602,6 +629,7 @@ impl InvoiceService for Ingest {
                 new_due_date,
                 reason: b.reason,
             },
+            &b.request_id,
         )
         .await
     }
@@ -617,10 +645,26 @@ impl CaseService for Ingest {
         let b = req.get_ref();
         let tenant = ctx.caller.tenant(&b.tenant)?;
         let case = match (b.case_id.is_empty(), b.invoice_number.is_empty()) {
-            (false, _) => b
-                .case_id
-                .parse::<CaseId>()
-                .map_err(|e| invalid(&FieldErrors::from(e.under("case_id"))))?,
+            (false, number_empty) => {
+                let case = b
+                    .case_id
+                    .parse::<CaseId>()
+                    .map_err(|e| invalid(&FieldErrors::from(e.under("case_id"))))?;
+                // Both given: they must name the same case, or the caller reads a case it did
+                // not mean.
+                if !number_empty
+                    && CaseId::for_invoice(
+                        &tenant,
+                        &invoice_number("invoice_number", &b.invoice_number)?,
+                    ) != case
+                {
+                    return Err(invalid_field(
+                        "invoice_number",
+                        "names another case than case_id",
+                    ));
+                }
+                case
+            }
             (true, false) => CaseId::for_invoice(
                 &tenant,
                 &invoice_number("invoice_number", &b.invoice_number)?,

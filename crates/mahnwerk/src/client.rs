@@ -315,6 +315,7 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                         tenant,
                         invoice_number,
                         reason,
+                        ..Default::default()
                     },
                 )?)
                 .await
@@ -333,6 +334,7 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                         tenant,
                         invoice_number,
                         reason,
+                        ..Default::default()
                     },
                 )?)
                 .await
@@ -353,6 +355,7 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                         invoice_number,
                         new_due_date: to,
                         reason,
+                        ..Default::default()
                     },
                 )?)
                 .await

@@ -24,6 +24,9 @@ pub enum Service {
     Relay,
     /// DunningService over gRPC, the dunning consumer and its scheduler.
     Dunning,
+    /// PaymentService over gRPC (bank statements and transactions applied to invoices) and its
+    /// open-items projection.
+    Matching,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -52,6 +55,14 @@ pub struct ServeArgs {
     /// Events the relay reads and publishes per batch.
     #[arg(long, env = "MAHNWERK_RELAY_BATCH", default_value_t = 2000)]
     pub relay_batch: usize,
+    /// gRPC requests handled at once over all connections (more wait): bounds memory.
+    #[arg(long, env = "MAHNWERK_GRPC_CONCURRENCY", default_value_t = 256)]
+    pub grpc_concurrency: usize,
+    /// Partitions of the event stream (ADR 005): consumers of every service run one durable
+    /// consumer per partition and replicas share them. Fixed when the stream is created; every
+    /// instance must use the same value.
+    #[arg(long, env = "MAHNWERK_PARTITIONS", default_value_t = 1)]
+    pub partitions: u16,
     /// Create a `demo` tenant and print a fresh API key for it (for `make run`).
     #[arg(long)]
     pub demo: bool,
@@ -69,5 +80,10 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub fn runs(&self, s: Service) -> bool {
         self.services.is_empty() || self.services.contains(&s)
+    }
+
+    /// The JetStream names and partitioning every service of this process uses.
+    pub fn bus(&self) -> mahnwerk_bus::BusConfig {
+        mahnwerk_bus::BusConfig::with_namespace(&self.namespace).with_partitions(self.partitions)
     }
 }

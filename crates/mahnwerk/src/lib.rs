@@ -7,9 +7,11 @@
 //! - [`config`]: typed configuration from `MAHNWERK_*` environment variables and flags.
 //! - [`server`]: starts the chosen services and stops them in order on shutdown.
 //! - [`client`]: CLI commands that call the gRPC API.
+//! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
 //! - [`telemetry`]: logs and OTLP traces.
 
 pub mod client;
 pub mod config;
+pub mod deadletter;
 pub mod server;
 pub mod telemetry;

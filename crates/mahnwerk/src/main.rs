@@ -62,12 +62,24 @@ enum Command {
     /// Render letters and check letter templates.
     #[command(subcommand)]
     Letter(mahnwerk_letters::cli::LetterCommand),
+    /// List, inspect and replay events a consumer dead-lettered.
+    #[command(subcommand)]
+    Deadletter(mahnwerk::deadletter::DeadletterCommand),
     /// Move the simulated clock of a running mahnwerk (started with --simulated-clock).
     Clock {
         #[command(flatten)]
         conn: Connection,
         #[command(subcommand)]
         command: client::ClockCommand,
+    },
+    /// Dry run of the matching engine: which invoice each entry of a statement would pay.
+    Match(mahnwerk_matching::cli::MatchArgs),
+    /// Import bank statements into a running mahnwerk (PaymentService).
+    Import {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: mahnwerk_matching::cli::ImportCommand,
     },
 }
 
@@ -149,6 +161,9 @@ fn main() -> ExitCode {
         }
         Command::Letter(cmd) => {
             Some(mahnwerk_letters::cli::run(cmd, &mut out).map_err(|e| e.to_string()))
+        }
+        Command::Match(args) => {
+            Some(mahnwerk_matching::cli::main(&args, &mut out).map_err(|e| e.to_string()))
         }
         other => {
             drop(out);
@@ -319,10 +334,30 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Invoice { conn, command } => client::run(conn, command)
             .await
             .context("invoice command failed")?,
+        Command::Deadletter(cmd) => {
+            mahnwerk::deadletter::run(cmd, &mut std::io::stdout().lock()).await?;
+        }
         Command::Clock { conn, command } => client::clock(conn, command)
             .await
             .context("clock command failed")?,
-        Command::Inspect(_) | Command::Law(_) | Command::Policy(_) | Command::Letter(_) => {
+        Command::Import { conn, command } => {
+            let mut out = std::io::stdout();
+            mahnwerk_matching::cli::import(
+                &conn.server,
+                &conn.api_key,
+                &conn.tenant,
+                command,
+                &mut out,
+            )
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("import failed")?;
+        }
+        Command::Inspect(_)
+        | Command::Law(_)
+        | Command::Policy(_)
+        | Command::Letter(_)
+        | Command::Match(_) => {
             unreachable!("handled offline")
         }
     }

@@ -4,7 +4,7 @@
 use crate::config::{ServeArgs, Service};
 use anyhow::Context as _;
 use mahnwerk_auth::KeyStore;
-use mahnwerk_bus::{BusConfig, Relay};
+use mahnwerk_bus::Relay;
 use mahnwerk_eventlog::EventLog;
 use mahnwerk_ingest::Ingest;
 use std::future::Future;
@@ -35,6 +35,9 @@ pub async fn open_stores(url: &str) -> anyhow::Result<(EventLog, KeyStore, sqlx:
     mahnwerk_bus::consumer::ensure_inbox(&pool)
         .await
         .context("preparing the inbox table")?;
+    mahnwerk_matching::ensure_schema(&pool)
+        .await
+        .context("preparing the matching tables")?;
     Ok((log, keys, pool))
 }
 
@@ -75,7 +78,7 @@ pub async fn run(
         let js = mahnwerk_bus::connect(&args.nats_url)
             .await
             .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
-        let mut relay = Relay::new(BusConfig::with_namespace(&args.namespace));
+        let mut relay = Relay::new(args.bus());
         relay.batch = args.relay_batch.max(1);
         relay.window = relay.window.min(relay.batch);
         let (log, rx) = (log.clone(), stop_rx.clone());
@@ -111,8 +114,7 @@ pub async fn run(
         let js = mahnwerk_bus::connect(&args.nats_url)
             .await
             .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
-        let config =
-            mahnwerk_dunning_service::Config::new(BusConfig::with_namespace(&args.namespace));
+        let config = mahnwerk_dunning_service::Config::new(args.bus());
         let (d, rx) = (dunning.clone(), stop_rx.clone());
         tasks.spawn(async move {
             mahnwerk_dunning_service::run(config, d, js, stopped(rx))
@@ -127,7 +129,32 @@ pub async fn run(
         ));
         tracing::info!("dunning started");
     }
+    // Matching: its consumer keeps the open items; its PaymentService joins the gRPC server below.
+    let payments = if args.runs(Service::Matching) {
+        let js = mahnwerk_bus::connect(&args.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+        let config = mahnwerk_matching::MatchingConfig::new(args.bus());
+        let (pool2, rx) = (pool.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            mahnwerk_matching::run(config, pool2, js, stopped(rx))
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        Some(mahnwerk_matching::service(
+            mahnwerk_matching::Matching::new(
+                log.clone(),
+                keys.clone(),
+                pool.clone(),
+                mahnwerk_matching::engine::Settings::default(),
+            ),
+        ))
+    } else {
+        None
+    };
 
+    // Ingest: its projection follower; InvoiceService and CaseService join the gRPC server below.
+    let (mut invoices, mut cases) = (None, None);
     if args.runs(Service::Ingest) {
         let (log2, pool2, rx) = (log.clone(), pool.clone(), stop_rx.clone());
         tasks.spawn(async move {
@@ -139,18 +166,33 @@ pub async fn run(
             keys: keys.clone(),
             pool: pool.clone(),
         };
-        let (invoices, cases) = mahnwerk_ingest::services(ingest);
+        let (i, c) = mahnwerk_ingest::services(ingest);
+        (invoices, cases) = (Some(i), Some(c));
+    }
+
+    // One gRPC server for whatever this process runs: every Deployment (`serve --services X`)
+    // answers gRPC health and reflection, also one running only the relay.
+    {
         let (health_reporter, health) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<mahnwerk_proto::v1::invoice_service_server::InvoiceServiceServer<Ingest>>()
-            .await;
-        health_reporter
-            .set_serving::<mahnwerk_proto::v1::case_service_server::CaseServiceServer<Ingest>>()
-            .await;
+        if invoices.is_some() {
+            health_reporter
+                .set_serving::<mahnwerk_proto::v1::invoice_service_server::InvoiceServiceServer<Ingest>>()
+                .await;
+            health_reporter
+                .set_serving::<mahnwerk_proto::v1::case_service_server::CaseServiceServer<Ingest>>()
+                .await;
+        }
         if dunning_grpc.is_some() {
             health_reporter
                 .set_serving::<mahnwerk_proto::v1::dunning_service_server::DunningServiceServer<
                     mahnwerk_dunning_service::grpc::DunningApi,
+                >>()
+                .await;
+        }
+        if payments.is_some() {
+            health_reporter
+                .set_serving::<mahnwerk_proto::v1::payment_service_server::PaymentServiceServer<
+                    mahnwerk_matching::Matching,
                 >>()
                 .await;
         }
@@ -171,15 +213,21 @@ pub async fn run(
             let _ = ready.send(addr);
         }
         let rx = stop_rx.clone();
+        // Bounded memory: at most `grpc_concurrency` requests in flight in all (others wait),
+        // and no connection takes more than its share.
+        let limit = args.grpc_concurrency.max(1);
         tasks.spawn(async move {
             tonic::transport::Server::builder()
+                .concurrency_limit_per_connection(limit.div_ceil(4))
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limit))
                 .trace_fn(|req| tracing::info_span!("grpc", path = %req.uri().path()))
                 .add_service(health)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
-                .add_service(invoices)
-                .add_service(cases)
+                .add_optional_service(invoices)
+                .add_optional_service(cases)
                 .add_optional_service(dunning_grpc)
+                .add_optional_service(payments)
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     stopped(rx),

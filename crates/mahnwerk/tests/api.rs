@@ -154,6 +154,7 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
                     tenant: String::new(),
                     invoice_number: n(),
                     reason: "quality".into(),
+                    ..Default::default()
                 },
             ))
             .await
@@ -168,6 +169,7 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
                     invoice_number: n(),
                     outcome: pb::DisputeOutcome::Rejected as i32,
                     note: String::new(),
+                    ..Default::default()
                 },
             ))
             .await
@@ -182,6 +184,7 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
                     invoice_number: n(),
                     new_due_date: "2026-04-30".into(),
                     reason: String::new(),
+                    ..Default::default()
                 },
             ))
             .await
@@ -230,6 +233,7 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
                     tenant: String::new(),
                     invoice_number: n(),
                     reason: "void".into(),
+                    ..Default::default()
                 },
             ))
             .await
@@ -331,6 +335,7 @@ async fn a_key_of_tenant_a_cannot_read_list_or_change_tenant_b() {
                         tenant: "tenant-b".into(),
                         invoice_number: "B-1".into(),
                         reason: String::new(),
+                        ..Default::default()
                     },
                 ))
                 .await
@@ -372,7 +377,8 @@ async fn a_key_of_tenant_a_cannot_read_list_or_change_tenant_b() {
                     pb::CancelInvoiceRequest {
                         tenant: String::new(),
                         invoice_number: "B-1".into(),
-                        reason: String::new()
+                        reason: String::new(),
+                        ..Default::default()
                     }
                 ))
                 .await
@@ -576,6 +582,309 @@ async fn ten_thousand_invoices_over_one_stream_with_one_percent_bad_rows() {
     }
 }
 
+/// Must show 1 of issue 10: every mutating RPC is safe to retry. Regressions: a retried
+/// ResolveDispute was FAILED_PRECONDITION, a delayed DisputeInvoice retry after the resolve
+/// opened a second dispute, a second CancelInvoice with another reason returned OK.
+#[tokio::test]
+async fn every_mutating_rpc_is_safe_to_retry_and_a_reused_key_is_already_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(&dir).await {
+        let server = start(&url).await;
+        let key = tenant_key(&url, "acme").await;
+        let mut client = InvoiceServiceClient::new(server.channel().await);
+        let number = || "RE-RETRY".to_owned();
+        let create = pb::CreateInvoiceRequest {
+            tenant: String::new(),
+            invoice: Some(invoice("RE-RETRY")),
+        };
+        client
+            .create_invoice(authed(&key, create.clone()))
+            .await
+            .unwrap();
+        let dispute = |reason: &str, rid: &str| pb::DisputeInvoiceRequest {
+            invoice_number: number(),
+            reason: reason.into(),
+            request_id: rid.into(),
+            ..Default::default()
+        };
+        let resolve = |note: &str, rid: &str| pb::ResolveDisputeRequest {
+            invoice_number: number(),
+            outcome: pb::DisputeOutcome::Rejected as i32,
+            note: note.into(),
+            request_id: rid.into(),
+            ..Default::default()
+        };
+        let extend = |date: &str, rid: &str| pb::ExtendDueDateRequest {
+            invoice_number: number(),
+            new_due_date: date.into(),
+            request_id: rid.into(),
+            ..Default::default()
+        };
+        let credit = |minor: i64| pb::CreditInvoiceRequest {
+            invoice_number: number(),
+            credit_note_number: "GS-9".into(),
+            amount: Some(pb::Money {
+                minor,
+                currency: "EUR".into(),
+            }),
+            ..Default::default()
+        };
+        let cancel = |reason: &str, rid: &str| pb::CancelInvoiceRequest {
+            invoice_number: number(),
+            reason: reason.into(),
+            request_id: rid.into(),
+            ..Default::default()
+        };
+
+        // Each call twice: the same answer, and the second adds nothing to the case file.
+        let a = client
+            .dispute_invoice(authed(&key, dispute("quality", "d-1")))
+            .await
+            .unwrap()
+            .into_inner();
+        let b = client
+            .dispute_invoice(authed(&key, dispute("quality", "d-1")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(a, b);
+        let a = client
+            .resolve_dispute(authed(&key, resolve("checked", "r-1")))
+            .await
+            .unwrap()
+            .into_inner();
+        let b = client
+            .resolve_dispute(authed(&key, resolve("checked", "r-1")))
+            .await
+            .expect("a retried resolve is OK")
+            .into_inner();
+        assert_eq!(a, b);
+        // The dispute's first request arrives again, late: no second dispute.
+        let late = client
+            .dispute_invoice(authed(&key, dispute("quality", "d-1")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(late.status, pb::InvoiceStatus::Open as i32);
+        let a = client
+            .extend_due_date(authed(&key, extend("2026-05-30", "e-1")))
+            .await
+            .unwrap()
+            .into_inner();
+        let b = client
+            .extend_due_date(authed(&key, extend("2026-05-30", "e-1")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(a, b);
+        let a = client
+            .credit_invoice(authed(&key, credit(100)))
+            .await
+            .unwrap()
+            .into_inner();
+        let b = client
+            .credit_invoice(authed(&key, credit(100)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(a, b);
+        let a = client
+            .cancel_invoice(authed(&key, cancel("duplicate", "c-1")))
+            .await
+            .unwrap()
+            .into_inner();
+        let b = client
+            .cancel_invoice(authed(&key, cancel("duplicate", "c-1")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(a, b);
+        let again = client
+            .create_invoice(authed(&key, create.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!again.created);
+
+        // The same key (or natural key) with a different request: ALREADY_EXISTS.
+        let code = |r: Result<tonic::Response<pb::Invoice>, tonic::Status>| r.unwrap_err().code();
+        assert_eq!(
+            code(
+                client
+                    .dispute_invoice(authed(&key, dispute("other", "d-1")))
+                    .await
+            ),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            code(
+                client
+                    .resolve_dispute(authed(&key, resolve("other", "r-1")))
+                    .await
+            ),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            code(
+                client
+                    .extend_due_date(authed(&key, extend("2026-06-30", "e-1")))
+                    .await
+            ),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            code(client.credit_invoice(authed(&key, credit(200))).await),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            code(
+                client
+                    .cancel_invoice(authed(&key, cancel("other", "")))
+                    .await
+            ),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            code(
+                client
+                    .cancel_invoice(authed(&key, cancel("duplicate", "d-1")))
+                    .await
+            ),
+            Code::AlreadyExists
+        );
+
+        // The case file holds each effect once.
+        let mut cases = CaseServiceClient::new(server.channel().await);
+        let file = cases
+            .get_case_file(authed(
+                &key,
+                pb::GetCaseFileRequest {
+                    invoice_number: number(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let types: Vec<_> = file.events.iter().map(|e| e.r#type.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "invoice.issued.v1",
+                "invoice.disputed.v1",
+                "dispute.resolved.v1",
+                "due_date.extended.v1",
+                "invoice.credited.v1",
+                "invoice.cancelled.v1"
+            ],
+            "{url}"
+        );
+    }
+}
+
+/// Issue 10, "inputs that mean the same thing are the same" and "problems that are the
+/// caller's are INVALID_ARGUMENT": each of these was OK, a second case, or UNAVAILABLE before.
+#[tokio::test]
+async fn callers_problems_are_invalid_argument_and_padded_numbers_are_one_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let server = start(&url).await;
+    let key = tenant_key(&url, "acme").await;
+    let mut client = InvoiceServiceClient::new(server.channel().await);
+    let create = |number: &str| {
+        authed(
+            &key,
+            pb::CreateInvoiceRequest {
+                tenant: String::new(),
+                invoice: Some(invoice(number)),
+            },
+        )
+    };
+    let first = client
+        .create_invoice(create("RE-PAD-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let padded = client
+        .create_invoice(create("\u{a0} RE-PAD-1\u{a0}"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!padded.created, "a padded number is the same invoice");
+    assert_eq!(
+        first.invoice.as_ref().unwrap().case_id,
+        padded.invoice.as_ref().unwrap().case_id
+    );
+
+    // A NUL in a reason: INVALID_ARGUMENT naming it (it used to reach the log and fail there).
+    let err = client
+        .dispute_invoice(authed(
+            &key,
+            pb::DisputeInvoiceRequest {
+                invoice_number: "RE-PAD-1".into(),
+                reason: "broken\0item".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(violations(&err), ["reason"]);
+    // A payment reference with a NUL in an invoice.
+    let mut bad = invoice("RE-PAD-2");
+    bad.payment_reference = "RF18\u{0}5390".into();
+    let err = client
+        .create_invoice(authed(
+            &key,
+            pb::CreateInvoiceRequest {
+                tenant: String::new(),
+                invoice: Some(bad),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(violations(&err), ["invoice.payment_reference"]);
+
+    // An oversized x-request-id header.
+    let mut req = create("RE-PAD-3");
+    req.metadata_mut()
+        .insert("x-request-id", "r".repeat(500).parse().unwrap());
+    let err = client.create_invoice(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(violations(&err), ["x-request-id"]);
+
+    // GetCaseFile with a case id and an unrelated invoice number.
+    let case_id = first.invoice.unwrap().case_id;
+    let mut cases = CaseServiceClient::new(server.channel().await);
+    let err = cases
+        .get_case_file(authed(
+            &key,
+            pb::GetCaseFileRequest {
+                case_id: case_id.clone(),
+                invoice_number: "RE-OTHER".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let file = cases
+        .get_case_file(authed(
+            &key,
+            pb::GetCaseFileRequest {
+                case_id,
+                invoice_number: " RE-PAD-1".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Nothing of the refused requests reached the case file.
+    assert_eq!(file.events.len(), 1);
+}
+
 #[tokio::test]
 async fn serve_runs_dunning_and_advance_clock_works_only_on_the_simulated_clock() {
     use pb::dunning_service_client::DunningServiceClient;
@@ -656,5 +965,36 @@ async fn serve_runs_dunning_and_advance_clock_works_only_on_the_simulated_clock(
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("today is 2026-03-22"), "{text}");
+    server.stop().await;
+}
+
+/// Every Deployment runs `serve --services X` and is probed over gRPC health: a process that runs
+/// only the relay (no gRPC API of its own) still answers health and reports the ingest API as
+/// not served (it used to open no gRPC port at all without ingest).
+#[tokio::test]
+async fn a_relay_only_process_answers_grpc_health() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let server = start_with(&url, |a| {
+        a.services = vec![mahnwerk::config::Service::Relay]
+    })
+    .await;
+    let mut health = HealthClient::new(server.channel().await);
+    let overall = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(overall.status, ServingStatus::Serving as i32);
+    let ingest = health
+        .check(HealthCheckRequest {
+            service: "mahnwerk.v1.InvoiceService".into(),
+        })
+        .await;
+    assert_eq!(ingest.unwrap_err().code(), Code::NotFound);
     server.stop().await;
 }

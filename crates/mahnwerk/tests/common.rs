@@ -88,6 +88,8 @@ pub async fn start_with(database_url: &str, change: impl FnOnce(&mut ServeArgs))
         // What these tests check: ingest and the relay; a test that needs more names it.
         services: vec![Service::Ingest, Service::Relay],
         relay_batch: 2000,
+        grpc_concurrency: 256,
+        partitions: 1,
         metrics_listen: "off".into(),
         demo: false,
         simulated_clock: None,

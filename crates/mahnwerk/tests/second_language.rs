@@ -52,6 +52,7 @@ async fn a_nats_py_subscriber_receives_the_documented_events() {
                 tenant: String::new(),
                 invoice_number: "RE-42".into(),
                 reason: "late".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -75,13 +76,14 @@ async fn a_nats_py_subscriber_receives_the_documented_events() {
         .collect();
     assert_eq!(lines.len(), 2);
     let ns = &server.namespace;
+    let case = &created.case_id;
     assert_eq!(
         lines[0]["subject"],
-        format!("{ns}.events.acme.case.invoice.issued.v1")
+        format!("{ns}.events.acme.case.invoice.issued.v1.{case}")
     );
     assert_eq!(
         lines[1]["subject"],
-        format!("{ns}.events.acme.case.invoice.disputed.v1")
+        format!("{ns}.events.acme.case.invoice.disputed.v1.{case}")
     );
     let env = &lines[0]["envelope"];
     assert_eq!(env["type"], "invoice.issued.v1");

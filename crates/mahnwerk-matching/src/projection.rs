@@ -1,0 +1,342 @@
+//! The matching service's own tables, built from events by a [`Handler`] on the consumer library:
+//!
+//! - `matching_items`: one open item per case (the engine's [`OpenItem`] as JSON), from
+//!   `invoice.*` and the payment facts on case streams, plus the payer IBANs learnt from applied
+//!   entries (`bank_transaction.received.v1` with allocations);
+//! - `matching_unmatched`: the review queue, from `payment.unmatched.v1` and the review actions.
+//!
+//! Portable SQL (`sqlx::Any`): PostgreSQL and SQLite alike. The consumer library commits these
+//! rows together with its inbox row, so a redelivered event changes nothing twice.
+
+use crate::engine::{OpenItem, OpenItems};
+use crate::events::{EntryEvent, UnmatchedPayload};
+use mahnwerk_bus::{Envelope, Handler, HandlerError};
+use mahnwerk_domain::case::CaseEvent;
+use mahnwerk_domain::payment::PaymentEvent;
+use mahnwerk_domain::{Money, StreamId};
+use sqlx::{Any, AnyPool, Transaction};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS matching_items (tenant TEXT NOT NULL, case_id TEXT NOT NULL, item_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, case_id))",
+    "CREATE INDEX IF NOT EXISTS matching_items_position ON matching_items (tenant, position)",
+    "CREATE TABLE IF NOT EXISTS matching_unmatched (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, status TEXT NOT NULL, entry_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
+    "CREATE INDEX IF NOT EXISTS matching_unmatched_open ON matching_unmatched (tenant, status, position)",
+    "CREATE TABLE IF NOT EXISTS matching_applied (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, e2e TEXT NOT NULL, iban TEXT NOT NULL, amount_minor BIGINT NOT NULL, currency TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
+    "CREATE INDEX IF NOT EXISTS matching_applied_amount ON matching_applied (tenant, amount_minor, currency)",
+];
+
+/// The applied entry a return or reversal undoes: the one with the same end-to-end id and amount,
+/// else the only one from the same IBAN with that amount. `None` when none or several fit.
+pub async fn find_original(
+    pool: &AnyPool,
+    tenant: &str,
+    e2e: Option<&str>,
+    iban: Option<&str>,
+    amount: Money,
+) -> Result<Vec<String>, sqlx::Error> {
+    let e2e = e2e.filter(|e| !e.is_empty() && *e != "NOTPROVIDED");
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT entry_id, e2e, iban FROM matching_applied WHERE tenant = $1 AND amount_minor = $2 AND currency = $3 ORDER BY position",
+    )
+    .bind(tenant.to_owned())
+    .bind(amount.minor)
+    .bind(amount.currency.to_string())
+    .fetch_all(pool)
+    .await?;
+    let by_e2e: Vec<String> = rows
+        .iter()
+        .filter(|r| e2e.is_some_and(|e| r.1 == e))
+        .map(|r| r.0.clone())
+        .collect();
+    if !by_e2e.is_empty() {
+        return Ok(by_e2e);
+    }
+    let iban = iban.map(|i| i.replace(' ', "").to_uppercase());
+    Ok(rows
+        .iter()
+        .filter(|r| iban.as_deref().is_some_and(|i| !i.is_empty() && r.2 == i))
+        .map(|r| r.0.clone())
+        .collect())
+}
+
+pub async fn ensure_schema(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    for stmt in SCHEMA {
+        sqlx::query(*stmt).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// The open items of a tenant, as the engine indexes them.
+pub async fn load_items(pool: &AnyPool, tenant: &str) -> Result<OpenItems, sqlx::Error> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT item_json FROM matching_items WHERE tenant = $1")
+            .bind(tenant.to_owned())
+            .fetch_all(pool)
+            .await?;
+    let mut items = OpenItems::new();
+    for (json,) in rows {
+        if let Ok(item) = serde_json::from_str::<OpenItem>(&json) {
+            items.upsert(item);
+        }
+    }
+    Ok(items)
+}
+
+/// Items of a tenant changed after `after` (a log position), and the highest position seen.
+pub async fn load_items_since(
+    pool: &AnyPool,
+    tenant: &str,
+    after: i64,
+) -> Result<(Vec<OpenItem>, i64), sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT item_json, position FROM matching_items WHERE tenant = $1 AND position > $2 ORDER BY position",
+    )
+    .bind(tenant.to_owned())
+    .bind(after)
+    .fetch_all(pool)
+    .await?;
+    let max = rows.last().map_or(after, |r| r.1);
+    Ok((
+        rows.into_iter()
+            .filter_map(|(json, _)| serde_json::from_str(&json).ok())
+            .collect(),
+        max,
+    ))
+}
+
+/// Whether the projection holds `case_id` (tests and read-your-writes).
+pub async fn has_item(pool: &AnyPool, tenant: &str, case_id: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT case_id FROM matching_items WHERE tenant = $1 AND case_id = $2")
+            .bind(tenant.to_owned())
+            .bind(case_id.to_owned())
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// A page of the review queue: (entry, position), oldest first, after `after` (a position).
+pub async fn list_unmatched(
+    pool: &AnyPool,
+    tenant: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(UnmatchedPayload, i64)>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT entry_json, position FROM matching_unmatched WHERE tenant = $1 AND status = 'open' AND position > $2 ORDER BY position LIMIT $3",
+    )
+    .bind(tenant.to_owned())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(json, pos)| serde_json::from_str(&json).ok().map(|p| (p, pos)))
+        .collect())
+}
+
+/// Keeps the matching tables from the events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Projection;
+
+fn permanent(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Permanent(e.to_string())
+}
+
+async fn load_item(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    case_id: &str,
+) -> Result<Option<OpenItem>, HandlerError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT item_json FROM matching_items WHERE tenant = $1 AND case_id = $2")
+            .bind(tenant.to_owned())
+            .bind(case_id.to_owned())
+            .fetch_optional(&mut **tx)
+            .await?;
+    row.map(|(j,)| serde_json::from_str(&j).map_err(permanent))
+        .transpose()
+}
+
+async fn save_item(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    item: &OpenItem,
+    position: i64,
+) -> Result<(), HandlerError> {
+    let json = serde_json::to_string(item).map_err(permanent)?;
+    sqlx::query(
+        "INSERT INTO matching_items (tenant, case_id, item_json, position) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant, case_id) DO UPDATE SET item_json = excluded.item_json, position = excluded.position",
+    )
+    .bind(tenant.to_owned())
+    .bind(item.case_id.clone())
+    .bind(json)
+    .bind(position)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Projection {
+    async fn on_case(
+        &self,
+        event: &Envelope,
+        tenant: &str,
+        case_id: &str,
+        tx: &mut Transaction<'static, Any>,
+    ) -> Result<(), HandlerError> {
+        if let Some(ce) =
+            CaseEvent::from_parts(&event.event_type, &event.payload).map_err(permanent)?
+        {
+            let item = match ce {
+                CaseEvent::InvoiceIssued(i) => {
+                    let inv = i.invoice;
+                    Some(OpenItem {
+                        case_id: case_id.to_owned(),
+                        invoice_number: inv.number.to_string(),
+                        debtor_name: inv.debtor.name.expose().clone(),
+                        debtor_ibans: Vec::new(),
+                        open: inv.gross_money(),
+                        payment_reference: inv.payment_reference.clone(),
+                        due_date: inv.due_date,
+                        cash_discount: None,
+                        closed: None,
+                    })
+                }
+                other => {
+                    let Some(mut item) = load_item(tx, tenant, case_id).await? else {
+                        return Ok(());
+                    };
+                    match other {
+                        CaseEvent::InvoiceCancelled(_) => item.closed = Some("cancelled".into()),
+                        CaseEvent::InvoiceCredited(c) => {
+                            // Ingest's `open_after` does not know payments: subtract the credit.
+                            item.open.minor = (item.open.minor - c.amount.minor).max(0);
+                            if c.open_after.is_zero() {
+                                item.closed = Some("credited".into());
+                            }
+                        }
+                        CaseEvent::DueDateExtended(d) => item.due_date = d.new_due_date,
+                        _ => return Ok(()),
+                    }
+                    Some(item)
+                }
+            };
+            if let Some(item) = item {
+                save_item(tx, tenant, &item, event.position).await?;
+            }
+            return Ok(());
+        }
+        if let Some(pe) =
+            PaymentEvent::from_parts(&event.event_type, &event.payload).map_err(permanent)?
+        {
+            let open_after: Money = match pe {
+                PaymentEvent::Applied(a) => a.open_after,
+                PaymentEvent::Reversed(r) => r.open_after,
+                _ => return Ok(()),
+            };
+            if let Some(mut item) = load_item(tx, tenant, case_id).await? {
+                item.open = open_after;
+                save_item(tx, tenant, &item, event.position).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_entry(
+        &self,
+        event: &Envelope,
+        tenant: &str,
+        entry_id: &str,
+        tx: &mut Transaction<'static, Any>,
+    ) -> Result<(), HandlerError> {
+        let Some(ev) =
+            EntryEvent::from_parts(&event.event_type, &event.payload).map_err(permanent)?
+        else {
+            return Ok(());
+        };
+        let set_status = |status: &'static str| {
+            sqlx::query(
+                "UPDATE matching_unmatched SET status = $1 WHERE tenant = $2 AND entry_id = $3",
+            )
+            .bind(status)
+            .bind(tenant.to_owned())
+            .bind(entry_id.to_owned())
+        };
+        match ev {
+            EntryEvent::Received(r) => {
+                if r.booked && r.amount.minor > 0 && r.decision.outcome.applies() {
+                    sqlx::query(
+                        "INSERT INTO matching_applied (tenant, entry_id, e2e, iban, amount_minor, currency, position) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, entry_id) DO NOTHING",
+                    )
+                    .bind(tenant.to_owned())
+                    .bind(entry_id.to_owned())
+                    .bind(r.payer.end_to_end_id.clone().unwrap_or_default())
+                    .bind(r.payer.iban.as_deref().unwrap_or("").replace(' ', "").to_uppercase())
+                    .bind(r.amount.minor)
+                    .bind(r.amount.currency.to_string())
+                    .bind(event.position)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                // Learn the payer's IBAN for the debtors an entry was applied to.
+                let Some(iban) = r.payer.iban.as_deref().filter(|i| !i.is_empty()) else {
+                    return Ok(());
+                };
+                for a in &r.decision.allocations {
+                    if let Some(mut item) = load_item(tx, tenant, &a.case_id).await? {
+                        let iban = iban.replace(' ', "").to_uppercase();
+                        if !item.debtor_ibans.contains(&iban) {
+                            item.debtor_ibans.push(iban);
+                            save_item(tx, tenant, &item, event.position).await?;
+                        }
+                    }
+                }
+            }
+            EntryEvent::Unmatched(u) => {
+                let json = serde_json::to_string(&u).map_err(permanent)?;
+                sqlx::query(
+                    "INSERT INTO matching_unmatched (tenant, entry_id, status, entry_json, position) VALUES ($1, $2, 'open', $3, $4) \
+                     ON CONFLICT (tenant, entry_id) DO UPDATE SET status = 'open', entry_json = excluded.entry_json, position = excluded.position",
+                )
+                .bind(tenant.to_owned())
+                .bind(entry_id.to_owned())
+                .bind(json)
+                .bind(event.position)
+                .execute(&mut **tx)
+                .await?;
+            }
+            EntryEvent::MatchedManually(_) => {
+                set_status("matched").execute(&mut **tx).await?;
+            }
+            EntryEvent::MarkedNotOurs(_) => {
+                set_status("not_ours").execute(&mut **tx).await?;
+            }
+            EntryEvent::MatchUndone(_) => {
+                set_status("open").execute(&mut **tx).await?;
+            }
+            EntryEvent::Returned(_) => {}
+        }
+        Ok(())
+    }
+}
+
+impl Handler for Projection {
+    async fn handle(
+        &self,
+        event: &Envelope,
+        tx: &mut Transaction<'static, Any>,
+    ) -> Result<(), HandlerError> {
+        let Ok(stream) = event.stream.parse::<StreamId>() else {
+            return Err(permanent(format!("bad stream id {:?}", event.stream)));
+        };
+        let tenant = stream.tenant().to_string();
+        match stream.kind() {
+            "case" => self.on_case(event, &tenant, stream.id(), tx).await,
+            crate::events::ENTRY_KIND => self.on_entry(event, &tenant, stream.id(), tx).await,
+            _ => Ok(()),
+        }
+    }
+}
