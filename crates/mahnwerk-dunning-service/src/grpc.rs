@@ -98,6 +98,104 @@ impl DunningApi {
         self.keys.authenticate(req.metadata()).await
     }
 
+    /// Claim `request_id` for a request with this fingerprint. `Some(answer)` when it was
+    /// answered before; ALREADY_EXISTS when the id was used for another request. An earlier
+    /// attempt that stopped before answering is run again (the core's commands are idempotent
+    /// on the case state).
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        fingerprint: &str,
+    ) -> Result<Option<String>, Status> {
+        if request_id.is_empty() || request_id.chars().count() > 100 {
+            return Err(invalid_field("request_id", "must be 1–100 characters"));
+        }
+        let pool = self.dunning.pool();
+        let db = |e: sqlx::Error| Status::from(Error::Database(e));
+        if projection::claim_request(pool, tenant.as_str(), request_id, fingerprint)
+            .await
+            .map_err(db)?
+        {
+            return Ok(None);
+        }
+        let Some((fp, response)) = projection::request(pool, tenant.as_str(), request_id)
+            .await
+            .map_err(db)?
+        else {
+            return Err(Status::aborted("request in progress; retry"));
+        };
+        if fp != fingerprint {
+            return Err(Status::already_exists(
+                "request_id was used for a different request",
+            ));
+        }
+        Ok(response)
+    }
+
+    /// Hold or release every case of a debtor, once per `request_id`.
+    async fn intervene_debtor<T>(
+        &self,
+        req: &Request<T>,
+        tenant: &str,
+        request_id: &str,
+        debtor_key: &str,
+        command: DunningCommand,
+    ) -> Rpc<pb::DebtorInterventionResponse> {
+        let caller = self.caller(req).await?;
+        let tenant: TenantId = caller.tenant(tenant)?;
+        if debtor_key.is_empty() {
+            return Err(invalid_field("debtor_key", "required"));
+        }
+        let command_json = serde_json::to_string(&command).unwrap_or_default();
+        let fingerprint = hex::encode(Sha256::digest(
+            format!("debtor:{debtor_key}\u{1f}{command_json}").as_bytes(),
+        ));
+        let answer = |changed: u64, cases: u64| pb::DebtorInterventionResponse {
+            cases_changed: changed,
+            cases,
+        };
+        if let Some(stored) = self.claim(&tenant, request_id, &fingerprint).await?
+            && let Ok((changed, cases)) = serde_json::from_str::<(u64, u64)>(&stored)
+        {
+            return Ok(Response::new(answer(changed, cases)));
+        }
+        let pool = self.dunning.pool();
+        let db = |e: sqlx::Error| Status::from(Error::Database(e));
+        let cases = projection::debtor_cases(pool, tenant.as_str(), debtor_key)
+            .await
+            .map_err(db)?;
+        let meta = metadata(req, &caller, request_id);
+        let today = self.dunning.clock().today();
+        let mut changed = 0;
+        for case in &cases {
+            let Ok(case) = case.parse::<CaseId>() else {
+                continue;
+            };
+            match self
+                .dunning
+                .reconcile(&tenant, case, Some((&command, &meta)), false, today)
+                .await
+            {
+                Ok(done) if !done.appended.is_empty() => changed += 1,
+                Ok(_) => {}
+                // A closed case takes no hold: the rules refused, nothing to do.
+                Err(Error::Rule(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let cases = u64::try_from(cases.len()).unwrap_or(u64::MAX);
+        projection::finish_request(
+            pool,
+            tenant.as_str(),
+            request_id,
+            &serde_json::to_string(&(changed, cases)).unwrap_or_default(),
+        )
+        .await
+        .map_err(db)?;
+        Ok(Response::new(answer(changed, cases)))
+    }
+
     /// Run an intervention once per `request_id`.
     async fn intervene<T>(
         &self,
@@ -117,33 +215,17 @@ impl DunningApi {
         let fingerprint = hex::encode(Sha256::digest(
             format!("{case}\u{1f}{command_json}").as_bytes(),
         ));
+        if let Some(answer) = self.claim(&tenant, request_id, &fingerprint).await?
+            && let Ok(stored) = serde_json::from_str::<Stored>(&answer)
+        {
+            return Ok(Response::new(pb::InterventionResponse {
+                case_id: stored.case_id,
+                event_types: Vec::new(),
+                stream_version: stored.stream_version,
+            }));
+        }
         let pool = self.dunning.pool();
         let db = |e: sqlx::Error| Status::from(Error::Database(e));
-        if !projection::claim_request(pool, tenant.as_str(), request_id, &fingerprint)
-            .await
-            .map_err(db)?
-        {
-            let Some((fp, response)) = projection::request(pool, tenant.as_str(), request_id)
-                .await
-                .map_err(db)?
-            else {
-                return Err(Status::aborted("request in progress; retry"));
-            };
-            if fp != fingerprint {
-                return Err(Status::already_exists(
-                    "request_id was used for a different request",
-                ));
-            }
-            if let Some(stored) = response.and_then(|r| serde_json::from_str::<Stored>(&r).ok()) {
-                return Ok(Response::new(pb::InterventionResponse {
-                    case_id: stored.case_id,
-                    event_types: Vec::new(),
-                    stream_version: stored.stream_version,
-                }));
-            }
-            // An earlier attempt stopped before it answered: act again (the core's commands
-            // are idempotent on the case state).
-        }
         let folded = self
             .dunning
             .read_case(&case.stream(&tenant))
@@ -370,6 +452,37 @@ impl DunningService for DunningApi {
             until,
         };
         self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
+            .await
+    }
+
+    async fn pause_debtor(
+        &self,
+        req: Request<pb::PauseDebtorRequest>,
+    ) -> Rpc<pb::DebtorInterventionResponse> {
+        let b = req.get_ref().clone();
+        let until = if b.until.is_empty() {
+            None
+        } else {
+            Some(parse_date("until", &b.until)?)
+        };
+        let command = DunningCommand::Hold {
+            scope: HoldScope::Debtor,
+            reason: b.reason.clone(),
+            until,
+        };
+        self.intervene_debtor(&req, &b.tenant, &b.request_id, &b.debtor_key, command)
+            .await
+    }
+
+    async fn resume_debtor(
+        &self,
+        req: Request<pb::ResumeDebtorRequest>,
+    ) -> Rpc<pb::DebtorInterventionResponse> {
+        let b = req.get_ref().clone();
+        let command = DunningCommand::Release {
+            scope: HoldScope::Debtor,
+        };
+        self.intervene_debtor(&req, &b.tenant, &b.request_id, &b.debtor_key, command)
             .await
     }
 

@@ -15,7 +15,8 @@ use mahnwerk_dunning::case::DunningCase;
 use sqlx::{Any, AnyPool, Transaction};
 
 const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS dunning_cases (tenant TEXT NOT NULL, case_id TEXT NOT NULL, stream_version BIGINT NOT NULL, policy_id TEXT NOT NULL, policy_version BIGINT NOT NULL, status TEXT NOT NULL, state_json TEXT NOT NULL, PRIMARY KEY (tenant, case_id))",
+    "CREATE TABLE IF NOT EXISTS dunning_cases (tenant TEXT NOT NULL, case_id TEXT NOT NULL, stream_version BIGINT NOT NULL, policy_id TEXT NOT NULL, policy_version BIGINT NOT NULL, status TEXT NOT NULL, debtor_key TEXT NOT NULL, state_json TEXT NOT NULL, PRIMARY KEY (tenant, case_id))",
+    "CREATE INDEX IF NOT EXISTS dunning_cases_debtor ON dunning_cases (tenant, debtor_key)",
     "CREATE TABLE IF NOT EXISTS dunning_next_action (tenant TEXT NOT NULL, case_id TEXT NOT NULL, due_on TEXT NOT NULL, PRIMARY KEY (tenant, case_id))",
     "CREATE INDEX IF NOT EXISTS dunning_next_action_due ON dunning_next_action (due_on)",
     "CREATE TABLE IF NOT EXISTS dunning_requests (tenant TEXT NOT NULL, request_id TEXT NOT NULL, fingerprint TEXT NOT NULL, response TEXT, PRIMARY KEY (tenant, request_id))",
@@ -57,9 +58,12 @@ pub async fn record(
         Some(s) => serde_json::to_string(s).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
         None => "null".to_owned(),
     };
+    let debtor_key = row
+        .state
+        .map_or(String::new(), |s| s.facts.debtor_key.clone());
     let version = version_i64(row.stream_version);
     let updated = sqlx::query(
-        "UPDATE dunning_cases SET stream_version = $3, policy_id = $4, policy_version = $5, status = $6, state_json = $7 \
+        "UPDATE dunning_cases SET stream_version = $3, policy_id = $4, policy_version = $5, status = $6, state_json = $7, debtor_key = $8 \
          WHERE tenant = $1 AND case_id = $2 AND stream_version <= $3",
     )
     .bind(row.tenant.to_owned())
@@ -69,13 +73,14 @@ pub async fn record(
     .bind(policy_version)
     .bind(row.status.clone())
     .bind(state_json.clone())
+    .bind(debtor_key.clone())
     .execute(&mut **tx)
     .await?
     .rows_affected();
     if updated == 0 {
         let inserted = sqlx::query(
-            "INSERT INTO dunning_cases (tenant, case_id, stream_version, policy_id, policy_version, status, state_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, case_id) DO NOTHING",
+            "INSERT INTO dunning_cases (tenant, case_id, stream_version, policy_id, policy_version, status, state_json, debtor_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, case_id) DO NOTHING",
         )
         .bind(row.tenant.to_owned())
         .bind(row.case_id.to_owned())
@@ -84,6 +89,7 @@ pub async fn record(
         .bind(policy_version)
         .bind(row.status.clone())
         .bind(state_json)
+        .bind(debtor_key)
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -252,4 +258,20 @@ pub async fn open_states(
         .into_iter()
         .filter_map(|(id, json)| serde_json::from_str(&json).ok().map(|s| (id, s)))
         .collect())
+}
+
+/// The cases of one debtor (by debtor key).
+pub async fn debtor_cases(
+    pool: &AnyPool,
+    tenant: &str,
+    debtor_key: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT case_id FROM dunning_cases WHERE tenant = $1 AND debtor_key = $2 ORDER BY case_id",
+    )
+    .bind(tenant.to_owned())
+    .bind(debtor_key.to_owned())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(c,)| c).collect())
 }

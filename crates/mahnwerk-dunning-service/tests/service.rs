@@ -261,6 +261,14 @@ impl World {
         }
     }
 
+    async fn issue_for(&self, number: &str, due: NaiveDate, customer: &str) {
+        let e = CaseEvent::InvoiceIssued(InvoiceIssued {
+            invoice: invoice_of(number, due - Duration::days(14), due, customer),
+        });
+        self.append(number, self.event(e.event_type(), e.to_payload()))
+            .await;
+    }
+
     async fn pay(&self, number: &str, id: &str, minor: i64) {
         let e = PaymentEvent::Applied(PaymentApplied {
             payment_id: id.into(),
@@ -337,12 +345,21 @@ impl World {
 }
 
 fn invoice(number: &str, issue: NaiveDate, due: NaiveDate) -> mahnwerk_domain::Invoice {
+    invoice_of(number, issue, due, &format!("K-{number}"))
+}
+
+fn invoice_of(
+    number: &str,
+    issue: NaiveDate,
+    due: NaiveDate,
+    customer: &str,
+) -> mahnwerk_domain::Invoice {
     serde_json::from_value(serde_json::json!({
         "number": number, "issue_date": issue.to_string(), "due_date": due.to_string(),
         "currency": "EUR", "net": 10000, "tax": 1900, "gross": 11900,
         "debtor": {"name": "Muster GmbH", "kind": "business",
                    "address": {"street": ["Hauptstr. 1"], "postal_code": "50667", "city": "Köln", "country": "DE"},
-                   "language": "de", "customer_number": format!("K-{number}")},
+                   "language": "de", "customer_number": customer},
         "creditor_account": {"iban": "DE89370400440532013000"}
     }))
     .unwrap()
@@ -821,5 +838,79 @@ async fn policies_are_versioned_events_and_interventions_are_idempotent_by_reque
     assert_eq!(w.steps("P-1").await.len(), 2);
     let ex = api.explain_case(explain()).await.unwrap().into_inner();
     assert_eq!(ex.status, "written_off");
+    instance.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debtor_hold_fans_out_to_every_case_of_the_debtor() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let w = World::new(&url, "2026-03-02").await;
+    let instance = w.start().await;
+    let mut api = w.client(&instance).await;
+    let due = d("2026-03-16");
+    for n in ["D-1", "D-2"] {
+        w.issue_for(n, due, "K-77").await;
+    }
+    w.issue_for("OTHER", due, "K-78").await;
+    for n in ["D-1", "D-2", "OTHER"] {
+        w.settled_in(n).await;
+    }
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 1 }))
+        .await
+        .unwrap();
+    let hold = |reason: &str| {
+        w.authed(pb::PauseDebtorRequest {
+            request_id: "debtor-hold-1".into(),
+            debtor_key: "K-77".into(),
+            reason: reason.into(),
+            ..Default::default()
+        })
+    };
+    let r = api
+        .pause_debtor(hold("insolvency check"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.cases_changed, r.cases), (2, 2));
+    // A retry changes nothing and answers the same; another request under the id is refused.
+    let again = api
+        .pause_debtor(hold("insolvency check"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.cases_changed, again.cases), (2, 2));
+    let err = api.pause_debtor(hold("other")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+    let paused = |events: Vec<DunningEvent>| {
+        events
+            .iter()
+            .filter(|e| matches!(e, DunningEvent::Paused { .. }))
+            .count()
+    };
+    assert_eq!(paused(w.dunning_events("D-1").await), 1);
+    // Past the reminder day (03-24): only the other debtor's case got its reminder.
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 21 }))
+        .await
+        .unwrap();
+    assert!(w.steps("D-1").await.is_empty() && w.steps("D-2").await.is_empty());
+    assert_eq!(w.steps("OTHER").await, [(1, d("2026-03-23"))]);
+    let r = api
+        .resume_debtor(w.authed(pb::ResumeDebtorRequest {
+            request_id: "debtor-release-1".into(),
+            debtor_key: "K-77".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.cases_changed, 2);
+    // Released on 03-24 and re-anchored: the reminder 5 days later, Sunday 03-29 → Monday 03-30.
+    api.advance_clock(w.authed(pb::AdvanceClockRequest { days: 10 }))
+        .await
+        .unwrap();
+    for n in ["D-1", "D-2"] {
+        assert_eq!(w.steps(n).await, [(1, d("2026-03-30"))], "{n} resumed");
+    }
     instance.abort();
 }

@@ -950,6 +950,21 @@ async fn serve_runs_dunning_and_advance_clock_works_only_on_the_simulated_clock(
         .collect();
     assert_eq!(steps, [(1, "2026-03-20".to_owned())]);
     assert_eq!(ex.policy_id, "default-consumer");
+    // The operator's CLI moves the same clock (run without blocking the in-process server).
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mahnwerk"))
+        .args(["clock", "advance", "--days", "2"])
+        .env("MAHNWERK_SERVER", format!("http://{}", server.addr))
+        .env("MAHNWERK_API_KEY", &key)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("today is 2026-03-22"), "{text}");
     server.stop().await;
 }
 
