@@ -584,6 +584,7 @@ fn other_fit(
     entry: &BankEntry,
     amount: Money,
     hits: &[usize],
+    other_debtors_only: bool,
 ) -> Option<String> {
     let payer = Payer::of(entry);
     items
@@ -592,6 +593,7 @@ fn other_fit(
         .into_iter()
         .flatten()
         .filter(|i| !hits.contains(i))
+        .filter(|&&i| !other_debtors_only || hits.iter().all(|&h| items.names[h] != items.names[i]))
         .find(|&&i| {
             let (iban, sim) = payer_similarity(items, i, &payer);
             iban || sim >= 50
@@ -690,13 +692,27 @@ fn resolve(
         }
     }
 
+    if amount.minor == total
+        && rule == Rule::InvoiceNumber
+        && !(iban_known || sim >= 90)
+        && let Some(other) = other_fit(items, entry, amount, &hits, true)
+    {
+        // The number names another debtor's invoice of the same amount (common amounts), while
+        // an invoice of a debtor who looks like the payer has exactly this balance: a mistyped
+        // number is as likely as a third party paying.
+        return Err(Decision::review(
+            rule,
+            "invoice number of another debtor; the amount is exactly the open balance of an invoice of this payer",
+            [cases, vec![other]].concat(),
+        ));
+    }
     if amount.minor != total && rule == Rule::InvoiceNumber {
         // The amount does not fit what the number names (an RF reference's check digits are
         // enough on their own). Another invoice whose open balance is exactly the amount, of a
         // debtor who looks like the payer, makes it ambiguous (a mistyped number); otherwise a
         // payer who looks like the debtor makes it a partial payment or an overpayment.
         let strong = iban_known || sim >= 90;
-        if let Some(other) = other_fit(items, entry, amount, &hits) {
+        if let Some(other) = other_fit(items, entry, amount, &hits, false) {
             let review = Decision::review(
                 rule,
                 "invoice number found but the amount is exactly the open balance of another invoice of this payer",
@@ -1024,6 +1040,25 @@ mod tests {
         assert_eq!(d.rule, Rule::AmountDebtor);
         assert_eq!(cases(&d), [("c2", 7000)]);
         assert!(d.reason().contains("another invoice"), "{}", d.reason());
+    }
+
+    #[test]
+    fn a_mistyped_number_of_another_debtors_invoice_with_the_same_amount_is_not_applied() {
+        let mut meant = item("c2", "RE-2026-00110", "Erika Mustermann", 4900);
+        meant.debtor_ibans = vec!["DE02120300000000202051".into()];
+        let items = book(vec![
+            item("c1", "RE-2026-00101", "Hans Schmidt", 4900),
+            meant,
+        ]);
+        let mut e = credit(4900, "RE-2026-00101", "Erika Mustermann");
+        assert_eq!(decide_default(&items, &e).outcome, Outcome::Review);
+        e.counterparty_iban = Some("DE02120300000000202051".into());
+        let d = decide_default(&items, &e);
+        assert_eq!(cases(&d), [("c2", 4900)], "{d:?}");
+        // A third party paying Hans Schmidt's invoice, nobody else with that amount: applied.
+        let items = book(vec![item("c1", "RE-2026-00101", "Hans Schmidt", 4900)]);
+        let d = decide_default(&items, &credit(4900, "RE-2026-00101", "Steuerbüro Klein"));
+        assert_eq!(cases(&d), [("c1", 4900)]);
     }
 
     #[test]
