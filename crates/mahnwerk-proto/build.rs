@@ -8,7 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|p| p.extension().is_some_and(|x| x == "proto"))
         .collect();
     // The directory too, so that a new .proto file is compiled.
-    println!("cargo:rerun-if-changed={}", root.join("mahnwerk/v1").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("mahnwerk/v1").display()
+    );
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
