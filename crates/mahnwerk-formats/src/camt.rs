@@ -512,9 +512,11 @@ fn apply_details(e: &mut Entry, d: &Node, debit: bool) -> Result<()> {
     if let Some(r) = d.text_any(&["RtrInf/Rsn/Cd", "RtrInf/Rsn/Prtry"]) {
         e.return_reason = Some(r.to_owned());
     }
-    // Counterparty: the debtor of a credit, the creditor of a debit, the debtor of a return.
-    let is_return = d.get("RtrInf").is_some();
-    let (first, second) = if debit && !is_return {
+    // Counterparty: the debtor of a credit, the creditor of a debit; a return or reversal undoes
+    // the opposite booking, so its counterparty is that booking's (the debtor of a returned or
+    // reversed credit, also without RtrInf; the creditor of a reversed debit).
+    let undoes = d.get("RtrInf").is_some() || e.reversal;
+    let (first, second) = if debit != undoes {
         ("Cdtr", "Dbtr")
     } else {
         ("Dbtr", "Cdtr")
@@ -603,6 +605,20 @@ mod tests {
 
     fn parse(xml: &str, options: ParseOptions) -> Result<Vec<crate::statement::Statement>> {
         collect_statements(CamtReader::new(xml.as_bytes(), options)?)
+    }
+
+    #[test]
+    fn the_counterparty_of_a_reversal_without_rtrinf_is_the_original_payer() {
+        let entry = r#"<Ntry><Amt Ccy="EUR">5.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><RvslInd>true</RvslInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-01-02</Dt></BookgDt>
+<NtryDtls><TxDtls><RltdPties><Dbtr><Nm>Payer GmbH</Nm></Dbtr><DbtrAcct><Id><IBAN>DE02120300000000202051</IBAN></Id></DbtrAcct><Cdtr><Nm>Us AG</Nm></Cdtr><CdtrAcct><Id><IBAN>DE89370400440532013000</IBAN></Id></CdtrAcct></RltdPties></TxDtls></NtryDtls></Ntry>"#;
+        let st = parse(&doc(entry), ParseOptions::default()).unwrap();
+        let e = &st[0].entries[0];
+        assert!(e.reversal);
+        assert_eq!(e.counterparty.name.as_deref(), Some("Payer GmbH"));
+        assert_eq!(
+            e.counterparty.iban.as_deref(),
+            Some("DE02120300000000202051")
+        );
     }
 
     #[test]

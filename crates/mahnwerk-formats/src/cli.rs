@@ -134,11 +134,26 @@ pub fn run(cmd: InspectCommand, out: &mut dyn Write) -> Result<(), CliError> {
             w.raw(if json { "{\"statements\":[" } else { "" }, "")?;
             for f in &files {
                 let name = f.display().to_string();
-                let bytes = std::fs::read(f).map_err(|e| fail(&name, e))?;
-                if crate::zip::is_zip(&bytes) {
+                let file = std::fs::File::open(f).map_err(|e| fail(&name, e))?;
+                let mut input = std::io::BufReader::with_capacity(256 * 1024, file);
+                let head = std::io::BufRead::fill_buf(&mut input).map_err(|e| fail(&name, e))?;
+                if !crate::zip::is_zip(head) {
+                    // Streamed: a 1 GB statement is never in memory at once.
+                    statements(&mut w, &name, input, options, mt, csv.as_ref()).map_err(
+                        |e| match e {
+                            Failure::Parse(err) => fail(&name, err),
+                            Failure::Write(io) => fail("output", io),
+                        },
+                    )?;
+                    continue;
+                }
+                // A ZIP archive is read whole (its directory is at the end).
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut input, &mut bytes).map_err(|e| fail(&name, e))?;
+                {
                     crate::zip::for_each_member(&bytes, |m| {
                         let label = format!("{name}:{}", m.name);
-                        statements(&mut w, &label, &m.data, options, mt, csv.as_ref()).map_err(
+                        statements(&mut w, &label, &m.data[..], options, mt, csv.as_ref()).map_err(
                             |e| match e {
                                 Failure::Parse(err) => err,
                                 Failure::Write(io) => Error::Io(io),
@@ -146,13 +161,6 @@ pub fn run(cmd: InspectCommand, out: &mut dyn Write) -> Result<(), CliError> {
                         )
                     })
                     .map_err(|e| fail(&name, e))?;
-                } else {
-                    statements(&mut w, &name, &bytes, options, mt, csv.as_ref()).map_err(|e| {
-                        match e {
-                            Failure::Parse(err) => fail(&name, err),
-                            Failure::Write(io) => fail("output", io),
-                        }
-                    })?;
                 }
             }
             w.raw(if json { "]}\n" } else { "" }, "")?;
@@ -202,14 +210,15 @@ impl Writer<'_> {
     }
 }
 
-fn statements(
+fn statements<R: std::io::BufRead>(
     w: &mut Writer<'_>,
     file: &str,
-    bytes: &[u8],
+    mut input: R,
     options: ParseOptions,
     mt: Mt940Options,
     csv: Option<&CsvMapping>,
 ) -> Result<(), Failure> {
+    let bytes = input.fill_buf().map_err(|e| Failure::Parse(Error::Io(e)))?;
     let head = bytes
         .iter()
         .position(|b| !b.is_ascii_whitespace())
@@ -219,11 +228,11 @@ fn statements(
         || head.starts_with(b"\xFF\xFE")
         || head.starts_with(b"\xFE\xFF");
     let items: Box<dyn Iterator<Item = crate::Result<StatementItem>>> = if let Some(m) = csv {
-        Box::new(CsvReader::new(bytes, m.clone(), options).map_err(Failure::Parse)?)
+        Box::new(CsvReader::new(input, m.clone(), options).map_err(Failure::Parse)?)
     } else if is_xml {
-        Box::new(CamtReader::new(bytes, options).map_err(Failure::Parse)?)
+        Box::new(CamtReader::new(input, options).map_err(Failure::Parse)?)
     } else {
-        Box::new(Mt940Reader::new(bytes, mt))
+        Box::new(Mt940Reader::new(input, mt))
     };
     let mut seen = false;
     for item in items {

@@ -213,9 +213,19 @@ impl<R: BufRead> Mt940Reader<R> {
             }
             "28" | "28C" => self.header_mut().sequence = Some(f.text.trim().to_owned()),
             "13" | "13D" | "34F" | "90D" | "90C" => {
+                let tag = f.tag.clone();
                 let h = self.header_mut();
                 h.format = SourceFormat::Mt942;
                 h.version = "MT942".into();
+                // MT942 has no :60F:; the floor limit (`:34F:EURD0,00`) names the currency.
+                if tag == "34F"
+                    && h.currency.is_none()
+                    && let Some(code) = f.text.trim().get(..3)
+                {
+                    h.currency = Some(Currency::parse_historic(code).map_err(|e| {
+                        Error::syntax(at(&f), format!("currency {code:?}: {}", e.reason))
+                    })?);
+                }
             }
             "60F" | "60M" => {
                 let mut w = Vec::new();
@@ -717,6 +727,18 @@ mod tests {
             ..Mt940Options::default()
         };
         collect_statements(Mt940Reader::new(text.as_bytes(), options))
+    }
+
+    #[test]
+    fn mt942_without_opening_balance_takes_the_currency_from_34f() {
+        let text = ":20:INTRADAY\n:25:DE89370400440532013000\n:28C:1/1\n:34F:EURD0,\n:13D:2611031200+0100\n:61:2611031103CR119,00NTRFNONREF//B1\n:86:166?00GUTSCHRIFT?20RE-2026-0001?32Muster GmbH\n:90C:1EUR119,00\n-\n";
+        let s = parse(text, false).unwrap();
+        assert_eq!(s[0].header.format, SourceFormat::Mt942);
+        assert_eq!(s[0].entries[0].amount, Money::eur(11900));
+        assert!(
+            s[0].end.balance_check.balanced().is_none(),
+            "no balances to check"
+        );
     }
 
     #[test]

@@ -401,6 +401,10 @@ impl OpenItems {
     }
 }
 
+/// Confidence the amount-and-payer rule needs to overrule an invoice number that does not fit
+/// (a known IBAN and a similar name).
+const FALLBACK_CONFIDENCE: u8 = 97;
+
 /// Decide what to do with one bank entry. Pure: the same items and entry give the same answer.
 pub fn decide(items: &OpenItems, entry: &BankEntry, settings: &Settings) -> Decision {
     let Some(amount) = entry.amount else {
@@ -475,8 +479,9 @@ pub fn decide(items: &OpenItems, entry: &BankEntry, settings: &Settings) -> Deci
             // A number that does not fit (often a typo naming another invoice): the amount and
             // the payer may still name exactly one invoice.
             Err(review) => {
+                // Only on the strongest evidence: the payer's IBAN is known for the debtor.
                 let mut d = amount_debtor(items, entry, amount, settings);
-                if !d.outcome.applies() {
+                if !d.outcome.applies() || d.confidence < FALLBACK_CONFIDENCE {
                     return review;
                 }
                 d.reasons.insert(0, review.reason());
@@ -579,6 +584,7 @@ fn other_fit(
     entry: &BankEntry,
     amount: Money,
     hits: &[usize],
+    other_debtors_only: bool,
 ) -> Option<String> {
     let payer = Payer::of(entry);
     items
@@ -587,6 +593,7 @@ fn other_fit(
         .into_iter()
         .flatten()
         .filter(|i| !hits.contains(i))
+        .filter(|&&i| !other_debtors_only || hits.iter().all(|&h| items.names[h] != items.names[i]))
         .find(|&&i| {
             let (iban, sim) = payer_similarity(items, i, &payer);
             iban || sim >= 50
@@ -633,7 +640,9 @@ fn resolve(
             ));
         }
         if it.open.minor <= 0 {
-            return Ok(Decision::review(
+            // Paid twice, or a mistyped number: a known IBAN and the exact amount of another
+            // open invoice may still decide (the caller's fallback).
+            return Err(Decision::review(
                 rule,
                 format!("{what} names an invoice that is already settled"),
                 cases,
@@ -683,20 +692,37 @@ fn resolve(
         }
     }
 
-    if amount.minor != total {
-        // The amount does not fit what the reference names: trust it only when the payer looks
-        // like the debtor (an RF reference's check digits are enough on their own).
-        let plausible = rule == Rule::RfReference || iban_known || sim >= 50;
-        if rule == Rule::InvoiceNumber
-            && let Some(other) = other_fit(items, entry, amount, &hits)
-        {
-            return Err(Decision::review(
+    if amount.minor == total
+        && rule == Rule::InvoiceNumber
+        && !(iban_known || sim >= 90)
+        && let Some(other) = other_fit(items, entry, amount, &hits, true)
+    {
+        // The number names another debtor's invoice of the same amount (common amounts), while
+        // an invoice of a debtor who looks like the payer has exactly this balance: a mistyped
+        // number is as likely as a third party paying.
+        return Err(Decision::review(
+            rule,
+            "invoice number of another debtor; the amount is exactly the open balance of an invoice of this payer",
+            [cases, vec![other]].concat(),
+        ));
+    }
+    if amount.minor != total && rule == Rule::InvoiceNumber {
+        // The amount does not fit what the number names (an RF reference's check digits are
+        // enough on their own). Another invoice whose open balance is exactly the amount, of a
+        // debtor who looks like the payer, makes it ambiguous (a mistyped number); otherwise a
+        // payer who looks like the debtor makes it a partial payment or an overpayment.
+        let strong = iban_known || sim >= 90;
+        if let Some(other) = other_fit(items, entry, amount, &hits, false) {
+            let review = Decision::review(
                 rule,
                 "invoice number found but the amount is exactly the open balance of another invoice of this payer",
                 [cases, vec![other]].concat(),
-            ));
+            );
+            // The payer is the named invoice's debtor: which of its invoices is meant is for a
+            // person to say. Otherwise the number may be mistyped: the amount may decide.
+            return if strong { Ok(review) } else { Err(review) };
         }
-        if !plausible {
+        if !(iban_known || sim >= 50) {
             return Err(Decision::review(
                 rule,
                 format!(
@@ -993,23 +1019,57 @@ mod tests {
     }
 
     #[test]
-    fn mistyped_number_of_another_invoice_falls_back_to_amount_and_payer() {
-        let mut items = book(vec![
-            item("c1", "RE-2026-00101", "Erika Mustermann", 5000),
-            item("c2", "RE-2026-00110", "Erika Mustermann", 7000),
+    fn mistyped_number_falls_back_to_amount_and_payer_only_with_a_known_iban() {
+        let mut meant = item("c2", "RE-2026-00110", "Erika Mustermann", 7000);
+        meant.debtor_ibans = vec!["DE02120300000000202051".into()];
+        let items = book(vec![
+            item("c1", "RE-2026-00101", "Hans Schmidt", 5000),
+            meant,
         ]);
-        // Meant c2 (7000), typed c1's number.
-        let e = credit(7000, "RE-2026-00101", "Erika Mustermann");
+        // Meant c2 (7000), typed c1's number (another debtor's invoice).
+        let mut e = credit(7000, "RE-2026-00101", "Erika Mustermann");
+        let d = decide_default(&items, &e);
+        assert_eq!(
+            d.outcome,
+            Outcome::Review,
+            "no IBAN: a namesake could have paid: {d:?}"
+        );
+        e.counterparty_iban = Some("DE02120300000000202051".into());
         let d = decide_default(&items, &e);
         assert_eq!(d.outcome, Outcome::Applied, "{d:?}");
         assert_eq!(d.rule, Rule::AmountDebtor);
         assert_eq!(cases(&d), [("c2", 7000)]);
         assert!(d.reason().contains("another invoice"), "{}", d.reason());
-        // Two invoices of the payer with that amount: nothing to fall back on.
-        items.upsert(item("c3", "RE-2026-00111", "Erika Mustermann", 7000));
+    }
+
+    #[test]
+    fn a_mistyped_number_of_another_debtors_invoice_with_the_same_amount_is_not_applied() {
+        let mut meant = item("c2", "RE-2026-00110", "Erika Mustermann", 4900);
+        meant.debtor_ibans = vec!["DE02120300000000202051".into()];
+        let items = book(vec![
+            item("c1", "RE-2026-00101", "Hans Schmidt", 4900),
+            meant,
+        ]);
+        let mut e = credit(4900, "RE-2026-00101", "Erika Mustermann");
+        assert_eq!(decide_default(&items, &e).outcome, Outcome::Review);
+        e.counterparty_iban = Some("DE02120300000000202051".into());
         let d = decide_default(&items, &e);
+        assert_eq!(cases(&d), [("c2", 4900)], "{d:?}");
+        // A third party paying Hans Schmidt's invoice, nobody else with that amount: applied.
+        let items = book(vec![item("c1", "RE-2026-00101", "Hans Schmidt", 4900)]);
+        let d = decide_default(&items, &credit(4900, "RE-2026-00101", "Steuerbüro Klein"));
+        assert_eq!(cases(&d), [("c1", 4900)]);
+    }
+
+    #[test]
+    fn a_number_of_the_payers_own_invoice_with_another_invoices_amount_goes_to_review() {
+        let items = book(vec![
+            item("c1", "RE-2026-00101", "Erika Mustermann", 5000),
+            item("c2", "RE-2026-00110", "Erika Mustermann", 7000),
+        ]);
+        let d = decide_default(&items, &credit(7000, "RE-2026-00101", "Erika Mustermann"));
         assert_eq!(d.outcome, Outcome::Review, "{d:?}");
-        assert!(d.candidates.contains(&"c1".to_owned()));
+        assert_eq!(d.candidates, ["c1", "c2"]);
     }
 
     #[test]

@@ -604,6 +604,31 @@ impl Matching {
                 "entry is applied already; UndoMatch first".into(),
             ));
         }
+        // Every case must exist, be open and in the entry's currency before anything is recorded.
+        for (i, part) in parts.iter().enumerate() {
+            let field = format!("allocations[{i}].case_id");
+            let case: mahnwerk_domain::CaseId = part
+                .case_id
+                .parse()
+                .map_err(|_| Error::invalid(&field, "not a case id"))?;
+            let bal = crate::apply::fold_case(&read_all(&self.log, &case.stream(tenant)).await?);
+            match (&bal.open, &bal.closed) {
+                (None, _) => return Err(Error::invalid(&field, "no such case")),
+                (_, Some(why)) => {
+                    return Err(Error::Rejected(format!("case {} is {why}", part.case_id)));
+                }
+                (Some(open), None) if open.currency != amount.currency => {
+                    return Err(Error::invalid(
+                        &field,
+                        format!(
+                            "case is in {}, the entry in {}",
+                            open.currency, amount.currency
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
         let n = state.manual.len();
         let ev = EntryEvent::MatchedManually(MatchedManually {
             entry_id: r.entry_id.clone(),

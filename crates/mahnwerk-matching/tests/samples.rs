@@ -46,7 +46,9 @@ fn parse(path: &PathBuf) -> Result<(u64, bool), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_statement_imports_once_and_runs_through_the_dry_run() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("mw.db").display());
+    // A fresh PostgreSQL database may be given to run the same on PostgreSQL.
+    let url = std::env::var("MATCHING_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite:{}?mode=rwc", dir.path().join("mw.db").display()));
     let log = mahnwerk_eventlog::EventLog::connect(&url).await.unwrap();
     let pool = mahnwerk_auth::connect_any(&url).await.unwrap();
     let keys = mahnwerk_auth::KeyStore::open(pool.clone()).await.unwrap();

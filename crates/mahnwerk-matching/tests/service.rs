@@ -523,6 +523,12 @@ async fn review_queue_manual_match_and_undo_are_events_with_their_actor() {
         ],
         note: String::new(),
     };
+    // A case of another tenant (or none) is refused before anything is recorded.
+    let mut wrong = manual.clone();
+    wrong.allocations[1].case_id = uuid::Uuid::new_v4().to_string();
+    let err = env.client.match_manually(env.req(wrong)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("allocations[1].case_id"), "{err:?}");
     for _ in 0..2 {
         env.client
             .match_manually(env.req(manual.clone()))
