@@ -5,6 +5,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-.venv}
+[ -d "$venv" ] && venv=$(cd "$venv" && pwd)   # absolute: the selftest runs edits in another directory
 py=$venv/bin/python
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -13,6 +13,7 @@ set -uo pipefail
 deploy=${1:-deploy}
 out=${2:-target/deploy}
 venv=${VENV:-.venv}
+[ -d "$venv" ] && venv=$(cd "$venv" && pwd)   # absolute: the selftest runs edits in another directory
 py=$venv/bin/python
 kv=$venv/bin/kubernetes-validate
 checkov=$venv/bin/checkov
