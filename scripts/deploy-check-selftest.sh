@@ -97,5 +97,11 @@ p = 'base/kustomization.yaml'; s = open(p).read()
 s = s.replace('  - namespace.yaml\n', '  - namespace.yaml\n  - does-not-exist.yaml\n', 1)
 open(p, 'w').write(s)"
 
+# 8. an overlay's own objects outside the namespace (the overlay lost its `namespace:`)
+case_ no-namespace production 'metadata.namespace must be' "
+p = 'overlays/production/kustomization.yaml'; s = open(p).read()
+s = s.replace('namespace: mahnwerk\n', '', 1)
+open(p, 'w').write(s)"
+
 [ $status -eq 0 ] && echo "deploy-check selftest: every broken manifest was caught" || echo "deploy-check selftest: FAILED"
 exit $status

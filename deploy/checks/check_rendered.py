@@ -9,7 +9,8 @@ usage: check_rendered.py RENDERED.yaml BUILTIN_OUT.yaml
 - Checks the design's invariants across objects: every mahnwerk Deployment runs `serve` with one
   service in MAHNWERK_SERVICES and probes gRPC health on 50051 and exposes metrics on 9464; the
   relay runs exactly one replica; a consumer HPA never scales beyond MAHNWERK_PARTITIONS; the
-  ServiceMonitor selects Services that have its port; the database Secret is the one CNPG creates.
+  ServiceMonitor selects Services that have its port; the database Secret is the one CNPG creates;
+  every object lives in the rendered Namespace.
 Exit status 1 and one line per problem on failure.
 """
 import sys
@@ -172,6 +173,10 @@ def main():
         elif d.get("kind") == "ServiceMonitor" and d.get("apiVersion") == "monitoring.coreos.com/v1":
             check_servicemonitor(d, services)
     check_mahnwerk([d for d in docs if isinstance(d, dict)])
+    namespaces = {get(d, "metadata", "name") for d in docs if isinstance(d, dict) and d.get("kind") == "Namespace"}
+    for d in docs:
+        if isinstance(d, dict) and d.get("kind") != "Namespace" and get(d, "metadata", "namespace") not in namespaces:
+            err(d, f"metadata.namespace must be the kustomization's namespace {sorted(namespaces)} (an overlay without `namespace:`?)")
     with open(builtin_out, "w") as f:
         yaml.safe_dump_all(builtin, f, sort_keys=False)
     custom = len(docs) - len(builtin)
