@@ -10,7 +10,7 @@ usage: check_rendered.py RENDERED.yaml BUILTIN_OUT.yaml
   service in MAHNWERK_SERVICES and probes gRPC health on 50051 and exposes metrics on 9464; the
   relay runs exactly one replica; a consumer HPA never scales beyond MAHNWERK_PARTITIONS; the
   ServiceMonitor selects Services that have its port; the database Secret is the one CNPG creates;
-  every object lives in the rendered Namespace.
+  every object lives in the rendered Namespace; the Grafana dashboard ConfigMap holds valid JSON.
 Exit status 1 and one line per problem on failure.
 """
 import sys
@@ -148,6 +148,27 @@ def check_mahnwerk(docs):
             err(d, f"maxReplicas {get(d, 'spec', 'maxReplicas')} exceeds MAHNWERK_PARTITIONS={parts} (extra consumer replicas would idle)")
 
 
+def check_dashboards(docs):
+    import json
+
+    for d in docs:
+        if d.get("kind") != "ConfigMap" or get(d, "metadata", "labels", "grafana_dashboard") != "1":
+            continue
+        for key, text in (d.get("data") or {}).items():
+            try:
+                dash = json.loads(text)
+            except ValueError as e:
+                err(d, f"{key} is not JSON: {e}")
+                continue
+            panels = dash.get("panels") or []
+            if not dash.get("uid") or not panels:
+                err(d, f"{key}: a dashboard needs a uid and panels")
+            for panel in panels:
+                exprs = [t.get("expr") for t in panel.get("targets") or []]
+                if not exprs or not all(isinstance(e, str) and "mahnwerk_" in e for e in exprs):
+                    err(d, f"{key}: panel {panel.get('title')!r} needs PromQL targets on mahnwerk_* metrics")
+
+
 def main():
     src, builtin_out = sys.argv[1], sys.argv[2]
     with open(src) as f:
@@ -173,6 +194,7 @@ def main():
         elif d.get("kind") == "ServiceMonitor" and d.get("apiVersion") == "monitoring.coreos.com/v1":
             check_servicemonitor(d, services)
     check_mahnwerk([d for d in docs if isinstance(d, dict)])
+    check_dashboards([d for d in docs if isinstance(d, dict)])
     namespaces = {get(d, "metadata", "name") for d in docs if isinstance(d, dict) and d.get("kind") == "Namespace"}
     for d in docs:
         if isinstance(d, dict) and d.get("kind") != "Namespace" and get(d, "metadata", "namespace") not in namespaces:
