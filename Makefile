@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 export MAHNWERK_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help run test test-rust lint fmt bench bench-quick deploy-check deploy-validate bench-letters demo pyenv tools build
+.PHONY: help run test test-rust lint fmt bench bench-quick deploy-check deploy-validate image bench-letters demo pyenv tools build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ test: tools pyenv ## run every test (PostgreSQL tests too when DATABASE_URL is s
 	  mkdir -p target && $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test.log; status=$${PIPESTATUS[0]}; \
 	  grep -E '^test result:' target/test.log | awk '{p+=$$4; f+=$$6} END {print "Summary: " p " passed, " f " failed"}'; \
 	  exit $$status
-	@$(MAKE) --no-print-directory deploy-validate
+	@$(MAKE) --no-print-directory deploy-check
 	@$(MAKE) --no-print-directory bench-quick
 
 lint: ## rustfmt check and clippy with warnings as errors
@@ -62,9 +62,17 @@ bench-quick: pyenv ## the benchmarks at 1/100 of the size, so they never rot
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
 	  $(CARGO) run --release -p mahnwerk-bench -- --scale 0.01 --rows B1,B3,B4 --out target/bench
 
-deploy-validate: pyenv ## validate the Kubernetes manifests against the API schemas (run by make test)
-	$(VENV)/bin/kubernetes-validate --strict deploy/namespace.yaml deploy/nats.yaml deploy/postgres.yaml deploy/mahnwerk.yaml
+DEPLOY_OUT ?= target/deploy
+deploy-check: pyenv ## render every deploy/ overlay, validate it (kubernetes-validate --strict, CRD checks, checkov), then break it on purpose (run by make test)
+	@command -v kubectl >/dev/null || { echo "error: kubectl not found (make deploy-check renders with 'kubectl kustomize'): apt-get install -y kubectl, or see https://kubernetes.io/docs/tasks/tools/"; exit 1; }
+	@VENV=$(VENV) scripts/deploy-check.sh deploy $(DEPLOY_OUT)
+	@VENV=$(VENV) scripts/deploy-check-selftest.sh
 
-deploy-check: deploy-validate ## render deploy/ with kustomize and validate the result
-	@command -v kubectl >/dev/null || { echo "error: kubectl not found: apt-get install -y kubectl"; exit 1; }
-	kubectl kustomize deploy > target/deploy.yaml && $(VENV)/bin/kubernetes-validate --strict target/deploy.yaml && echo "deploy/ renders and validates"
+deploy-validate: deploy-check ## the former name of deploy-check
+
+IMAGE ?= ghcr.io/mahnwerk/mahnwerk:0.1.0
+image: ## build the container image (deploy/Dockerfile) with docker or podman, where one runs
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then engine=docker; \
+	elif command -v podman >/dev/null && podman info >/dev/null 2>&1; then engine=podman; \
+	else echo "make image: no container engine here (neither a running docker nor podman): install one, or build deploy/Dockerfile in CI (docker build -f deploy/Dockerfile -t $(IMAGE) .)"; exit 1; fi; \
+	echo "building $(IMAGE) with $$engine"; DOCKER_BUILDKIT=1 $$engine build -f deploy/Dockerfile -t $(IMAGE) .
