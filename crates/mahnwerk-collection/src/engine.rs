@@ -667,9 +667,7 @@ pub fn evolve(mut state: CollectionState, event: &Event) -> CollectionState {
 
 /// Fold a list of events.
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> CollectionState {
-    events
-        .into_iter()
-        .fold(CollectionState::default(), |s, e| evolve(s, e))
+    events.into_iter().fold(CollectionState::default(), evolve)
 }
 
 #[cfg(test)]
