@@ -1,22 +1,23 @@
-//! The event handler on the consumer library. On `dunning.escalated.v1` it decides the hand-over
-//! on the case stream (read, decide, append with the expected version: a redelivery finds the
-//! hand-over there and decides nothing). On `case.handed_over.v1` and `collection.recalled.v1`
+//! The event handler on the consumer library. On `dunning.escalated.v1` it records the case as
+//! pending in its transaction; [`crate::Collection::work`] then decides the hand-over on the case
+//! stream (read, decide, append with the expected version: a redelivery or a second replica
+//! finds the hand-over there and decides nothing). On `case.handed_over.v1` and `collection.recalled.v1`
 //! (whoever appended them: this handler or an operator's RPC) it publishes the event's envelope
 //! on the partner's public subject with `Nats-Msg-Id` = event id, and acks only after JetStream
 //! acked the publish, so every hand-over reaches the partner's subject once in effect.
 
-use crate::error::Error;
-use crate::service::{ACTOR, Collection, Subjects};
+use crate::service::Subjects;
+use crate::store;
 use mahnwerk_bus::{Envelope, Handler, HandlerError};
-use mahnwerk_domain::{CaseId, TenantId};
-use mahnwerk_eventlog::Metadata;
 use sqlx::{Any, Transaction};
+use std::sync::Arc;
 
 /// The subject filter (below the bus prefix) of the handler.
 pub const FILTER: &str = "*.case.>";
 
 pub struct CaseHandler {
-    pub collection: Collection,
+    /// Wakes [`crate::Collection::work`].
+    pub wake: Arc<tokio::sync::Notify>,
     pub js: async_nats::jetstream::Context,
     pub subjects: Subjects,
 }
@@ -54,41 +55,25 @@ impl Handler for CaseHandler {
     async fn handle<'a>(
         &'a self,
         event: &'a Envelope,
-        _tx: &'a mut Transaction<'static, Any>,
+        tx: &'a mut Transaction<'static, Any>,
     ) -> Result<(), HandlerError> {
         match event.event_type.as_str() {
             "dunning.escalated.v1" => {
                 let Some(case) = mahnwerk_bus::envelope::case_of(event) else {
                     return Ok(());
                 };
-                let tenant: TenantId = event
-                    .tenant
-                    .parse()
-                    .map_err(|e| HandlerError::Permanent(format!("tenant: {e}")))?;
-                let case: CaseId = case
-                    .parse()
-                    .map_err(|e| HandlerError::Permanent(format!("case id: {e}")))?;
                 let on = event
                     .payload
                     .get("escalated_on")
                     .and_then(|v| v.as_str())
-                    .and_then(|s| s.parse().ok())
                     .ok_or_else(|| permanent("dunning.escalated.v1 without escalated_on"))?;
-                let meta = Metadata {
-                    correlation_id: event.metadata.correlation_id.clone(),
-                    causation_id: Some(event.event_id.clone()),
-                    actor: ACTOR.into(),
-                    traceparent: event.metadata.traceparent.clone(),
-                };
-                match self.collection.on_escalated(&tenant, case, on, &meta).await {
-                    Ok(_) => Ok(()),
-                    // A rule refusing the hand-over (e.g. closed meanwhile) is no retry case.
-                    Err(Error::Refused(r)) => {
-                        tracing::warn!(case = %case, reason = %r, "hand-over not decided");
-                        Ok(())
-                    }
-                    Err(e) => Err(e.into()),
-                }
+                // Recorded in the consumer's transaction; the worker decides and appends outside
+                // it (an append inside would wait on the transaction's own lock on SQLite).
+                store::add_pending(tx, &event.tenant, case, on, &event.event_id)
+                    .await
+                    .map_err(|e| HandlerError::Transient(format!("database: {e}")))?;
+                self.wake.notify_one();
+                Ok(())
             }
             "case.handed_over.v1" => self.publish(event, "handover").await,
             "collection.recalled.v1" => self.publish(event, "recall").await,

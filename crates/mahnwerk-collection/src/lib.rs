@@ -90,17 +90,21 @@ pub async fn run(
         .ensure(&js)
         .await
         .map_err(|e| mahnwerk_bus::Error::Nats(e.to_string()))?;
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     let consumer = Consumer {
         config: ConsumerConfig::new(&config.consumer, &config.bus, handler::FILTER),
         bus: config.bus.clone(),
         pool: collection.pool().clone(),
         handler: handler::CaseHandler {
-            collection: collection.clone(),
+            wake: wake.clone(),
             js: js.clone(),
             subjects,
         },
     };
-    consumer.run(js, shutdown).await
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let worker = collection.work(wake, shutdown.clone());
+    let (consumed, ()) = tokio::join!(consumer.run(js, shutdown), worker);
+    consumed
 }
 
 /// The gRPC service, ready to add to the shared tonic server.

@@ -363,6 +363,63 @@ impl Collection {
         .await
     }
 
+    /// Decide the hand-over of every pending escalation (recorded by the handler), until
+    /// `shutdown`. Decisions are idempotent on the case stream, so replicas may race.
+    pub async fn work(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            match self.work_once().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "collection pass failed; retrying"),
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = wake.notified() => {}
+                () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            }
+        }
+    }
+
+    /// One pass over the pending escalations; returns how many were decided.
+    pub async fn work_once(&self) -> Result<usize> {
+        let rows = store::pending(&self.inner.pool, 64).await?;
+        let mut done = 0;
+        for (tenant, case_id, on, event_id) in rows {
+            let (Ok(t), Ok(c), Ok(d)) = (
+                tenant.parse::<TenantId>(),
+                case_id.parse::<CaseId>(),
+                on.parse::<NaiveDate>(),
+            ) else {
+                store::done_pending(&self.inner.pool, &tenant, &case_id).await?;
+                continue;
+            };
+            let meta = Metadata {
+                correlation_id: None,
+                causation_id: Some(event_id),
+                actor: ACTOR.into(),
+                traceparent: None,
+            };
+            match self.on_escalated(&t, c, d, &meta).await {
+                Ok(_) => {}
+                Err(Error::Refused(r)) => {
+                    tracing::warn!(case = %c, reason = %r, "hand-over not decided");
+                }
+                Err(Error::Unreadable(e)) => {
+                    tracing::error!(case = %c, error = %e, "unreadable case stream; hand-over skipped");
+                }
+                Err(e) => return Err(e),
+            }
+            store::done_pending(&self.inner.pool, &tenant, &case_id).await?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
     /// Bytes of a document from the filesystem store, verified against its hash.
     pub async fn document(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         use sha2::{Digest, Sha256};

@@ -3,11 +3,14 @@
 //! - `collection_partners`: the current version of each partner (a projection of the
 //!   `{tenant}/partner/{id}` streams; a row is only replaced by a later version).
 //! - `collection_requests`: request ids of mutating calls, for idempotent retries.
+//! - `collection_pending`: escalated cases whose hand-over is still to be decided (written by the
+//!   handler in the consumer's transaction, worked off by [`crate::service::Collection::work`]).
 
 use sqlx::AnyPool;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS collection_partners (tenant TEXT NOT NULL, partner_id TEXT NOT NULL, version BIGINT NOT NULL, partner_json TEXT NOT NULL, PRIMARY KEY (tenant, partner_id))",
+    "CREATE TABLE IF NOT EXISTS collection_pending (tenant TEXT NOT NULL, case_id TEXT NOT NULL, escalated_on TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (tenant, case_id))",
     "CREATE TABLE IF NOT EXISTS collection_requests (tenant TEXT NOT NULL, request_id TEXT NOT NULL, fingerprint TEXT NOT NULL, response TEXT, PRIMARY KEY (tenant, request_id))",
 ];
 
@@ -119,5 +122,47 @@ pub async fn drop_request(
     .bind(request_id.to_owned())
     .execute(pool)
     .await?;
+    Ok(())
+}
+
+/// Record an escalated case to decide (in the consumer's transaction).
+pub async fn add_pending(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &str,
+    case_id: &str,
+    escalated_on: &str,
+    event_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO collection_pending (tenant, case_id, escalated_on, event_id) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, case_id) DO NOTHING",
+    )
+    .bind(tenant.to_owned())
+    .bind(case_id.to_owned())
+    .bind(escalated_on.to_owned())
+    .bind(event_id.to_owned())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `(tenant, case id, escalated on, event id)` of pending escalations.
+pub async fn pending(
+    pool: &AnyPool,
+    limit: i64,
+) -> Result<Vec<(String, String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tenant, case_id, escalated_on, event_id FROM collection_pending ORDER BY tenant, case_id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn done_pending(pool: &AnyPool, tenant: &str, case_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM collection_pending WHERE tenant = $1 AND case_id = $2")
+        .bind(tenant.to_owned())
+        .bind(case_id.to_owned())
+        .execute(pool)
+        .await?;
     Ok(())
 }
