@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`engine`]: pure: partner selection, the claim, the hand-over and report state machine.
+//! - [`archive`]: pure: the case export (tar) and its offline check.
 //! - [`casefile`]: pure: a case stream folded, and the complete case file of a hand-over.
 //! - [`service`]: [`Collection`]: read, decide, append with the expected version; partners as
 //!   `{tenant}/partner/{id}` streams; the document store (the letters service's layout).
@@ -22,6 +23,7 @@
 //! A partner key reads and reports only on cases handed over to its partner; a refused report
 //! appends nothing. No personal data in logs.
 
+pub mod archive;
 pub mod casefile;
 pub mod engine;
 pub mod error;

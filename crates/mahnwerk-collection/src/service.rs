@@ -420,6 +420,28 @@ impl Collection {
         Ok(done)
     }
 
+    /// The case export archive (see [`crate::archive`]): every event and every letter PDF.
+    pub async fn export(&self, tenant: &TenantId, case: CaseId) -> Result<Vec<u8>> {
+        let view = self.read_case(&case.stream(tenant)).await?;
+        if view.version() == 0 {
+            return Err(Error::NotFound("case"));
+        }
+        let mut docs: Vec<(String, Vec<u8>)> = Vec::new();
+        for e in &view.events {
+            if let Some(s) = e.payload.get("document_sha256").and_then(Value::as_str)
+                && e.event_type.starts_with("letter.")
+                && !docs.iter().any(|(d, _)| d == s)
+            {
+                let bytes = self
+                    .document(s)
+                    .await?
+                    .ok_or_else(|| Error::Documents(format!("document {s} is not in the store")))?;
+                docs.push((s.to_owned(), bytes));
+            }
+        }
+        Ok(crate::archive::build(&view.events, &docs))
+    }
+
     /// Bytes of a document from the filesystem store, verified against its hash.
     pub async fn document(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         use sha2::{Digest, Sha256};

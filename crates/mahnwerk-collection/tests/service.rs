@@ -21,6 +21,7 @@ use mahnwerk_dunning::policy::Policy;
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_proto::v1 as pb;
 use pb::collection_service_client::CollectionServiceClient;
+use sha2::Digest;
 use std::sync::Arc;
 use tonic::Code;
 
@@ -185,6 +186,7 @@ async fn approval_hold_approve_recall_write_off(url: &str) {
     let clock: SharedClock = Arc::new(SimulatedClock::starting_on(d("2026-03-02")));
     let dir = tempfile::tempdir().unwrap();
     let collection = Collection::new(log.clone(), pool.clone(), clock, dir.path().to_owned());
+    let exporter = collection.clone();
     let consumer = {
         let (c, js, bus) = (collection.clone(), js.clone(), bus.clone());
         tokio::spawn(async move {
@@ -345,6 +347,54 @@ async fn approval_hold_approve_recall_write_off(url: &str) {
     assert_eq!(w.event_types, ["case.closed.v1"]);
     assert_eq!(w.phase, "closed:written_off");
     assert!(log.verify().await.unwrap().is_ok());
+
+    // The export: an untouched archive verifies without the database; one byte changed
+    // anywhere fails, naming what changed.
+    let pdf = b"%PDF-1.4 letter".to_vec();
+    let sha = hex::encode(sha2::Sha256::digest(&pdf));
+    std::fs::create_dir_all(dir.path().join(&sha[..2])).unwrap();
+    std::fs::write(dir.path().join(&sha[..2]).join(format!("{sha}.pdf")), &pdf).unwrap();
+    log.append(AppendBatch {
+        stream: stream.clone(),
+        expected: ExpectedVersion::Any,
+        events: vec![event(
+            "letter.rendered.v1",
+            serde_json::json!({"letter_id": "l-9", "step": 3, "kind": "last_notice", "document_sha256": sha,
+                "letterhead_version": 1, "templates": [], "draft": false}),
+            "service:letters",
+        )],
+    })
+    .await
+    .unwrap();
+    let archive = exporter.export(&tenant, case).await.unwrap();
+    let ok = mahnwerk_collection::archive::verify(&archive).unwrap();
+    assert_eq!(
+        (ok.documents, ok.events),
+        (1, types(&log, &stream).await.len())
+    );
+    let mut named = std::collections::BTreeSet::new();
+    for i in (0..archive.len()).step_by(37) {
+        let mut bad = archive.clone();
+        bad[i] ^= 0x01;
+        let problems = match mahnwerk_collection::archive::verify(&bad) {
+            Ok(_) => panic!(
+                "byte {i} changed but the archive verified: {:?}",
+                String::from_utf8_lossy(
+                    &archive[i.saturating_sub(60)..(i + 20).min(archive.len())]
+                )
+            ),
+            Err(p) => p,
+        };
+        named.insert(problems[0].split(':').next().unwrap_or_default().to_owned());
+    }
+    assert!(
+        named.iter().any(|n| n.starts_with("case.json")),
+        "{named:?}"
+    );
+    assert!(
+        named.iter().any(|n| n.starts_with("documents/")),
+        "{named:?}"
+    );
     consumer.abort();
     grpc.abort();
     relay.abort();
