@@ -266,8 +266,9 @@ pub fn verify(bytes: &[u8]) -> Result<Verified, Vec<String>> {
     for e in &events {
         if let Some(s) = e.payload.get("document_sha256").and_then(|v| v.as_str())
             && e.event_type.starts_with("letter.")
+            && get(&format!("documents/{s}.pdf")).is_none()
         {
-            if get(&format!("documents/{s}.pdf")).is_none() {
+            {
                 problems.push(format!(
                     "documents/{s}.pdf: missing (named by event {})",
                     e.version

@@ -428,4 +428,60 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
     assert_eq!(since.len(), 3);
     assert_eq!(since[1]["payload"]["costs_waived"], true);
     server.stop().await;
+
+    // The export for humans and courts, checked offline (no database reachable): untouched it
+    // passes; a byte changed in the letter PDF fails, naming the file.
+    let bin = env!("CARGO_BIN_EXE_mahnwerk");
+    let tar = dir.path().join("case.tar");
+    let out = std::process::Command::new(bin)
+        .args([
+            "case",
+            "export",
+            "--database-url",
+            &url,
+            "--tenant",
+            "acme",
+            "RE-COL-1",
+            "--out",
+        ])
+        .arg(&tar)
+        .arg("--documents-dir")
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = |path: &std::path::Path| {
+        let out = std::process::Command::new(bin)
+            .args([
+                "verify",
+                "--database-url",
+                "sqlite:/nonexistent/none.db",
+                "--archive",
+            ])
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = check(&tar);
+    assert!(ok, "{text}");
+    assert!(text.starts_with("ok:"), "{text}");
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let at = bytes
+        .windows(b"% Zahlungserinnerung".len())
+        .position(|w| w == b"% Zahlungserinnerung")
+        .unwrap();
+    bytes[at + 2] ^= 0x20;
+    let bad = dir.path().join("bad.tar");
+    std::fs::write(&bad, &bytes).unwrap();
+    let (ok, text) = check(&bad);
+    assert!(!ok, "{text}");
+    assert!(text.contains(&format!("documents/{sha}.pdf")), "{text}");
 }
