@@ -44,6 +44,7 @@ fn tag(event_type: &str) -> Option<&'static str> {
         "case.handed_over.v1" => "handed_over",
         "collection.status_reported.v1" => "reported",
         "collection.recalled.v1" => "recalled",
+        "collection.costs_waived.v1" => "costs_waived",
         "case.closed.v1" => "closed",
         _ => return None,
     })

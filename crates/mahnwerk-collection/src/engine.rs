@@ -309,6 +309,9 @@ pub struct CollectionState {
     pub principal_open: Option<Money>,
     pub costs_collected: i64,
     pub handovers: u32,
+    /// The creditor waived the collection costs of this case once the principal is paid.
+    #[serde(default)]
+    pub costs_waived: bool,
 }
 
 impl Default for CollectionState {
@@ -318,6 +321,7 @@ impl Default for CollectionState {
             principal_open: None,
             costs_collected: 0,
             handovers: 0,
+            costs_waived: false,
         }
     }
 }
@@ -365,6 +369,9 @@ pub enum Event {
     },
     /// `collection.recalled.v1`
     Recalled { partner_id: String, reason: String },
+    /// `collection.costs_waived.v1`: the creditor waives the collection costs of this case
+    /// when the principal is paid (the partner must not claim them then).
+    CostsWaived { partner_id: String, reason: String },
     /// `case.closed.v1`
     Closed {
         outcome: String,
@@ -381,6 +388,7 @@ impl Event {
             Event::HandedOver { .. } => "case.handed_over.v1",
             Event::Reported { .. } => "collection.status_reported.v1",
             Event::Recalled { .. } => "collection.recalled.v1",
+            Event::CostsWaived { .. } => "collection.costs_waived.v1",
             Event::Closed { .. } => "case.closed.v1",
         }
     }
@@ -405,6 +413,10 @@ pub enum Command {
         reason: String,
     },
     Recall {
+        reason: String,
+    },
+    /// Waive the collection costs of this case once the principal is paid.
+    WaiveCosts {
         reason: String,
     },
     /// A report of `partner_id` (the authenticated partner).
@@ -497,6 +509,14 @@ pub fn decide(
             }]),
             None => Err(precondition("the case is not with a partner")),
         },
+        Command::WaiveCosts { reason } => match state.partner() {
+            Some(_) if state.costs_waived => Ok(vec![]),
+            Some(p) => Ok(vec![Event::CostsWaived {
+                partner_id: p.to_owned(),
+                reason: reason.clone(),
+            }]),
+            None => Err(precondition("the case is not with a partner")),
+        },
         Command::Report {
             partner_id,
             report,
@@ -505,7 +525,7 @@ pub fn decide(
             state,
             partner_id,
             report,
-            *waive_costs_if_principal_paid,
+            *waive_costs_if_principal_paid || state.costs_waived,
             today,
         ),
     }
@@ -655,7 +675,9 @@ pub fn evolve(mut state: CollectionState, event: &Event) -> CollectionState {
             state.phase = Phase::Recalled {
                 partner_id: partner_id.clone(),
             };
+            state.costs_waived = false;
         }
+        Event::CostsWaived { .. } => state.costs_waived = true,
         Event::Closed { outcome, .. } => {
             state.phase = Phase::Closed {
                 outcome: outcome.clone(),
@@ -1150,5 +1172,53 @@ mod tests {
         // Earlier hand-over date, less interest.
         let earlier = claim(&case, case.escalated_on.unwrap()).unwrap();
         assert!(earlier.interest_total.minor < c.interest_total.minor);
+    }
+
+    #[test]
+    fn a_per_case_waiver_marks_the_closing_payment() {
+        let given = [handed("p1"), accepted("p1")];
+        let (_, out) = given_when(
+            &given,
+            Command::WaiveCosts {
+                reason: "good customer".into(),
+            },
+        );
+        let waived = out.unwrap();
+        assert_eq!(events_types(&waived), vec!["collection.costs_waived.v1"]);
+        let state = fold(given.iter().chain(&waived));
+        assert!(state.costs_waived);
+        // Twice: nothing more.
+        assert_eq!(
+            decide(
+                &state,
+                &Command::WaiveCosts { reason: "x".into() },
+                d("2026-05-01")
+            )
+            .unwrap(),
+            vec![]
+        );
+        let out = decide(
+            &state,
+            &report(
+                "p1",
+                Report::PaymentCollected {
+                    principal: Money::eur(11900),
+                    costs: Money::eur(0),
+                    collected_on: d("2026-05-01"),
+                },
+            ),
+            d("2026-05-01"),
+        )
+        .unwrap();
+        assert!(matches!(
+            &out[0],
+            Event::Reported {
+                costs_waived: true,
+                ..
+            }
+        ));
+        // Not with a partner: refused.
+        let (_, out) = given_when(&[], Command::WaiveCosts { reason: "x".into() });
+        assert!(out.is_err());
     }
 }

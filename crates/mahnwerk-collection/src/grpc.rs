@@ -450,6 +450,11 @@ impl CollectionService for CollectionApi {
             .await
     }
 
+    async fn waive_costs(&self, req: Request<pb::CaseNoteRequest>) -> Rpc<pb::CaseActionResponse> {
+        self.note_action(req, "waive_costs", |reason| Command::WaiveCosts { reason })
+            .await
+    }
+
     async fn get_handed_over_case(
         &self,
         req: Request<pb::GetHandedOverCaseRequest>,

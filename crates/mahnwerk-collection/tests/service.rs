@@ -321,6 +321,20 @@ async fn approval_hold_approve_recall_write_off(url: &str) {
     assert!(claim["interest_total"]["minor"].as_i64().unwrap() > 0);
     assert_eq!(env["payload"]["debtor"]["kind"], "business");
 
+    // The per-case waiver of collection costs (idempotent on the case state).
+    let w = col
+        .waive_costs(authed(&key, note("c1", "good customer")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(w.event_types, ["collection.costs_waived.v1"]);
+    let w = col
+        .waive_costs(authed(&key, note("c2", "again")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(w.event_types.is_empty());
+
     // Write-off only after a recall; the recall is published too.
     let e = col
         .write_off(authed(&key, note("w1", "insolvent")))
