@@ -47,6 +47,9 @@ enum Command {
     /// Read case files.
     #[command(subcommand)]
     Case(CaseCommand),
+    /// Manage a tenant's collection partners and their keys.
+    #[command(subcommand)]
+    Partner(PartnerCommand),
     /// Call the InvoiceService of a running mahnwerk.
     Invoice {
         #[command(flatten)]
@@ -84,6 +87,37 @@ enum Command {
         conn: Connection,
         #[command(subcommand)]
         command: mahnwerk_matching::cli::ImportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCommand {
+    /// Create or change a partner from its JSON (`mahnwerk_collection::engine::Partner`:
+    /// id, name, subject_token, min_amount_minor, debtor_kinds, countries, mode, …).
+    Put {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        tenant: String,
+        /// The partner as JSON.
+        json: String,
+    },
+    /// List the tenant's partners (JSON lines).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Create a partner-scoped API key; the key is printed once.
+    Key {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        tenant: String,
+        partner: String,
+        #[arg(long, default_value = "")]
+        label: String,
     },
 }
 
@@ -331,6 +365,61 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("no active key with id {key_id}");
             }
             println!("revoked {key_id}");
+        }
+        Command::Partner(cmd) => {
+            let (store, tenant) = match &cmd {
+                PartnerCommand::Put { store, tenant, .. }
+                | PartnerCommand::List { store, tenant }
+                | PartnerCommand::Key { store, tenant, .. } => (store, tenant),
+            };
+            let tenant: TenantId = tenant.parse().map_err(|e| anyhow::anyhow!("tenant: {e}"))?;
+            let (log, _, pool) = mahnwerk::server::open_stores(&store.database_url).await?;
+            mahnwerk_collection::ensure_schema(&pool).await?;
+            let collection = mahnwerk_collection::Collection::new(
+                log,
+                pool.clone(),
+                std::sync::Arc::new(mahnwerk_clock::SystemClock),
+                std::path::PathBuf::new(),
+            );
+            match cmd {
+                PartnerCommand::Put { json, .. } => {
+                    let partner: mahnwerk_collection::engine::Partner = serde_json::from_str(&json)
+                        .map_err(|e| anyhow::anyhow!("partner JSON: {e}"))?;
+                    let meta = mahnwerk_eventlog::Metadata {
+                        actor: "cli".into(),
+                        ..Default::default()
+                    };
+                    let id = partner.id.clone();
+                    let version = collection
+                        .put_partner(&tenant, partner, &meta)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("partner: {e}"))?;
+                    println!("partner {id} version {version}");
+                }
+                PartnerCommand::List { .. } => {
+                    for (version, p) in collection
+                        .partners(&tenant)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                    {
+                        println!("{}", serde_json::json!({"version": version, "partner": p}));
+                    }
+                }
+                PartnerCommand::Key { partner, label, .. } => {
+                    if collection
+                        .partner(&tenant, &partner)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .is_none()
+                    {
+                        anyhow::bail!("no partner {partner} for tenant {tenant}");
+                    }
+                    let keys = mahnwerk_auth::partner::PartnerKeys::open(pool).await?;
+                    let key = keys.create(&tenant, &partner, &label).await?;
+                    eprintln!("key id {} (the key below is shown only once)", key.key_id);
+                    println!("{}", key.token);
+                }
+            }
         }
         Command::Case(CaseCommand::Export {
             store,

@@ -485,3 +485,42 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
     assert!(!ok, "{text}");
     assert!(text.contains(&format!("documents/{sha}.pdf")), "{text}");
 }
+
+#[tokio::test]
+async fn partners_and_partner_keys_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    tenant_key(&url, "acme").await;
+    let bin = env!("CARGO_BIN_EXE_mahnwerk");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .args(["--database-url", &url, "--tenant", "acme"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let partner = r#"{"id":"west","name":"Inkasso West","subject_token":"west","min_amount_minor":0,
+        "debtor_kinds":[],"countries":["DE"],"mode":"approval","waive_costs_if_principal_paid":false,"active":true}"#;
+    let (ok, out, err) = run(&["partner", "put", partner]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "partner west version 1");
+    let (ok, out, _) = run(&["partner", "list"]);
+    assert!(ok);
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["partner"]["mode"], "approval");
+    let (ok, out, _) = run(&["partner", "key", "west"]);
+    assert!(ok);
+    assert!(out.trim().starts_with("mwp_"), "{out}");
+    let (ok, _, err) = run(&["partner", "key", "nobody"]);
+    assert!(!ok);
+    assert!(err.contains("no partner nobody"), "{err}");
+    let bad = partner.replace(r#""id":"west""#, r#""id":"Bad Id""#);
+    let (ok, _, err) = run(&["partner", "put", &bad]);
+    assert!(!ok);
+    assert!(err.contains("partner_id"), "{err}");
+}
