@@ -7,7 +7,7 @@ read a case that was not handed to it. Prints one JSON object with what it saw.
 
 usage: collector.py NATS_URL SUBJECT COUNT GRPC_ADDR PARTNER_KEY OTHER_CASE_ID
 """
-import asyncio, hashlib, json, os, subprocess, sys, tempfile
+import asyncio, hashlib, json, os, shutil, subprocess, sys, tempfile
 
 import jsonschema
 import nats
@@ -23,6 +23,7 @@ def stubs():
                     "--grpc_python_out=" + out, *files], check=True)
     sys.path.insert(0, out)
     from mahnwerk.v1 import collection_pb2, collection_pb2_grpc  # noqa: E402
+    shutil.rmtree(out, ignore_errors=True)  # the modules are loaded
     return collection_pb2, collection_pb2_grpc
 
 
