@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 
+pub mod partner;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("tenant {0} already exists")]

@@ -29,6 +29,8 @@ pub enum Service {
     /// PaymentService over gRPC (bank statements and transactions applied to invoices) and its
     /// open-items projection.
     Matching,
+    /// CollectionService over gRPC and the collection consumer (hand-overs to partners).
+    Collection,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -79,6 +81,10 @@ pub struct ServeArgs {
     /// move deadlines and letter dates.
     #[arg(long, env = "MAHNWERK_DUNNING_STATE", default_value = "NW")]
     pub dunning_state: mahnwerk_dunning::law::calendar::FederalState,
+    /// Collection: the filesystem document store to serve letter PDFs from (the letters
+    /// service's layout); default `MAHNWERK_DOCUMENTS_DIR`, else `var/documents`.
+    #[arg(long)]
+    pub collection_documents_dir: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {

@@ -33,6 +33,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Check an exported case archive (`mahnwerk case export`) offline instead, without the
+        /// database; names every file or event that changed.
+        #[arg(long, value_name = "FILE")]
+        archive: Option<std::path::PathBuf>,
     },
     /// Manage tenants (creditors).
     #[command(subcommand)]
@@ -43,6 +47,9 @@ enum Command {
     /// Read case files.
     #[command(subcommand)]
     Case(CaseCommand),
+    /// Manage a tenant's collection partners and their keys.
+    #[command(subcommand)]
+    Partner(PartnerCommand),
     /// Call the InvoiceService of a running mahnwerk.
     Invoice {
         #[command(flatten)]
@@ -80,6 +87,37 @@ enum Command {
         conn: Connection,
         #[command(subcommand)]
         command: mahnwerk_matching::cli::ImportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCommand {
+    /// Create or change a partner from its JSON (`mahnwerk_collection::engine::Partner`:
+    /// id, name, subject_token, min_amount_minor, debtor_kinds, countries, mode, …).
+    Put {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        tenant: String,
+        /// The partner as JSON.
+        json: String,
+    },
+    /// List the tenant's partners (JSON lines).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Create a partner-scoped API key; the key is printed once.
+    Key {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        tenant: String,
+        partner: String,
+        #[arg(long, default_value = "")]
+        label: String,
     },
 }
 
@@ -130,6 +168,23 @@ enum ApikeyCommand {
 
 #[derive(Debug, Subcommand)]
 enum CaseCommand {
+    /// Write one archive (tar) with the case file as JSON, every letter PDF and a manifest, for
+    /// humans and courts; `mahnwerk verify --archive FILE` checks it offline.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Tenant of the case.
+        #[arg(long)]
+        tenant: String,
+        /// Case id (UUID) or the tenant's invoice number.
+        case: String,
+        /// The archive to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The filesystem document store (default `MAHNWERK_DOCUMENTS_DIR`, else `var/documents`).
+        #[arg(long)]
+        documents_dir: Option<std::path::PathBuf>,
+    },
     /// Print a case file from the event log: a readable timeline, or JSON.
     Show {
         #[command(flatten)]
@@ -231,7 +286,28 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             mahnwerk::server::open_stores(&store.database_url).await?;
             println!("schemas are up to date");
         }
-        Command::Verify { store, json } => {
+        Command::Verify {
+            archive: Some(path),
+            ..
+        } => {
+            let bytes = std::fs::read(&path)?;
+            match mahnwerk_collection::archive::verify(&bytes) {
+                Ok(v) => println!(
+                    "ok: {} events of {} and {} documents, hash chain intact (head {})",
+                    v.events,
+                    v.stream,
+                    v.documents,
+                    v.head.unwrap_or_default()
+                ),
+                Err(problems) => {
+                    for p in problems {
+                        println!("changed: {p}");
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Verify { store, json, .. } => {
             let log = mahnwerk_eventlog::EventLog::connect(&store.database_url).await?;
             let report = log.verify().await?;
             if json {
@@ -289,6 +365,98 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("no active key with id {key_id}");
             }
             println!("revoked {key_id}");
+        }
+        Command::Partner(cmd) => {
+            let (store, tenant) = match &cmd {
+                PartnerCommand::Put { store, tenant, .. }
+                | PartnerCommand::List { store, tenant }
+                | PartnerCommand::Key { store, tenant, .. } => (store, tenant),
+            };
+            let tenant: TenantId = tenant.parse().map_err(|e| anyhow::anyhow!("tenant: {e}"))?;
+            let (log, _, pool) = mahnwerk::server::open_stores(&store.database_url).await?;
+            mahnwerk_collection::ensure_schema(&pool).await?;
+            let collection = mahnwerk_collection::Collection::new(
+                log,
+                pool.clone(),
+                std::sync::Arc::new(mahnwerk_clock::SystemClock),
+                std::path::PathBuf::new(),
+            );
+            match cmd {
+                PartnerCommand::Put { json, .. } => {
+                    let partner: mahnwerk_collection::engine::Partner = serde_json::from_str(&json)
+                        .map_err(|e| anyhow::anyhow!("partner JSON: {e}"))?;
+                    let meta = mahnwerk_eventlog::Metadata {
+                        actor: "cli".into(),
+                        ..Default::default()
+                    };
+                    let id = partner.id.clone();
+                    let version = collection
+                        .put_partner(&tenant, partner, &meta)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("partner: {e}"))?;
+                    println!("partner {id} version {version}");
+                }
+                PartnerCommand::List { .. } => {
+                    for (version, p) in collection
+                        .partners(&tenant)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                    {
+                        println!("{}", serde_json::json!({"version": version, "partner": p}));
+                    }
+                }
+                PartnerCommand::Key { partner, label, .. } => {
+                    if collection
+                        .partner(&tenant, &partner)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .is_none()
+                    {
+                        anyhow::bail!("no partner {partner} for tenant {tenant}");
+                    }
+                    let keys = mahnwerk_auth::partner::PartnerKeys::open(pool).await?;
+                    let key = keys.create(&tenant, &partner, &label).await?;
+                    eprintln!("key id {} (the key below is shown only once)", key.key_id);
+                    println!("{}", key.token);
+                }
+            }
+        }
+        Command::Case(CaseCommand::Export {
+            store,
+            tenant,
+            case,
+            out,
+            documents_dir,
+        }) => {
+            let tenant: TenantId = tenant.parse().map_err(|e| anyhow::anyhow!("tenant: {e}"))?;
+            let case_id = if client::uuid_like(&case) {
+                case.parse::<CaseId>()
+                    .map_err(|e| anyhow::anyhow!("case id: {e}"))?
+            } else {
+                CaseId::for_invoice(
+                    &tenant,
+                    &case
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("invoice number: {e}"))?,
+                )
+            };
+            let log = mahnwerk_eventlog::EventLog::connect(&store.database_url).await?;
+            let pool = mahnwerk_auth::connect_any(&store.database_url).await?;
+            let docs = documents_dir.unwrap_or_else(|| {
+                mahnwerk_collection::Config::new(mahnwerk_bus::BusConfig::default()).documents
+            });
+            let collection = mahnwerk_collection::Collection::new(
+                log,
+                pool,
+                std::sync::Arc::new(mahnwerk_clock::SystemClock),
+                docs,
+            );
+            let bytes = collection
+                .export(&tenant, case_id)
+                .await
+                .map_err(|e| anyhow::anyhow!("export of case {case}: {e}"))?;
+            std::fs::write(&out, &bytes)?;
+            println!("wrote {} ({} bytes)", out.display(), bytes.len());
         }
         Command::Case(CaseCommand::Show {
             store,

@@ -92,23 +92,23 @@ pub async fn run(
     }
 
     // Dunning: consumer and scheduler in the background, DunningService on the shared server.
+    // One clock for every service of this process (dunning and collection share the day).
+    let clock: mahnwerk_clock::SharedClock = match args.simulated_clock {
+        Some(start) => {
+            tracing::warn!(%start, "services run on a simulated clock");
+            std::sync::Arc::new(mahnwerk_clock::SimulatedClock::starting_on(start))
+        }
+        None => std::sync::Arc::new(mahnwerk_clock::SystemClock),
+    };
     let mut dunning_grpc = None;
     if args.runs(Service::Dunning) {
-        use mahnwerk_clock::{SharedClock, SimulatedClock, SystemClock};
-        let clock: SharedClock = match args.simulated_clock {
-            Some(start) => {
-                tracing::warn!(%start, "dunning runs on a simulated clock");
-                std::sync::Arc::new(SimulatedClock::starting_on(start))
-            }
-            None => std::sync::Arc::new(SystemClock),
-        };
         mahnwerk_dunning_service::ensure_schema(&pool)
             .await
             .context("preparing the dunning tables")?;
         let dunning = mahnwerk_dunning_service::Dunning::new(
             log.clone(),
             pool.clone(),
-            clock,
+            clock.clone(),
             args.dunning_state,
         );
         let js = mahnwerk_bus::connect(&args.nats_url)
@@ -174,6 +174,48 @@ pub async fn run(
         None
     };
 
+    // Collection: its consumer hands escalated cases over and publishes them to the partners;
+    // CollectionService joins the gRPC server below.
+    let collection_grpc = if args.runs(Service::Collection) {
+        mahnwerk_collection::ensure_schema(&pool)
+            .await
+            .context("preparing the collection tables")?;
+        let mut config = mahnwerk_collection::Config::new(args.bus());
+        // The letters' filesystem store, unless a test or operator names another directory.
+        config.documents = args
+            .collection_documents_dir
+            .clone()
+            .unwrap_or_else(|| args.letters.documents_dir.clone());
+        let collection = mahnwerk_collection::Collection::new(
+            log.clone(),
+            pool.clone(),
+            clock.clone(),
+            config.documents.clone(),
+        );
+        let js = mahnwerk_bus::connect(&args.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+        let (c, rx) = (collection.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            mahnwerk_collection::run(config, c, js, stopped(rx))
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        let partner_keys = mahnwerk_auth::partner::PartnerKeys::open(pool.clone())
+            .await
+            .context("preparing the partner key table")?;
+        tracing::info!("collection started");
+        Some(mahnwerk_collection::service(
+            mahnwerk_collection::grpc::CollectionApi {
+                collection,
+                keys: keys.clone(),
+                partner_keys,
+            },
+        ))
+    } else {
+        None
+    };
+
     // Ingest: its projection follower; InvoiceService and CaseService join the gRPC server below.
     let (mut invoices, mut cases) = (None, None);
     if args.runs(Service::Ingest) {
@@ -224,6 +266,13 @@ pub async fn run(
                 >>()
                 .await;
         }
+        if collection_grpc.is_some() {
+            health_reporter
+                .set_serving::<mahnwerk_proto::v1::collection_service_server::CollectionServiceServer<
+                    mahnwerk_collection::grpc::CollectionApi,
+                >>()
+                .await;
+        }
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(mahnwerk_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -257,6 +306,7 @@ pub async fn run(
                 .add_optional_service(dunning_grpc)
                 .add_optional_service(payments)
                 .add_optional_service(letters_grpc)
+                .add_optional_service(collection_grpc)
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     stopped(rx),

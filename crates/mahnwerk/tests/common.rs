@@ -95,6 +95,7 @@ pub async fn start_with(database_url: &str, change: impl FnOnce(&mut ServeArgs))
         demo: false,
         simulated_clock: None,
         dunning_state: mahnwerk_dunning::law::calendar::FederalState::NW,
+        collection_documents_dir: None,
     };
     change(&mut args);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
