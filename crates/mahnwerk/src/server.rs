@@ -209,6 +209,14 @@ pub async fn run(
         tasks.spawn(async move {
             tonic::transport::Server::builder()
                 .concurrency_limit_per_connection(limit.div_ceil(4))
+                // HTTP/2 flow control sized so a client streaming small messages as fast as it
+                // can (grpcio sends one or two small DATA frames per message) is slowed down by
+                // flow control, not cut off: h2 closes a connection (GOAWAY
+                // "too_many_data_frames") once the framing overhead of buffered small frames
+                // exceeds half the connection window. A stream buffers at most STREAM_WINDOW
+                // unread bytes; the connection window is 32 times that (see the constants).
+                .initial_stream_window_size(GRPC_STREAM_WINDOW)
+                .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
                 .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limit))
                 .trace_fn(|req| tracing::info_span!("grpc", path = %req.uri().path()))
                 .add_service(health)
@@ -278,3 +286,10 @@ pub async fn run(
 
 /// How long a stop waits for the services to finish what they are doing.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Unread request bytes one gRPC stream may buffer on the server (HTTP/2 stream window).
+const GRPC_STREAM_WINDOW: u32 = 256 * 1024;
+/// Unread request bytes one connection may buffer (HTTP/2 connection window). h2's budget for
+/// the framing overhead of small DATA frames is half of it: 16 times the stream window, so a
+/// stalled stream of frames averaging 16 bytes or more never exhausts it.
+const GRPC_CONNECTION_WINDOW: u32 = 32 * GRPC_STREAM_WINDOW;
