@@ -95,7 +95,7 @@ struct Stored {
 
 impl DunningApi {
     async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        self.keys.authenticate(req.metadata()).await
+        self.keys.authenticate_request(req).await
     }
 
     /// Run an intervention once per `request_id`.

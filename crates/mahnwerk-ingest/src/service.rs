@@ -111,7 +111,7 @@ fn invoice_number(field: &str, value: &str) -> Result<InvoiceNumber, Status> {
 
 impl Ingest {
     async fn ctx<T>(&self, req: &Request<T>) -> Result<RequestCtx, Status> {
-        let caller = self.keys.authenticate(req.metadata()).await?;
+        let caller = self.keys.authenticate_request(req).await?;
         let metadata = request_metadata(req, &caller)?;
         Ok(RequestCtx { caller, metadata })
     }
