@@ -76,12 +76,22 @@ fn parse_policy(json: &str) -> Result<Policy, Status> {
     serde_json::from_str(json).map_err(|e| invalid_field("policy_json", &e.to_string()))
 }
 
-fn policy_pb(p: &Policy, builtin: bool) -> pb::PolicyVersion {
-    pb::PolicyVersion {
+fn policy_pb(p: &Policy, builtin: bool) -> pb::PutPolicyResponse {
+    pb::PutPolicyResponse {
         policy_id: p.id.clone(),
         version: p.version,
         policy_json: serde_json::to_string(p).unwrap_or_default(),
         builtin,
+    }
+}
+
+/// One response message per RPC (buf lint), the same fields.
+fn get_policy_response(p: pb::PutPolicyResponse) -> pb::GetPolicyResponse {
+    pb::GetPolicyResponse {
+        policy_id: p.policy_id,
+        version: p.version,
+        policy_json: p.policy_json,
+        builtin: p.builtin,
     }
 }
 
@@ -93,20 +103,42 @@ struct Stored {
     stream_version: u64,
 }
 
+/// The intervention RPCs answer with messages of the same fields (one per RPC, buf lint).
+macro_rules! intervention_response {
+    ($($t:ident),*) => {$(
+        impl From<Stored> for pb::$t {
+            fn from(s: Stored) -> Self {
+                Self {
+                    case_id: s.case_id,
+                    event_types: s.event_types,
+                    stream_version: s.stream_version,
+                }
+            }
+        }
+    )*};
+}
+intervention_response!(
+    PauseCaseResponse,
+    ResumeCaseResponse,
+    RecordPromiseToPayResponse,
+    AgreePaymentPlanResponse,
+    WriteOffResponse
+);
+
 impl DunningApi {
     async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
         self.keys.authenticate_request(req).await
     }
 
     /// Run an intervention once per `request_id`.
-    async fn intervene<T>(
+    async fn intervene<T, R: From<Stored>>(
         &self,
         req: &Request<T>,
         tenant: &str,
         request_id: &str,
         case_id: &str,
         command: DunningCommand,
-    ) -> Rpc<pb::InterventionResponse> {
+    ) -> Rpc<R> {
         let caller = self.caller(req).await?;
         let tenant: TenantId = caller.tenant(tenant)?;
         if request_id.is_empty() || request_id.chars().count() > 100 {
@@ -135,11 +167,11 @@ impl DunningApi {
                 ));
             }
             if let Some(stored) = response.and_then(|r| serde_json::from_str::<Stored>(&r).ok()) {
-                return Ok(Response::new(pb::InterventionResponse {
+                return Ok(Response::new(R::from(Stored {
                     case_id: stored.case_id,
                     event_types: Vec::new(),
                     stream_version: stored.stream_version,
-                }));
+                })));
             }
             // An earlier attempt stopped before it answered: act again (the core's commands
             // are idempotent on the case state).
@@ -171,11 +203,7 @@ impl DunningApi {
         )
         .await
         .map_err(db)?;
-        Ok(Response::new(pb::InterventionResponse {
-            case_id: stored.case_id,
-            event_types: stored.event_types,
-            stream_version: stored.stream_version,
-        }))
+        Ok(Response::new(R::from(stored)))
     }
 }
 
@@ -200,7 +228,7 @@ fn describe_pause(p: &Pause) -> String {
 
 #[tonic::async_trait]
 impl DunningService for DunningApi {
-    async fn put_policy(&self, req: Request<pb::PutPolicyRequest>) -> Rpc<pb::PolicyVersion> {
+    async fn put_policy(&self, req: Request<pb::PutPolicyRequest>) -> Rpc<pb::PutPolicyResponse> {
         let caller = self.caller(&req).await?;
         let b = req.get_ref();
         let tenant = caller.tenant(&b.tenant)?;
@@ -213,7 +241,7 @@ impl DunningService for DunningApi {
         Ok(Response::new(policy_pb(&stored, false)))
     }
 
-    async fn get_policy(&self, req: Request<pb::GetPolicyRequest>) -> Rpc<pb::PolicyVersion> {
+    async fn get_policy(&self, req: Request<pb::GetPolicyRequest>) -> Rpc<pb::GetPolicyResponse> {
         let caller = self.caller(&req).await?;
         let b = req.get_ref();
         let tenant = caller.tenant(&b.tenant)?;
@@ -229,7 +257,9 @@ impl DunningService for DunningApi {
             (_, true) => None,
         };
         let (policy, builtin) = found.ok_or_else(|| Status::not_found("policy not found"))?;
-        Ok(Response::new(policy_pb(&policy, builtin)))
+        Ok(Response::new(get_policy_response(policy_pb(
+            &policy, builtin,
+        ))))
     }
 
     async fn list_policies(
@@ -354,10 +384,7 @@ impl DunningService for DunningApi {
         }))
     }
 
-    async fn pause_case(
-        &self,
-        req: Request<pb::PauseCaseRequest>,
-    ) -> Rpc<pb::InterventionResponse> {
+    async fn pause_case(&self, req: Request<pb::PauseCaseRequest>) -> Rpc<pb::PauseCaseResponse> {
         let b = req.get_ref().clone();
         let until = if b.until.is_empty() {
             None
@@ -376,7 +403,7 @@ impl DunningService for DunningApi {
     async fn resume_case(
         &self,
         req: Request<pb::ResumeCaseRequest>,
-    ) -> Rpc<pb::InterventionResponse> {
+    ) -> Rpc<pb::ResumeCaseResponse> {
         let b = req.get_ref().clone();
         let command = DunningCommand::Release {
             scope: HoldScope::Case,
@@ -388,7 +415,7 @@ impl DunningService for DunningApi {
     async fn record_promise_to_pay(
         &self,
         req: Request<pb::RecordPromiseToPayRequest>,
-    ) -> Rpc<pb::InterventionResponse> {
+    ) -> Rpc<pb::RecordPromiseToPayResponse> {
         let b = req.get_ref().clone();
         let command = DunningCommand::PromiseToPay {
             until: parse_date("until", &b.until)?,
@@ -401,7 +428,7 @@ impl DunningService for DunningApi {
     async fn agree_payment_plan(
         &self,
         req: Request<pb::AgreePaymentPlanRequest>,
-    ) -> Rpc<pb::InterventionResponse> {
+    ) -> Rpc<pb::AgreePaymentPlanResponse> {
         let b = req.get_ref().clone();
         let mut instalments = Vec::new();
         for (i, inst) in b.instalments.iter().enumerate() {
@@ -415,7 +442,7 @@ impl DunningService for DunningApi {
             .await
     }
 
-    async fn write_off(&self, req: Request<pb::WriteOffRequest>) -> Rpc<pb::InterventionResponse> {
+    async fn write_off(&self, req: Request<pb::WriteOffRequest>) -> Rpc<pb::WriteOffResponse> {
         let b = req.get_ref().clone();
         let command = DunningCommand::WriteOff {
             reason: b.reason.clone(),

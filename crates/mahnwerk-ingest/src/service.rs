@@ -190,13 +190,13 @@ impl Ingest {
         number_field: &str,
         command: CaseCommand,
         request_id: &str,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Option<pb::Invoice>, Status> {
         let tenant = ctx.caller.tenant(tenant_field)?;
         let number = invoice_number("invoice_number", number_field)?;
         let (state, _) = self
             .execute(&tenant, &number, &command, Some(request_id), &ctx.metadata)
             .await?;
-        Ok(Response::new(invoice_to_proto(&tenant, &state)))
+        Ok(Some(invoice_to_proto(&tenant, &state)))
     }
 
     /// Import one chunk: new invoices by one group commit, the rest (retries, conflicts) one by one.
@@ -483,7 +483,7 @@ impl InvoiceService for Ingest {
     async fn get_invoice(
         &self,
         req: Request<pb::GetInvoiceRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::GetInvoiceResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let body = req.get_ref();
         let tenant = ctx.caller.tenant(&body.tenant)?;
@@ -493,7 +493,9 @@ impl InvoiceService for Ingest {
             .await
             .map_err(log_error)?;
         let state = state.ok_or_else(|| Status::not_found("invoice not found"))?;
-        Ok(Response::new(invoice_to_proto(&tenant, &state)))
+        Ok(Response::new(pb::GetInvoiceResponse {
+            invoice: Some(invoice_to_proto(&tenant, &state)),
+        }))
     }
 
     async fn list_invoices(
@@ -580,7 +582,7 @@ impl InvoiceService for Ingest {
     async fn cancel_invoice(
         &self,
         req: Request<pb::CancelInvoiceRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::CancelInvoiceResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         self.mutate(
@@ -591,12 +593,13 @@ impl InvoiceService for Ingest {
             &b.request_id,
         )
         .await
+        .map(|invoice| Response::new(pb::CancelInvoiceResponse { invoice }))
     }
 
     async fn credit_invoice(
         &self,
         req: Request<pb::CreditInvoiceRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::CreditInvoiceResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         let Some(amount) = b.amount else {
@@ -615,12 +618,13 @@ impl InvoiceService for Ingest {
         };
         self.mutate(&ctx, &b.tenant, &b.invoice_number, command, "")
             .await
+            .map(|invoice| Response::new(pb::CreditInvoiceResponse { invoice }))
     }
 
     async fn dispute_invoice(
         &self,
         req: Request<pb::DisputeInvoiceRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::DisputeInvoiceResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         self.mutate(
@@ -631,12 +635,13 @@ impl InvoiceService for Ingest {
             &b.request_id,
         )
         .await
+        .map(|invoice| Response::new(pb::DisputeInvoiceResponse { invoice }))
     }
 
     async fn resolve_dispute(
         &self,
         req: Request<pb::ResolveDisputeRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::ResolveDisputeResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         let outcome = match pb::DisputeOutcome::try_from(b.outcome) {
@@ -660,12 +665,13 @@ impl InvoiceService for Ingest {
             &b.request_id,
         )
         .await
+        .map(|invoice| Response::new(pb::ResolveDisputeResponse { invoice }))
     }
 
     async fn extend_due_date(
         &self,
         req: Request<pb::ExtendDueDateRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::ExtendDueDateResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         let mut errs = FieldErrors::default();
@@ -684,6 +690,7 @@ impl InvoiceService for Ingest {
             &b.request_id,
         )
         .await
+        .map(|invoice| Response::new(pb::ExtendDueDateResponse { invoice }))
     }
 }
 
@@ -692,7 +699,7 @@ impl CaseService for Ingest {
     async fn get_case_file(
         &self,
         req: Request<pb::GetCaseFileRequest>,
-    ) -> Result<Response<pb::CaseFile>, Status> {
+    ) -> Result<Response<pb::GetCaseFileResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.get_ref();
         let tenant = ctx.caller.tenant(&b.tenant)?;
@@ -764,7 +771,7 @@ impl CaseService for Ingest {
         if events.is_empty() {
             return Err(Status::not_found("case not found"));
         }
-        Ok(Response::new(pb::CaseFile {
+        Ok(Response::new(pb::GetCaseFileResponse {
             tenant: tenant.to_string(),
             case_id: case.to_string(),
             stream: stream.to_string(),

@@ -286,7 +286,9 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                 )?)
                 .await
                 .map_err(status_error)?
-                .into_inner();
+                .into_inner()
+                .invoice
+                .unwrap_or_default();
             print_invoice(&i);
         }
         InvoiceCommand::List {
@@ -334,7 +336,9 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                 )?)
                 .await
                 .map_err(status_error)?
-                .into_inner();
+                .into_inner()
+                .invoice
+                .unwrap_or_default();
             print_invoice(&i);
         }
         InvoiceCommand::Dispute {
@@ -353,7 +357,9 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                 )?)
                 .await
                 .map_err(status_error)?
-                .into_inner();
+                .into_inner()
+                .invoice
+                .unwrap_or_default();
             print_invoice(&i);
         }
         InvoiceCommand::ExtendDueDate {
@@ -374,7 +380,9 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                 )?)
                 .await
                 .map_err(status_error)?
-                .into_inner();
+                .into_inner()
+                .invoice
+                .unwrap_or_default();
             print_invoice(&i);
         }
     }
@@ -382,7 +390,7 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
 }
 
 /// `mahnwerk case file` over gRPC.
-pub async fn case_file(conn: Connection, case: String) -> anyhow::Result<pb::CaseFile> {
+pub async fn case_file(conn: Connection, case: String) -> anyhow::Result<pb::GetCaseFileResponse> {
     let ch = channel(&conn).await?;
     let mut client = CaseServiceClient::new(ch);
     let (case_id, invoice_number) = if uuid_like(&case) {

@@ -145,7 +145,9 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
             ))
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .invoice
+            .unwrap();
         assert_eq!(credited.open_amount, 10000);
         let disputed = client
             .dispute_invoice(authed(
@@ -159,7 +161,9 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
             ))
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .invoice
+            .unwrap();
         assert_eq!(disputed.status, pb::InvoiceStatus::Disputed as i32);
         let resolved = client
             .resolve_dispute(authed(
@@ -174,7 +178,9 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
             ))
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .invoice
+            .unwrap();
         assert_eq!(resolved.status, pb::InvoiceStatus::Open as i32);
         let extended = client
             .extend_due_date(authed(
@@ -189,7 +195,9 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
             ))
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .invoice
+            .unwrap();
         assert_eq!(extended.current_due_date, "2026-04-30");
         let overdue = |as_of: &str| {
             authed(
@@ -238,7 +246,9 @@ async fn lifecycle_commands_change_the_case_and_the_case_file_shows_every_event(
             ))
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .invoice
+            .unwrap();
         assert_eq!(cancelled.status, pb::InvoiceStatus::Cancelled as i32);
 
         let mut cases = CaseServiceClient::new(server.channel().await);
@@ -434,7 +444,9 @@ async fn a_key_of_tenant_a_cannot_read_list_or_change_tenant_b() {
             ))
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .invoice
+            .unwrap();
         assert_eq!(b.status, pb::InvoiceStatus::Open as i32);
         // No key, a bad key: unauthenticated.
         assert_eq!(
@@ -665,7 +677,9 @@ async fn every_mutating_rpc_is_safe_to_retry_and_a_reused_key_is_already_exists(
             .dispute_invoice(authed(&key, dispute("quality", "d-1")))
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .invoice
+            .unwrap();
         assert_eq!(late.status, pb::InvoiceStatus::Open as i32);
         let a = client
             .extend_due_date(authed(&key, extend("2026-05-30", "e-1")))
@@ -708,7 +722,9 @@ async fn every_mutating_rpc_is_safe_to_retry_and_a_reused_key_is_already_exists(
         assert!(!again.created);
 
         // The same key (or natural key) with a different request: ALREADY_EXISTS.
-        let code = |r: Result<tonic::Response<pb::Invoice>, tonic::Status>| r.unwrap_err().code();
+        fn code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> Code {
+            r.unwrap_err().code()
+        }
         assert_eq!(
             code(
                 client

@@ -65,7 +65,7 @@ def main():
             stub = invoice_pb2_grpc.InvoiceServiceStub(channel)
             try:
                 res = stub.ImportInvoices(
-                    items(), metadata=[("authorization", f"Bearer {token}")], timeout=600
+                    items(), metadata=[("authorization", f"Bearer {token}")], timeout=max(600, n // 100)
                 )
             except grpc.RpcError as e:
                 print(json.dumps({"code": e.code().name, "details": e.details()}))
