@@ -94,3 +94,53 @@ async fn invoice_import_reports_counts_and_the_rejected_items() {
     assert_eq!(log.head_position().await.unwrap() as u64, n - 1);
     server.stop().await;
 }
+
+/// An import with more than 10,000 rejected items lists the first 10,000 and counts the rest,
+/// so the response stays small whatever the input.
+#[tokio::test]
+async fn an_import_lists_at_most_ten_thousand_rejected_items() {
+    use mahnwerk_proto::v1 as pb;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let server = start(&url).await;
+    let key = tenant_key(&url, "acme").await;
+    let items = (0..10_050_u64).map(|i| {
+        let mut inv = invoice(&format!("BAD-{i:05}"));
+        inv.net_amount = -1;
+        pb::ImportInvoicesRequest {
+            tenant: if i == 7 {
+                "other".into()
+            } else {
+                String::new()
+            },
+            invoice: Some(inv),
+        }
+    });
+    let mut client = pb::invoice_service_client::InvoiceServiceClient::new(server.channel().await);
+    let res = client
+        .import_invoices(authed(&key, tokio_stream::iter(items)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            res.accepted,
+            res.created,
+            res.rejected,
+            res.rejected_unreported
+        ),
+        (0, 0, 10_050, 50)
+    );
+    assert_eq!(res.results.len(), 10_000);
+    assert!(
+        res.results
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.index == i as u64)
+    );
+    assert_eq!(res.results[7].error_code, "PERMISSION_DENIED");
+    assert_eq!(res.results[7].violations[0].field, "tenant");
+    assert_eq!(res.results[8].error_code, "INVALID_ARGUMENT");
+    assert_eq!(res.results[8].violations[0].field, "invoice.net_amount");
+    server.stop().await;
+}
