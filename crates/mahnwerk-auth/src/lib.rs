@@ -908,6 +908,28 @@ mod tests {
         assert!(cache.get("k", &sha256_hex("t")).is_none());
     }
 
+    #[tokio::test]
+    async fn a_database_from_before_expiry_gets_the_column_and_its_keys_keep_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}?mode=rwc", dir.path().join("auth.db").display());
+        let pool = connect_any(&url).await.unwrap();
+        sqlx::query("CREATE TABLE auth_api_keys (key_id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, label TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO auth_api_keys VALUES ('k1', $1, 'old', '2026-01-01T00:00:00Z', NULL)",
+        )
+        .bind(sha256_hex("s3cret"))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let store = KeyStore::open(pool.clone()).await.unwrap();
+        // Opening twice is fine (the column exists now).
+        KeyStore::open(pool).await.unwrap();
+        assert!(store.lookup("mwk_k1_s3cret").await.unwrap().is_some());
+    }
+
     #[test]
     fn digest_comparison() {
         assert!(digests_equal(&sha256_hex("a"), &sha256_hex("a")));
