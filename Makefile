@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 export MAHNWERK_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help run test test-rust lint fmt bench bench-quick deploy-check deploy-validate image bench-letters demo pyenv tools build
+.PHONY: help run test test-rust lint fmt bench bench-quick deploy-check deploy-validate image bench-letters demo pyenv tools build buf buf-lint buf-breaking
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,23 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install -q -r tests/requirements.txt
 	@touch $@
 
+BUF := .tools/node_modules/.bin/buf
+# `buf breaking` compares proto/ with this commit's (the last commit by default: the change being made).
+BUF_AGAINST ?= HEAD
+
+buf: $(BUF) ## install buf (npm @bufbuild/buf) into .tools/
+$(BUF):
+	@command -v npm >/dev/null || { echo "error: npm not found: apt-get install -y npm"; exit 1; }
+	npm install --silent --prefix .tools @bufbuild/buf@1.75.0
+
+buf-lint: $(BUF) ## buf lint (STANDARD rules, proto/buf.yaml) of every proto file (run by make test)
+	cd proto && ../$(BUF) lint
+
+buf-breaking: $(BUF) ## buf breaking: proto/ against BUF_AGAINST's proto/ (default HEAD; run by make lint)
+	@rm -rf target/buf-against && mkdir -p target/buf-against
+	git archive $(BUF_AGAINST) proto | tar -x -C target/buf-against
+	$(BUF) breaking proto --against target/buf-against/proto
+
 build: ## build the mahnwerk binary (release)
 	$(CARGO) build --release -p mahnwerk
 
@@ -31,7 +48,7 @@ run: build pyenv ## run everything on this machine (NATS from NATS_URL or a priv
 
 demo: run ## same as run
 
-test: tools pyenv ## run every test (PostgreSQL tests too when DATABASE_URL is set), then the quick benchmark
+test: tools pyenv buf-lint ## run every test (PostgreSQL tests too when DATABASE_URL is set), then the quick benchmark
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && echo "NATS: $$NATS_URL" && \
 	  if [ -n "$$DATABASE_URL" ]; then echo "PostgreSQL: tests run against $$DATABASE_URL"; else echo "PostgreSQL: DATABASE_URL not set, PostgreSQL tests run on SQLite only"; fi && \
 	  mkdir -p target && $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test.log; status=$${PIPESTATUS[0]}; \
@@ -40,7 +57,7 @@ test: tools pyenv ## run every test (PostgreSQL tests too when DATABASE_URL is s
 	@$(MAKE) --no-print-directory deploy-check
 	@$(MAKE) --no-print-directory bench-quick
 
-lint: ## rustfmt check and clippy with warnings as errors
+lint: buf-breaking ## rustfmt check, clippy with warnings as errors, buf breaking
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

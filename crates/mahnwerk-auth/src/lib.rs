@@ -11,16 +11,35 @@
 //!   the `tenant` field of a request.
 //!
 //! ## Invariants
-//! A secret is never stored or logged; an unknown, malformed or revoked key is `UNAUTHENTICATED`;
-//! a tenant the key is not bound to is `PERMISSION_DENIED`, whatever the resource.
+//! A secret is never stored or logged; an unknown, malformed, expired or revoked key is
+//! `UNAUTHENTICATED`; a tenant the key is not bound to is `PERMISSION_DENIED`, whatever the
+//! resource.
+//!
+//! ## Under attack
+//! - Only valid keys are cached, at most [`CACHE_CAPACITY`] of them, each for [`CACHE_TTL`]:
+//!   random tokens never grow memory. A miss costs one primary-key query.
+//! - Failed authentications are rate-limited per peer (IP address; IPv6 per /64): a burst of
+//!   [`FAILURE_BURST`], then [`FAILURES_PER_SECOND`]. A peer over its limit gets
+//!   `RESOURCE_EXHAUSTED` for tokens that are not cached, without a database query; keys it
+//!   authenticated before keep working, other peers are not affected. At most
+//!   [`TRACKED_PEERS`] peers are tracked.
+//! - Digests are compared in constant time.
+//!
+//! ## Revocation, expiry and rotation
+//! Revoking a key takes effect at once in the process that revoked it and within
+//! [`CACHE_TTL`] (5 s) in every other process (the longest a cached key is trusted). A key may
+//! carry an expiry (checked on every request, also when cached). Rotation: create a new key for
+//! the same tenants ([`KeyStore::rotate_key`]); the old one keeps working until it is revoked
+//! (or expires), so clients can switch without downtime.
 
 use mahnwerk_domain::TenantId;
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::RwLock;
+use subtle::ConstantTimeEq as _;
 
 pub mod partner;
 
@@ -50,6 +69,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS auth_api_keys (key_id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, label TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)",
     "CREATE TABLE IF NOT EXISTS auth_key_tenants (key_id TEXT NOT NULL, tenant TEXT NOT NULL, PRIMARY KEY (key_id, tenant))",
 ];
+
+/// Added after the first schema: an optional expiry (RFC 3339), added to older databases.
+const EXPIRES_COLUMN: &str = "ALTER TABLE auth_api_keys ADD COLUMN expires_at TEXT";
 
 /// A freshly created key. The `secret` is shown once and never stored.
 #[derive(Debug)]
@@ -101,28 +123,201 @@ fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Constant-time equality of two digests (hex or raw): no early exit on the first difference.
+fn digests_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// How long a valid key is trusted without asking the database again: the bound on how late
+/// another process sees a revocation.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most valid keys cached at once.
+pub const CACHE_CAPACITY: usize = 10_000;
+/// Failed authentications a peer may make at once ...
+pub const FAILURE_BURST: u32 = 50;
+/// ... and per second after that.
+pub const FAILURES_PER_SECOND: u32 = 10;
+/// Most peers whose failures are tracked (beyond that, the idlest are forgotten).
+pub const TRACKED_PEERS: usize = 10_000;
+
 /// Tenants and API keys.
 #[derive(Clone)]
 pub struct KeyStore {
     pool: AnyPool,
-    cache: Arc<RwLock<KeyCache>>,
+    cache: Arc<Mutex<KeyCache>>,
+    failures: Arc<Mutex<FailureLimiter>>,
 }
 
-/// `key id:secret digest` → when looked up and who it was.
-type KeyCache = HashMap<String, (Instant, Option<Caller>)>;
+/// A valid key as cached: its digest, who it is, until when it may be trusted.
+#[derive(Clone)]
+struct Cached {
+    digest: String,
+    caller: Caller,
+    fetched: Instant,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
 
-/// How long a looked-up key is trusted without asking the database again (revocation delay).
-const CACHE_TTL: Duration = Duration::from_secs(10);
+/// Valid keys by key id, at most `capacity`, each trusted for `ttl`.
+struct KeyCache {
+    entries: HashMap<String, Cached>,
+    capacity: usize,
+    ttl: Duration,
+}
+
+impl KeyCache {
+    fn get(&self, key_id: &str, digest: &str) -> Option<Caller> {
+        let c = self.entries.get(key_id)?;
+        let fresh =
+            c.fetched.elapsed() < self.ttl && c.expires_at.is_none_or(|at| chrono::Utc::now() < at);
+        (fresh && digests_equal(&c.digest, digest)).then(|| c.caller.clone())
+    }
+
+    fn insert(&mut self, key_id: String, entry: Cached) {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key_id) {
+            let ttl = self.ttl;
+            self.entries.retain(|_, c| c.fetched.elapsed() < ttl);
+            if self.entries.len() >= self.capacity {
+                // Still full of fresh keys: forget the oldest (it is looked up again if used).
+                if let Some(oldest) = self
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, c)| c.fetched)
+                    .map(|(k, _)| k.clone())
+                {
+                    self.entries.remove(&oldest);
+                }
+            }
+        }
+        self.entries.insert(key_id, entry);
+    }
+}
+
+/// Token buckets of failed authentications per peer, in thousandths of a failure.
+struct FailureLimiter {
+    peers: HashMap<IpAddr, (u64, Instant)>,
+    burst: u32,
+    per_second: u32,
+    max_peers: usize,
+}
+
+/// The peer a failure is charged to: the IP address, IPv6 by its /64 (one subscriber's net).
+fn peer_key(addr: SocketAddr) -> IpAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+impl FailureLimiter {
+    /// The peer's failures left now, in thousandths.
+    fn tokens(&self, peer: &IpAddr, now: Instant) -> u64 {
+        let full = u64::from(self.burst) * 1000;
+        self.peers.get(peer).map_or(full, |(tokens, at)| {
+            let ms = u64::try_from(now.duration_since(*at).as_millis()).unwrap_or(u64::MAX);
+            tokens
+                .saturating_add(ms.saturating_mul(u64::from(self.per_second)))
+                .min(full)
+        })
+    }
+
+    /// Whether the peer has failures left (a lookup may be tried).
+    fn allowed(&self, peer: &IpAddr) -> bool {
+        self.tokens(peer, Instant::now()) >= 1000
+    }
+
+    /// Charge one failure to the peer.
+    fn failed(&mut self, peer: IpAddr) {
+        let now = Instant::now();
+        let left = self.tokens(&peer, now).saturating_sub(1000);
+        if self.peers.len() >= self.max_peers && !self.peers.contains_key(&peer) {
+            // Forget the peers whose buckets have refilled; if none has, the idlest one.
+            let full = u64::from(self.burst) * 1000;
+            let refilled: Vec<IpAddr> = self
+                .peers
+                .keys()
+                .filter(|p| self.tokens(p, now) >= full)
+                .copied()
+                .collect();
+            for p in refilled {
+                self.peers.remove(&p);
+            }
+            if self.peers.len() >= self.max_peers
+                && let Some(idlest) = self
+                    .peers
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(p, _)| *p)
+            {
+                self.peers.remove(&idlest);
+            }
+        }
+        self.peers.insert(peer, (left, now));
+    }
+}
+
+/// What a lookup found.
+enum Lookup {
+    Valid(Caller),
+    Invalid,
+    /// The peer is over its failure limit: not looked up.
+    Limited,
+}
 
 impl KeyStore {
     pub async fn open(pool: AnyPool) -> Result<Self> {
         for stmt in SCHEMA {
             sqlx::query(*stmt).execute(&pool).await?;
         }
+        if sqlx::query("SELECT expires_at FROM auth_api_keys WHERE 1 = 0")
+            .execute(&pool)
+            .await
+            .is_err()
+        {
+            sqlx::query(EXPIRES_COLUMN).execute(&pool).await?;
+        }
         Ok(Self {
             pool,
-            cache: Arc::default(),
+            cache: Arc::new(Mutex::new(KeyCache {
+                entries: HashMap::new(),
+                capacity: CACHE_CAPACITY,
+                ttl: CACHE_TTL,
+            })),
+            failures: Arc::new(Mutex::new(FailureLimiter {
+                peers: HashMap::new(),
+                burst: FAILURE_BURST,
+                per_second: FAILURES_PER_SECOND,
+                max_peers: TRACKED_PEERS,
+            })),
         })
+    }
+
+    /// The same store with other cache bounds (tests, operators with many keys).
+    pub fn with_cache_limits(self, capacity: usize, ttl: Duration) -> Self {
+        {
+            let mut c = self.cache.lock().expect("key cache lock");
+            c.capacity = capacity.max(1);
+            c.ttl = ttl;
+        }
+        self
+    }
+
+    /// The same store with other limits on failed authentications (tests).
+    pub fn with_failure_limits(self, burst: u32, per_second: u32, max_peers: usize) -> Self {
+        {
+            let mut f = self.failures.lock().expect("limiter lock");
+            (f.burst, f.per_second, f.max_peers) = (burst, per_second, max_peers.max(1));
+        }
+        self
+    }
+
+    /// Valid keys cached now (at most the capacity) and peers with tracked failures.
+    pub fn cache_stats(&self) -> (usize, usize) {
+        let cached = self.cache.lock().expect("key cache lock").entries.len();
+        let peers = self.failures.lock().expect("limiter lock").peers.len();
+        (cached, peers)
     }
 
     pub async fn create_tenant(&self, id: &TenantId, name: &str) -> Result<()> {
@@ -156,8 +351,53 @@ impl KeyStore {
         )
     }
 
-    /// Create a key bound to `tenants` (which must exist).
+    /// Create a key bound to `tenants` (which must exist), valid until revoked.
     pub async fn create_key(&self, tenants: &[TenantId], label: &str) -> Result<NewApiKey> {
+        self.create_key_expiring(tenants, label, None).await
+    }
+
+    /// Rotation: a new key for the tenants of `key_id` (labelled after it). The old key stays
+    /// valid until it is revoked or expires. `None` when `key_id` is not an active key.
+    pub async fn rotate_key(
+        &self,
+        key_id: &str,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Option<NewApiKey>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT label FROM auth_api_keys WHERE key_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((label,)) = row else {
+            return Ok(None);
+        };
+        let tenants: Vec<(String,)> =
+            sqlx::query_as("SELECT tenant FROM auth_key_tenants WHERE key_id = $1")
+                .bind(key_id.to_owned())
+                .fetch_all(&self.pool)
+                .await?;
+        let tenants: Vec<TenantId> = tenants
+            .into_iter()
+            .filter_map(|(t,)| t.parse().ok())
+            .collect();
+        let label = if label.is_empty() {
+            format!("rotated from {key_id}")
+        } else {
+            format!("{label} (rotated from {key_id})")
+        };
+        self.create_key_expiring(&tenants, &label, expires_at)
+            .await
+            .map(Some)
+    }
+
+    /// Create a key bound to `tenants` that stops working at `expires_at` (if given).
+    pub async fn create_key_expiring(
+        &self,
+        tenants: &[TenantId],
+        label: &str,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<NewApiKey> {
         for t in tenants {
             if !self.tenant_exists(t).await? {
                 return Err(Error::UnknownTenant(t.clone()));
@@ -167,12 +407,13 @@ impl KeyStore {
         let secret = hex::encode(rand::random::<[u8; 32]>());
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO auth_api_keys (key_id, secret_sha256, label, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO auth_api_keys (key_id, secret_sha256, label, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(key_id.clone())
         .bind(sha256_hex(&secret))
         .bind(label.to_owned())
         .bind(chrono::Utc::now().to_rfc3339())
+        .bind(expires_at.map(|t| t.to_rfc3339()))
         .execute(&mut *tx)
         .await?;
         for t in tenants {
@@ -197,7 +438,11 @@ impl KeyStore {
         .bind(key_id.to_owned())
         .execute(&self.pool)
         .await?;
-        self.cache.write().await.clear();
+        self.cache
+            .lock()
+            .expect("key cache lock")
+            .entries
+            .remove(key_id);
         Ok(res.rows_affected() > 0)
     }
 
@@ -226,56 +471,116 @@ impl KeyStore {
         Ok(out)
     }
 
-    /// Look a bearer token up; `None` when unknown, malformed or revoked.
+    /// Look a bearer token up; `None` when unknown, malformed, expired or revoked.
     pub async fn lookup(&self, token: &str) -> Result<Option<Caller>> {
-        let Some((key_id, secret)) = token
+        match self.lookup_from(token, None).await? {
+            Lookup::Valid(caller) => Ok(Some(caller)),
+            Lookup::Invalid | Lookup::Limited => Ok(None),
+        }
+    }
+
+    async fn lookup_from(&self, token: &str, peer: Option<IpAddr>) -> Result<Lookup> {
+        let parsed = token
             .strip_prefix("mwk_")
             .and_then(|rest| rest.split_once('_'))
-        else {
-            return Ok(None);
+            .filter(|(id, secret)| id.len() <= 64 && secret.len() <= 128);
+        let Some((key_id, secret)) = parsed else {
+            if let Some(p) = peer {
+                self.failures.lock().expect("limiter lock").failed(p);
+            }
+            return Ok(Lookup::Invalid);
         };
         let digest = sha256_hex(secret);
-        let cache_key = format!("{key_id}:{digest}");
-        if let Some((at, caller)) = self.cache.read().await.get(&cache_key)
-            && at.elapsed() < CACHE_TTL
+        if let Some(caller) = self
+            .cache
+            .lock()
+            .expect("key cache lock")
+            .get(key_id, &digest)
         {
-            return Ok(caller.clone());
+            return Ok(Lookup::Valid(caller));
         }
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT secret_sha256 FROM auth_api_keys WHERE key_id = $1 AND revoked_at IS NULL",
+        if let Some(p) = &peer
+            && !self.failures.lock().expect("limiter lock").allowed(p)
+        {
+            return Ok(Lookup::Limited);
+        }
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT secret_sha256, expires_at FROM auth_api_keys WHERE key_id = $1 AND revoked_at IS NULL",
         )
         .bind(key_id.to_owned())
         .fetch_optional(&self.pool)
         .await?;
-        let caller = match row {
-            Some((stored,)) if stored == digest => {
-                let tenants: Vec<(String,)> =
-                    sqlx::query_as("SELECT tenant FROM auth_key_tenants WHERE key_id = $1")
-                        .bind(key_id.to_owned())
-                        .fetch_all(&self.pool)
-                        .await?;
-                Some(Caller {
-                    key_id: key_id.to_owned(),
-                    tenants: tenants
-                        .into_iter()
-                        .filter_map(|(t,)| t.parse().ok())
-                        .collect(),
-                })
+        let valid = row.and_then(|(stored, expires)| {
+            let expires_at = expires
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc));
+            let unexpired = match (&expires, expires_at) {
+                (None, _) => true,
+                (Some(_), Some(at)) => chrono::Utc::now() < at,
+                // An expiry that does not parse: refused, not treated as "never".
+                (Some(_), None) => false,
+            };
+            (unexpired && digests_equal(&stored, &digest)).then_some((stored, expires_at))
+        });
+        let Some((stored, expires_at)) = valid else {
+            if let Some(p) = peer {
+                self.failures.lock().expect("limiter lock").failed(p);
             }
-            _ => None,
+            return Ok(Lookup::Invalid);
         };
-        self.cache
-            .write()
-            .await
-            .insert(cache_key, (Instant::now(), caller.clone()));
-        Ok(caller)
+        let tenants: Vec<(String,)> =
+            sqlx::query_as("SELECT tenant FROM auth_key_tenants WHERE key_id = $1")
+                .bind(key_id.to_owned())
+                .fetch_all(&self.pool)
+                .await?;
+        let caller = Caller {
+            key_id: key_id.to_owned(),
+            tenants: tenants
+                .into_iter()
+                .filter_map(|(t,)| t.parse().ok())
+                .collect(),
+        };
+        self.cache.lock().expect("key cache lock").insert(
+            key_id.to_owned(),
+            Cached {
+                digest: stored,
+                caller: caller.clone(),
+                fetched: Instant::now(),
+                expires_at,
+            },
+        );
+        Ok(Lookup::Valid(caller))
+    }
+
+    /// Authenticate a gRPC request: its `authorization` metadata, failures charged to its
+    /// peer address (rate-limited). Services use this one.
+    /// (Not an `async fn`: the future borrows only the metadata, so it is `Send` for any
+    /// request body.)
+    pub fn authenticate_request<'a, T>(
+        &'a self,
+        req: &'a tonic::Request<T>,
+    ) -> impl Future<Output = std::result::Result<Caller, tonic::Status>> + Send + 'a {
+        self.authenticate_from(req.metadata(), req.remote_addr())
     }
 
     /// Authenticate a gRPC request from its `authorization` metadata.
     #[allow(clippy::result_large_err)]
+    /// Without a peer address failures are not rate-limited: prefer
+    /// [`KeyStore::authenticate_request`].
     pub async fn authenticate(
         &self,
         metadata: &tonic::metadata::MetadataMap,
+    ) -> std::result::Result<Caller, tonic::Status> {
+        self.authenticate_from(metadata, None).await
+    }
+
+    /// Authenticate from `authorization` metadata, failures charged to `peer`.
+    #[allow(clippy::result_large_err)]
+    pub async fn authenticate_from(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        peer: Option<SocketAddr>,
     ) -> std::result::Result<Caller, tonic::Status> {
         let header = metadata
             .get("authorization")
@@ -289,9 +594,17 @@ impl KeyStore {
             .ok_or_else(|| {
                 tonic::Status::unauthenticated("authorization must be 'Bearer <api key>'")
             })?;
-        match self.lookup(token.trim()).await {
-            Ok(Some(caller)) => Ok(caller),
-            Ok(None) => Err(tonic::Status::unauthenticated("invalid or revoked API key")),
+        match self.lookup_from(token.trim(), peer.map(peer_key)).await {
+            Ok(Lookup::Valid(caller)) => Ok(caller),
+            Ok(Lookup::Invalid) => Err(tonic::Status::unauthenticated(
+                "invalid, expired or revoked API key",
+            )),
+            Ok(Lookup::Limited) => {
+                tracing::warn!("failed authentications rate-limited for a peer");
+                Err(tonic::Status::resource_exhausted(
+                    "too many failed authentications from this address: retry later",
+                ))
+            }
             Err(err) => {
                 tracing::error!(error = %err, "api key lookup failed");
                 Err(tonic::Status::unavailable(
@@ -358,6 +671,272 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_ne!(rows[0].0, secret);
         assert_eq!(rows[0].0, sha256_hex(&secret));
+    }
+
+    fn rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn bearer(token: &str) -> tonic::metadata::MetadataMap {
+        let mut m = tonic::metadata::MetadataMap::new();
+        m.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        m
+    }
+
+    fn random_token() -> String {
+        format!(
+            "mwk_{}_{}",
+            hex::encode(rand::random::<[u8; 6]>()),
+            hex::encode(rand::random::<[u8; 32]>())
+        )
+    }
+
+    #[tokio::test]
+    async fn random_tokens_keep_memory_bounded_and_a_valid_key_works_at_once() {
+        let (_dir, store) = store().await;
+        let store = store.with_cache_limits(100, CACHE_TTL).with_failure_limits(
+            FAILURE_BURST,
+            FAILURES_PER_SECOND,
+            1_000,
+        );
+        let a: TenantId = "a".parse().unwrap();
+        store.create_tenant(&a, "A").await.unwrap();
+        let key = store.create_key(&[a], "k").await.unwrap();
+        let attacker: SocketAddr = "203.0.113.7:40000".parse().unwrap();
+        // The attacker's own key, used before the attack, is cached.
+        store
+            .authenticate_from(&bearer(&key.token), Some(attacker))
+            .await
+            .unwrap();
+        let before = rss_kib();
+        // 100,000 random tokens from one peer: a burst is looked up, then it is rate-limited
+        // without database queries.
+        let (mut unauthenticated, mut limited) = (0, 0);
+        for _ in 0..100_000 {
+            match store
+                .authenticate_from(&bearer(&random_token()), Some(attacker))
+                .await
+                .unwrap_err()
+                .code()
+            {
+                tonic::Code::Unauthenticated => unauthenticated += 1,
+                tonic::Code::ResourceExhausted => limited += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            unauthenticated >= FAILURE_BURST as usize,
+            "{unauthenticated}"
+        );
+        assert!(limited > 90_000, "{limited}");
+        // 5,000 more from as many peers (a botnet): each looked up once, tracked peers capped.
+        for i in 0..5_000_u32 {
+            let peer = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1234));
+            let err = store
+                .authenticate_from(&bearer(&random_token()), Some(peer))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        }
+        let after = rss_kib();
+        let (cached, peers) = store.cache_stats();
+        eprintln!(
+            "105,000 random tokens: {unauthenticated} looked up from the attacking peer, \
+             {limited} rate-limited; cache {cached} keys (cap 100), {peers} peers tracked \
+             (cap 1000); rss {before} KiB before, {after} KiB after"
+        );
+        assert_eq!(cached, 1, "misses are never cached");
+        assert!(peers <= 1_000, "{peers}");
+        // A valid key works at once: the cached one even from the attacking peer, and from
+        // any other peer (looked up).
+        store
+            .authenticate_from(&bearer(&key.token), Some(attacker))
+            .await
+            .unwrap();
+        let other: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        store.cache.lock().unwrap().entries.clear();
+        store
+            .authenticate_from(&bearer(&key.token), Some(other))
+            .await
+            .unwrap();
+        // An IPv6 attacker is one peer per /64, whatever address of it it uses.
+        for i in 0..(FAILURE_BURST + 1) {
+            let peer = SocketAddr::new(format!("2001:db8::{:x}", i + 1).parse().unwrap(), 1);
+            let _ = store
+                .authenticate_from(&bearer(&random_token()), Some(peer))
+                .await;
+        }
+        let peer: SocketAddr = "[2001:db8::ffff]:1".parse().unwrap();
+        assert_eq!(
+            store
+                .authenticate_from(&bearer(&random_token()), Some(peer))
+                .await
+                .unwrap_err()
+                .code(),
+            tonic::Code::ResourceExhausted
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_at_most_its_capacity_of_valid_keys() {
+        let (_dir, store) = store().await;
+        let store = store.with_cache_limits(8, CACHE_TTL);
+        let a: TenantId = "a".parse().unwrap();
+        store.create_tenant(&a, "A").await.unwrap();
+        let mut tokens = Vec::new();
+        for i in 0..20 {
+            tokens.push(
+                store
+                    .create_key(std::slice::from_ref(&a), &format!("k{i}"))
+                    .await
+                    .unwrap()
+                    .token,
+            );
+        }
+        for _ in 0..2 {
+            for t in &tokens {
+                assert!(store.lookup(t).await.unwrap().is_some());
+                assert!(store.cache_stats().0 <= 8);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn revocation_reaches_other_processes_within_the_cache_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}?mode=rwc", dir.path().join("auth.db").display());
+        let ttl = Duration::from_millis(300);
+        let one = KeyStore::open(connect_any(&url).await.unwrap())
+            .await
+            .unwrap()
+            .with_cache_limits(10, ttl);
+        let two = KeyStore::open(connect_any(&url).await.unwrap())
+            .await
+            .unwrap()
+            .with_cache_limits(10, ttl);
+        let a: TenantId = "a".parse().unwrap();
+        one.create_tenant(&a, "A").await.unwrap();
+        let key = one.create_key(&[a], "k").await.unwrap();
+        assert!(one.lookup(&key.token).await.unwrap().is_some());
+        assert!(two.lookup(&key.token).await.unwrap().is_some());
+        let revoked = Instant::now();
+        assert!(one.revoke_key(&key.key_id).await.unwrap());
+        // At once where it was revoked ...
+        assert_eq!(one.lookup(&key.token).await.unwrap(), None);
+        // ... and in the other process once its cached entry is older than the TTL.
+        while two.lookup(&key.token).await.unwrap().is_some() {
+            assert!(
+                revoked.elapsed() < ttl * 10,
+                "revocation not seen within the bound"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_the_old_key_until_revoked_and_expired_keys_fail() {
+        let (_dir, store) = store().await;
+        let a: TenantId = "a".parse().unwrap();
+        store.create_tenant(&a, "A").await.unwrap();
+        let old = store
+            .create_key(std::slice::from_ref(&a), "billing")
+            .await
+            .unwrap();
+        let new = store.rotate_key(&old.key_id, None).await.unwrap().unwrap();
+        assert_ne!(new.token, old.token);
+        let caller = store.lookup(&new.token).await.unwrap().unwrap();
+        assert_eq!(caller.tenants, vec![a.clone()]);
+        assert!(store.lookup(&old.token).await.unwrap().is_some());
+        assert!(store.revoke_key(&old.key_id).await.unwrap());
+        assert_eq!(store.lookup(&old.token).await.unwrap(), None);
+        assert!(store.lookup(&new.token).await.unwrap().is_some());
+        assert!(store.rotate_key(&old.key_id, None).await.unwrap().is_none());
+        let labels: Vec<String> = store
+            .list_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.1)
+            .collect();
+        assert!(
+            labels
+                .iter()
+                .any(|l| l == &format!("billing (rotated from {})", old.key_id))
+        );
+
+        // Expiry: a key past its expiry fails; one before it works.
+        let now = chrono::Utc::now();
+        let expired = store
+            .create_key_expiring(
+                std::slice::from_ref(&a),
+                "e",
+                Some(now - chrono::Duration::seconds(1)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.lookup(&expired.token).await.unwrap(), None);
+        let later = store
+            .create_key_expiring(
+                std::slice::from_ref(&a),
+                "l",
+                Some(now + chrono::Duration::hours(1)),
+            )
+            .await
+            .unwrap();
+        assert!(store.lookup(&later.token).await.unwrap().is_some());
+        // A cached key is checked against its expiry on every request.
+        let mut cache = KeyCache {
+            entries: HashMap::new(),
+            capacity: 4,
+            ttl: CACHE_TTL,
+        };
+        cache.insert(
+            "k".into(),
+            Cached {
+                digest: sha256_hex("s"),
+                caller: caller.clone(),
+                fetched: Instant::now(),
+                expires_at: Some(now - chrono::Duration::seconds(1)),
+            },
+        );
+        assert!(cache.get("k", &sha256_hex("s")).is_none());
+        cache.entries.get_mut("k").unwrap().expires_at = None;
+        assert!(cache.get("k", &sha256_hex("s")).is_some());
+        assert!(cache.get("k", &sha256_hex("t")).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_expiry_gets_the_column_and_its_keys_keep_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}?mode=rwc", dir.path().join("auth.db").display());
+        let pool = connect_any(&url).await.unwrap();
+        sqlx::query("CREATE TABLE auth_api_keys (key_id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, label TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO auth_api_keys VALUES ('k1', $1, 'old', '2026-01-01T00:00:00Z', NULL)",
+        )
+        .bind(sha256_hex("s3cret"))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let store = KeyStore::open(pool.clone()).await.unwrap();
+        // Opening twice is fine (the column exists now).
+        KeyStore::open(pool).await.unwrap();
+        assert!(store.lookup("mwk_k1_s3cret").await.unwrap().is_some());
+    }
+
+    #[test]
+    fn digest_comparison() {
+        assert!(digests_equal(&sha256_hex("a"), &sha256_hex("a")));
+        assert!(!digests_equal(&sha256_hex("a"), &sha256_hex("b")));
+        assert!(!digests_equal("ab", "abc"));
     }
 
     #[tokio::test]

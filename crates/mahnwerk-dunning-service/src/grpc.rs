@@ -76,12 +76,22 @@ fn parse_policy(json: &str) -> Result<Policy, Status> {
     serde_json::from_str(json).map_err(|e| invalid_field("policy_json", &e.to_string()))
 }
 
-fn policy_pb(p: &Policy, builtin: bool) -> pb::PolicyVersion {
-    pb::PolicyVersion {
+fn policy_pb(p: &Policy, builtin: bool) -> pb::PutPolicyResponse {
+    pb::PutPolicyResponse {
         policy_id: p.id.clone(),
         version: p.version,
         policy_json: serde_json::to_string(p).unwrap_or_default(),
         builtin,
+    }
+}
+
+/// One response message per RPC (buf lint), the same fields.
+fn get_policy_response(p: pb::PutPolicyResponse) -> pb::GetPolicyResponse {
+    pb::GetPolicyResponse {
+        policy_id: p.policy_id,
+        version: p.version,
+        policy_json: p.policy_json,
+        builtin: p.builtin,
     }
 }
 
@@ -93,9 +103,46 @@ struct Stored {
     stream_version: u64,
 }
 
+/// The intervention RPCs answer with messages of the same fields (one per RPC, buf lint).
+macro_rules! intervention_response {
+    ($($t:ident),*) => {$(
+        impl From<Stored> for pb::$t {
+            fn from(s: Stored) -> Self {
+                Self {
+                    case_id: s.case_id,
+                    event_types: s.event_types,
+                    stream_version: s.stream_version,
+                }
+            }
+        }
+    )*};
+}
+intervention_response!(
+    PauseCaseResponse,
+    ResumeCaseResponse,
+    RecordPromiseToPayResponse,
+    AgreePaymentPlanResponse,
+    WriteOffResponse
+);
+
+/// What a debtor-wide intervention did: cases changed, cases looked at.
+struct DebtorAnswer(u64, u64);
+
+/// The debtor-wide interventions answer with messages of the same fields (one per RPC).
+macro_rules! debtor_response {
+    ($($t:ident),*) => {$(
+        impl From<DebtorAnswer> for pb::$t {
+            fn from(DebtorAnswer(cases_changed, cases): DebtorAnswer) -> Self {
+                Self { cases_changed, cases }
+            }
+        }
+    )*};
+}
+debtor_response!(PauseDebtorResponse, ResumeDebtorResponse);
+
 impl DunningApi {
     async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        self.keys.authenticate(req.metadata()).await
+        self.keys.authenticate_request(req).await
     }
 
     /// Claim `request_id` for a request with this fingerprint. `Some(answer)` when it was
@@ -134,14 +181,14 @@ impl DunningApi {
     }
 
     /// Hold or release every case of a debtor, once per `request_id`.
-    async fn intervene_debtor<T>(
+    async fn intervene_debtor<T, R: From<DebtorAnswer>>(
         &self,
         req: &Request<T>,
         tenant: &str,
         request_id: &str,
         debtor_key: &str,
         command: DunningCommand,
-    ) -> Rpc<pb::DebtorInterventionResponse> {
+    ) -> Rpc<R> {
         let caller = self.caller(req).await?;
         let tenant: TenantId = caller.tenant(tenant)?;
         if debtor_key.is_empty() {
@@ -151,10 +198,7 @@ impl DunningApi {
         let fingerprint = hex::encode(Sha256::digest(
             format!("debtor:{debtor_key}\u{1f}{command_json}").as_bytes(),
         ));
-        let answer = |changed: u64, cases: u64| pb::DebtorInterventionResponse {
-            cases_changed: changed,
-            cases,
-        };
+        let answer = |changed: u64, cases: u64| R::from(DebtorAnswer(changed, cases));
         if let Some(stored) = self.claim(&tenant, request_id, &fingerprint).await?
             && let Ok((changed, cases)) = serde_json::from_str::<(u64, u64)>(&stored)
         {
@@ -197,14 +241,14 @@ impl DunningApi {
     }
 
     /// Run an intervention once per `request_id`.
-    async fn intervene<T>(
+    async fn intervene<T, R: From<Stored>>(
         &self,
         req: &Request<T>,
         tenant: &str,
         request_id: &str,
         case_id: &str,
         command: DunningCommand,
-    ) -> Rpc<pb::InterventionResponse> {
+    ) -> Rpc<R> {
         let caller = self.caller(req).await?;
         let tenant: TenantId = caller.tenant(tenant)?;
         if request_id.is_empty() || request_id.chars().count() > 100 {
@@ -218,11 +262,11 @@ impl DunningApi {
         if let Some(answer) = self.claim(&tenant, request_id, &fingerprint).await?
             && let Ok(stored) = serde_json::from_str::<Stored>(&answer)
         {
-            return Ok(Response::new(pb::InterventionResponse {
+            return Ok(Response::new(R::from(Stored {
                 case_id: stored.case_id,
                 event_types: Vec::new(),
                 stream_version: stored.stream_version,
-            }));
+            })));
         }
         let pool = self.dunning.pool();
         let db = |e: sqlx::Error| Status::from(Error::Database(e));
@@ -253,11 +297,7 @@ impl DunningApi {
         )
         .await
         .map_err(db)?;
-        Ok(Response::new(pb::InterventionResponse {
-            case_id: stored.case_id,
-            event_types: stored.event_types,
-            stream_version: stored.stream_version,
-        }))
+        Ok(Response::new(R::from(stored)))
     }
 }
 
@@ -282,7 +322,7 @@ fn describe_pause(p: &Pause) -> String {
 
 #[tonic::async_trait]
 impl DunningService for DunningApi {
-    async fn put_policy(&self, req: Request<pb::PutPolicyRequest>) -> Rpc<pb::PolicyVersion> {
+    async fn put_policy(&self, req: Request<pb::PutPolicyRequest>) -> Rpc<pb::PutPolicyResponse> {
         let caller = self.caller(&req).await?;
         let b = req.get_ref();
         let tenant = caller.tenant(&b.tenant)?;
@@ -295,7 +335,7 @@ impl DunningService for DunningApi {
         Ok(Response::new(policy_pb(&stored, false)))
     }
 
-    async fn get_policy(&self, req: Request<pb::GetPolicyRequest>) -> Rpc<pb::PolicyVersion> {
+    async fn get_policy(&self, req: Request<pb::GetPolicyRequest>) -> Rpc<pb::GetPolicyResponse> {
         let caller = self.caller(&req).await?;
         let b = req.get_ref();
         let tenant = caller.tenant(&b.tenant)?;
@@ -311,7 +351,9 @@ impl DunningService for DunningApi {
             (_, true) => None,
         };
         let (policy, builtin) = found.ok_or_else(|| Status::not_found("policy not found"))?;
-        Ok(Response::new(policy_pb(&policy, builtin)))
+        Ok(Response::new(get_policy_response(policy_pb(
+            &policy, builtin,
+        ))))
     }
 
     async fn list_policies(
@@ -436,10 +478,7 @@ impl DunningService for DunningApi {
         }))
     }
 
-    async fn pause_case(
-        &self,
-        req: Request<pb::PauseCaseRequest>,
-    ) -> Rpc<pb::InterventionResponse> {
+    async fn pause_case(&self, req: Request<pb::PauseCaseRequest>) -> Rpc<pb::PauseCaseResponse> {
         let b = req.get_ref().clone();
         let until = if b.until.is_empty() {
             None
@@ -458,7 +497,7 @@ impl DunningService for DunningApi {
     async fn pause_debtor(
         &self,
         req: Request<pb::PauseDebtorRequest>,
-    ) -> Rpc<pb::DebtorInterventionResponse> {
+    ) -> Rpc<pb::PauseDebtorResponse> {
         let b = req.get_ref().clone();
         let until = if b.until.is_empty() {
             None
@@ -477,7 +516,7 @@ impl DunningService for DunningApi {
     async fn resume_debtor(
         &self,
         req: Request<pb::ResumeDebtorRequest>,
-    ) -> Rpc<pb::DebtorInterventionResponse> {
+    ) -> Rpc<pb::ResumeDebtorResponse> {
         let b = req.get_ref().clone();
         let command = DunningCommand::Release {
             scope: HoldScope::Debtor,
@@ -489,7 +528,7 @@ impl DunningService for DunningApi {
     async fn resume_case(
         &self,
         req: Request<pb::ResumeCaseRequest>,
-    ) -> Rpc<pb::InterventionResponse> {
+    ) -> Rpc<pb::ResumeCaseResponse> {
         let b = req.get_ref().clone();
         let command = DunningCommand::Release {
             scope: HoldScope::Case,
@@ -501,7 +540,7 @@ impl DunningService for DunningApi {
     async fn record_promise_to_pay(
         &self,
         req: Request<pb::RecordPromiseToPayRequest>,
-    ) -> Rpc<pb::InterventionResponse> {
+    ) -> Rpc<pb::RecordPromiseToPayResponse> {
         let b = req.get_ref().clone();
         let command = DunningCommand::PromiseToPay {
             until: parse_date("until", &b.until)?,
@@ -514,7 +553,7 @@ impl DunningService for DunningApi {
     async fn agree_payment_plan(
         &self,
         req: Request<pb::AgreePaymentPlanRequest>,
-    ) -> Rpc<pb::InterventionResponse> {
+    ) -> Rpc<pb::AgreePaymentPlanResponse> {
         let b = req.get_ref().clone();
         let mut instalments = Vec::new();
         for (i, inst) in b.instalments.iter().enumerate() {
@@ -528,7 +567,7 @@ impl DunningService for DunningApi {
             .await
     }
 
-    async fn write_off(&self, req: Request<pb::WriteOffRequest>) -> Rpc<pb::InterventionResponse> {
+    async fn write_off(&self, req: Request<pb::WriteOffRequest>) -> Rpc<pb::WriteOffResponse> {
         let b = req.get_ref().clone();
         let command = DunningCommand::WriteOff {
             reason: b.reason.clone(),

@@ -23,8 +23,30 @@ pub struct Ingest {
     pub pool: AnyPool,
 }
 
-/// One parsed import item: the invoice, or its number and why it was rejected.
-type ImportItem = Result<mahnwerk_domain::Invoice, (String, FieldErrors)>;
+/// One parsed import item: the invoice, or why it was rejected.
+type ImportItem = Result<mahnwerk_domain::Invoice, pb::ImportResult>;
+
+/// Rejected items an import reports in its response (each is counted beyond that).
+const IMPORT_REPORTED_REJECTIONS: usize = 10_000;
+
+/// The rejection of one import item that failed validation.
+fn invalid_item(index: u64, number: String, errs: FieldErrors) -> pb::ImportResult {
+    pb::ImportResult {
+        index,
+        invoice_number: number,
+        violations: errs
+            .0
+            .into_iter()
+            .map(|e| pb::FieldViolation {
+                field: e.field,
+                description: e.reason,
+            })
+            .collect(),
+        error_code: "INVALID_ARGUMENT".into(),
+        error_message: "invalid invoice".into(),
+        ..Default::default()
+    }
+}
 
 /// Items of an import stream appended per group commit.
 const IMPORT_CHUNK: usize = 1000;
@@ -89,7 +111,7 @@ fn invoice_number(field: &str, value: &str) -> Result<InvoiceNumber, Status> {
 
 impl Ingest {
     async fn ctx<T>(&self, req: &Request<T>) -> Result<RequestCtx, Status> {
-        let caller = self.keys.authenticate(req.metadata()).await?;
+        let caller = self.keys.authenticate_request(req).await?;
         let metadata = request_metadata(req, &caller)?;
         Ok(RequestCtx { caller, metadata })
     }
@@ -168,13 +190,13 @@ impl Ingest {
         number_field: &str,
         command: CaseCommand,
         request_id: &str,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Option<pb::Invoice>, Status> {
         let tenant = ctx.caller.tenant(tenant_field)?;
         let number = invoice_number("invoice_number", number_field)?;
         let (state, _) = self
             .execute(&tenant, &number, &command, Some(request_id), &ctx.metadata)
             .await?;
-        Ok(Response::new(invoice_to_proto(&tenant, &state)))
+        Ok(Some(invoice_to_proto(&tenant, &state)))
     }
 
     /// Import one chunk: new invoices by one group commit, the rest (retries, conflicts) one by one.
@@ -182,34 +204,21 @@ impl Ingest {
     /// only after the previous chunk's (`after` resolves), so chunks commit in stream order.
     async fn import_chunk(
         self,
-        tenant: TenantId,
+        tenant: Option<TenantId>,
         metadata: Metadata,
         chunk: Vec<(u64, ImportItem)>,
         after: Option<oneshot::Receiver<()>>,
         queued: oneshot::Sender<()>,
     ) -> Result<Vec<pb::ImportResult>, Status> {
-        let (tenant, metadata) = (&tenant, &metadata);
+        let metadata = &metadata;
         let mut batches = Vec::new();
         let mut pending = Vec::new();
         let mut out: Vec<pb::ImportResult> = Vec::with_capacity(chunk.len());
         for (index, item) in chunk {
-            match item {
-                Err((number, errs)) => out.push(pb::ImportResult {
-                    index,
-                    invoice_number: number,
-                    violations: errs
-                        .0
-                        .into_iter()
-                        .map(|e| pb::FieldViolation {
-                            field: e.field,
-                            description: e.reason,
-                        })
-                        .collect(),
-                    error_code: "INVALID_ARGUMENT".into(),
-                    error_message: "invalid invoice".into(),
-                    ..Default::default()
-                }),
-                Ok(invoice) => {
+            match (item, &tenant) {
+                (Err(rejected), _) => out.push(rejected),
+                (Ok(_), None) => unreachable!("a valid import item always has its tenant"),
+                (Ok(invoice), Some(tenant)) => {
                     let case = CaseId::for_invoice(tenant, &invoice.number);
                     let event = CaseEvent::InvoiceIssued(mahnwerk_domain::case::InvoiceIssued {
                         invoice: invoice.clone(),
@@ -236,6 +245,9 @@ impl Ingest {
         let appended = self.log.enqueue_many(batches).await;
         let _ = queued.send(());
         let appended = appended.outcome().await.map_err(log_error)?;
+        let Some(tenant) = &tenant else {
+            return Ok(out);
+        };
         for ((slot, invoice), result) in pending.into_iter().zip(appended) {
             let r = &mut out[slot];
             r.invoice_number = invoice.number.to_string();
@@ -281,11 +293,16 @@ const IMPORT_DEPTH: usize = 3;
 /// Chunks are queued with the log strictly in stream order (each waits for the previous one
 /// to be queued), so the log applies them in order and may commit several in one group;
 /// results are collected in order.
+/// Only counts and the first [`IMPORT_REPORTED_REJECTIONS`] rejected items are kept, so an
+/// import of any size holds flat memory and answers in one small message.
 #[derive(Default)]
 struct ImportPipeline {
     pending: VecDeque<ChunkTask>,
     last_queued: Option<oneshot::Receiver<()>>,
-    results: Vec<pb::ImportResult>,
+    accepted: u64,
+    created: u64,
+    rejected: u64,
+    reported: Vec<pb::ImportResult>,
 }
 
 impl ImportPipeline {
@@ -294,7 +311,17 @@ impl ImportPipeline {
             let done = task
                 .await
                 .map_err(|_| Status::internal("import task failed"))??;
-            self.results.extend(done);
+            for r in done {
+                if r.error_code.is_empty() {
+                    self.accepted += 1;
+                    self.created += u64::from(r.created);
+                } else {
+                    self.rejected += 1;
+                    if self.reported.len() < IMPORT_REPORTED_REJECTIONS {
+                        self.reported.push(r);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -302,7 +329,7 @@ impl ImportPipeline {
     async fn submit(
         &mut self,
         ingest: &Ingest,
-        tenant: &TenantId,
+        tenant: Option<&TenantId>,
         metadata: &Metadata,
         chunk: Vec<(u64, ImportItem)>,
     ) -> Result<(), Status> {
@@ -317,16 +344,16 @@ impl ImportPipeline {
         let task =
             ingest
                 .clone()
-                .import_chunk(tenant.clone(), metadata.clone(), chunk, after, queued);
+                .import_chunk(tenant.cloned(), metadata.clone(), chunk, after, queued);
         self.pending.push_back(tokio::spawn(task));
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<Vec<pb::ImportResult>, Status> {
+    async fn finish(mut self) -> Result<Self, Status> {
         while !self.pending.is_empty() {
             self.settle_oldest().await?;
         }
-        Ok(self.results)
+        Ok(self)
     }
 }
 
@@ -337,6 +364,7 @@ fn code_name(code: tonic::Code) -> &'static str {
         tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
         tonic::Code::Aborted => "ABORTED",
         tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
         _ => "UNAVAILABLE",
     }
 }
@@ -385,53 +413,77 @@ impl InvoiceService for Ingest {
         let mut index = 0_u64;
         let mut pipeline = ImportPipeline::default();
         while let Some(item) = stream.message().await? {
-            let t = ctx.caller.tenant(&item.tenant)?;
-            if let Some(prev) = &tenant
-                && *prev != t
-            {
-                let full = std::mem::take(&mut chunk);
-                pipeline.submit(self, prev, &ctx.metadata, full).await?;
-            }
-            tenant = Some(t);
-            let parsed = match &item.invoice {
-                None => Err((
-                    String::new(),
-                    FieldErrors::from(mahnwerk_domain::FieldError::new("invoice", "required")),
-                )),
-                Some(p) => {
-                    invoice_from_proto(p, "invoice").map_err(|e| (p.invoice_number.clone(), e))
+            let parsed = match ctx.caller.tenant(&item.tenant) {
+                // Another tenant (or an ambiguous one) is this item's rejection only.
+                Err(status) => Err(pb::ImportResult {
+                    index,
+                    invoice_number: item
+                        .invoice
+                        .as_ref()
+                        .map(|p| p.invoice_number.clone())
+                        .unwrap_or_default(),
+                    violations: vec![pb::FieldViolation {
+                        field: "tenant".into(),
+                        description: status.message().to_owned(),
+                    }],
+                    error_code: code_name(status.code()).into(),
+                    error_message: status.message().to_owned(),
+                    ..Default::default()
+                }),
+                Ok(t) => {
+                    if let Some(prev) = &tenant
+                        && *prev != t
+                    {
+                        let full = std::mem::take(&mut chunk);
+                        pipeline
+                            .submit(self, Some(prev), &ctx.metadata, full)
+                            .await?;
+                    }
+                    tenant = Some(t);
+                    match &item.invoice {
+                        None => Err(invalid_item(
+                            index,
+                            String::new(),
+                            FieldErrors::from(mahnwerk_domain::FieldError::new(
+                                "invoice", "required",
+                            )),
+                        )),
+                        Some(p) => invoice_from_proto(p, "invoice")
+                            .map_err(|e| invalid_item(index, p.invoice_number.clone(), e)),
+                    }
                 }
             };
             chunk.push((index, parsed));
             index += 1;
-            if chunk.len() >= IMPORT_CHUNK
-                && let Some(t) = &tenant
-            {
+            if chunk.len() >= IMPORT_CHUNK {
                 let full = std::mem::take(&mut chunk);
-                pipeline.submit(self, t, &ctx.metadata, full).await?;
+                pipeline
+                    .submit(self, tenant.as_ref(), &ctx.metadata, full)
+                    .await?;
             }
         }
-        if let Some(t) = &tenant {
-            pipeline.submit(self, t, &ctx.metadata, chunk).await?;
-        }
-        let results = pipeline.finish().await?;
-        let accepted = results.iter().filter(|r| r.error_code.is_empty()).count() as u64;
-        let rejected = results.len() as u64 - accepted;
-        tracing::info!(accepted, rejected, "invoice import finished");
-        let created = results.iter().filter(|r| r.created).count() as u64;
+        pipeline
+            .submit(self, tenant.as_ref(), &ctx.metadata, chunk)
+            .await?;
+        let done = pipeline.finish().await?;
+        let (accepted, rejected, created) = (done.accepted, done.rejected, done.created);
+        tracing::info!(accepted, rejected, created, "invoice import finished");
         metrics::counter!("mahnwerk_invoices_recorded_total").increment(created);
         metrics::counter!("mahnwerk_import_items_rejected_total").increment(rejected);
+        let unreported = rejected - done.reported.len() as u64;
         Ok(Response::new(pb::ImportInvoicesResponse {
-            results,
+            results: done.reported,
             accepted,
             rejected,
+            created,
+            rejected_unreported: unreported,
         }))
     }
 
     async fn get_invoice(
         &self,
         req: Request<pb::GetInvoiceRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::GetInvoiceResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let body = req.get_ref();
         let tenant = ctx.caller.tenant(&body.tenant)?;
@@ -441,7 +493,9 @@ impl InvoiceService for Ingest {
             .await
             .map_err(log_error)?;
         let state = state.ok_or_else(|| Status::not_found("invoice not found"))?;
-        Ok(Response::new(invoice_to_proto(&tenant, &state)))
+        Ok(Response::new(pb::GetInvoiceResponse {
+            invoice: Some(invoice_to_proto(&tenant, &state)),
+        }))
     }
 
     async fn list_invoices(
@@ -528,7 +582,7 @@ impl InvoiceService for Ingest {
     async fn cancel_invoice(
         &self,
         req: Request<pb::CancelInvoiceRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::CancelInvoiceResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         self.mutate(
@@ -539,12 +593,13 @@ impl InvoiceService for Ingest {
             &b.request_id,
         )
         .await
+        .map(|invoice| Response::new(pb::CancelInvoiceResponse { invoice }))
     }
 
     async fn credit_invoice(
         &self,
         req: Request<pb::CreditInvoiceRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::CreditInvoiceResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         let Some(amount) = b.amount else {
@@ -563,12 +618,13 @@ impl InvoiceService for Ingest {
         };
         self.mutate(&ctx, &b.tenant, &b.invoice_number, command, "")
             .await
+            .map(|invoice| Response::new(pb::CreditInvoiceResponse { invoice }))
     }
 
     async fn dispute_invoice(
         &self,
         req: Request<pb::DisputeInvoiceRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::DisputeInvoiceResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         self.mutate(
@@ -579,12 +635,13 @@ impl InvoiceService for Ingest {
             &b.request_id,
         )
         .await
+        .map(|invoice| Response::new(pb::DisputeInvoiceResponse { invoice }))
     }
 
     async fn resolve_dispute(
         &self,
         req: Request<pb::ResolveDisputeRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::ResolveDisputeResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         let outcome = match pb::DisputeOutcome::try_from(b.outcome) {
@@ -608,12 +665,13 @@ impl InvoiceService for Ingest {
             &b.request_id,
         )
         .await
+        .map(|invoice| Response::new(pb::ResolveDisputeResponse { invoice }))
     }
 
     async fn extend_due_date(
         &self,
         req: Request<pb::ExtendDueDateRequest>,
-    ) -> Result<Response<pb::Invoice>, Status> {
+    ) -> Result<Response<pb::ExtendDueDateResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.into_inner();
         let mut errs = FieldErrors::default();
@@ -632,6 +690,7 @@ impl InvoiceService for Ingest {
             &b.request_id,
         )
         .await
+        .map(|invoice| Response::new(pb::ExtendDueDateResponse { invoice }))
     }
 }
 
@@ -640,7 +699,7 @@ impl CaseService for Ingest {
     async fn get_case_file(
         &self,
         req: Request<pb::GetCaseFileRequest>,
-    ) -> Result<Response<pb::CaseFile>, Status> {
+    ) -> Result<Response<pb::GetCaseFileResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let b = req.get_ref();
         let tenant = ctx.caller.tenant(&b.tenant)?;
@@ -712,7 +771,7 @@ impl CaseService for Ingest {
         if events.is_empty() {
             return Err(Status::not_found("case not found"));
         }
-        Ok(Response::new(pb::CaseFile {
+        Ok(Response::new(pb::GetCaseFileResponse {
             tenant: tenant.to_string(),
             case_id: case.to_string(),
             stream: stream.to_string(),

@@ -315,7 +315,7 @@ impl Matching {
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> std::result::Result<(Caller, Metadata), Status> {
-        let caller = self.keys.authenticate(req.metadata()).await?;
+        let caller = self.keys.authenticate_request(req).await?;
         let metadata = request_metadata(req, &caller);
         Ok((caller, metadata))
     }

@@ -225,26 +225,34 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
             }
         }
         InvoiceCommand::Import { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
-            let mut items = Vec::new();
-            for (n, line) in text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                let invoice = invoice_from_json(line)
+            // Two passes over the file, neither holding it: check every line first (a bad line
+            // sends nothing), then stream the items while the server commits them.
+            let lines = || -> anyhow::Result<_> {
+                use std::io::BufRead as _;
+                let f = std::fs::File::open(&file).with_context(|| format!("reading {file}"))?;
+                Ok(std::io::BufReader::new(f)
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty())))
+            };
+            for (n, line) in lines()? {
+                let line = line.with_context(|| format!("reading {file}"))?;
+                invoice_from_json(&line)
                     .with_context(|| format!("{file}:{}: not an invoice JSON", n + 1))?;
-                items.push(pb::ImportInvoicesRequest {
+            }
+            let items = lines()?.filter_map(move |(_, line)| {
+                let invoice = invoice_from_json(&line.ok()?).ok()?;
+                Some(pb::ImportInvoicesRequest {
                     tenant: tenant.clone(),
                     invoice: Some(invoice),
-                });
-            }
+                })
+            });
             let res = client
                 .import_invoices(authed(&conn, tokio_stream::iter(items))?)
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            for r in res.results.iter().filter(|r| !r.error_code.is_empty()) {
+            for r in &res.results {
                 let fields: Vec<String> = r
                     .violations
                     .iter()
@@ -259,7 +267,13 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                     fields.join("; ")
                 );
             }
-            println!("accepted {}, rejected {}", res.accepted, res.rejected);
+            if res.rejected_unreported > 0 {
+                println!("... and {} more rejected items", res.rejected_unreported);
+            }
+            println!(
+                "accepted {} (created {}), rejected {}",
+                res.accepted, res.created, res.rejected
+            );
         }
         InvoiceCommand::Get { invoice_number } => {
             let i = client
@@ -272,7 +286,9 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                 )?)
                 .await
                 .map_err(status_error)?
-                .into_inner();
+                .into_inner()
+                .invoice
+                .unwrap_or_default();
             print_invoice(&i);
         }
         InvoiceCommand::List {
@@ -320,7 +336,9 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                 )?)
                 .await
                 .map_err(status_error)?
-                .into_inner();
+                .into_inner()
+                .invoice
+                .unwrap_or_default();
             print_invoice(&i);
         }
         InvoiceCommand::Dispute {
@@ -339,7 +357,9 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                 )?)
                 .await
                 .map_err(status_error)?
-                .into_inner();
+                .into_inner()
+                .invoice
+                .unwrap_or_default();
             print_invoice(&i);
         }
         InvoiceCommand::ExtendDueDate {
@@ -360,7 +380,9 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
                 )?)
                 .await
                 .map_err(status_error)?
-                .into_inner();
+                .into_inner()
+                .invoice
+                .unwrap_or_default();
             print_invoice(&i);
         }
     }
@@ -368,7 +390,7 @@ pub async fn run(conn: Connection, cmd: InvoiceCommand) -> anyhow::Result<()> {
 }
 
 /// `mahnwerk case file` over gRPC.
-pub async fn case_file(conn: Connection, case: String) -> anyhow::Result<pb::CaseFile> {
+pub async fn case_file(conn: Connection, case: String) -> anyhow::Result<pb::GetCaseFileResponse> {
     let ch = channel(&conn).await?;
     let mut client = CaseServiceClient::new(ch);
     let (case_id, invoice_number) = if uuid_like(&case) {

@@ -85,6 +85,17 @@ pub struct ServeArgs {
     /// service's layout); default `MAHNWERK_DOCUMENTS_DIR`, else `var/documents`.
     #[arg(long)]
     pub collection_documents_dir: Option<std::path::PathBuf>,
+    /// gRPC over TLS (rustls): PEM certificate chain of the server (with --tls-key). Without
+    /// it gRPC is plain HTTP/2 (behind a TLS-terminating proxy only).
+    #[arg(long, env = "MAHNWERK_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MAHNWERK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Mutual TLS: PEM CA certificate(s); only clients presenting a certificate it issued may
+    /// connect (they still need an API key).
+    #[arg(long, env = "MAHNWERK_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {

@@ -152,6 +152,19 @@ enum ApikeyCommand {
         /// A label to recognise the key by.
         #[arg(long, default_value = "")]
         label: String,
+        /// The key stops working at this instant (RFC 3339, e.g. 2027-01-01T00:00:00Z).
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Rotate a key: a new key for the same tenants; the old one keeps working until revoked
+    /// (`apikey revoke`), so clients can switch without downtime.
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+        key_id: String,
+        /// The new key stops working at this instant (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// List keys (ids, labels, tenants; never secrets).
     List {
@@ -333,10 +346,26 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                 println!("{id}\t{name}");
             }
         }
+        Command::Apikey(ApikeyCommand::Rotate {
+            store,
+            key_id,
+            expires_at,
+        }) => {
+            let (_, keys, _) = mahnwerk::server::open_stores(&store.database_url).await?;
+            let Some(key) = keys.rotate_key(&key_id, expires_at).await? else {
+                anyhow::bail!("no active key with id {key_id}");
+            };
+            eprintln!(
+                "key id {} replaces {key_id}, which stays valid until revoked (the key below is shown only once)",
+                key.key_id
+            );
+            println!("{}", key.token);
+        }
         Command::Apikey(ApikeyCommand::Create {
             store,
             tenants,
             label,
+            expires_at,
         }) => {
             let tenants = tenants
                 .iter()
@@ -346,7 +375,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let (_, keys, _) = mahnwerk::server::open_stores(&store.database_url).await?;
-            let key = keys.create_key(&tenants, &label).await?;
+            let key = keys
+                .create_key_expiring(&tenants, &label, expires_at)
+                .await?;
             eprintln!("key id {} (the key below is shown only once)", key.key_id);
             println!("{}", key.token);
         }

@@ -293,9 +293,20 @@ pub async fn run(
         // Bounded memory: at most `grpc_concurrency` requests in flight in all (others wait),
         // and no connection takes more than its share.
         let limit = args.grpc_concurrency.max(1);
+        let mut grpc = tonic::transport::Server::builder();
+        if let Some(tls) = tls_config(&args)? {
+            grpc = grpc.tls_config(tls).context("gRPC TLS configuration")?;
+        }
         tasks.spawn(async move {
-            tonic::transport::Server::builder()
-                .concurrency_limit_per_connection(limit.div_ceil(4))
+            grpc.concurrency_limit_per_connection(limit.div_ceil(4))
+                // HTTP/2 flow control sized so a client streaming small messages as fast as it
+                // can (grpcio sends one or two small DATA frames per message) is slowed down by
+                // flow control, not cut off: h2 closes a connection (GOAWAY
+                // "too_many_data_frames") once the framing overhead of buffered small frames
+                // exceeds half the connection window. A stream buffers at most STREAM_WINDOW
+                // unread bytes; the connection window is 32 times that (see the constants).
+                .initial_stream_window_size(GRPC_STREAM_WINDOW)
+                .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
                 .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limit))
                 .trace_fn(|req| tracing::info_span!("grpc", path = %req.uri().path()))
                 .add_service(health)
@@ -367,3 +378,28 @@ pub async fn run(
 
 /// How long a stop waits for the services to finish what they are doing.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Unread request bytes one gRPC stream may buffer on the server (HTTP/2 stream window).
+const GRPC_STREAM_WINDOW: u32 = 256 * 1024;
+/// Unread request bytes one connection may buffer (HTTP/2 connection window). h2's budget for
+/// the framing overhead of small DATA frames is half of it: 16 times the stream window, so a
+/// stalled stream of frames averaging 16 bytes or more never exhausts it.
+const GRPC_CONNECTION_WINDOW: u32 = 32 * GRPC_STREAM_WINDOW;
+
+/// The gRPC server's TLS (and mutual TLS) from MAHNWERK_TLS_CERT / _KEY / _CLIENT_CA.
+fn tls_config(args: &ServeArgs) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let read = |p: &std::path::PathBuf| {
+        std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let mut tls = tonic::transport::ServerTlsConfig::new().identity(
+        tonic::transport::Identity::from_pem(read(cert)?, read(key)?),
+    );
+    if let Some(ca) = &args.tls_client_ca {
+        tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+    }
+    tracing::info!(mutual = args.tls_client_ca.is_some(), "grpc tls enabled");
+    Ok(Some(tls))
+}

@@ -96,6 +96,9 @@ pub async fn start_with(database_url: &str, change: impl FnOnce(&mut ServeArgs))
         simulated_clock: None,
         dunning_state: mahnwerk_dunning::law::calendar::FederalState::NW,
         collection_documents_dir: None,
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
     };
     change(&mut args);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -73,7 +73,9 @@ async fn a_request_beyond_the_grpc_concurrency_limit_waits_for_a_slot() {
         .expect("the waiting request completes")
         .unwrap()
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .invoice
+        .unwrap();
     assert_eq!(got.invoice_number, "LIM-0007");
     server.stop().await;
 }

@@ -1,0 +1,103 @@
+//! A stock grpcio client (Python, default channel options) streams 40,000 invoices (MAHNWERK_IMPORT_ITEMS=1000000 for a million) into
+//! `ImportInvoices` as fast as it can, one naming another tenant and one with a NUL character:
+//! the call is OK, every other item is committed, those two are rejected with their reasons.
+//! The server's resident memory before and after is printed (it runs in this process).
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+
+fn python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let p = std::env::var("MAHNWERK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "no python with grpcio at {}: run `make pyenv`",
+        p.display()
+    );
+    p
+}
+
+/// Resident set size of this process (the in-process server) in MiB.
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpcio_client_streams_invoices_as_fast_as_it_can_with_two_bad_items() {
+    let n: u64 = std::env::var("MAHNWERK_IMPORT_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40_000);
+    let (other, nul) = (n / 3, 2 * n / 3);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let server = start(&url).await;
+    let key = tenant_key(&url, "acme").await;
+    let before = rss_mib();
+    // Sample the resident memory while the import runs (reported, not asserted).
+    let (stop_sampling, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        loop {
+            samples.push(rss_mib());
+            tokio::select! {
+                _ = &mut stopped => return samples,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            }
+        }
+    });
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/grpc_import.py");
+    let out = tokio::process::Command::new(python())
+        .arg(script)
+        .args([
+            server.addr.to_string(),
+            key,
+            n.to_string(),
+            other.to_string(),
+            nul.to_string(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let after = rss_mib();
+    let _ = stop_sampling.send(());
+    let samples = sampler.await.unwrap();
+    let quarter = |q: usize| samples[(samples.len() - 1) * q / 4];
+    eprintln!(
+        "server rss: {before} MiB before; during the import {} / {} / {} MiB \
+         (at 1/4, 1/2, 3/4), peak {} MiB; {after} MiB after {n} items",
+        quarter(1),
+        quarter(2),
+        quarter(3),
+        samples.iter().max().copied().unwrap_or(0)
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(res["code"], "OK", "{res}");
+    assert_eq!(res["accepted"], n - 2, "{res}");
+    assert_eq!(res["rejected"], 2, "{res}");
+    let rejected = res["results"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{res}");
+    assert_eq!(rejected[0]["index"], other);
+    assert_eq!(rejected[0]["error_code"], "PERMISSION_DENIED", "{res}");
+    assert_eq!(rejected[0]["fields"][0], "tenant", "{res}");
+    assert_eq!(rejected[1]["index"], nul);
+    assert_eq!(rejected[1]["error_code"], "INVALID_ARGUMENT", "{res}");
+    assert_eq!(rejected[1]["fields"][0], "invoice.debtor.name", "{res}");
+    let log = mahnwerk_eventlog::EventLog::connect(&url).await.unwrap();
+    assert_eq!(log.head_position().await.unwrap() as u64, n - 2);
+    server.stop().await;
+}
