@@ -156,7 +156,7 @@ impl CollectionApi {
         if let Some(p) = self.partner_keys.authenticate(req.metadata()).await? {
             return Ok(Who::Partner(p));
         }
-        Ok(Who::Tenant(self.keys.authenticate(req.metadata()).await?))
+        Ok(Who::Tenant(self.keys.authenticate_request(req).await?))
     }
 
     /// A tenant key's tenant; partner keys are refused.

@@ -55,7 +55,7 @@ impl Letters {
         req: &Request<T>,
         tenant: &str,
     ) -> Result<(TenantId, String), Status> {
-        let caller = self.keys.authenticate(req.metadata()).await?;
+        let caller = self.keys.authenticate_request(req).await?;
         Ok((caller.tenant(tenant)?, caller.actor()))
     }
 
