@@ -139,7 +139,7 @@ use mahnwerk_letters_service::channels::SmtpConfig;
 use mahnwerk_letters_service::{Config, DocumentConfig, Parts};
 
 pub fn nats_url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:14222".into())
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
 pub fn d(y: i32, m: u32, day: u32) -> NaiveDate {
