@@ -136,13 +136,24 @@ async fn serve_runs_letters_a_step_becomes_a_spooled_letter() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(spool.join(format!("{}.json", letter.provider_id)).exists());
-    let types: Vec<String> = log
-        .read_stream(&case.stream(&tenant), 1, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event_type)
-        .collect();
+    // The ledger says `sent` as soon as the spool has the job; `letter.dispatched.v1` is
+    // appended right after it: wait for it on the log (a clean-clone CI run read the log in
+    // between).
+    let types: Vec<String> = loop {
+        let types: Vec<String> = log
+            .read_stream(&case.stream(&tenant), 1, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect();
+        if types.iter().any(|t| t == "letter.dispatched.v1")
+            || tokio::time::Instant::now() >= deadline
+        {
+            break types;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(types.contains(&"letter.failed.v1".to_owned()), "{types:?}");
     assert!(
         types.contains(&"letter.dispatched.v1".to_owned()),
