@@ -53,6 +53,10 @@ pub async fn run(env: &Env, backend: &str, n: u64, b1_rate: Option<f64>) -> Resu
         log: log.clone(),
         keys,
         pool,
+        // B4 imports no e-invoices: nothing is written here.
+        docs: std::sync::Arc::new(mahnwerk_ingest::docstore::FsDocuments::new(
+            std::env::temp_dir().join("mahnwerk-bench-documents"),
+        )),
     });
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

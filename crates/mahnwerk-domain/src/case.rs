@@ -478,7 +478,7 @@ pub fn evolve(state: Option<CaseState>, event: &CaseEvent) -> Option<CaseState> 
         (_, CaseEvent::InvoiceIssued(e)) => Some(CaseState {
             status: CaseStatus::Open,
             due_date: e.invoice.due_date,
-            open: e.invoice.gross_money(),
+            open: e.invoice.amount_due(),
             credits: vec![],
             invoice: e.invoice.clone(),
             cancel_reason: None,

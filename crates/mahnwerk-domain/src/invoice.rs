@@ -35,6 +35,67 @@ pub struct Invoice {
     /// (§ 286 Abs. 3 BGB); needed for consumers.
     #[serde(default)]
     pub default_notice: bool,
+    /// Already paid before the invoice was issued (BT-113), in minor units; the claim is
+    /// [`Invoice::amount_due`]. Absent in the event when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prepaid: i64,
+    /// Rounding added to the amount due (BT-114), in minor units, less than one currency unit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rounding: i64,
+    /// Cash-discount (Skonto) terms, earliest first. Absent in the event when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cash_discounts: Vec<CashDiscountTerm>,
+    /// The original document this invoice was read from (an imported e-invoice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceDocument>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// A cash-discount term: paying the amount due minus `discount` until `until` (inclusive)
+/// settles the invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CashDiscountTerm {
+    /// Last day a payment earns the discount.
+    pub until: NaiveDate,
+    /// The percentage as a decimal string (`"2.00"`), for letters and audits.
+    pub percent: String,
+    /// The discount in minor units of the invoice currency.
+    pub discount: i64,
+}
+
+/// Where an imported invoice came from: the original file in the document store and the rules
+/// that decided what the file did not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceDocument {
+    /// Hex SHA-256 of the original file: its key in the document store.
+    pub sha256: String,
+    /// `application/xml` or `application/pdf`.
+    pub media_type: String,
+    /// Size of the original file in bytes.
+    pub size: u64,
+    /// `ubl` or `cii`.
+    pub syntax: String,
+    /// BT-24 as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specification: Option<String>,
+    /// BT-3: `380` or `384`.
+    pub type_code: String,
+    /// For a 384 corrected invoice: the invoice it replaces (BT-25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// Which rule classified the debtor: `vat_id`, `tax_registration`, `legal_registration`,
+    /// `routing_id` (business) or `tenant_default`.
+    pub debtor_kind_rule: String,
+    /// Where the due date came from: `due_date` (BT-9), `payment_terms_date`,
+    /// `payment_terms_days` (BT-20) or `tenant_default`.
+    pub due_date_rule: String,
+    /// Where the debtor's language came from: `buyer_country`, `currency` or `default`.
+    pub language_rule: String,
+    /// Where the creditor account came from: `document` (BT-84) or `tenant_default`.
+    pub creditor_account_rule: String,
 }
 
 /// Largest amount accepted on an invoice: 999,999,999,999.99 in a two-digit currency.
@@ -43,6 +104,11 @@ pub const MAX_AMOUNT_MINOR: i64 = 99_999_999_999_999;
 impl Invoice {
     pub fn gross_money(&self) -> Money {
         Money::new(self.gross, self.currency)
+    }
+
+    /// The claim: gross minus prepaid plus rounding (BT-115 of an e-invoice).
+    pub fn amount_due(&self) -> Money {
+        Money::new(self.gross - self.prepaid + self.rounding, self.currency)
     }
 
     /// Cross-field rules; errors name the field as the gRPC message does.
@@ -67,6 +133,48 @@ impl Invoice {
         }
         if self.due_date < self.issue_date {
             errs.push("due_date", "must not be before issue_date");
+        }
+        let unit = 10i64.pow(u32::from(self.currency.minor_digits()));
+        if self.prepaid < 0 {
+            errs.push("prepaid", "must not be negative");
+        } else if self.rounding.abs() >= unit.max(1) {
+            errs.push("rounding", "must be less than one currency unit");
+        } else if errs.is_empty() && self.amount_due().minor <= 0 {
+            errs.push(
+                "prepaid",
+                "leaves nothing to pay (gross - prepaid + rounding must be greater than zero)",
+            );
+        }
+        let mut last = None;
+        for (i, d) in self.cash_discounts.iter().enumerate() {
+            let field = format!("cash_discounts[{i}]");
+            if d.until < self.issue_date || d.until > self.due_date {
+                errs.push(
+                    format!("{field}.until"),
+                    "must be between issue_date and due_date",
+                );
+            } else if last.is_some_and(|l| d.until < l) {
+                errs.push(
+                    format!("{field}.until"),
+                    "must not be before the previous term",
+                );
+            }
+            last = Some(d.until);
+            if d.discount <= 0 || d.discount >= self.gross.max(1) {
+                errs.push(
+                    format!("{field}.discount"),
+                    "must be greater than zero and less than gross",
+                );
+            }
+            if d.percent.is_empty()
+                || d.percent.len() > 12
+                || !d.percent.chars().all(|c| c.is_ascii_digit() || c == '.')
+            {
+                errs.push(
+                    format!("{field}.percent"),
+                    "must be a decimal number such as 2.00",
+                );
+            }
         }
         if let Some(r) = &self.payment_reference {
             if r.chars().count() > 140 {
@@ -121,6 +229,10 @@ pub(crate) mod fixtures {
                 holder: None,
             },
             default_notice: false,
+            prepaid: 0,
+            rounding: 0,
+            cash_discounts: vec![],
+            source: None,
         }
     }
 }

@@ -67,7 +67,7 @@ impl CaseFacts {
             debtor: invoice.debtor.kind,
             issue_date: invoice.issue_date,
             due_date: invoice.due_date,
-            principal: invoice.gross_money(),
+            principal: invoice.amount_due(),
             default_notice: invoice.default_notice,
             calendar_due_date: false,
         }

@@ -460,9 +460,11 @@ fn print_invoice(
     )?;
     writeln!(
         out,
-        "  debtor {} ({:?}) {} {} {}",
+        "  debtor {} ({}) {} {} {}",
         i.debtor.name,
-        i.debtor.kind,
+        i.debtor
+            .business_evidence
+            .map_or("no business evidence", |e| e.as_str()),
         i.debtor.address.postal_code,
         i.debtor.address.city,
         i.debtor.address.country

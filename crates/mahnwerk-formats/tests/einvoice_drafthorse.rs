@@ -176,12 +176,14 @@ fn check(inv: &EInvoice, exp: &Value, what: &str) {
     );
     assert_eq!(d.email.as_deref(), s(&b["email"]), "{}", ctx("email"));
     assert_eq!(d.vat_id.as_deref(), s(&b["vat_id"]), "{}", ctx("vat id"));
-    assert_eq!(
-        d.kind == mahnwerk_domain::DebtorKind::Business,
-        b["vat_id"].is_string(),
-        "{}",
-        ctx("business iff VAT id")
-    );
+    if b["vat_id"].is_string() {
+        assert_eq!(
+            d.business_evidence,
+            Some(mahnwerk_formats::einvoice::BusinessEvidence::VatId),
+            "{}",
+            ctx("a VAT id makes a business")
+        );
+    }
     let accounts: Vec<(String, Option<String>, bool)> = inv
         .creditor_accounts
         .iter()

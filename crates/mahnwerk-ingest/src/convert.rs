@@ -4,8 +4,8 @@
 use chrono::NaiveDate;
 use mahnwerk_domain::case::{CaseState, CaseStatus};
 use mahnwerk_domain::{
-    BankAccount, Currency, Debtor, DebtorKind, FieldError, FieldErrors, Invoice, PostalAddress,
-    TenantId,
+    BankAccount, CashDiscountTerm, Currency, Debtor, DebtorKind, FieldError, FieldErrors, Invoice,
+    PostalAddress, TenantId,
 };
 use mahnwerk_proto::v1 as pb;
 
@@ -80,6 +80,18 @@ pub fn invoice_from_proto(p: &pb::Invoice, prefix: &str) -> Result<Invoice, Fiel
             }
         }
     };
+    let mut cash_discounts = Vec::new();
+    for (i, c) in p.cash_discounts.iter().enumerate() {
+        let field = f(&format!("cash_discounts[{i}]"));
+        check_len(&mut errs, &format!("{field}.percent"), &c.percent);
+        if let Some(until) = parse_date(&mut errs, &format!("{field}.until"), &c.until) {
+            cash_discounts.push(CashDiscountTerm {
+                until,
+                percent: c.percent.trim().to_owned(),
+                discount: c.discount_amount,
+            });
+        }
+    }
     let (
         Some(number),
         Some(issue_date),
@@ -106,13 +118,22 @@ pub fn invoice_from_proto(p: &pb::Invoice, prefix: &str) -> Result<Invoice, Fiel
         payment_reference: opt(&p.payment_reference),
         creditor_account: account,
         default_notice: p.default_notice,
+        prepaid: p.prepaid_amount,
+        rounding: p.rounding_amount,
+        cash_discounts,
+        source: None,
     };
     let amount_name = |field: &str| -> String {
         match field {
             "net" => "net_amount".into(),
             "tax" => "tax_amount".into(),
             "gross" => "gross_amount".into(),
-            other => other.to_owned(),
+            "prepaid" => "prepaid_amount".into(),
+            "rounding" => "rounding_amount".into(),
+            other => match other.split_once(".discount") {
+                Some((head, "")) => format!("{head}.discount_amount"),
+                _ => other.to_owned(),
+            },
         }
     };
     let rule_errs = invoice.check();
@@ -233,6 +254,22 @@ pub fn invoice_to_proto(tenant: &TenantId, state: &CaseState) -> pb::Invoice {
             holder: i.creditor_account.holder.clone().unwrap_or_default(),
         }),
         default_notice: i.default_notice,
+        cash_discounts: i
+            .cash_discounts
+            .iter()
+            .map(|c| pb::CashDiscountTerm {
+                until: c.until.to_string(),
+                percent: c.percent.clone(),
+                discount_amount: c.discount,
+            })
+            .collect(),
+        prepaid_amount: i.prepaid,
+        rounding_amount: i.rounding,
+        document_sha256: i
+            .source
+            .as_ref()
+            .map(|s| s.sha256.clone())
+            .unwrap_or_default(),
         tenant: tenant.to_string(),
         case_id: mahnwerk_domain::CaseId::for_invoice(tenant, &i.number).to_string(),
         status: status_to_proto(state.status) as i32,

@@ -10,16 +10,20 @@
 //! - [`convert`]: protobuf ⇄ domain, naming every rejected field.
 //! - [`error`]: the one mapping of errors to gRPC status codes.
 //! - [`projection`]: the `ingest_invoices` read model and its log follower.
+//! - [`einvoice`]: `ImportEInvoice(s)`: e-invoice files into cases, the original kept in the
+//!   document store ([`docstore`]).
 //!
 //! ## Invariants
 //! A rejected request appends nothing. A key never reaches another tenant's stream: the stream id
 //! is derived from the tenant the key is bound to. Personal data never reaches a log line.
 
 pub mod convert;
+pub mod einvoice;
 pub mod error;
 pub mod projection;
 pub mod service;
 
+pub use mahnwerk_docstore as docstore;
 pub use service::Ingest;
 
 use mahnwerk_proto::v1::case_service_server::CaseServiceServer;

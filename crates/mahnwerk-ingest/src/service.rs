@@ -21,6 +21,8 @@ pub struct Ingest {
     pub log: EventLog,
     pub keys: KeyStore,
     pub pool: AnyPool,
+    /// Where imported e-invoice files are kept.
+    pub docs: mahnwerk_docstore::Documents,
 }
 
 /// One parsed import item: the invoice, or why it was rejected.
@@ -51,9 +53,9 @@ fn invalid_item(index: u64, number: String, errs: FieldErrors) -> pb::ImportResu
 /// Items of an import stream appended per group commit.
 const IMPORT_CHUNK: usize = 1000;
 
-struct RequestCtx {
-    caller: Caller,
-    metadata: Metadata,
+pub(crate) struct RequestCtx {
+    pub(crate) caller: Caller,
+    pub(crate) metadata: Metadata,
 }
 
 /// Longest `x-request-id` / `x-correlation-id` accepted.
@@ -145,7 +147,7 @@ impl Ingest {
 
     /// Decide and append, retrying on a concurrent writer. Returns the new state and whether
     /// anything was appended.
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         tenant: &TenantId,
         number: &InvoiceNumber,
@@ -357,7 +359,7 @@ impl ImportPipeline {
     }
 }
 
-fn code_name(code: tonic::Code) -> &'static str {
+pub(crate) fn code_name(code: tonic::Code) -> &'static str {
     match code {
         tonic::Code::AlreadyExists => "ALREADY_EXISTS",
         tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
@@ -691,6 +693,50 @@ impl InvoiceService for Ingest {
         )
         .await
         .map(|invoice| Response::new(pb::ExtendDueDateResponse { invoice }))
+    }
+
+    async fn import_e_invoice(
+        &self,
+        req: Request<pb::ImportEInvoiceRequest>,
+    ) -> Result<Response<pb::ImportEInvoiceResponse>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let r = self.import_einvoice(&ctx, 0, req.get_ref()).await;
+        tracing::info!(outcome = %r.outcome, sha256 = %r.document_sha256, "e-invoice imported");
+        if let Some(status) = crate::einvoice::status_of(&r) {
+            return Err(status);
+        }
+        Ok(Response::new(pb::ImportEInvoiceResponse {
+            result: Some(r),
+        }))
+    }
+
+    async fn import_e_invoices(
+        &self,
+        req: Request<Streaming<pb::ImportEInvoiceRequest>>,
+    ) -> Result<Response<pb::ImportEInvoicesResponse>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let mut stream = req.into_inner();
+        let mut out = pb::ImportEInvoicesResponse::default();
+        let mut index = 0;
+        while let Some(item) = stream.message().await? {
+            let r = self.import_einvoice(&ctx, index, &item).await;
+            match r.outcome.as_str() {
+                "created" | "credited" | "replaced" => out.imported += 1,
+                "unchanged" => out.unchanged += 1,
+                "no_claim" => out.no_claim += 1,
+                _ => out.rejected += 1,
+            }
+            out.results.push(r);
+            index += 1;
+        }
+        tracing::info!(
+            imported = out.imported,
+            unchanged = out.unchanged,
+            no_claim = out.no_claim,
+            rejected = out.rejected,
+            "e-invoice import finished"
+        );
+        Ok(Response::new(out))
     }
 }
 

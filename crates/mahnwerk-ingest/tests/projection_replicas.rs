@@ -46,6 +46,10 @@ fn invoice(number: &str) -> Invoice {
             holder: None,
         },
         default_notice: false,
+        prepaid: 0,
+        rounding: 0,
+        cash_discounts: vec![],
+        source: None,
     }
 }
 

@@ -42,6 +42,15 @@ impl From<mahnwerk_eventlog::Error> for Error {
     }
 }
 
+impl From<mahnwerk_docstore::Error> for Error {
+    fn from(e: mahnwerk_docstore::Error) -> Self {
+        match e {
+            mahnwerk_docstore::Error::Invalid { field, reason } => Error::Invalid { field, reason },
+            mahnwerk_docstore::Error::Storage(m) => Error::Storage(m),
+        }
+    }
+}
+
 impl From<mahnwerk_letters::Error> for Error {
     fn from(e: mahnwerk_letters::Error) -> Self {
         match e {

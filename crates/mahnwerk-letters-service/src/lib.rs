@@ -12,7 +12,8 @@
 //! - [`mapping`]: the one mapping from a step and its invoice to the letter model (pure).
 //! - [`case_file`]: settled / paused / disputed / ended, folded from the case stream (pure).
 //! - [`channels`]: SMTP (lettre) and the post spool.
-//! - [`documents`]: the content-addressed document store (filesystem, S3-compatible).
+//! - [`documents`]: the content-addressed document store (`mahnwerk-docstore`: filesystem,
+//!   S3-compatible).
 //! - [`tenant`]: letterhead, sender settings and template overrides, versioned as events.
 //! - [`service`]: `LetterService` over gRPC.
 //!
@@ -27,7 +28,8 @@
 pub mod case_file;
 pub mod channels;
 pub mod dispatch;
-pub mod documents;
+/// The content-addressed document store (re-exported from `mahnwerk-docstore`).
+pub use mahnwerk_docstore as documents;
 pub mod error;
 pub mod handler;
 pub mod mapping;
@@ -38,7 +40,7 @@ pub mod tenant;
 pub use error::{Error, Result};
 
 use channels::{PostSpool, SmtpConfig, SmtpSender};
-use documents::{Documents, FsDocuments, S3Config, S3Documents};
+use documents::Documents;
 use mahnwerk_auth::KeyStore;
 use mahnwerk_bus::{BusConfig, Consumer, ConsumerConfig};
 use mahnwerk_eventlog::EventLog;
@@ -49,12 +51,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Where documents are stored.
-#[derive(Debug, Clone)]
-pub enum DocumentConfig {
-    Fs(PathBuf),
-    S3(S3Config),
-}
+pub use mahnwerk_docstore::DocumentConfig;
 
 /// The letters service's configuration (see `mahnwerk serve` for the `MAHNWERK_…` variables).
 #[derive(Debug, Clone)]
@@ -104,10 +101,7 @@ impl Parts {
         mahnwerk_bus::consumer::ensure_inbox(pool)
             .await
             .map_err(|e| Error::Precondition(format!("inbox table: {e}")))?;
-        let docs: Documents = match &config.documents {
-            DocumentConfig::Fs(dir) => Arc::new(FsDocuments::new(dir.clone())),
-            DocumentConfig::S3(c) => Arc::new(S3Documents::new(c)?),
-        };
+        let docs: Documents = config.documents.open()?;
         Ok(Self {
             config,
             docs,

@@ -192,7 +192,8 @@ impl LetterService for Letters {
         let bytes = self
             .docs
             .get(&sha)
-            .await?
+            .await
+            .map_err(Error::from)?
             .ok_or_else(|| Error::NotFound("document".into()))?;
         Ok(Response::new(pb::Document {
             sha256: sha,

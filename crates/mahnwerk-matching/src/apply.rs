@@ -180,7 +180,7 @@ pub fn fold_case(events: &[RecordedEvent]) -> CaseBalance {
         b.version = Some(e.version);
         if let Ok(Some(ce)) = CaseEvent::from_parts(&e.event_type, &e.payload) {
             match ce {
-                CaseEvent::InvoiceIssued(i) => b.open = Some(i.invoice.gross_money()),
+                CaseEvent::InvoiceIssued(i) => b.open = Some(i.invoice.amount_due()),
                 CaseEvent::InvoiceCancelled(_) => b.closed = Some("cancelled".into()),
                 CaseEvent::InvoiceCredited(c) => {
                     if let Some(o) = &mut b.open {

@@ -8,7 +8,7 @@
 //! Portable SQL (`sqlx::Any`): PostgreSQL and SQLite alike. The consumer library commits these
 //! rows together with its inbox row, so a redelivered event changes nothing twice.
 
-use crate::engine::{OpenItem, OpenItems};
+use crate::engine::{CashDiscount, OpenItem, OpenItems};
 use crate::events::{EntryEvent, UnmatchedPayload};
 use mahnwerk_bus::{Envelope, Handler, HandlerError};
 use mahnwerk_domain::case::CaseEvent;
@@ -193,15 +193,21 @@ impl Projection {
             let item = match ce {
                 CaseEvent::InvoiceIssued(i) => {
                     let inv = i.invoice;
+                    let open = inv.amount_due();
+                    // The engine holds one discount per item: the earliest term.
+                    let cash_discount = inv.cash_discounts.first().map(|d| CashDiscount {
+                        amount: Money::new(open.minor - d.discount, open.currency),
+                        until: d.until,
+                    });
                     Some(OpenItem {
                         case_id: case_id.to_owned(),
                         invoice_number: inv.number.to_string(),
                         debtor_name: inv.debtor.name.expose().clone(),
                         debtor_ibans: Vec::new(),
-                        open: inv.gross_money(),
+                        open,
                         payment_reference: inv.payment_reference.clone(),
                         due_date: inv.due_date,
-                        cash_discount: None,
+                        cash_discount,
                         closed: None,
                     })
                 }

@@ -153,6 +153,10 @@ impl Env {
                 holder: None,
             },
             default_notice: false,
+            prepaid: 0,
+            rounding: 0,
+            cash_discounts: vec![],
+            source: None,
         };
         let case = CaseId::for_invoice(&self.tenant, &inv.number);
         let ev = CaseEvent::InvoiceIssued(InvoiceIssued { invoice: inv });

@@ -175,16 +175,11 @@ impl Default for LettersArgs {
 }
 
 impl LettersArgs {
-    /// The letters service configuration; errors name the variable.
-    pub fn config(
-        &self,
-        bus: mahnwerk_bus::BusConfig,
-    ) -> anyhow::Result<mahnwerk_letters_service::Config> {
-        use mahnwerk_letters_service::channels::{SmtpConfig, SmtpTls};
-        use mahnwerk_letters_service::documents::S3Config;
-        let mut c = mahnwerk_letters_service::Config::new(bus);
-        c.documents = match &self.documents_s3_bucket {
-            Some(bucket) => mahnwerk_letters_service::DocumentConfig::S3(S3Config {
+    /// The document store (`MAHNWERK_DOCUMENTS_*`), shared by letters and ingest.
+    pub fn documents(&self) -> mahnwerk_docstore::DocumentConfig {
+        use mahnwerk_docstore::{DocumentConfig, S3Config};
+        match &self.documents_s3_bucket {
+            Some(bucket) => DocumentConfig::S3(S3Config {
                 endpoint: self.documents_s3_endpoint.clone(),
                 bucket: bucket.clone(),
                 region: self.documents_s3_region.clone(),
@@ -192,8 +187,18 @@ impl LettersArgs {
                 secret_access_key: self.documents_s3_secret_access_key.clone(),
                 prefix: self.documents_s3_prefix.clone(),
             }),
-            None => mahnwerk_letters_service::DocumentConfig::Fs(self.documents_dir.clone()),
-        };
+            None => DocumentConfig::Fs(self.documents_dir.clone()),
+        }
+    }
+
+    /// The letters service configuration; errors name the variable.
+    pub fn config(
+        &self,
+        bus: mahnwerk_bus::BusConfig,
+    ) -> anyhow::Result<mahnwerk_letters_service::Config> {
+        use mahnwerk_letters_service::channels::{SmtpConfig, SmtpTls};
+        let mut c = mahnwerk_letters_service::Config::new(bus);
+        c.documents = self.documents();
         let tls = match self.smtp_tls.as_str() {
             "none" => SmtpTls::None,
             "starttls" => SmtpTls::StartTls,

@@ -8,10 +8,12 @@
 //! - [`server`]: starts the chosen services and stops them in order on shutdown.
 //! - [`client`]: CLI commands that call the gRPC API.
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
+//! - [`einvoice_import`]: `mahnwerk import invoices FILE|DIR…`.
 //! - [`telemetry`]: logs and OTLP traces.
 
 pub mod client;
 pub mod config;
 pub mod deadletter;
+pub mod einvoice_import;
 pub mod server;
 pub mod telemetry;

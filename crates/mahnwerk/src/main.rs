@@ -81,13 +81,24 @@ enum Command {
     },
     /// Dry run of the matching engine: which invoice each entry of a statement would pay.
     Match(mahnwerk_matching::cli::MatchArgs),
-    /// Import bank statements into a running mahnwerk (PaymentService).
+    /// Import bank statements (PaymentService) or e-invoices (InvoiceService) into a running
+    /// mahnwerk.
     Import {
         #[command(flatten)]
         conn: Connection,
         #[command(subcommand)]
-        command: mahnwerk_matching::cli::ImportCommand,
+        command: ImportWhat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportWhat {
+    #[command(flatten)]
+    Statements(mahnwerk_matching::cli::ImportCommand),
+    /// Import e-invoice files (UBL, CII, XRechnung, ZUGFeRD/Factur-X XML or PDF; directories
+    /// searched recursively) over `InvoiceService.ImportEInvoice`, with a progress bar and a
+    /// summary; exits 1 when a file was rejected. Importing a file again changes nothing.
+    Invoices(mahnwerk::einvoice_import::ImportInvoicesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -539,7 +550,29 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Clock { conn, command } => client::clock(conn, command)
             .await
             .context("clock command failed")?,
-        Command::Import { conn, command } => {
+        Command::Import {
+            conn,
+            command: ImportWhat::Invoices(args),
+        } => {
+            let mut out = std::io::stdout();
+            let sum = mahnwerk::einvoice_import::import_invoices(
+                &conn.server,
+                &conn.api_key,
+                &conn.tenant,
+                args,
+                &mut out,
+            )
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("import failed")?;
+            if sum.rejected > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Import {
+            conn,
+            command: ImportWhat::Statements(command),
+        } => {
             let mut out = std::io::stdout();
             mahnwerk_matching::cli::import(
                 &conn.server,

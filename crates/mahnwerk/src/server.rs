@@ -228,6 +228,11 @@ pub async fn run(
             log: log.clone(),
             keys: keys.clone(),
             pool: pool.clone(),
+            docs: args
+                .letters
+                .documents()
+                .open()
+                .context("opening the document store")?,
         };
         let (i, c) = mahnwerk_ingest::services(ingest);
         (invoices, cases) = (Some(i), Some(c));

@@ -176,6 +176,10 @@ pub fn invoice(number: &str, email: Option<&str>) -> Invoice {
             holder: Some("Muster Handels GmbH".into()),
         },
         default_notice: false,
+        prepaid: 0,
+        rounding: 0,
+        cash_discounts: vec![],
+        source: None,
     }
 }
 

@@ -1,16 +1,37 @@
-//! Documents (letter PDFs) stored content-addressed: the key is the hex SHA-256 of the bytes,
-//! so the same letter stored twice is one object and an event names a document by its hash.
+//! # Document store
+//!
+//! Documents of the case file (letter PDFs, original e-invoices, exports) stored
+//! content-addressed: the key is the hex SHA-256 of the bytes, so the same document stored twice
+//! is one object and an event names a document by its hash. The log never holds the bytes.
 //!
 //! One interface, [`DocumentStore`]; the filesystem ([`FsDocuments`], default `var/documents`)
 //! and any S3-compatible store ([`S3Documents`], through the `object_store` crate) implement it.
-//! Reads verify the hash, so a corrupted or swapped object is an error, never a wrong letter.
+//! Reads verify the hash, so a corrupted or swapped object is an error, never a wrong document.
+//! Objects are stored as `{sha256}.pdf` whatever they hold (the suffix predates e-invoices and
+//! is kept so stored letters stay where they are).
+//!
+//! # Invariants
+//! Nothing is ever stored under a key that is not the SHA-256 of its bytes; a partial write is
+//! never visible under its key. The crate knows nothing of tenants, cases or events.
 
-use crate::error::{Error, Result};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Errors of a document store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A key that is not a SHA-256 (`field` names it).
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The filesystem or object store failed, or an object does not match its hash.
+    #[error("document store: {0}")]
+    Storage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Hex SHA-256 of `bytes`: a document's key.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -53,6 +74,23 @@ pub trait DocumentStore: Send + Sync + 'static {
 
 /// A shared document store.
 pub type Documents = Arc<dyn DocumentStore>;
+
+/// Where documents are stored.
+#[derive(Debug, Clone)]
+pub enum DocumentConfig {
+    Fs(PathBuf),
+    S3(S3Config),
+}
+
+impl DocumentConfig {
+    /// Open the configured store.
+    pub fn open(&self) -> Result<Documents> {
+        Ok(match self {
+            DocumentConfig::Fs(dir) => Arc::new(FsDocuments::new(dir.clone())),
+            DocumentConfig::S3(c) => Arc::new(S3Documents::new(c)?),
+        })
+    }
+}
 
 /// Documents in a directory: `{root}/{first two hex digits}/{sha256}.pdf`, written to a
 /// temporary file and renamed, so a crash never leaves a partial document under its hash.
@@ -183,5 +221,33 @@ impl DocumentStore for S3Documents {
                 Err(e) => Err(s3_err(e)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn fs_store_is_content_addressed_and_verifies_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsDocuments::new(dir.path());
+        let sha = store.put(Bytes::from_static(b"<Invoice/>")).await.unwrap();
+        assert_eq!(sha, sha256_hex(b"<Invoice/>"));
+        assert_eq!(
+            store.put(Bytes::from_static(b"<Invoice/>")).await.unwrap(),
+            sha
+        );
+        assert_eq!(
+            store.get(&sha).await.unwrap().as_deref(),
+            Some(&b"<Invoice/>"[..])
+        );
+        std::fs::write(store.path(&sha), b"swapped").unwrap();
+        assert!(matches!(store.get(&sha).await, Err(Error::Storage(_))));
+        assert!(matches!(
+            store.get("../x").await,
+            Err(Error::Invalid { .. })
+        ));
+        assert!(store.get(&sha256_hex(b"other")).await.unwrap().is_none());
     }
 }
