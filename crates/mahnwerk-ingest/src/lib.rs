@@ -16,6 +16,7 @@
 //! is derived from the tenant the key is bound to. Personal data never reaches a log line.
 
 pub mod convert;
+pub mod erasure;
 pub mod error;
 pub mod projection;
 pub mod service;

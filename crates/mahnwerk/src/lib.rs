@@ -8,10 +8,12 @@
 //! - [`server`]: starts the chosen services and stops them in order on shutdown.
 //! - [`client`]: CLI commands that call the gRPC API.
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
+//! - [`debtor`]: `mahnwerk debtor erase` (GDPR Art. 17).
 //! - [`telemetry`]: logs and OTLP traces.
 
 pub mod client;
 pub mod config;
 pub mod deadletter;
+pub mod debtor;
 pub mod server;
 pub mod telemetry;
