@@ -535,7 +535,7 @@ impl<H: Handler> Consumer<H> {
         let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
         let poisoned = (self.config.max_deliver > 0 && delivered >= self.config.max_deliver)
             .then_some(delivered);
-        let event: Envelope = match serde_json::from_slice(&msg.payload) {
+        let mut event: Envelope = match serde_json::from_slice(&msg.payload) {
             Ok(e) => e,
             Err(err) => {
                 tracing::error!(error = %err, "malformed event, dead-lettering");
@@ -550,6 +550,19 @@ impl<H: Handler> Consumer<H> {
                 return;
             }
         };
+        // Personal data arrives sealed (the log's form); handlers see it opened, or as
+        // placeholders once the debtor is erased. Opening needs the key table: if it is
+        // unreachable, leave the message to be redelivered.
+        if let Some(keyring) = mahnwerk_eventlog::privacy::process_keyring() {
+            let tenant = event.tenant.clone();
+            if let Err(err) = keyring
+                .open_payloads(&mut [(tenant.as_str(), &mut event.payload)])
+                .await
+            {
+                tracing::warn!(error = %err, "cannot open sealed personal data; left for redelivery");
+                return;
+            }
+        }
         let span = tracing::info_span!("handle_event", consumer = %self.config.name, event_type = %event.event_type, position = event.position, delivered);
         async {
             let mut attempt = 0_u32;

@@ -51,8 +51,14 @@ pub fn is_fact_type(event_type: &str) -> bool {
             | "due_date.extended.v1"
             | "payment.applied.v1"
             | "payment.reversed.v1"
+            | "case.debtor_erased.v1"
     )
 }
+
+/// Recorded on each case of a debtor whose personal data was erased (ADR 006): their letters
+/// cannot be addressed any more, so dunning stops (`dunning.cancelled.v1` with this reason);
+/// amounts and dates stay in the log.
+pub const DEBTOR_ERASED: &str = "case.debtor_erased.v1";
 
 /// The command a fact stands for; `Ok(None)` for events that do not concern dunning
 /// (`invoice.settled` and `overpayment.recorded` follow from the payments themselves: the core
@@ -61,6 +67,11 @@ pub fn fact_of(
     event_type: &str,
     payload: &serde_json::Value,
 ) -> Result<Option<Fact>, serde_json::Error> {
+    if event_type == DEBTOR_ERASED {
+        return Ok(Some(Fact::Command(DunningCommand::Cancel {
+            reason: "debtor erased (GDPR Art. 17)".into(),
+        })));
+    }
     if let Some(case) = CaseEvent::from_parts(event_type, payload)? {
         return Ok(Some(match case {
             CaseEvent::InvoiceIssued(e) => Fact::Issued(Box::new(e.invoice)),

@@ -54,6 +54,7 @@
 mod canonical;
 mod pg;
 mod plan;
+pub mod privacy;
 mod sqlite;
 mod writer;
 
@@ -195,6 +196,36 @@ impl QueuedAppend {
     }
 }
 
+/// Seal the personal data of every event (`privacy`): one batched key lookup for all, then,
+/// if that fails (an erased debtor, a database error), batch by batch, so only the batches that
+/// cannot be sealed are refused (their error in the returned slot).
+async fn seal_batches(
+    keyring: &privacy::Keyring,
+    batches: &mut [AppendBatch],
+) -> Vec<Option<Error>> {
+    async fn seal(keyring: &privacy::Keyring, batches: &mut [AppendBatch]) -> Result<()> {
+        let names: Vec<(String, String)> = batches
+            .iter()
+            .map(|b| (b.stream.tenant().to_string(), b.stream.to_string()))
+            .collect();
+        let mut items: Vec<(&str, &str, &mut serde_json::Value)> = Vec::new();
+        for ((tenant, stream), batch) in names.iter().zip(batches.iter_mut()) {
+            for e in &mut batch.events {
+                items.push((tenant.as_str(), stream.as_str(), &mut e.payload));
+            }
+        }
+        keyring.seal_payloads(&mut items).await
+    }
+    if seal(keyring, batches).await.is_ok() {
+        return Vec::new();
+    }
+    let mut refused = Vec::with_capacity(batches.len());
+    for i in 0..batches.len() {
+        refused.push(seal(keyring, &mut batches[i..=i]).await.err());
+    }
+    refused
+}
+
 /// An event with its payload as the stored JSON text.
 pub type RawRecordedEvent = RecordedEvent<JsonText>;
 
@@ -248,6 +279,12 @@ pub enum Error {
     DuplicateEvent(EventId),
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The batch would record personal data of a debtor whose data key was erased (`privacy`):
+    /// an erased debtor cannot be written to. The subject id names no personal data.
+    #[error(
+        "debtor {subject} was erased (GDPR Art. 17): no personal data can be recorded for them"
+    )]
+    Erased { subject: String },
     #[error("database unavailable")]
     Database(#[source] sqlx::Error),
     #[error("migration failed")]
@@ -340,6 +377,9 @@ struct Inner {
     queue: Arc<tokio::sync::Semaphore>,
     queue_units: usize,
     listener: Option<tokio::task::AbortHandle>,
+    /// Seals personal data on append and opens it on read (`privacy`), when a master key is
+    /// configured.
+    privacy: Option<privacy::Keyring>,
 }
 
 impl Drop for Inner {
@@ -394,8 +434,19 @@ impl EventLog {
         Self::connect_with(url, Limits::default()).await
     }
 
-    /// [`EventLog::connect`] with the given memory bounds.
+    /// [`EventLog::connect`] with the given memory bounds. Personal data is sealed with the
+    /// master key from `MAHNWERK_MASTER_KEY` / `MAHNWERK_MASTER_KEY_FILE` when set (`privacy`).
     pub async fn connect_with(url: &str, limits: Limits) -> Result<Self> {
+        let master = privacy::MasterKey::from_env()?;
+        Self::connect_with_key(url, limits, master).await
+    }
+
+    /// [`EventLog::connect_with`] with the master key given (`None`: personal data in clear).
+    pub async fn connect_with_key(
+        url: &str,
+        limits: Limits,
+        master: Option<privacy::MasterKey>,
+    ) -> Result<Self> {
         let (backend, listen) = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             (Backend::Pg(pg::Pg::connect(url).await?), true)
         } else if url.starts_with("sqlite:") {
@@ -428,6 +479,16 @@ impl EventLog {
             },
         );
         let queue_units = (limits.queue_bytes / writer::QUEUE_UNIT).clamp(1, u32::MAX as usize);
+        let privacy = match master {
+            Some(master) => {
+                let db = match &*backend {
+                    Backend::Pg(b) => privacy::KeyDb::Pg(b.pool().clone()),
+                    Backend::Sqlite(b) => privacy::KeyDb::Sqlite(b.pool().clone()),
+                };
+                Some(privacy::Keyring::open(db, &master).await?)
+            }
+            None => None,
+        };
         Ok(EventLog {
             inner: Arc::new(Inner {
                 backend,
@@ -438,6 +499,7 @@ impl EventLog {
                 queue: Arc::new(tokio::sync::Semaphore::new(queue_units)),
                 queue_units,
                 listener,
+                privacy,
             }),
         })
     }
@@ -473,8 +535,12 @@ impl EventLog {
     ///
     /// Waits while the writer's queue is full ([`Limits::queue_bytes`]); waiters are served in
     /// order. Dropped while waiting, it queues nothing.
-    pub async fn enqueue_many(&self, batches: Vec<AppendBatch>) -> QueuedAppend {
-        let (slots, prepared) = plan::prepare(batches);
+    pub async fn enqueue_many(&self, mut batches: Vec<AppendBatch>) -> QueuedAppend {
+        let refused = match &self.inner.privacy {
+            Some(keyring) => seal_batches(keyring, &mut batches).await,
+            None => Vec::new(),
+        };
+        let (slots, prepared) = plan::prepare(batches, refused);
         let reply = if prepared.is_empty() {
             None
         } else {
@@ -512,16 +578,41 @@ impl EventLog {
             Backend::Pg(b) => b.read_stream(stream.as_str(), from, limit).await?,
             Backend::Sqlite(b) => b.read_stream(stream.as_str(), from, limit).await?,
         };
-        rows.into_iter().map(StoredRow::into_recorded).collect()
+        let events = rows
+            .into_iter()
+            .map(StoredRow::into_recorded)
+            .collect::<Result<Vec<_>>>()?;
+        self.open_events(events).await
+    }
+
+    /// The keyring when a master key is configured (`privacy`).
+    pub fn keyring(&self) -> Option<&privacy::Keyring> {
+        self.inner.privacy.as_ref()
+    }
+
+    /// Open the sealed personal data of `events` in place (no-op without a master key).
+    pub async fn open_events(&self, mut events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>> {
+        if let Some(keyring) = &self.inner.privacy {
+            let tenants: Vec<String> = events.iter().map(|e| e.tenant.to_string()).collect();
+            let mut items: Vec<(&str, &mut serde_json::Value)> = tenants
+                .iter()
+                .map(String::as_str)
+                .zip(events.iter_mut().map(|e| &mut e.payload))
+                .collect();
+            keyring.open_payloads(&mut items).await?;
+        }
+        Ok(events)
     }
 
     /// Events with position > `after_position`, ascending, at most `limit`.
     pub async fn read_all(&self, after_position: i64, limit: usize) -> Result<Vec<RecordedEvent>> {
-        self.read_rows(after_position, limit)
+        let events = self
+            .read_rows(after_position, limit)
             .await?
             .into_iter()
             .map(StoredRow::into_recorded)
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        self.open_events(events).await
     }
 
     /// Like [`EventLog::read_all`], with each payload as the stored JSON text, not parsed into

@@ -271,10 +271,15 @@ fn prepare_event(e: crate::NewEvent) -> Result<PreparedEvent> {
 /// slot per batch (filled with the error of each invalid batch) and the valid batches.
 pub(crate) fn prepare(
     batches: Vec<AppendBatch>,
+    mut refused: Vec<Option<Error>>,
 ) -> (Vec<Option<Result<Appended>>>, Vec<PreparedBatch>) {
     let mut results: Vec<Option<Result<Appended>>> = Vec::with_capacity(batches.len());
     let mut prepared = Vec::with_capacity(batches.len());
     for (index, batch) in batches.into_iter().enumerate() {
+        if let Some(e) = refused.get_mut(index).and_then(Option::take) {
+            results.push(Some(Err(e)));
+            continue;
+        }
         match prepare_batch(index, batch) {
             Ok(p) => {
                 results.push(None);

@@ -41,6 +41,7 @@ pub fn log_error(err: mahnwerk_eventlog::Error) -> Status {
         mahnwerk_eventlog::Error::Conflict { .. } => {
             Status::aborted("concurrent change to the same case; retry")
         }
+        e @ mahnwerk_eventlog::Error::Erased { .. } => Status::failed_precondition(e.to_string()),
         other => {
             tracing::error!(error = %other, "event log failure");
             Status::unavailable("event log unavailable")

@@ -19,6 +19,7 @@
 
 pub mod convert;
 pub mod einvoice;
+pub mod erasure;
 pub mod error;
 pub mod projection;
 pub mod service;

@@ -32,6 +32,9 @@ const SCHEMA: &[&str] = &[
 pub enum ProjectionError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// Sealing or opening personal data failed (the key table unreachable): retried.
+    #[error("personal data: {0}")]
+    Privacy(#[from] mahnwerk_eventlog::Error),
     /// An event (or the stored state it applies to) does not decode: the projection stops here.
     #[error("event at position {position} ({event_type}) does not decode: {reason}")]
     Undecodable {
@@ -121,17 +124,26 @@ pub async fn apply(
                 .await?;
                 match row {
                     None => None,
-                    Some((json,)) => Some(
-                        serde_json::from_str(&json)
-                            .map_err(|err| undecodable(e, format!("stored state: {err}")))?,
-                    ),
+                    Some((json,)) => {
+                        let mut value: serde_json::Value = serde_json::from_str(&json)
+                            .map_err(|err| undecodable(e, format!("stored state: {err}")))?;
+                        mahnwerk_eventlog::privacy::open_json(&tenant, &mut value).await?;
+                        Some(
+                            serde_json::from_value(value)
+                                .map_err(|err| undecodable(e, format!("stored state: {err}")))?,
+                        )
+                    }
                 }
             }
         };
         let Some(state) = evolve(prior, &event) else {
             continue;
         };
-        let json = serde_json::to_string(&state).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        // The stored state holds the debtor sealed, like the log (ADR 006).
+        let mut value =
+            serde_json::to_value(&state).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        mahnwerk_eventlog::privacy::seal_json(&tenant, e.stream.as_str(), &mut value).await?;
+        let json = value.to_string();
         sqlx::query(
             "INSERT INTO ingest_invoices (tenant, invoice_number, case_id, status, due_date, open_minor, customer_number, state_json, position) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \

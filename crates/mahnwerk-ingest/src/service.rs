@@ -563,7 +563,12 @@ impl InvoiceService for Ingest {
         .map_err(db_error)?;
         let mut invoices = Vec::with_capacity(rows.len());
         for (json,) in rows.iter().take(limit as usize) {
-            let state: CaseState = serde_json::from_str(json)
+            let mut value: serde_json::Value = serde_json::from_str(json)
+                .map_err(|_| Status::internal("corrupt projection row"))?;
+            mahnwerk_eventlog::privacy::open_json(tenant.as_str(), &mut value)
+                .await
+                .map_err(|_| Status::unavailable("personal data cannot be opened now"))?;
+            let state: CaseState = serde_json::from_value(value)
                 .map_err(|_| Status::internal("corrupt projection row"))?;
             invoices.push(invoice_to_proto(&tenant, &state));
         }
@@ -822,6 +827,40 @@ impl CaseService for Ingest {
             case_id: case.to_string(),
             stream: stream.to_string(),
             events,
+        }))
+    }
+
+    async fn erase_debtor(
+        &self,
+        req: Request<pb::EraseDebtorRequest>,
+    ) -> Result<Response<pb::EraseDebtorResponse>, Status> {
+        use crate::erasure::{EraseRequest, ErasureError};
+        let ctx = self.ctx(&req).await?;
+        let b = req.into_inner();
+        let tenant = ctx.caller.tenant(&b.tenant)?;
+        let erased = crate::erasure::erase_debtor(
+            &self.log,
+            &self.pool,
+            &EraseRequest {
+                tenant: tenant.to_string(),
+                customer_number: Some(b.customer_number).filter(|c| !c.trim().is_empty()),
+                invoice_numbers: b.invoice_numbers,
+                ibans: b.ibans,
+                reason: b.reason,
+                actor: ctx.caller.actor(),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            ErasureError::Invalid { field, reason } => invalid_field(field, &reason),
+            ErasureError::NoMasterKey => Status::failed_precondition(e.to_string()),
+            ErasureError::Log(e) => log_error(e),
+            ErasureError::Database(e) => db_error(e),
+        })?;
+        Ok(Response::new(pb::EraseDebtorResponse {
+            keys_erased: u32::try_from(erased.keys_erased).unwrap_or(u32::MAX),
+            case_ids: erased.cases,
+            erasure_stream: erased.stream,
         }))
     }
 }

@@ -284,7 +284,12 @@ pub async fn put_invoice<'e, E>(
 where
     E: Executor<'e, Database = Any>,
 {
-    let json = serde_json::to_string(invoice).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    // The debtor is stored sealed, like the log (ADR 006).
+    let mut value = serde_json::to_value(invoice).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    mahnwerk_eventlog::privacy::seal_json(tenant, &format!("{tenant}/case/{case_id}"), &mut value)
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("sealing personal data: {e}")))?;
+    let json = value.to_string();
     sqlx::query(
         "INSERT INTO letters_invoices (tenant, case_id, invoice_json) VALUES ($1, $2, $3) \
          ON CONFLICT (tenant, case_id) DO UPDATE SET invoice_json = excluded.invoice_json",
@@ -312,8 +317,17 @@ where
     .bind(case_id.to_owned())
     .fetch_optional(ex)
     .await?;
-    row.map(|(j,)| serde_json::from_str(&j).map_err(|e| sqlx::Error::Decode(Box::new(e))))
-        .transpose()
+    let Some((json,)) = row else {
+        return Ok(None);
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    mahnwerk_eventlog::privacy::open_json(tenant, &mut value)
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("opening personal data: {e}")))?;
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 pub async fn put_step<'e, E>(

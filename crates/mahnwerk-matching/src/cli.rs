@@ -112,6 +112,7 @@ pub fn read_open_items(file: &str, input: impl BufRead) -> Result<OpenItems, Mat
             invoice_number: it.invoice_number,
             debtor_name: it.debtor_name,
             debtor_ibans: ibans,
+            customer_number: None,
             open: it.open,
             payment_reference: it.payment_reference,
             due_date: it.due_date,

@@ -39,6 +39,10 @@ pub struct OpenItem {
     /// IBANs this debtor has paid from before (normalised: upper case, no spaces).
     #[serde(default)]
     pub debtor_ibans: Vec<String>,
+    /// The debtor's customer number: names the data key their personal data is sealed under
+    /// in the projection (ADR 006).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_number: Option<String>,
     /// Principal still owed (zero once settled).
     pub open: Money,
     /// The RF (or other) reference printed on the invoice.
@@ -909,6 +913,7 @@ mod tests {
             invoice_number: number.into(),
             debtor_name: name.into(),
             debtor_ibans: Vec::new(),
+            customer_number: None,
             open: Money::eur(open),
             payment_reference: None,
             due_date: date(1),

