@@ -26,7 +26,7 @@ pub use claim::{Claim, claim};
 pub use partner::{HandoverMode, Partner, select_partner};
 
 use chrono::NaiveDate;
-use mahnwerk_domain::{DebtorKind, Money};
+use mahnwerk_domain::Money;
 use serde::{Deserialize, Serialize};
 
 /// A rule of the engine was violated (the caller's fault): `field` names what.

@@ -1,8 +1,9 @@
 //! Given/when/then tests of the collection engine.
 
 use super::*;
-use mahnwerk_dunning::case::DunningCase;
 use mahnwerk_domain::Currency;
+use mahnwerk_domain::DebtorKind;
+use mahnwerk_dunning::case::DunningCase;
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()

@@ -167,7 +167,12 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub(super) fn new(outcome: Outcome, rule: Rule, confidence: u8, reason: impl Into<String>) -> Self {
+    pub(super) fn new(
+        outcome: Outcome,
+        rule: Rule,
+        confidence: u8,
+        reason: impl Into<String>,
+    ) -> Self {
         Self {
             outcome,
             rule,
