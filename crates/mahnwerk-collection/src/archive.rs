@@ -1,7 +1,8 @@
 //! Pure: the case file export for humans and courts, and its offline check.
 //!
 //! One tar archive (POSIX ustar) with `case.json` (every event of the case stream as envelopes,
-//! in order, with their hashes), `documents/{sha256}.pdf` (every letter PDF the events name) and
+//! in order, with their hashes), `summary.pdf` (one page for a person: invoice, claim, history,
+//! chain head; [`crate::summary`]), `documents/{sha256}.pdf` (every letter PDF the events name) and
 //! `manifest.json` (SHA-256 of every other file). [`verify`] needs no database: it reads the tar
 //! strictly (header checksums, zero padding, the end marker, nothing after it), checks every file
 //! against the manifest, every document against its name, and recomputes the hash chain of the
@@ -14,6 +15,9 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 const BLOCK: usize = 512;
+
+/// The one-page summary in an archive (checked by the manifest like every other file).
+pub const SUMMARY: &str = "summary.pdf";
 
 /// Format of the export (`manifest.json` `schema`).
 pub const SCHEMA: &str = "mahnwerk.case_export.v1";
@@ -125,14 +129,25 @@ pub fn read_tar(bytes: &[u8]) -> Result<Vec<Entry>, String> {
     }
 }
 
-/// The archive of one case stream and the documents its letters name.
-pub fn build(events: &[RecordedEvent], documents: &[(String, Vec<u8>)]) -> Vec<u8> {
+/// The archive of one case stream, its one-page summary (`summary.pdf`) and the documents its
+/// letters name.
+pub fn build(
+    events: &[RecordedEvent],
+    summary: Option<&[u8]>,
+    documents: &[(String, Vec<u8>)],
+) -> Vec<u8> {
     let envelopes: Vec<Envelope> = events.iter().map(Envelope::from).collect();
     let case_json = serde_json::to_vec_pretty(&envelopes).unwrap_or_default();
     let mut entries = vec![Entry {
         name: "case.json".into(),
         bytes: case_json,
     }];
+    if let Some(pdf) = summary {
+        entries.push(Entry {
+            name: SUMMARY.into(),
+            bytes: pdf.to_vec(),
+        });
+    }
     for (sha256, bytes) in documents {
         entries.push(Entry {
             name: format!("documents/{sha256}.pdf"),

@@ -1,10 +1,12 @@
 //! The event handler on the consumer library. On `dunning.escalated.v1` it records the case as
 //! pending in its transaction; [`crate::Collection::work`] then decides the hand-over on the case
 //! stream (read, decide, append with the expected version: a redelivery or a second replica
-//! finds the hand-over there and decides nothing). On `case.handed_over.v1` and `collection.recalled.v1`
-//! (whoever appended them: this handler or an operator's RPC) it publishes the event's envelope
-//! on the partner's public subject with `Nats-Msg-Id` = event id, and acks only after JetStream
-//! acked the publish, so every hand-over reaches the partner's subject once in effect.
+//! finds the hand-over there and decides nothing). On `case.handed_over.v1`,
+//! `collection.recalled.v1`, `collection.status_reported.v1`, `collection.costs_waived.v1` and a
+//! `case.closed.v1` of a case with a partner (whoever appended them: this handler, an operator's
+//! or a partner's RPC) it publishes the event's envelope on the partner's public subject with
+//! `Nats-Msg-Id` = event id, and acks only after JetStream acked the publish, so every such event
+//! reaches the partner's subject once in effect.
 
 use crate::service::Subjects;
 use crate::store;
@@ -77,6 +79,22 @@ impl Handler for CaseHandler {
             }
             "case.handed_over.v1" => self.publish(event, "handover").await,
             "collection.recalled.v1" => self.publish(event, "recall").await,
+            // What the partner reported, the creditor's waiver and the end of a case that
+            // closed while with a partner (events written before they carried the subject
+            // token are not published).
+            "collection.status_reported.v1" | "collection.costs_waived.v1" | "case.closed.v1"
+                if event
+                    .payload
+                    .get("subject_token")
+                    .is_some_and(|t| t.is_string()) =>
+            {
+                let what = match event.event_type.as_str() {
+                    "collection.status_reported.v1" => "report",
+                    "collection.costs_waived.v1" => "costs_waived",
+                    _ => "closed",
+                };
+                self.publish(event, what).await
+            }
             _ => Ok(()),
         }
     }

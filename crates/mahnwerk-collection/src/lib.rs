@@ -9,10 +9,13 @@
 //! # Layout
 //! - [`engine`]: pure: partner selection, the claim, the hand-over and report state machine.
 //! - [`archive`]: pure: the case export (tar) and its offline check.
+//! - [`summary`]: the export's one-page `summary.pdf` (data pure; laid out by the letters'
+//!   typst engine).
 //! - [`casefile`]: pure: a case stream folded, and the complete case file of a hand-over.
 //! - [`service`]: [`Collection`]: read, decide, append with the expected version; partners as
 //!   `{tenant}/partner/{id}` streams; the document store (the letters service's layout).
-//! - [`handler`]: the bus handler (escalation → hand-over; hand-over/recall → public subject).
+//! - [`handler`]: the bus handler (escalation → hand-over; hand-over, recall, reports, costs
+//!   waived and closing → the partner's public subject).
 //! - [`store`]: the service's tables.
 //! - [`grpc`]: the `CollectionService` handlers (tenant keys and partner keys).
 //! - [`error`]: the error type and its gRPC mapping.
@@ -31,6 +34,7 @@ pub mod grpc;
 pub mod handler;
 pub mod service;
 pub mod store;
+pub mod summary;
 
 pub use error::{Error, Result};
 pub use service::{Collection, Subjects};

@@ -294,7 +294,15 @@ impl Collection {
                             e,
                         )
                     }
-                    Event::Recalled { partner_id, .. } => {
+                    // Events the partner is told of carry its subject token (the handler
+                    // publishes them on the partner's public subject).
+                    Event::Recalled { partner_id, .. }
+                    | Event::Reported { partner_id, .. }
+                    | Event::CostsWaived { partner_id, .. }
+                    | Event::Closed {
+                        partner_id: Some(partner_id),
+                        ..
+                    } => {
                         let mut p = casefile::payload(e);
                         let token = partners
                             .iter()
@@ -439,7 +447,25 @@ impl Collection {
                 docs.push((s.to_owned(), bytes));
             }
         }
-        Ok(crate::archive::build(&view.events, &docs))
+        let today = self.inner.clock.today();
+        let claim = view
+            .dunning
+            .as_ref()
+            .and_then(|d| engine::claim(d, today).ok());
+        let engine = summary_engine();
+        let events = view.events.clone();
+        let status = phase_name(&view.collection);
+        let summary = tokio::task::spawn_blocking(move || {
+            crate::summary::render(engine, &events, claim.as_ref(), &status, today)
+        })
+        .await
+        .map_err(|e| Error::Documents(format!("summary: {e}")))?
+        .map_err(Error::Documents)?;
+        Ok(crate::archive::build(
+            &view.events,
+            Some(&summary.pdf),
+            &docs,
+        ))
     }
 
     /// Bytes of a document from the filesystem store, verified against its hash.
@@ -463,6 +489,13 @@ impl Collection {
             Err(e) => Err(Error::Documents(e.to_string())),
         }
     }
+}
+
+/// The typst engine of the export summary, built once (fonts and layout loaded).
+fn summary_engine() -> &'static mahnwerk_letters::document::DocumentEngine {
+    static ENGINE: std::sync::OnceLock<mahnwerk_letters::document::DocumentEngine> =
+        std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| mahnwerk_letters::document::DocumentEngine::new(crate::summary::LAYOUT))
 }
 
 /// The partner the rules select for a case.

@@ -23,6 +23,8 @@
 //!   fold and punch marks, page numbers from page 2, claim table that breaks across pages with a
 //!   repeated header, payment block with QR code; PDF/A-2b with embedded fonts.
 //! - [`email`]: plain-text and HTML email bodies from the same texts.
+//! - [`document`]: other documents on the same typst engine and fonts (the collection export's
+//!   one-page case summary), PDF/A-2b like the letters.
 //! - [`cli`]: `letter render` and `letter check-template` for the `mahnwerk` binary.
 //! - [`events`]: the letters service's event payloads (`letter.*`, letterhead and templates)
 //!   and the one mapping from dunning template ids to letter kinds.
@@ -40,6 +42,7 @@
 //!   after a bounded age, so memory stays flat over any number of letters.
 
 pub mod cli;
+pub mod document;
 pub mod email;
 pub mod error;
 pub mod events;

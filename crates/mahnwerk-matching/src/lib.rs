@@ -13,7 +13,8 @@
 //! - [`apply`]: recording entries and applying decisions to case streams, exactly once.
 //! - [`projection`]: the open-items and review-queue tables, kept by a consumer [`Handler`].
 //! - [`service`]: `PaymentService` over gRPC.
-//! - [`cli`]: `mahnwerk match`, the offline dry run of the engine.
+//! - [`cli`]: `mahnwerk match`, the offline dry run of the engine, and `mahnwerk import statement`.
+//! - [`review_cli`]: `mahnwerk review`, the review queue of a running mahnwerk.
 //!
 //! [`Handler`]: mahnwerk_bus::Handler
 //!
@@ -28,6 +29,7 @@ pub mod entry;
 pub mod error;
 pub mod events;
 pub mod projection;
+pub mod review_cli;
 pub mod service;
 pub mod text;
 

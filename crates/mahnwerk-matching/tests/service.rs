@@ -835,3 +835,145 @@ async fn a_pending_entry_is_recorded_and_applied_only_once_booked() {
     );
     env.stop().await;
 }
+
+/// `mahnwerk review`: the review queue from the command line, over the same gRPC calls: a
+/// transfer that names no invoice is listed, shown, split by hand (one part taking the rest),
+/// undone back into the queue, then marked as not ours and gone from the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_cli_lists_shows_splits_undoes_and_marks_not_ours() {
+    use mahnwerk_matching::review_cli::{ReviewCommand, review};
+    let mut env = Env::start().await;
+    let a = env.issue("RE-2026-0401", "Weiß KG", 4000, None).await;
+    let b = env.issue("RE-2026-0402", "Weiß KG", 6000, None).await;
+    let res = env
+        .client
+        .record_transactions(env.req(pb::RecordTransactionsRequest {
+            tenant: String::new(),
+            transactions: vec![tx("PSP-CLI-1", 10000, "Oktober")],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let entry = res.results[0].entry_id.clone();
+    assert_eq!(res.results[0].decision, "review", "{:?}", res.results[0]);
+    let server = format!("http://{}", env.addr);
+    let run = |cmd: ReviewCommand| {
+        let (server, token) = (server.clone(), env.token.clone());
+        async move {
+            let mut out = Vec::new();
+            review(&server, &token, "", cmd, &mut out)
+                .await
+                .map(|()| String::from_utf8(out).unwrap())
+        }
+    };
+    let queued = || {
+        let run = &run;
+        let entry = entry.clone();
+        async move {
+            run(ReviewCommand::List {
+                json: true,
+                all: true,
+            })
+            .await
+            .unwrap()
+            .lines()
+            .any(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["entry_id"] == entry)
+        }
+    };
+    wait_for("the entry in the review queue", queued).await;
+    let text = run(ReviewCommand::List {
+        json: false,
+        all: false,
+    })
+    .await
+    .unwrap();
+    assert!(
+        text.contains(&entry) && text.contains("100.00 EUR"),
+        "{text}"
+    );
+    let shown: serde_json::Value = serde_json::from_str(
+        &run(ReviewCommand::Show {
+            entry: entry.clone(),
+        })
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(shown["amount"]["minor"], 10000);
+    assert_eq!(shown["counterparty_name"], "Müller Metallbau GmbH");
+
+    // A bad part is refused before anything is sent.
+    let err = run(ReviewCommand::Match {
+        entry: entry.clone(),
+        parts: vec![format!("{a}=40,00")],
+        note: String::new(),
+    })
+    .await
+    .unwrap_err();
+    assert!(err.contains("part 1"), "{err}");
+    assert_eq!(env.case_types(&a).await, ["invoice.issued.v1"]);
+
+    let out = run(ReviewCommand::Match {
+        entry: entry.clone(),
+        parts: vec![b.clone(), format!("{a}=4000")],
+        note: "Anruf Buchhaltung".into(),
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("split"), "{out}");
+    for case in [&a, &b] {
+        assert_eq!(
+            env.case_types(case).await,
+            [
+                "invoice.issued.v1",
+                "payment.applied.v1",
+                "invoice.settled.v1"
+            ]
+        );
+    }
+    let case_b: CaseId = b.parse().unwrap();
+    let applied = &env
+        .log
+        .read_stream(&case_b.stream(&env.tenant), 2, 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(applied.payload["rule"], "manual");
+    assert_eq!(
+        applied.payload["amount"]["minor"], 6000,
+        "{}",
+        applied.payload
+    );
+    assert!(applied.metadata.actor.starts_with("apikey:"));
+
+    let out = run(ReviewCommand::Undo {
+        entry: entry.clone(),
+        reason: "falscher Kunde".into(),
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("2 payments reversed"), "{out}");
+    assert_eq!(
+        env.case_types(&a).await.last().map(String::as_str),
+        Some("payment.reversed.v1")
+    );
+    wait_for("the undone entry back in the queue", queued).await;
+
+    let out = run(ReviewCommand::NotOurs {
+        entry: entry.clone(),
+        note: "Fremdüberweisung".into(),
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("not ours"), "{out}");
+    wait_for("the entry gone from the queue", || async {
+        !queued().await
+    })
+    .await;
+    let err = run(ReviewCommand::Show {
+        entry: entry.clone(),
+    })
+    .await
+    .unwrap_err();
+    assert!(err.contains("not in the review queue"), "{err}");
+    env.stop().await;
+}

@@ -92,6 +92,13 @@ enum Command {
         #[command(subcommand)]
         command: ImportWhat,
     },
+    /// Work the review queue of a running mahnwerk: list, show, match or split, not ours, undo.
+    Review {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: mahnwerk_matching::review_cli::ReviewCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -590,6 +597,19 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             .await
             .map_err(anyhow::Error::msg)
             .context("import failed")?;
+        }
+        Command::Review { conn, command } => {
+            let mut out = std::io::stdout();
+            mahnwerk_matching::review_cli::review(
+                &conn.server,
+                &conn.api_key,
+                &conn.tenant,
+                command,
+                &mut out,
+            )
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("review failed")?;
         }
         Command::Inspect(_)
         | Command::Law(_)

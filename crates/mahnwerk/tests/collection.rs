@@ -3,7 +3,9 @@
 //! escalation → hand-over published on the partner's subject → a Python nats-py collector
 //! validates it against the published JSON Schema and fetches a letter PDF with its partner key
 //! → the partner accepts, reports a payment → the case is closed; the case file holds it all in
-//! order and verifies. A partner key reads and reports only on cases handed over to it.
+//! order and verifies; every event published for the partner validates against its schema in
+//! docs/schemas/; the export's one-page summary reads back with pdftotext. A partner key reads
+//! and reports only on cases handed over to it.
 
 mod common;
 
@@ -436,6 +438,59 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
     let since: Vec<serde_json::Value> = serde_json::from_str(&handed.events_json).unwrap();
     assert_eq!(since.len(), 3);
     assert_eq!(since[1]["payload"]["costs_waived"], true);
+
+    // Everything published for the partner, in log order, each payload valid against the
+    // schema of its type in docs/schemas/ (checked by a nats-py + jsonschema collector).
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../mahnwerk-collection/tests/py/partner_events.py");
+    let out = tokio::process::Command::new(python())
+        .arg(script)
+        .args([
+            nats_url(),
+            format!("{}.collection.acme.nord.>", server.namespace),
+            "4".into(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let got: Vec<(String, String, String)> = seen["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m["valid"], true, "{m}");
+            assert_eq!(m["msg_id"], m["event_id"], "{m}");
+            assert_eq!(m["header_type"], m["type"], "{m}");
+            let subject = m["subject"].as_str().unwrap();
+            (
+                subject.rsplit('.').next().unwrap().to_owned(),
+                m["type"].as_str().unwrap().to_owned(),
+                m["report"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let row = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(
+        got,
+        [
+            row("handover", "case.handed_over.v1", ""),
+            row("report", "collection.status_reported.v1", "accepted"),
+            row(
+                "report",
+                "collection.status_reported.v1",
+                "payment_collected"
+            ),
+            row("closed", "case.closed.v1", ""),
+        ],
+        "{seen}"
+    );
     server.stop().await;
 
     // The export for humans and courts, checked offline (no database reachable): untouched it
@@ -482,6 +537,64 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
     let (ok, text) = check(&tar);
     assert!(ok, "{text}");
     assert!(text.starts_with("ok:"), "{text}");
+
+    // The one-page summary for a person, read back by pdftotext (poppler-utils, `make tools`).
+    let archive = std::fs::read(&tar).unwrap();
+    let files = mahnwerk_collection::archive::read_tar(&archive).unwrap();
+    let summary = files.iter().find(|f| f.name == "summary.pdf").unwrap();
+    let pdf = dir.path().join("summary.pdf");
+    std::fs::write(&pdf, &summary.bytes).unwrap();
+    let info = std::process::Command::new("pdfinfo")
+        .arg(&pdf)
+        .output()
+        .expect("pdfinfo (apt-get install poppler-utils)");
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Pages:") && l.trim_end().ends_with(" 1")),
+        "{info}"
+    );
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (apt-get install poppler-utils)");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let case_stream = format!("acme/case/{case1}").parse().unwrap();
+    let head = log
+        .read_stream(&case_stream, 1, 10_000)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .hash
+        .clone();
+    for want in [
+        "Fallakte RE-COL-1",
+        "Erika Mustermann",
+        "119,00 EUR",
+        "Mahnstufe 1",
+        "An Inkassopartner",
+        "Bericht des Partners: payment_collected",
+        "Fall geschlossen: paid",
+        head.as_str(),
+    ] {
+        assert!(text.contains(want), "{want:?} not in the summary:\n{text}");
+    }
+    // A byte changed in the summary fails the check, naming it.
+    let mut bytes = archive.clone();
+    let at = bytes
+        .windows(summary.bytes.len().min(64))
+        .position(|w| w == &summary.bytes[..summary.bytes.len().min(64)])
+        .unwrap();
+    bytes[at + 20] ^= 0x01;
+    let bad = dir.path().join("bad-summary.tar");
+    std::fs::write(&bad, &bytes).unwrap();
+    let (ok, text) = check(&bad);
+    assert!(!ok, "{text}");
+    assert!(text.contains("summary.pdf: content changed"), "{text}");
     let mut bytes = std::fs::read(&tar).unwrap();
     let at = bytes
         .windows(b"% Zahlungserinnerung".len())

@@ -1,0 +1,202 @@
+//! The open items of one tenant, indexed by case, RF reference, invoice number, amount and IBAN
+//! for the ladder.
+
+use super::types::{BankEntry, Decision, OpenItem};
+use crate::text;
+use mahnwerk_domain::Currency;
+use std::collections::HashMap;
+
+/// The open items of one tenant, indexed for the ladder. Closed and settled items stay indexed
+/// by reference and number so that a payment for them is recognised (and sent to review).
+#[derive(Debug, Clone, Default)]
+pub struct OpenItems {
+    pub(super) items: Vec<OpenItem>,
+    /// `text::name_tokens` of each item's debtor name.
+    pub(super) names: Vec<Vec<String>>,
+    pub(super) by_case: HashMap<String, usize>,
+    pub(super) by_rf: HashMap<String, Vec<usize>>,
+    pub(super) by_number: HashMap<String, Vec<usize>>,
+    pub(super) by_amount: HashMap<(i64, Currency), Vec<usize>>,
+    pub(super) by_iban: HashMap<String, Vec<usize>>,
+}
+
+pub(super) fn norm_iban(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+impl OpenItems {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn get(&self, case_id: &str) -> Option<&OpenItem> {
+        self.by_case.get(case_id).map(|&i| &self.items[i])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &OpenItem> {
+        self.items.iter()
+    }
+
+    /// Add an item, or replace the item of the same case.
+    pub fn upsert(&mut self, mut item: OpenItem) {
+        item.debtor_ibans = item.debtor_ibans.iter().map(|i| norm_iban(i)).collect();
+        if let Some(&i) = self.by_case.get(&item.case_id) {
+            self.unindex(i);
+            if item.debtor_name != self.items[i].debtor_name {
+                self.names[i] = text::name_tokens(&item.debtor_name);
+            }
+            self.items[i] = item;
+            self.index(i);
+            return;
+        }
+        let i = self.items.len();
+        self.by_case.insert(item.case_id.clone(), i);
+        self.names.push(text::name_tokens(&item.debtor_name));
+        self.items.push(item);
+        self.index(i);
+    }
+
+    fn keys(item: &OpenItem) -> (Option<String>, Vec<String>) {
+        let rf = item
+            .payment_reference
+            .as_deref()
+            .and_then(text::normalise_rf);
+        let mut numbers = vec![text::number_key(&item.invoice_number)];
+        numbers.extend(text::alternative_keys(&item.invoice_number));
+        (rf, numbers)
+    }
+
+    fn index(&mut self, i: usize) {
+        let item = &self.items[i];
+        let (rf, numbers) = Self::keys(item);
+        if let Some(rf) = rf {
+            self.by_rf.entry(rf).or_default().push(i);
+        }
+        for k in numbers {
+            self.by_number.entry(k).or_default().push(i);
+        }
+        if item.open.minor > 0 && item.closed.is_none() {
+            self.by_amount
+                .entry((item.open.minor, item.open.currency))
+                .or_default()
+                .push(i);
+            if let Some(d) = item.cash_discount
+                && d.amount != item.open
+            {
+                self.by_amount
+                    .entry((d.amount.minor, d.amount.currency))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        for iban in item.debtor_ibans.clone() {
+            self.by_iban.entry(iban).or_default().push(i);
+        }
+    }
+
+    fn unindex(&mut self, i: usize) {
+        let item = self.items[i].clone();
+        let (rf, numbers) = Self::keys(&item);
+        let drop = |map: &mut HashMap<_, Vec<usize>>, key| {
+            if let Some(v) = map.get_mut(&key) {
+                v.retain(|&j| j != i);
+                if v.is_empty() {
+                    map.remove(&key);
+                }
+            }
+        };
+        if let Some(rf) = rf {
+            drop(&mut self.by_rf, rf);
+        }
+        for k in numbers {
+            drop(&mut self.by_number, k);
+        }
+        let mut drop_amount = |key: (i64, Currency)| {
+            if let Some(v) = self.by_amount.get_mut(&key) {
+                v.retain(|&j| j != i);
+                if v.is_empty() {
+                    self.by_amount.remove(&key);
+                }
+            }
+        };
+        drop_amount((item.open.minor, item.open.currency));
+        if let Some(d) = item.cash_discount {
+            drop_amount((d.amount.minor, d.amount.currency));
+        }
+        for iban in item.debtor_ibans {
+            if let Some(v) = self.by_iban.get_mut(&iban) {
+                v.retain(|&j| j != i);
+            }
+        }
+    }
+
+    /// Record what a decision applied: open balances go down, the payer's IBAN becomes known
+    /// for the debtor.
+    pub fn apply(&mut self, entry: &BankEntry, decision: &Decision) {
+        if !decision.outcome.applies() {
+            return;
+        }
+        for a in &decision.allocations {
+            let Some(&i) = self.by_case.get(&a.case_id) else {
+                continue;
+            };
+            let mut item = self.items[i].clone();
+            item.open = a.open_after;
+            if a.open_after.minor == 0 {
+                item.cash_discount = None;
+            }
+            if let Some(iban) = entry.counterparty_iban.as_deref().map(norm_iban)
+                && !iban.is_empty()
+                && !item.debtor_ibans.contains(&iban)
+            {
+                item.debtor_ibans.push(iban);
+            }
+            self.upsert(item);
+        }
+    }
+
+    pub(super) fn lookup_numbers(&self, text: &str) -> (Vec<usize>, Vec<text::Candidate>) {
+        let cands = text::number_candidates(text);
+        // (first token, last token, item)
+        let mut hits: Vec<(usize, usize, usize)> = Vec::new();
+        let mut truncated = Vec::new();
+        for c in &cands {
+            if c.maybe_truncated {
+                truncated.push(c.clone());
+                continue;
+            }
+            for k in &c.keys {
+                if let Some(items) = self.by_number.get(k) {
+                    for &i in items {
+                        hits.push((c.first, c.last, i));
+                    }
+                    break;
+                }
+            }
+        }
+        // A match inside a longer match is not a match of its own (`00123` in `2026-00123`).
+        let contained = |a: &(usize, usize, usize)| {
+            hits.iter().any(|b| {
+                b != a && b.0 <= a.0 && a.1 <= b.1 && (b.1 - b.0) > (a.1 - a.0) && b.2 != a.2
+            })
+        };
+        let mut out: Vec<usize> = Vec::new();
+        for h in &hits {
+            if !contained(h) && !out.contains(&h.2) {
+                out.push(h.2);
+            }
+        }
+        (out, truncated)
+    }
+}

@@ -1,0 +1,181 @@
+//! Statement files: the balance check over the whole file first, then every entry recorded
+//! and applied exactly once.
+
+use super::*;
+
+/// Outcome counts of an import.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub statements: u64,
+    pub entries: u64,
+    pub applied: u64,
+    pub partial: u64,
+    pub split: u64,
+    pub overpaid: u64,
+    pub review: u64,
+    pub ignored: u64,
+    pub duplicates: u64,
+    pub warnings: Vec<String>,
+}
+
+impl ImportSummary {
+    fn count(&mut self, p: &Processed) {
+        self.entries += 1;
+        if p.duplicate {
+            self.duplicates += 1;
+            return;
+        }
+        match p.decision.outcome {
+            Outcome::Applied => self.applied += 1,
+            Outcome::Partial => self.partial += 1,
+            Outcome::Split => self.split += 1,
+            Outcome::Overpaid => self.overpaid += 1,
+            Outcome::Review => self.review += 1,
+            Outcome::Ignored => self.ignored += 1,
+        }
+    }
+}
+
+/// First pass over a statement file: every statement must parse and balance (where both
+/// balances are given). Returns the number of statements and the warnings.
+pub fn check_statement(
+    path: &std::path::Path,
+    csv: Option<&CsvMapping>,
+) -> Result<(u64, Vec<String>)> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::Rejected(format!("reading the upload: {e}")))?;
+    let reader = statement_reader(
+        std::io::BufReader::with_capacity(256 * 1024, file),
+        csv,
+        ParseOptions::default(),
+    )
+    .map_err(|e| Error::invalid("chunk", e.to_string()))?;
+    let mut statements = 0;
+    let mut warnings = Vec::new();
+    let mut current: Option<(String, Option<Money>)> = None;
+    for item in reader {
+        match item.map_err(|e| Error::invalid("chunk", e.to_string()))? {
+            StatementItem::Header(h) => {
+                current = Some((
+                    h.statement_id
+                        .clone()
+                        .unwrap_or_else(|| format!("at line {}", h.line)),
+                    h.opening_balance.as_ref().map(|b| b.amount),
+                ));
+            }
+            StatementItem::Entry(_) => {}
+            StatementItem::End(end) => {
+                statements += 1;
+                let (id, opening) = current.take().unwrap_or_default();
+                match &end.balance_check {
+                    BalanceCheck::Balanced => {}
+                    BalanceCheck::Unbalanced { difference } => {
+                        let o = opening.map_or(0, |m| m.minor);
+                        let c = end.closing_balance.as_ref().map_or(0, |b| b.amount.minor);
+                        return Err(Error::Rejected(format!(
+                            "statement {id}: opening balance {o} + credits {} + debits {} = {}, but the closing balance is {c} (difference {difference}, minor units); nothing imported",
+                            end.credits_total,
+                            end.debits_total,
+                            o + end.credits_total + end.debits_total
+                        )));
+                    }
+                    BalanceCheck::NotChecked { reason } => {
+                        warnings.push(format!("statement {id}: balance not checked: {reason}"));
+                    }
+                }
+            }
+        }
+    }
+    if statements == 0 {
+        return Err(Error::invalid("chunk", "no statement found"));
+    }
+    Ok((statements, warnings))
+}
+
+impl Matching {
+    /// Import a statement file from disk: balance check over everything first, then every
+    /// entry recorded and applied exactly once. `progress` is called after each entry.
+    pub async fn import_file(
+        &self,
+        tenant: &TenantId,
+        path: &std::path::Path,
+        csv: Option<CsvMapping>,
+        metadata: &Metadata,
+        mut progress: impl FnMut(&ImportSummary),
+    ) -> Result<ImportSummary> {
+        let (p, c) = (path.to_owned(), csv.clone());
+        let (statements, warnings) =
+            tokio::task::spawn_blocking(move || check_statement(&p, c.as_ref()))
+                .await
+                .map_err(|e| Error::Rejected(format!("statement check failed: {e}")))??;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(String, Entry)>>(256);
+        let p = path.to_owned();
+        let reader = tokio::task::spawn_blocking(move || {
+            let send = |r| tx.blocking_send(r).is_ok();
+            let file = match std::fs::File::open(&p) {
+                Ok(f) => f,
+                Err(e) => {
+                    send(Err(Error::Rejected(format!("reading the upload: {e}"))));
+                    return;
+                }
+            };
+            let items = match statement_reader(
+                std::io::BufReader::with_capacity(256 * 1024, file),
+                csv.as_ref(),
+                ParseOptions::default(),
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    send(Err(Error::invalid("chunk", e.to_string())));
+                    return;
+                }
+            };
+            let mut account = String::new();
+            for item in items {
+                let ok = match item {
+                    Ok(StatementItem::Header(h)) => {
+                        account = account_of(&h);
+                        true
+                    }
+                    Ok(StatementItem::Entry(e)) => send(Ok((account.clone(), *e))),
+                    Ok(StatementItem::End(_)) => true,
+                    Err(e) => send(Err(Error::invalid("chunk", e.to_string()))),
+                };
+                if !ok {
+                    return;
+                }
+            }
+        });
+        let cell = self.cache.tenant(tenant);
+        let mut summary = ImportSummary {
+            statements,
+            warnings,
+            ..Default::default()
+        };
+        let mut ids = crate::entry::EntryIds::default();
+        while let Some(next) = rx.recv().await {
+            let (account, e) = next?;
+            let id = ids.next(&account, &e);
+            let inc = Incoming {
+                entry: bank_entry(id, &e),
+                charges: e.charges,
+                bank_reference: e.bank_reference.clone(),
+                source: "statement",
+                fingerprint: None,
+                end_to_end_id: e.end_to_end_id.clone(),
+            };
+            let mut t = cell.lock().await;
+            if t.refreshed.is_none_or(|r| r.elapsed() >= IMPORT_REFRESH) {
+                self.refresh(tenant, &mut t).await?;
+            }
+            let p = self
+                .process_entry(tenant, &mut t.items, &inc, metadata)
+                .await?;
+            drop(t);
+            summary.count(&p);
+            progress(&summary);
+        }
+        let _ = reader.await;
+        Ok(summary)
+    }
+}
