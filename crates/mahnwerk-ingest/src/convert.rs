@@ -277,3 +277,65 @@ pub fn invoice_to_proto(tenant: &TenantId, state: &CaseState) -> pb::Invoice {
         current_due_date: state.due_date.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proto() -> pb::Invoice {
+        pb::Invoice {
+            invoice_number: "RE-1".into(),
+            issue_date: "2026-03-01".into(),
+            due_date: "2026-03-31".into(),
+            currency: "EUR".into(),
+            net_amount: 10000,
+            tax_amount: 1900,
+            gross_amount: 11900,
+            debtor: Some(pb::Debtor {
+                name: "Erika Mustermann".into(),
+                kind: pb::DebtorKind::Consumer as i32,
+                address: Some(pb::PostalAddress {
+                    street: vec!["Heidestraße 17".into()],
+                    postal_code: "51147".into(),
+                    city: "Köln".into(),
+                    country: "DE".into(),
+                }),
+                ..Default::default()
+            }),
+            creditor_account: Some(pb::BankAccount {
+                iban: "DE89370400440532013000".into(),
+                ..Default::default()
+            }),
+            cash_discounts: vec![pb::CashDiscountTerm {
+                until: "2026-03-11".into(),
+                percent: "2.00".into(),
+                discount_amount: 238,
+            }],
+            prepaid_amount: 1900,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cash_discounts_and_prepaid_come_in_and_bad_ones_are_named() {
+        let i = invoice_from_proto(&proto(), "invoice").unwrap();
+        assert_eq!(i.amount_due().minor, 10000);
+        assert_eq!(i.cash_discounts[0].discount, 238);
+        let mut p = proto();
+        p.cash_discounts[0].until = "2026-04-30".into();
+        p.cash_discounts[0].discount_amount = 0;
+        let fields: Vec<String> = invoice_from_proto(&p, "invoice")
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "invoice.cash_discounts[0].until",
+                "invoice.cash_discounts[0].discount_amount"
+            ]
+        );
+    }
+}
