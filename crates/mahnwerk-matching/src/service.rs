@@ -2,8 +2,8 @@
 //! the edge, then record and apply through [`crate::apply`].
 
 use crate::apply::{
-    Incoming, Plan, Processed, apply_to_case, fold_entry, manual_payment_id, process, read_all,
-    reverse_on_case,
+    Incoming, Plan, PriorRequest, Processed, apply_to_case, check_request_id, fold_entry,
+    manual_payment_id, process, read_all, request_id_reused, reverse_on_case,
 };
 use crate::engine::{OpenItems, Outcome, Rule, Settings};
 use crate::entry::{account_of, bank_entry, entry_id, statement_reader};
@@ -556,9 +556,7 @@ impl Matching {
                 "only credits can be matched to invoices".into(),
             ));
         }
-        if state.not_ours {
-            return Err(Error::Rejected("entry was marked as not ours".into()));
-        }
+        check_request_id(&r.request_id)?;
         if r.allocations.is_empty() {
             return Err(Error::invalid("allocations", "at least one required"));
         }
@@ -591,6 +589,19 @@ impl Matching {
         }
         if let Some(last) = parts.last_mut() {
             last.amount.minor += amount.minor - sum;
+        }
+        if let Some(prior) = state.requests.get(&r.request_id) {
+            return match prior {
+                PriorRequest::Manual { allocations, note }
+                    if *allocations == parts && *note == r.note =>
+                {
+                    Ok(manual_result(&r.entry_id, &parts))
+                }
+                _ => Err(request_id_reused()),
+            };
+        }
+        if state.not_ours {
+            return Err(Error::Rejected("entry was marked as not ours".into()));
         }
         let live = state.live_payments();
         if !live.is_empty() {
@@ -634,6 +645,7 @@ impl Matching {
             entry_id: r.entry_id.clone(),
             allocations: parts.clone(),
             note: r.note.clone(),
+            request_id: r.request_id.clone(),
         });
         self.append_entry(&stream, state.version, &[ev], metadata)
             .await?;
@@ -663,6 +675,7 @@ impl Matching {
         tenant: &TenantId,
         entry: &str,
         reason: &str,
+        request_id: &str,
         metadata: &Metadata,
     ) -> Result<Vec<String>> {
         let stream = StreamId::new(tenant, ENTRY_KIND, entry);
@@ -670,6 +683,15 @@ impl Matching {
         let Some(received) = &state.received else {
             return Err(Error::NotFound(format!("entry {entry} not found")));
         };
+        if let Some(prior) = state.requests.get(request_id) {
+            return match prior {
+                PriorRequest::Undo {
+                    payment_ids,
+                    reason: was,
+                } if was == reason => Ok(payment_ids.clone()),
+                _ => Err(request_id_reused()),
+            };
+        }
         let live = state.live_payments();
         if live.is_empty() {
             return Ok(Vec::new());
@@ -695,6 +717,7 @@ impl Matching {
                 entry_id: entry.to_owned(),
                 payment_ids: undone.clone(),
                 reason: reason.to_owned(),
+                request_id: request_id.to_owned(),
             }),
             EntryEvent::Unmatched(UnmatchedPayload {
                 entry_id: entry.to_owned(),
@@ -894,7 +917,23 @@ impl PaymentService for Matching {
         if state.received.is_none() {
             return Err(Error::NotFound(format!("entry {} not found", r.entry_id)).into());
         }
+        check_request_id(&r.request_id)?;
+        if let Some(prior) = state.requests.get(&r.request_id) {
+            return match prior {
+                PriorRequest::NotOurs { note } if *note == r.note => {
+                    Ok(Response::new(pb::MarkNotOursResponse {}))
+                }
+                _ => Err(request_id_reused().into()),
+            };
+        }
         if state.not_ours {
+            // A repeat is OK; another note for the same entry is a different request.
+            if state.not_ours_note != r.note {
+                return Err(Error::AlreadyExists(
+                    "entry was marked as not ours with another note".into(),
+                )
+                .into());
+            }
             return Ok(Response::new(pb::MarkNotOursResponse {}));
         }
         if !state.live_payments().is_empty() {
@@ -905,6 +944,7 @@ impl PaymentService for Matching {
         let ev = EntryEvent::MarkedNotOurs(MarkedNotOurs {
             entry_id: r.entry_id.clone(),
             note: r.note,
+            request_id: r.request_id,
         });
         self.append_entry(&stream, state.version, &[ev], &metadata)
             .await?;
@@ -921,8 +961,15 @@ impl PaymentService for Matching {
         if r.reason.trim().is_empty() || r.reason.chars().count() > 500 {
             return Err(Error::invalid("reason", "1 to 500 characters required").into());
         }
+        check_request_id(&r.request_id)?;
         let payment_ids = self
-            .undo(&tenant, &r.entry_id, r.reason.trim(), &metadata)
+            .undo(
+                &tenant,
+                &r.entry_id,
+                r.reason.trim(),
+                &r.request_id,
+                &metadata,
+            )
             .await?;
         Ok(Response::new(pb::UndoMatchResponse { payment_ids }))
     }

@@ -8,10 +8,12 @@
 //! - [`server`]: starts the chosen services and stops them in order on shutdown.
 //! - [`client`]: CLI commands that call the gRPC API.
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
+//! - [`migrate`]: `mahnwerk migrate` (and the services' database role on PostgreSQL).
 //! - [`telemetry`]: logs and OTLP traces.
 
 pub mod client;
 pub mod config;
 pub mod deadletter;
+pub mod migrate;
 pub mod server;
 pub mod telemetry;
