@@ -21,9 +21,15 @@
 //! - Failed authentications are rate-limited per peer (IP address; IPv6 per /64): a burst of
 //!   [`FAILURE_BURST`], then [`FAILURES_PER_SECOND`]. A peer over its limit gets
 //!   `RESOURCE_EXHAUSTED` for tokens that are not cached, without a database query; keys it
-//!   authenticated before keep working, other peers are not affected. At most
+//!   authenticated before keep working (also once their cache entry is stale: a key that was
+//!   valid is looked up again), other peers are not affected. At most
 //!   [`TRACKED_PEERS`] peers are tracked.
 //! - Digests are compared in constant time.
+//!
+//! ## Client certificates
+//! With mutual TLS a client certificate can be bound to tenants like a key
+//! ([`client_cert::CertTenants`], [`KeyStore::with_client_certs`]): alone it authenticates
+//! for its tenants; with an API key the caller acts only for the tenants both are bound to.
 //!
 //! ## Revocation, expiry and rotation
 //! Revoking a key takes effect at once in the process that revoked it and within
@@ -41,6 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq as _;
 
+pub mod client_cert;
 pub mod partner;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +98,10 @@ pub struct Caller {
 impl Caller {
     /// The actor recorded in event metadata.
     pub fn actor(&self) -> String {
+        if self.key_id.starts_with("cert:") {
+            // Authenticated by a client certificate bound to its tenants.
+            return self.key_id.clone();
+        }
         format!("apikey:{}", self.key_id)
     }
 
@@ -146,6 +157,7 @@ pub struct KeyStore {
     pool: AnyPool,
     cache: Arc<Mutex<KeyCache>>,
     failures: Arc<Mutex<FailureLimiter>>,
+    certs: Option<Arc<client_cert::CertTenants>>,
 }
 
 /// A valid key as cached: its digest, who it is, until when it may be trusted.
@@ -165,6 +177,14 @@ struct KeyCache {
 }
 
 impl KeyCache {
+    /// Whether this key was valid when last looked up (cached, fresh or not): its holder knows
+    /// the secret, so a peer over its failure limit may still have it looked up again.
+    fn known(&self, key_id: &str, digest: &str) -> bool {
+        self.entries
+            .get(key_id)
+            .is_some_and(|c| digests_equal(&c.digest, digest))
+    }
+
     fn get(&self, key_id: &str, digest: &str) -> Option<Caller> {
         let c = self.entries.get(key_id)?;
         let fresh =
@@ -208,6 +228,17 @@ fn peer_key(addr: SocketAddr) -> IpAddr {
             IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
         v4 => v4,
+    }
+}
+
+impl Default for FailureLimiter {
+    fn default() -> Self {
+        Self {
+            peers: HashMap::new(),
+            burst: FAILURE_BURST,
+            per_second: FAILURES_PER_SECOND,
+            max_peers: TRACKED_PEERS,
+        }
     }
 }
 
@@ -285,12 +316,8 @@ impl KeyStore {
                 capacity: CACHE_CAPACITY,
                 ttl: CACHE_TTL,
             })),
-            failures: Arc::new(Mutex::new(FailureLimiter {
-                peers: HashMap::new(),
-                burst: FAILURE_BURST,
-                per_second: FAILURES_PER_SECOND,
-                max_peers: TRACKED_PEERS,
-            })),
+            failures: Arc::new(Mutex::new(FailureLimiter::default())),
+            certs: None,
         })
     }
 
@@ -310,6 +337,13 @@ impl KeyStore {
             let mut f = self.failures.lock().expect("limiter lock");
             (f.burst, f.per_second, f.max_peers) = (burst, per_second, max_peers.max(1));
         }
+        self
+    }
+
+    /// Bind client certificates to tenants (mutual TLS, [`client_cert`]): requests over a
+    /// connection with a listed certificate act only for its tenants.
+    pub fn with_client_certs(mut self, certs: client_cert::CertTenants) -> Self {
+        self.certs = Some(Arc::new(certs));
         self
     }
 
@@ -499,7 +533,15 @@ impl KeyStore {
         {
             return Ok(Lookup::Valid(caller));
         }
+        // A key that was valid before is looked up again even from a peer over its limit (its
+        // cache entry went stale during an attack): only random tokens are refused unseen.
+        let known = self
+            .cache
+            .lock()
+            .expect("key cache lock")
+            .known(key_id, &digest);
         if let Some(p) = &peer
+            && !known
             && !self.failures.lock().expect("limiter lock").allowed(p)
         {
             return Ok(Lookup::Limited);
@@ -561,7 +603,41 @@ impl KeyStore {
         &'a self,
         req: &'a tonic::Request<T>,
     ) -> impl Future<Output = std::result::Result<Caller, tonic::Status>> + Send + 'a {
-        self.authenticate_from(req.metadata(), req.remote_addr())
+        let bound = self.certs.as_ref().and_then(|map| {
+            let certs = req.peer_certs()?;
+            let (fp, tenants) = map.tenants(certs.first()?.as_ref())?;
+            Some((fp, tenants.to_vec()))
+        });
+        self.authenticate_bound(req.metadata(), req.remote_addr(), bound)
+    }
+
+    /// Authenticate with the tenants of the connection's client certificate, if it is listed:
+    /// without `authorization` the certificate is the credential; with an API key the caller
+    /// acts only for the tenants both are bound to.
+    #[allow(clippy::result_large_err)]
+    async fn authenticate_bound(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        peer: Option<SocketAddr>,
+        bound: Option<(String, Vec<TenantId>)>,
+    ) -> std::result::Result<Caller, tonic::Status> {
+        let Some((fp, tenants)) = bound else {
+            return self.authenticate_from(metadata, peer).await;
+        };
+        if metadata.get("authorization").is_none() {
+            return Ok(Caller {
+                key_id: format!("cert:{}", &fp[..16]),
+                tenants,
+            });
+        }
+        let mut caller = self.authenticate_from(metadata, peer).await?;
+        caller.tenants.retain(|t| tenants.contains(t));
+        if caller.tenants.is_empty() {
+            return Err(tonic::Status::permission_denied(
+                "the API key and the client certificate are bound to different tenants",
+            ));
+        }
+        Ok(caller)
     }
 
     /// Authenticate a gRPC request from its `authorization` metadata.

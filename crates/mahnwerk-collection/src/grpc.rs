@@ -153,7 +153,7 @@ fn db(e: sqlx::Error) -> Status {
 
 impl CollectionApi {
     async fn who<T>(&self, req: &Request<T>) -> Result<Who, Status> {
-        if let Some(p) = self.partner_keys.authenticate(req.metadata()).await? {
+        if let Some(p) = self.partner_keys.authenticate_request(req).await? {
             return Ok(Who::Partner(p));
         }
         Ok(Who::Tenant(self.keys.authenticate_request(req).await?))

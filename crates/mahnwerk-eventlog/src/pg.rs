@@ -51,7 +51,22 @@ impl Pg {
         let mut migrator = sqlx::migrate!("./migrations/postgres");
         migrator.create_schema("eventlog");
         migrator.dangerous_set_table_name("eventlog._sqlx_migrations");
-        migrator.run(&pool).await?;
+        // Up to date: nothing to run, so the services' role (which may read and append, not
+        // create or alter anything in the schema: `mahnwerk migrate --app-role`) connects too.
+        // Anything missing is migrated here, which only the owner role may do.
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM eventlog._sqlx_migrations WHERE success")
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+        if !migrator.iter().all(|m| applied.contains(&m.version))
+            && let Err(e) = migrator.run(&pool).await
+        {
+            // A failed run keeps sqlx's session advisory lock on its connection: close the pool
+            // so a migration by the owner role does not wait for this process to exit.
+            pool.close().await;
+            return Err(e.into());
+        }
         let head = head_of(&pool).await?;
         Ok(Pg {
             pool,

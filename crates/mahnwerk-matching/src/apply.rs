@@ -92,9 +92,45 @@ pub struct EntryState {
     pub manual: Vec<crate::events::MatchedManually>,
     pub undone: HashSet<String>,
     pub not_ours: bool,
+    /// The note of the (first) mark as not ours.
+    pub not_ours_note: String,
+    /// Review actions sent with a `request_id`, by that id: a retry answers from here.
+    pub requests: std::collections::HashMap<String, PriorRequest>,
     pub unmatched: Option<UnmatchedPayload>,
     /// Entries whose return was linked to this one.
     pub returned_by: Vec<String>,
+}
+
+/// What an earlier review action sent with a `request_id` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriorRequest {
+    Manual {
+        allocations: Vec<crate::events::ManualPart>,
+        note: String,
+    },
+    NotOurs {
+        note: String,
+    },
+    Undo {
+        payment_ids: Vec<String>,
+        reason: String,
+    },
+}
+
+/// A review action's `request_id`: optional, at most 128 printable characters.
+pub fn check_request_id(id: &str) -> Result<()> {
+    if id.chars().count() > 128 || id.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "request_id",
+            "at most 128 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The same `request_id` with a different request.
+pub fn request_id_reused() -> Error {
+    Error::AlreadyExists("request_id was used for a different request".into())
 }
 
 /// Fold an entry stream. An event that does not read back is an error, never skipped: skipping
@@ -119,9 +155,40 @@ pub fn fold_entry(events: &[RecordedEvent]) -> Result<EntryState> {
                 }
             }
             Ok(Some(EntryEvent::Unmatched(u))) => s.unmatched = Some(u),
-            Ok(Some(EntryEvent::MatchedManually(m))) => s.manual.push(m),
-            Ok(Some(EntryEvent::MarkedNotOurs(_))) => s.not_ours = true,
-            Ok(Some(EntryEvent::MatchUndone(u))) => s.undone.extend(u.payment_ids),
+            Ok(Some(EntryEvent::MatchedManually(m))) => {
+                if !m.request_id.is_empty() {
+                    s.requests.insert(
+                        m.request_id.clone(),
+                        PriorRequest::Manual {
+                            allocations: m.allocations.clone(),
+                            note: m.note.clone(),
+                        },
+                    );
+                }
+                s.manual.push(m);
+            }
+            Ok(Some(EntryEvent::MarkedNotOurs(m))) => {
+                if !s.not_ours {
+                    s.not_ours_note = m.note.clone();
+                }
+                s.not_ours = true;
+                if !m.request_id.is_empty() {
+                    s.requests
+                        .insert(m.request_id, PriorRequest::NotOurs { note: m.note });
+                }
+            }
+            Ok(Some(EntryEvent::MatchUndone(u))) => {
+                if !u.request_id.is_empty() {
+                    s.requests.insert(
+                        u.request_id,
+                        PriorRequest::Undo {
+                            payment_ids: u.payment_ids.clone(),
+                            reason: u.reason,
+                        },
+                    );
+                }
+                s.undone.extend(u.payment_ids);
+            }
             Ok(Some(EntryEvent::Returned(r))) => {
                 s.undone.extend(r.payment_ids);
                 s.returned_by.push(r.return_entry_id);

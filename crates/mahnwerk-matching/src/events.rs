@@ -156,6 +156,9 @@ pub struct MatchedManually {
     pub allocations: Vec<ManualPart>,
     #[serde(default)]
     pub note: String,
+    /// The caller's idempotency key, when it sent one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
 }
 
 /// `payment.marked_not_ours.v1`: an operator took the entry off the queue.
@@ -164,6 +167,9 @@ pub struct MarkedNotOurs {
     pub entry_id: String,
     #[serde(default)]
     pub note: String,
+    /// The caller's idempotency key, when it sent one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
 }
 
 /// `payment.match_undone.v1`: the entry's payments were reversed by an operator; it is back in
@@ -173,6 +179,9 @@ pub struct MatchUndone {
     pub entry_id: String,
     pub payment_ids: Vec<String>,
     pub reason: String,
+    /// The caller's idempotency key, when it sent one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
 }
 
 /// `payment.returned.v1`: the bank returned or reversed this entry (returned direct debit,

@@ -2,8 +2,8 @@
 //! the edge, then record and apply through [`crate::apply`].
 
 use crate::apply::{
-    Incoming, Plan, Processed, apply_to_case, fold_entry, manual_payment_id, process, read_all,
-    reverse_on_case,
+    Incoming, Plan, PriorRequest, Processed, apply_to_case, check_request_id, fold_entry,
+    manual_payment_id, process, read_all, request_id_reused, reverse_on_case,
 };
 use crate::engine::{OpenItems, Outcome, Rule, Settings};
 use crate::entry::{account_of, bank_entry, entry_id, statement_reader};
@@ -399,7 +399,23 @@ impl PaymentService for Matching {
         if state.received.is_none() {
             return Err(Error::NotFound(format!("entry {} not found", r.entry_id)).into());
         }
+        check_request_id(&r.request_id)?;
+        if let Some(prior) = state.requests.get(&r.request_id) {
+            return match prior {
+                PriorRequest::NotOurs { note } if *note == r.note => {
+                    Ok(Response::new(pb::MarkNotOursResponse {}))
+                }
+                _ => Err(request_id_reused().into()),
+            };
+        }
         if state.not_ours {
+            // A repeat is OK; another note for the same entry is a different request.
+            if state.not_ours_note != r.note {
+                return Err(Error::AlreadyExists(
+                    "entry was marked as not ours with another note".into(),
+                )
+                .into());
+            }
             return Ok(Response::new(pb::MarkNotOursResponse {}));
         }
         if !state.live_payments().is_empty() {
@@ -410,6 +426,7 @@ impl PaymentService for Matching {
         let ev = EntryEvent::MarkedNotOurs(MarkedNotOurs {
             entry_id: r.entry_id.clone(),
             note: r.note,
+            request_id: r.request_id,
         });
         self.append_entry(&stream, state.version, &[ev], &metadata)
             .await?;
@@ -426,8 +443,15 @@ impl PaymentService for Matching {
         if r.reason.trim().is_empty() || r.reason.chars().count() > 500 {
             return Err(Error::invalid("reason", "1 to 500 characters required").into());
         }
+        check_request_id(&r.request_id)?;
         let payment_ids = self
-            .undo(&tenant, &r.entry_id, r.reason.trim(), &metadata)
+            .undo(
+                &tenant,
+                &r.entry_id,
+                r.reason.trim(),
+                &r.request_id,
+                &metadata,
+            )
             .await?;
         Ok(Response::new(pb::UndoMatchResponse { payment_ids }))
     }

@@ -456,6 +456,7 @@ async fn importing_a_statement_twice_or_camt052_then_053_applies_nothing_twice()
             tenant: String::new(),
             entry_id: entry.entry_id.clone(),
             note: "donation".into(),
+            request_id: String::new(),
         }))
         .await
         .unwrap();
@@ -526,6 +527,7 @@ async fn review_queue_manual_match_and_undo_are_events_with_their_actor() {
             },
         ],
         note: String::new(),
+        request_id: String::new(),
     };
     // A case of another tenant (or none) is refused before anything is recorded.
     let mut wrong = manual.clone();
@@ -568,6 +570,7 @@ async fn review_queue_manual_match_and_undo_are_events_with_their_actor() {
             tenant: String::new(),
             entry_id: entry.clone(),
             reason: "wrong customer".into(),
+            request_id: String::new(),
         }))
         .await
         .unwrap()

@@ -96,6 +96,11 @@ pub struct ServeArgs {
     /// connect (they still need an API key).
     #[arg(long, env = "MAHNWERK_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Mutual TLS: a file binding client certificates to tenants like API keys, one
+    /// `<sha-256 fingerprint> <tenant>[,<tenant>…]` per line. Such a certificate authenticates
+    /// alone for its tenants, and an API key sent with it acts only for the tenants both share.
+    #[arg(long, env = "MAHNWERK_TLS_CLIENT_TENANTS", requires = "tls_client_ca")]
+    pub tls_client_tenants: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {

@@ -10,6 +10,7 @@
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
 //! - [`einvoice_import`]: `mahnwerk import invoices FILE|DIR…`.
 //! - [`debtor`]: `mahnwerk debtor erase` (GDPR Art. 17).
+//! - [`migrate`]: `mahnwerk migrate` (and the services' database role on PostgreSQL).
 //! - [`telemetry`]: logs and OTLP traces.
 
 pub mod client;
@@ -17,5 +18,6 @@ pub mod config;
 pub mod deadletter;
 pub mod einvoice_import;
 pub mod debtor;
+pub mod migrate;
 pub mod server;
 pub mod telemetry;

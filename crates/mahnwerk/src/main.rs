@@ -24,8 +24,9 @@ struct Cli {
 enum Command {
     /// Run all services (or the chosen ones) in this process.
     Serve(ServeArgs),
-    /// Create or upgrade the database schemas, then exit.
-    Migrate(StoreArgs),
+    /// Create or upgrade the database schemas, then exit (`--app-role`: as the owner of the
+    /// event log, for the services' role on PostgreSQL).
+    Migrate(mahnwerk::migrate::MigrateArgs),
     /// Recompute every stream's hash chain; exit 1 and name the first broken event if any.
     Verify {
         #[command(flatten)]
@@ -316,10 +317,7 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             telemetry.shutdown();
             res?;
         }
-        Command::Migrate(store) => {
-            mahnwerk::server::open_stores(&store.database_url).await?;
-            println!("schemas are up to date");
-        }
+        Command::Migrate(args) => mahnwerk::migrate::run(&args).await?,
         Command::Verify {
             archive: Some(path),
             ..

@@ -48,6 +48,10 @@ pub async fn run(
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> anyhow::Result<()> {
     let (log, keys, pool) = open_stores(&args.store.database_url).await?;
+    let keys = match client_cert_tenants(&args)? {
+        Some(certs) => keys.with_client_certs(certs),
+        None => keys,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -203,7 +207,8 @@ pub async fn run(
         });
         let partner_keys = mahnwerk_auth::partner::PartnerKeys::open(pool.clone())
             .await
-            .context("preparing the partner key table")?;
+            .context("preparing the partner key table")?
+            .limited_by(&keys);
         tracing::info!("collection started");
         Some(mahnwerk_collection::service(
             mahnwerk_collection::grpc::CollectionApi {
@@ -390,6 +395,27 @@ const GRPC_STREAM_WINDOW: u32 = 256 * 1024;
 /// the framing overhead of small DATA frames is half of it: 16 times the stream window, so a
 /// stalled stream of frames averaging 16 bytes or more never exhausts it.
 const GRPC_CONNECTION_WINDOW: u32 = 32 * GRPC_STREAM_WINDOW;
+
+/// Client certificates bound to tenants (MAHNWERK_TLS_CLIENT_TENANTS; mutual TLS only).
+fn client_cert_tenants(
+    args: &ServeArgs,
+) -> anyhow::Result<Option<mahnwerk_auth::client_cert::CertTenants>> {
+    let Some(path) = &args.tls_client_tenants else {
+        return Ok(None);
+    };
+    if args.tls_client_ca.is_none() {
+        anyhow::bail!("MAHNWERK_TLS_CLIENT_TENANTS needs mutual TLS (MAHNWERK_TLS_CLIENT_CA)");
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let certs = mahnwerk_auth::client_cert::CertTenants::parse(&text)
+        .map_err(|e| anyhow::anyhow!("MAHNWERK_TLS_CLIENT_TENANTS {}: {e}", path.display()))?;
+    tracing::info!(
+        certificates = certs.len(),
+        "client certificates bound to tenants"
+    );
+    Ok(Some(certs))
+}
 
 /// The gRPC server's TLS (and mutual TLS) from MAHNWERK_TLS_CERT / _KEY / _CLIENT_CA.
 fn tls_config(args: &ServeArgs) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {

@@ -99,6 +99,7 @@ pub async fn start_with(database_url: &str, change: impl FnOnce(&mut ServeArgs))
         tls_cert: None,
         tls_key: None,
         tls_client_ca: None,
+        tls_client_tenants: None,
     };
     change(&mut args);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -20,9 +20,7 @@ impl Matching {
                 "only credits can be matched to invoices".into(),
             ));
         }
-        if state.not_ours {
-            return Err(Error::Rejected("entry was marked as not ours".into()));
-        }
+        check_request_id(&r.request_id)?;
         if r.allocations.is_empty() {
             return Err(Error::invalid("allocations", "at least one required"));
         }
@@ -55,6 +53,19 @@ impl Matching {
         }
         if let Some(last) = parts.last_mut() {
             last.amount.minor += amount.minor - sum;
+        }
+        if let Some(prior) = state.requests.get(&r.request_id) {
+            return match prior {
+                PriorRequest::Manual { allocations, note }
+                    if *allocations == parts && *note == r.note =>
+                {
+                    Ok(manual_result(&r.entry_id, &parts))
+                }
+                _ => Err(request_id_reused()),
+            };
+        }
+        if state.not_ours {
+            return Err(Error::Rejected("entry was marked as not ours".into()));
         }
         let live = state.live_payments();
         if !live.is_empty() {
@@ -98,6 +109,7 @@ impl Matching {
             entry_id: r.entry_id.clone(),
             allocations: parts.clone(),
             note: r.note.clone(),
+            request_id: r.request_id.clone(),
         });
         self.append_entry(&stream, state.version, &[ev], metadata)
             .await?;
@@ -127,6 +139,7 @@ impl Matching {
         tenant: &TenantId,
         entry: &str,
         reason: &str,
+        request_id: &str,
         metadata: &Metadata,
     ) -> Result<Vec<String>> {
         let stream = StreamId::new(tenant, ENTRY_KIND, entry);
@@ -134,6 +147,15 @@ impl Matching {
         let Some(received) = &state.received else {
             return Err(Error::NotFound(format!("entry {entry} not found")));
         };
+        if let Some(prior) = state.requests.get(request_id) {
+            return match prior {
+                PriorRequest::Undo {
+                    payment_ids,
+                    reason: was,
+                } if was == reason => Ok(payment_ids.clone()),
+                _ => Err(request_id_reused()),
+            };
+        }
         let live = state.live_payments();
         if live.is_empty() {
             return Ok(Vec::new());
@@ -159,6 +181,7 @@ impl Matching {
                 entry_id: entry.to_owned(),
                 payment_ids: undone.clone(),
                 reason: reason.to_owned(),
+                request_id: request_id.to_owned(),
             }),
             EntryEvent::Unmatched(UnmatchedPayload {
                 entry_id: entry.to_owned(),
