@@ -8,10 +8,12 @@
 //! - [`server`]: starts the chosen services and stops them in order on shutdown.
 //! - [`client`]: CLI commands that call the gRPC API.
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
+//! - [`dunning_cli`]: `mahnwerk dunning approve|decline|assign|group|move`.
 //! - [`telemetry`]: logs and OTLP traces.
 
 pub mod client;
 pub mod config;
 pub mod deadletter;
+pub mod dunning_cli;
 pub mod server;
 pub mod telemetry;
