@@ -142,9 +142,15 @@ impl Dunning {
         folded: &Folded,
     ) -> Result<Option<mahnwerk_dunning::policy::Policy>> {
         match folded.needs_policy() {
-            Some(kind) => Ok(Some(
-                crate::policies::for_new_case(&self.inner.log, tenant, kind, self.inner.state)
-                    .await?,
+            Some((kind, debtor)) => Ok(Some(
+                crate::policies::for_new_case(
+                    &self.inner.log,
+                    tenant,
+                    kind,
+                    &debtor,
+                    self.inner.state,
+                )
+                .await?,
             )),
             None => Ok(None),
         }

@@ -160,12 +160,13 @@ impl Folded {
     }
 
     /// The debtor kind of an invoice that still has to be opened (a policy must be resolved).
-    pub fn needs_policy(&self) -> Option<DebtorKind> {
+    /// The debtor kind and key of the invoice a case is still to be opened for.
+    pub fn needs_policy(&self) -> Option<(DebtorKind, String)> {
         if self.state.is_some() {
             return None;
         }
         self.pending.iter().find_map(|(_, f)| match f {
-            Fact::Issued(inv) => Some(inv.debtor.kind),
+            Fact::Issued(inv) => Some((inv.debtor.kind, debtor_key(inv))),
             Fact::Command(_) => None,
         })
     }
@@ -315,7 +316,10 @@ mod tests {
             serde_json::json!({ "invoice": invoice() }),
         );
         let folded = s.fold();
-        assert_eq!(folded.needs_policy(), Some(DebtorKind::Business));
+        assert_eq!(
+            folded.needs_policy().map(|(k, _)| k),
+            Some(DebtorKind::Business)
+        );
         let policy = Policy::default_business(FederalState::NW);
         let opened = plan(&folded, Some(&policy), None, false, d("2026-03-01")).unwrap();
         assert_eq!(opened.events.len(), 1);

@@ -1,6 +1,7 @@
 //! `DunningService` over gRPC. Each call: authenticate, take the tenant from the key, convert at
 //! the edge, act through [`Dunning`], answer. Interventions are idempotent by `request_id`.
 
+use crate::assignments::{self, Target};
 use crate::engine::{Dunning, status_name};
 use crate::error::{Error, invalid_field};
 use crate::{policies, projection};
@@ -122,7 +123,10 @@ intervention_response!(
     ResumeCaseResponse,
     RecordPromiseToPayResponse,
     AgreePaymentPlanResponse,
-    WriteOffResponse
+    WriteOffResponse,
+    ApproveDunningResponse,
+    DeclineDunningResponse,
+    MoveCasePolicyResponse
 );
 
 /// What a debtor-wide intervention did: cases changed, cases looked at.
@@ -448,8 +452,17 @@ impl DunningService for DunningApi {
             String::new()
         } else if state.is_paused() {
             "resume when the pause ends".into()
+        } else if state.awaits_approval()
+            && state.approval != mahnwerk_dunning::case::ApprovalState::None
+        {
+            "waiting for the creditor to approve or decline (ApproveDunning, DeclineDunning)".into()
         } else if let Some(step) = state.policy.steps.get(state.steps.len()) {
-            format!("step {} \"{}\"", state.steps.len() + 1, step.title)
+            let draft = if state.declined() {
+                " (draft for the creditor)"
+            } else {
+                ""
+            };
+            format!("step {} \"{}\"{draft}", state.steps.len() + 1, step.title)
         } else if state.escalation_date().is_some() {
             "hand-over to collection".into()
         } else {
@@ -574,6 +587,114 @@ impl DunningService for DunningApi {
         };
         self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
             .await
+    }
+
+    async fn assign_policy(
+        &self,
+        req: Request<pb::AssignPolicyRequest>,
+    ) -> Rpc<pb::AssignPolicyResponse> {
+        let caller = self.caller(&req).await?;
+        let b = req.get_ref();
+        let tenant = caller.tenant(&b.tenant)?;
+        let target = match (b.debtor_key.is_empty(), b.group.is_empty()) {
+            (false, true) => Target::Debtor(b.debtor_key.clone()),
+            (true, false) => Target::Group(b.group.clone()),
+            _ => {
+                return Err(invalid_field(
+                    "debtor_key",
+                    "give exactly one of debtor_key and group",
+                ));
+            }
+        };
+        let policy_id = (!b.policy_id.is_empty()).then_some(b.policy_id.as_str());
+        if let Some(id) = policy_id
+            && policies::current(
+                self.dunning.log(),
+                &tenant,
+                id,
+                self.dunning.default_state(),
+            )
+            .await?
+            .is_none()
+        {
+            return Err(Status::not_found(format!("policy_id: no policy {id:?}")));
+        }
+        let meta = metadata(&req, &caller, "policy:assign");
+        let stream_version =
+            assignments::assign(self.dunning.log(), &tenant, &target, policy_id, &meta).await?;
+        Ok(Response::new(pb::AssignPolicyResponse { stream_version }))
+    }
+
+    async fn set_debtor_group(
+        &self,
+        req: Request<pb::SetDebtorGroupRequest>,
+    ) -> Rpc<pb::SetDebtorGroupResponse> {
+        let caller = self.caller(&req).await?;
+        let b = req.get_ref();
+        let tenant = caller.tenant(&b.tenant)?;
+        let group = (!b.group.is_empty()).then_some(b.group.as_str());
+        let meta = metadata(&req, &caller, "policy:group");
+        let stream_version =
+            assignments::set_group(self.dunning.log(), &tenant, &b.debtor_key, group, &meta)
+                .await?;
+        Ok(Response::new(pb::SetDebtorGroupResponse { stream_version }))
+    }
+
+    async fn move_case_policy(
+        &self,
+        req: Request<pb::MoveCasePolicyRequest>,
+    ) -> Rpc<pb::MoveCasePolicyResponse> {
+        let b = req.get_ref().clone();
+        let caller = self.caller(&req).await?;
+        let tenant = caller.tenant(&b.tenant)?;
+        let log = self.dunning.log();
+        let state = self.dunning.default_state();
+        let policy = if b.version == 0 {
+            policies::current(log, &tenant, &b.policy_id, state)
+                .await?
+                .map(|(p, _)| p)
+        } else {
+            let versions = policies::versions(log, &tenant, &b.policy_id).await?;
+            if versions.is_empty() && b.version == 1 {
+                policies::builtin(&b.policy_id, state)
+            } else {
+                versions.into_iter().find(|p| p.version == b.version)
+            }
+        }
+        .ok_or_else(|| Status::not_found("policy_id: no such policy or version"))?;
+        let command = DunningCommand::MovePolicy { policy };
+        self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
+            .await
+    }
+
+    async fn approve_dunning(
+        &self,
+        req: Request<pb::ApproveDunningRequest>,
+    ) -> Rpc<pb::ApproveDunningResponse> {
+        let b = req.get_ref().clone();
+        self.intervene(
+            &req,
+            &b.tenant,
+            &b.request_id,
+            &b.case_id,
+            DunningCommand::Approve,
+        )
+        .await
+    }
+
+    async fn decline_dunning(
+        &self,
+        req: Request<pb::DeclineDunningRequest>,
+    ) -> Rpc<pb::DeclineDunningResponse> {
+        let b = req.get_ref().clone();
+        self.intervene(
+            &req,
+            &b.tenant,
+            &b.request_id,
+            &b.case_id,
+            DunningCommand::Decline,
+        )
+        .await
     }
 
     async fn preview_policy(

@@ -24,6 +24,7 @@
 //! - [`handler`]: the bus handler (facts → next action).
 //! - [`projection`]: the service's tables.
 //! - [`policies`]: tenant policies as `{tenant}/policy/{id}` streams.
+//! - [`assignments`]: policy overrides per debtor group and per debtor.
 //! - [`grpc`]: the `DunningService` handlers.
 //! - [`error`]: the error type and its gRPC mapping.
 //!
@@ -31,6 +32,7 @@
 //! Only this service writes `dunning.*` events, and only through [`Dunning::reconcile`]. The
 //! handler never appends. No personal data in logs.
 
+pub mod assignments;
 pub mod engine;
 pub mod error;
 pub mod facts;

@@ -80,13 +80,21 @@ pub async fn current(
     Ok(builtin(id, state).map(|p| (p, true)))
 }
 
-/// The policy a new case of this debtor kind opens under.
+/// The policy a new case of this debtor opens under: the current version of the debtor's own
+/// policy, else its group's (see [`crate::assignments`]), else the tenant's default for the
+/// debtor kind.
 pub async fn for_new_case(
     log: &EventLog,
     tenant: &TenantId,
     kind: DebtorKind,
+    debtor_key: &str,
     state: FederalState,
 ) -> Result<Policy> {
+    if let Some((id, _)) = crate::assignments::resolve(log, tenant, debtor_key).await?
+        && let Some((p, _)) = current(log, tenant, &id, state).await?
+    {
+        return Ok(p);
+    }
     let id = match kind {
         DebtorKind::Consumer => DEFAULT_CONSUMER,
         DebtorKind::Business => DEFAULT_BUSINESS,

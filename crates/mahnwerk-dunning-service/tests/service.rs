@@ -914,3 +914,255 @@ async fn a_debtor_hold_fans_out_to_every_case_of_the_debtor() {
     }
     instance.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_mode_offers_the_case_and_the_creditors_answer_decides_steps_drafts_and_hand_over()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let w = World::new(&url, "2026-03-02").await;
+    let instance = w.start().await;
+    let mut api = w.client(&instance).await;
+    let mut policy = mahnwerk_dunning::policy::Policy::default_business(FederalState::NW);
+    policy.approval = mahnwerk_dunning::policy::Approval::Creditor;
+    api.put_policy(w.authed(pb::PutPolicyRequest {
+        policy_json: serde_json::to_string(&policy).unwrap(),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let due = d("2026-03-16");
+    let names = ["APPROVED", "DECLINED"];
+    w.issue_many(&names.map(|n| (n.to_owned(), due))).await;
+    for n in names {
+        w.settled_in(n).await;
+    }
+    drive(&w, 25).await;
+    for n in names {
+        let offered: Vec<_> = w
+            .dunning_events(n)
+            .await
+            .into_iter()
+            .filter(|e| matches!(e, DunningEvent::Offered { .. }))
+            .collect();
+        assert_eq!(offered.len(), 1, "{n}: offered once");
+        assert!(
+            w.steps(n).await.is_empty(),
+            "{n}: nothing sent before the answer"
+        );
+    }
+    let explained = api
+        .explain_case(w.authed(pb::ExplainCaseRequest {
+            case_id: w.case("APPROVED").to_string(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(explained.next_action.contains("approve"), "{explained:?}");
+    assert!(explained.next_action_on.is_empty());
+
+    let approved = api
+        .approve_dunning(w.authed(pb::ApproveDunningRequest {
+            request_id: "approve-1".into(),
+            case_id: w.case("APPROVED").to_string(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.event_types, ["dunning.approved.v1"]);
+    let declined = api
+        .decline_dunning(w.authed(pb::DeclineDunningRequest {
+            request_id: "decline-1".into(),
+            case_id: w.case("DECLINED").to_string(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(declined.event_types, ["dunning.declined.v1"]);
+    drive(&w, 95).await;
+
+    let drafts = |events: &[DunningEvent]| -> Vec<bool> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                DunningEvent::StepReached(s) => Some(s.draft),
+                _ => None,
+            })
+            .collect()
+    };
+    let approved_events = w.dunning_events("APPROVED").await;
+    let declined_events = w.dunning_events("DECLINED").await;
+    let n_steps = policy.steps.len();
+    assert_eq!(drafts(&approved_events), vec![false; n_steps]);
+    assert_eq!(drafts(&declined_events), vec![true; n_steps]);
+    assert!(
+        approved_events
+            .iter()
+            .any(|e| matches!(e, DunningEvent::Escalated { .. })),
+        "approved: handed over"
+    );
+    assert!(
+        !declined_events
+            .iter()
+            .any(|e| matches!(e, DunningEvent::Escalated { .. })),
+        "declined: never handed over in the creditor's name"
+    );
+    // A case of an automatic policy has nothing to approve.
+    let auto = mahnwerk_dunning::policy::Policy::default_business(FederalState::NW);
+    api.put_policy(w.authed(pb::PutPolicyRequest {
+        policy_json: serde_json::to_string(&auto).unwrap(),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    w.issue_many(&[("AUTO".to_owned(), d("2026-07-20"))]).await;
+    w.settled_in("AUTO").await;
+    drive(&w, 1).await;
+    let err = api
+        .approve_dunning(w.authed(pb::ApproveDunningRequest {
+            request_id: "approve-auto".into(),
+            case_id: w.case("AUTO").to_string(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_assigned_to_a_debtor_beat_its_groups_which_beat_the_tenants_and_moving_a_case_is_an_event()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let w = World::new(&url, "2026-03-02").await;
+    let instance = w.start().await;
+    let mut api = w.client(&instance).await;
+    let put = |id: &str, fee: i64| {
+        let mut p = mahnwerk_dunning::policy::Policy::default_business(FederalState::NW);
+        p.id = id.into();
+        p.name = format!("policy {id}");
+        p.steps[1].fee = Money::eur(fee);
+        w.authed(pb::PutPolicyRequest {
+            policy_json: serde_json::to_string(&p).unwrap(),
+            ..Default::default()
+        })
+    };
+    api.put_policy(put("vip", 0)).await.unwrap();
+    api.put_policy(put("own", 1_000)).await.unwrap();
+    let assign = |debtor: &str, group: &str, policy: &str| {
+        w.authed(pb::AssignPolicyRequest {
+            debtor_key: debtor.into(),
+            group: group.into(),
+            policy_id: policy.into(),
+            ..Default::default()
+        })
+    };
+    let group = |debtor: &str, group: &str| {
+        w.authed(pb::SetDebtorGroupRequest {
+            debtor_key: debtor.into(),
+            group: group.into(),
+            ..Default::default()
+        })
+    };
+    api.assign_policy(assign("", "premium", "vip"))
+        .await
+        .unwrap();
+    api.set_debtor_group(group("K-GROUP", "premium"))
+        .await
+        .unwrap();
+    api.set_debtor_group(group("K-OWN", "premium"))
+        .await
+        .unwrap();
+    let v = api
+        .assign_policy(assign("K-OWN", "", "own"))
+        .await
+        .unwrap()
+        .into_inner()
+        .stream_version;
+    let again = api.assign_policy(assign("K-OWN", "", "own")).await.unwrap();
+    assert_eq!(
+        again.into_inner().stream_version,
+        v,
+        "idempotent by content"
+    );
+    let err = api
+        .assign_policy(assign("K-X", "", "nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = api
+        .assign_policy(assign("K-X", "premium", "vip"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("debtor_key"), "{err:?}");
+
+    let due = d("2026-03-16");
+    for (number, customer) in [("G-1", "K-GROUP"), ("O-1", "K-OWN"), ("N-1", "K-NONE")] {
+        w.issue_for(number, due, customer).await;
+        w.settled_in(number).await;
+    }
+    drive(&w, 1).await;
+    let explain = |number: &str| {
+        w.authed(pb::ExplainCaseRequest {
+            case_id: w.case(number).to_string(),
+            ..Default::default()
+        })
+    };
+    let policy_of = |r: pb::ExplainCaseResponse| (r.policy_id, r.policy_version);
+    assert_eq!(
+        policy_of(api.explain_case(explain("G-1")).await.unwrap().into_inner()),
+        ("vip".to_owned(), 1)
+    );
+    assert_eq!(
+        policy_of(api.explain_case(explain("O-1")).await.unwrap().into_inner()),
+        ("own".to_owned(), 1)
+    );
+    assert_eq!(
+        policy_of(api.explain_case(explain("N-1")).await.unwrap().into_inner()),
+        ("default-business".to_owned(), 1)
+    );
+
+    // A new version does not move existing cases; moving is explicit and an event.
+    api.put_policy(put("vip", 200)).await.unwrap();
+    assert_eq!(
+        policy_of(api.explain_case(explain("G-1")).await.unwrap().into_inner()),
+        ("vip".to_owned(), 1)
+    );
+    let move_req = || {
+        w.authed(pb::MoveCasePolicyRequest {
+            request_id: "move-1".into(),
+            case_id: w.case("G-1").to_string(),
+            policy_id: "vip".into(),
+            ..Default::default()
+        })
+    };
+    let moved = api.move_case_policy(move_req()).await.unwrap().into_inner();
+    assert_eq!(moved.event_types, ["dunning.policy_moved.v1"]);
+    let again = api.move_case_policy(move_req()).await.unwrap().into_inner();
+    assert!(again.event_types.is_empty());
+    assert_eq!(again.stream_version, moved.stream_version);
+    assert_eq!(
+        policy_of(api.explain_case(explain("G-1")).await.unwrap().into_inner()),
+        ("vip".to_owned(), 2)
+    );
+    assert!(w.dunning_events("G-1").await.iter().any(|e| matches!(
+        e,
+        DunningEvent::PolicyMoved { from_id, from_version: 1, policy, .. }
+            if from_id == "vip" && policy.version == 2
+    )));
+    let err = api
+        .move_case_policy(w.authed(pb::MoveCasePolicyRequest {
+            request_id: "move-2".into(),
+            case_id: w.case("G-1").to_string(),
+            policy_id: "vip".into(),
+            version: 9,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+}

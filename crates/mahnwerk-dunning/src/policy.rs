@@ -101,6 +101,49 @@ pub enum AfterLast {
     Stop,
 }
 
+/// The smallest payment that re-anchors the schedule (gives the debtor the full gap again
+/// before the next letter). Smaller payments still count against the balance, but a stream of
+/// micro-payments cannot stall dunning forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ReanchorMinimum {
+    /// At least `percent` % of the balance open before the payment.
+    Share { percent: u32 },
+    /// At least `amount` (in the policy's currency).
+    Fixed { amount: Money },
+}
+
+impl Default for ReanchorMinimum {
+    fn default() -> Self {
+        ReanchorMinimum::Share { percent: 10 }
+    }
+}
+
+impl ReanchorMinimum {
+    /// Whether a payment of `paid` (minor units) against `open_before` re-anchors.
+    pub fn reanchors(&self, paid: i64, open_before: i64) -> bool {
+        match self {
+            ReanchorMinimum::Share { percent } => {
+                i128::from(paid) * 100 >= i128::from(*percent) * i128::from(open_before.max(0))
+            }
+            ReanchorMinimum::Fixed { amount } => paid >= amount.minor,
+        }
+    }
+}
+
+/// Who starts dunning a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// The policy runs by itself.
+    #[default]
+    Automatic,
+    /// When the first step is due, taking the case over is offered to the creditor
+    /// (`dunning.offered`): approved, the policy runs; declined, the creditor gets the letters
+    /// as drafts to send itself and nothing is sent or handed over in its name.
+    Creditor,
+}
+
 /// A tenant's dunning policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +175,12 @@ pub struct Policy {
     /// Days from sending a document until it is taken to have reached the debtor.
     #[serde(default = "three")]
     pub delivery_days: u32,
+    /// Which payments re-anchor the schedule (default: at least 10 % of the open balance).
+    #[serde(default)]
+    pub reanchor_minimum: ReanchorMinimum,
+    /// Whether dunning runs automatically or on the creditor's approval.
+    #[serde(default)]
+    pub approval: Approval,
 }
 
 fn yes() -> bool {
@@ -233,6 +282,8 @@ impl Policy {
             day_count: DayCount::Act365,
             calendar_due_date: false,
             delivery_days: 3,
+            reanchor_minimum: ReanchorMinimum::default(),
+            approval: Approval::Automatic,
         }
     }
 
@@ -283,6 +334,8 @@ impl Policy {
             day_count: DayCount::Act365,
             calendar_due_date: false,
             delivery_days: 3,
+            reanchor_minimum: ReanchorMinimum::default(),
+            approval: Approval::Automatic,
         }
     }
 
@@ -351,6 +404,24 @@ impl Policy {
         }
         if self.delivery_days > 14 {
             errs.push("delivery_days", "must be at most 14");
+        }
+        match self.reanchor_minimum {
+            ReanchorMinimum::Share { percent } if percent == 0 || percent > 100 => {
+                errs.push("reanchor_minimum.percent", "must be between 1 and 100");
+            }
+            ReanchorMinimum::Fixed { amount } if amount.currency != self.currency => {
+                errs.push(
+                    "reanchor_minimum.amount",
+                    format!(
+                        "currency {} differs from the policy's {}",
+                        amount.currency, self.currency
+                    ),
+                );
+            }
+            ReanchorMinimum::Fixed { amount } if amount.minor <= 0 => {
+                errs.push("reanchor_minimum.amount", "must be greater than zero");
+            }
+            _ => {}
         }
         if self.after_last == (AfterLast::Collection { after_days: 0 }) {
             errs.push("after_last.after_days", "must be at least 1");

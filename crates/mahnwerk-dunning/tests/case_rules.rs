@@ -479,8 +479,108 @@ fn given_a_settled_case_when_the_payment_is_reversed_then_it_reopens_and_continu
         types(&ev),
         ["dunning.payment_reversed.v1", "dunning.reopened.v1"]
     );
-    assert_eq!(next_action_at(h.state()), Some(d("2026-04-17")));
-    let ev = h.advance("2026-04-17");
+    // The returned payment gives no extra time: step 2 is due 14 days after step 1 (04-03,
+    // Good Friday, so the Tuesday after Easter Monday), not 14 days after the return.
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-07")));
+    let ev = h.advance("2026-04-07");
+    assert_eq!(steps(&ev)[0].number, 2);
+}
+
+#[test]
+fn micro_payments_do_not_stall_dunning_only_a_payment_of_the_minimum_re_anchors() {
+    let mut h = consumer();
+    h.advance("2026-03-20");
+    // One cent every day: each counts against the balance, none moves the schedule.
+    for (i, day) in ["2026-03-25", "2026-03-30", "2026-04-01"]
+        .iter()
+        .enumerate()
+    {
+        let ev = h.when(
+            Cmd::RecordPayment {
+                payment_id: format!("cent{i}"),
+                amount: Money::eur(1),
+                date: d(day),
+            },
+            day,
+        );
+        assert!(matches!(
+            &ev[0],
+            Ev::PaymentRecorded {
+                reanchors: false,
+                ..
+            }
+        ));
+    }
+    assert_eq!(h.state().balance(), Money::eur(11_897));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-07")));
+    // 10 % of the open balance re-anchors (the policy's default minimum).
+    let ev = h.when(
+        Cmd::RecordPayment {
+            payment_id: "tenth".into(),
+            amount: Money::eur(1_190),
+            date: d("2026-04-02"),
+        },
+        "2026-04-02",
+    );
+    assert!(matches!(
+        &ev[0],
+        Ev::PaymentRecorded {
+            reanchors: true,
+            ..
+        }
+    ));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-16")));
+}
+
+#[test]
+fn a_fixed_reanchor_minimum_is_the_policys_choice_and_validated() {
+    use mahnwerk_dunning::policy::ReanchorMinimum;
+    let mut policy = Policy::default_consumer(FederalState::NW);
+    policy.reanchor_minimum = ReanchorMinimum::Fixed {
+        amount: Money::eur(2_000),
+    };
+    let mut h = Harness::given(facts(DebtorKind::Consumer, 11_900), policy.clone());
+    h.advance("2026-03-20");
+    h.when(
+        Cmd::RecordPayment {
+            payment_id: "p".into(),
+            amount: Money::eur(1_999),
+            date: d("2026-04-01"),
+        },
+        "2026-04-01",
+    );
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-07")));
+    policy.reanchor_minimum = ReanchorMinimum::Fixed {
+        amount: Money::eur(0),
+    };
+    let err = policy.validate().unwrap_err().to_string();
+    assert!(err.contains("reanchor_minimum.amount"), "{err}");
+    policy.reanchor_minimum = ReanchorMinimum::Share { percent: 101 };
+    let err = policy.validate().unwrap_err().to_string();
+    assert!(err.contains("reanchor_minimum.percent"), "{err}");
+}
+
+#[test]
+fn a_returned_direct_debit_gives_no_extra_time() {
+    let mut h = consumer();
+    h.advance("2026-03-20");
+    h.when(
+        Cmd::RecordPayment {
+            payment_id: "sdd".into(),
+            amount: Money::eur(5_000),
+            date: d("2026-04-01"),
+        },
+        "2026-04-01",
+    );
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-15")));
+    h.when(
+        Cmd::ReversePayment {
+            payment_id: "sdd".into(),
+        },
+        "2026-04-06",
+    );
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-07")));
+    let ev = h.advance("2026-04-07");
     assert_eq!(steps(&ev)[0].number, 2);
 }
 
@@ -829,4 +929,119 @@ fn a_calendar_due_date_is_a_fact_of_the_invoice_not_only_of_the_policy() {
     assert_eq!(s.default.unwrap().interest_from, d("2026-03-17"));
     assert!(!s.creates_default);
     assert_eq!(s.fee, Money::eur(300));
+}
+
+fn approval_case() -> Harness {
+    let mut policy = Policy::default_consumer(FederalState::NW);
+    policy.approval = mahnwerk_dunning::policy::Approval::Creditor;
+    Harness::given(facts(DebtorKind::Consumer, 11_900), policy)
+}
+
+#[test]
+fn given_approval_mode_when_the_first_step_is_due_then_it_is_offered_and_waits_for_the_creditor() {
+    let mut h = approval_case();
+    let ev = h.advance("2026-03-20");
+    assert_eq!(types(&ev), ["dunning.offered.v1"]);
+    assert!(matches!(&ev[0], Ev::Offered { first_step, .. } if first_step == "Zahlungserinnerung"));
+    // Waiting: no wake-up, no step however late, no second offer.
+    assert_eq!(next_action_at(h.state()), None);
+    assert!(h.advance("2026-05-30").is_empty());
+    let ev = h.when(Cmd::Approve, "2026-03-23");
+    assert_eq!(types(&ev), ["dunning.approved.v1"]);
+    assert!(h.when(Cmd::Approve, "2026-03-23").is_empty(), "idempotent");
+    assert_eq!(next_action_at(h.state()), Some(d("2026-03-20")));
+    let ev = h.advance("2026-03-23");
+    let s = steps(&ev);
+    assert_eq!((s[0].number, s[0].draft), (1, false));
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-07")));
+}
+
+#[test]
+fn given_approval_mode_when_the_creditor_declines_then_steps_are_drafts_and_nothing_is_handed_over()
+{
+    let mut h = approval_case();
+    h.advance("2026-03-20");
+    assert_eq!(
+        types(&h.when(Cmd::Decline, "2026-03-21")),
+        ["dunning.declined.v1"]
+    );
+    let mut numbers = Vec::new();
+    let mut day = d("2026-03-21");
+    while day < d("2026-07-01") {
+        for s in steps(&h.advance(&day.to_string())) {
+            assert!(s.draft, "step {} must be a draft", s.number);
+            numbers.push(s.number);
+        }
+        day += chrono::Duration::days(1);
+    }
+    assert_eq!(numbers, [1, 2, 3]);
+    assert_eq!(h.state().phase, Phase::Active, "never escalated");
+    assert_eq!(next_action_at(h.state()), None);
+}
+
+#[test]
+fn given_an_automatic_policy_then_approve_and_decline_are_refused_and_steps_are_never_drafts() {
+    let mut h = consumer();
+    let err = h.try_when(Cmd::Approve, "2026-03-16").unwrap_err();
+    assert!(err.to_string().contains("automatically"), "{err}");
+    let ev = h.advance("2026-03-20");
+    assert!(!steps(&ev)[0].draft);
+    // A payload without `draft` (written before approval mode) reads as not a draft.
+    let mut payload = ev[0].to_payload();
+    assert!(payload.get("draft").is_none());
+    payload.as_object_mut().unwrap().remove("draft");
+    let back = Ev::from_parts("dunning.step_reached.v1", &payload)
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, ev[0]);
+}
+
+#[test]
+fn moving_a_case_to_another_policy_is_an_event_and_the_next_steps_follow_it() {
+    let mut h = consumer();
+    h.advance("2026-03-20");
+    let mut strict = Policy::default_consumer(FederalState::NW);
+    strict.id = "strict".into();
+    strict.version = 2;
+    strict.steps[1].offset.days = 12;
+    strict.steps[1].payment_deadline_days = 5;
+    let ev = h.when(
+        Cmd::MovePolicy {
+            policy: strict.clone(),
+        },
+        "2026-03-21",
+    );
+    assert_eq!(types(&ev), ["dunning.policy_moved.v1"]);
+    assert!(
+        matches!(&ev[0], Ev::PolicyMoved { from_id, from_version: 1, .. } if from_id == "default-consumer")
+    );
+    assert!(
+        h.when(
+            Cmd::MovePolicy {
+                policy: strict.clone()
+            },
+            "2026-03-22"
+        )
+        .is_empty(),
+        "idempotent"
+    );
+    assert_eq!(h.state().policy, strict);
+    // Step 1 (reached under the old policy) stays; step 2 follows the new gap, still never
+    // before the deadline printed on step 1 (03-30).
+    assert_eq!(h.state().steps.len(), 1);
+    assert_eq!(next_action_at(h.state()), Some(d("2026-04-01")));
+    let ev = h.advance("2026-04-01");
+    assert_eq!(steps(&ev)[0].number, 2);
+    assert_eq!(steps(&ev)[0].deadline.unmoved, d("2026-04-06"));
+    // A policy in another currency is refused.
+    let mut chf = strict.clone();
+    chf.currency = "CHF".parse().unwrap();
+    for s in &mut chf.steps {
+        s.fee.currency = chf.currency;
+        s.min_open.currency = chf.currency;
+    }
+    assert!(
+        h.try_when(Cmd::MovePolicy { policy: chf }, "2026-04-02")
+            .is_err()
+    );
 }

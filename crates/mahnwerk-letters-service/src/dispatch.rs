@@ -215,11 +215,14 @@ impl Dispatcher {
             }
         };
         let sha = self.docs.put(bytes::Bytes::from(letter.pdf)).await?;
-        let drafts = inputs
-            .config
-            .settings
-            .as_ref()
-            .is_some_and(|s| s.drafts_only);
+        // A drafts-only tenant, or a step the creditor declined to let Mahnwerk send
+        // (approval mode): rendered for the creditor, never dispatched.
+        let drafts = inputs.step.draft
+            || inputs
+                .config
+                .settings
+                .as_ref()
+                .is_some_and(|s| s.drafts_only);
         if drafts {
             let mut tx = self.pool.begin().await?;
             store::inbox_put(&mut *tx, &row, &sha, true).await?;

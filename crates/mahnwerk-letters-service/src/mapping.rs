@@ -260,6 +260,7 @@ mod tests {
             },
             principal_open: Money::eur(119_000),
             balance: Money::eur(balance),
+            draft: false,
         };
         let settings = LetterSettings {
             letterhead: sample.letterhead,

@@ -223,6 +223,36 @@ async fn drafts_only_tenant_gets_drafts_in_its_inbox_and_nothing_is_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_the_creditor_declined_becomes_a_draft_in_its_inbox_and_is_never_sent() {
+    let h = Harness::start(&[]).await;
+    put_settings(&h.log, &h.tenant, &settings(CopyTo::Inbox)).await;
+    let inv = invoice("RE-DECLINED-1", Some("kunde@debtor.test"));
+    let (_, stream) = case_of(&h.tenant, &inv);
+    let mut s = step(1);
+    s.draft = true;
+    append(&h.log, &stream, vec![issued(&inv), step_event(&s)]).await;
+    let service = h.spawn_service();
+    wait_for("draft recorded", 60, || async {
+        let rows = h.rows().await;
+        rows.len() == 1 && rows[0].state == state::DRAFT && rows[0].reported
+    })
+    .await;
+    assert_eq!(
+        mahnwerk_letters_service::store::inbox_count(&h.pool, h.tenant.as_str())
+            .await
+            .expect("inbox"),
+        1
+    );
+    let events = event_types(&h.log, &stream).await;
+    let last = events.last().expect("events");
+    assert_eq!(last.0, "letter.rendered.v1");
+    assert_eq!(last.1["draft"], true);
+    assert!(received(&h.mail_dir).is_empty(), "a draft is never sent");
+    assert!(h.spool_jobs().is_empty());
+    service.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_the_tenant_sends_registered_goes_by_registered_post() {
     let h = Harness::start(&[]).await;
     put_settings(&h.log, &h.tenant, &settings(CopyTo::Inbox)).await;

@@ -78,21 +78,21 @@ pub enum InvoiceCommand {
     },
 }
 
-async fn channel(c: &Connection) -> anyhow::Result<Channel> {
+pub(crate) async fn channel(c: &Connection) -> anyhow::Result<Channel> {
     Channel::from_shared(c.server.clone())?
         .connect()
         .await
         .with_context(|| format!("connecting to {}", c.server))
 }
 
-fn authed<T>(c: &Connection, body: T) -> anyhow::Result<tonic::Request<T>> {
+pub(crate) fn authed<T>(c: &Connection, body: T) -> anyhow::Result<tonic::Request<T>> {
     let mut req = tonic::Request::new(body);
     let value: MetadataValue<_> = format!("Bearer {}", c.api_key).parse()?;
     req.metadata_mut().insert("authorization", value);
     Ok(req)
 }
 
-fn status_error(s: tonic::Status) -> anyhow::Error {
+pub(crate) fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", s.code(), s.message())
 }
 

@@ -11,6 +11,7 @@
 //! - [`einvoice_import`]: `mahnwerk import invoices FILE|DIR…`.
 //! - [`debtor`]: `mahnwerk debtor erase` (GDPR Art. 17).
 //! - [`migrate`]: `mahnwerk migrate` (and the services' database role on PostgreSQL).
+//! - [`dunning_cli`]: `mahnwerk dunning approve|decline|assign|group|move`.
 //! - [`telemetry`]: logs and OTLP traces.
 
 pub mod client;
@@ -19,5 +20,6 @@ pub mod deadletter;
 pub mod einvoice_import;
 pub mod debtor;
 pub mod migrate;
+pub mod dunning_cli;
 pub mod server;
 pub mod telemetry;

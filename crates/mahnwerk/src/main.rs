@@ -83,6 +83,14 @@ enum Command {
         #[command(subcommand)]
         command: client::ClockCommand,
     },
+    /// Dunning decisions: approve/decline (approval mode), policy per debtor or group, move a
+    /// case to another policy version.
+    Dunning {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: mahnwerk::dunning_cli::DunningCommand,
+    },
     /// Dry run of the matching engine: which invoice each entry of a statement would pay.
     Match(mahnwerk_matching::cli::MatchArgs),
     /// Import bank statements (PaymentService) or e-invoices (InvoiceService) into a running
@@ -561,6 +569,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Clock { conn, command } => client::clock(conn, command)
             .await
             .context("clock command failed")?,
+        Command::Dunning { conn, command } => mahnwerk::dunning_cli::run(conn, command)
+            .await
+            .context("dunning command failed")?,
         Command::Import {
             conn,
             command: ImportWhat::Invoices(args),

@@ -1,0 +1,122 @@
+//! What the dunning service asks of a case, and the invoice facts a case is opened with.
+
+use crate::policy::Policy;
+use chrono::NaiveDate;
+use mahnwerk_domain::case::DisputeOutcome;
+use mahnwerk_domain::{DebtorKind, Invoice, Money};
+use serde::{Deserialize, Serialize};
+
+/// The facts of the invoice a case is opened for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFacts {
+    pub invoice_number: String,
+    /// Groups a debtor's cases (customer number or debtor id); not personal data by itself.
+    pub debtor_key: String,
+    pub debtor: DebtorKind,
+    pub issue_date: NaiveDate,
+    pub due_date: NaiveDate,
+    /// Gross amount of the invoice.
+    pub principal: Money,
+    /// The invoice pointed out default after 30 days (§ 286 Abs. 3).
+    #[serde(default)]
+    pub default_notice: bool,
+    /// This invoice's payment date was agreed by the calendar (§ 286 Abs. 2 Nr. 1): a fact of
+    /// the invoice; the policy's `calendar_due_date` is only the tenant-wide fallback.
+    #[serde(default)]
+    pub calendar_due_date: bool,
+}
+
+impl CaseFacts {
+    pub fn from_invoice(invoice: &Invoice, debtor_key: impl Into<String>) -> Self {
+        CaseFacts {
+            invoice_number: invoice.number.as_str().to_owned(),
+            debtor_key: debtor_key.into(),
+            debtor: invoice.debtor.kind,
+            issue_date: invoice.issue_date,
+            due_date: invoice.due_date,
+            principal: invoice.amount_due(),
+            default_notice: invoice.default_notice,
+            calendar_due_date: false,
+        }
+    }
+}
+
+/// One instalment of a payment plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instalment {
+    pub date: NaiveDate,
+    pub amount: Money,
+}
+
+/// Whose hold it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldScope {
+    Case,
+    Debtor,
+}
+
+/// What the dunning service asks of a case. `today` is passed to `decide` separately.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DunningCommand {
+    Open {
+        facts: CaseFacts,
+        policy: Policy,
+    },
+    RecordPayment {
+        payment_id: String,
+        amount: Money,
+        date: NaiveDate,
+    },
+    ReversePayment {
+        payment_id: String,
+    },
+    RecordCredit {
+        credit_note: String,
+        amount: Money,
+    },
+    ExtendDueDate {
+        new_due_date: NaiveDate,
+    },
+    Dispute {
+        reason: String,
+    },
+    ResolveDispute {
+        outcome: DisputeOutcome,
+    },
+    PromiseToPay {
+        until: NaiveDate,
+        amount: Money,
+    },
+    AgreePaymentPlan {
+        instalments: Vec<Instalment>,
+    },
+    Hold {
+        scope: HoldScope,
+        reason: String,
+        until: Option<NaiveDate>,
+    },
+    Release {
+        scope: HoldScope,
+    },
+    Cancel {
+        reason: String,
+    },
+    WriteOff {
+        reason: String,
+    },
+    /// Move the case to another policy (or another version of its own): from now on its
+    /// steps, fees and hand-over follow `policy`; steps already reached stay.
+    MovePolicy {
+        policy: Policy,
+    },
+    /// The creditor lets dunning run (approval mode; also before the offer).
+    Approve,
+    /// The creditor sends its letters itself: steps become drafts, nothing is sent or handed
+    /// over in its name.
+    Decline,
+    /// Time passed: the scheduler woke the case.
+    Advance,
+}

@@ -1,0 +1,151 @@
+//! Pauses: why a case waits (dispute, promise to pay, payment plan, holds) and when a pause
+//! ends by itself (a promise's date passed, an instalment missed, a hold's end date).
+
+use super::{DunningCase, DunningEvent, HoldScope, Instalment};
+use chrono::NaiveDate;
+use mahnwerk_domain::Money;
+use serde::{Deserialize, Serialize};
+
+/// Why a case is paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Pause {
+    Dispute {
+        reason: String,
+    },
+    DisputeUpheld,
+    PromiseToPay {
+        until: NaiveDate,
+        amount: Money,
+        since: NaiveDate,
+    },
+    PaymentPlan {
+        instalments: Vec<Instalment>,
+        since: NaiveDate,
+    },
+    Hold {
+        scope: HoldScope,
+        reason: String,
+        until: Option<NaiveDate>,
+    },
+}
+
+/// Pauses of the same kind replace each other; kinds overlap freely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseKind {
+    Dispute,
+    PromiseToPay,
+    PaymentPlan,
+    CaseHold,
+    DebtorHold,
+}
+
+impl Pause {
+    pub fn kind(&self) -> PauseKind {
+        match self {
+            Pause::Dispute { .. } | Pause::DisputeUpheld => PauseKind::Dispute,
+            Pause::PromiseToPay { .. } => PauseKind::PromiseToPay,
+            Pause::PaymentPlan { .. } => PauseKind::PaymentPlan,
+            Pause::Hold {
+                scope: HoldScope::Case,
+                ..
+            } => PauseKind::CaseHold,
+            Pause::Hold {
+                scope: HoldScope::Debtor,
+                ..
+            } => PauseKind::DebtorHold,
+        }
+    }
+}
+
+/// Why a pause ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum ResumeReason {
+    DisputeRejected,
+    /// A credit note after an upheld dispute left an amount open.
+    CreditAfterUpheldDispute,
+    PromiseMissed {
+        promised: Money,
+        paid: Money,
+    },
+    PromiseKept,
+    InstalmentMissed {
+        date: NaiveDate,
+        due: Money,
+        paid: Money,
+    },
+    PlanCompleted,
+    HoldReleased,
+    HoldExpired,
+}
+
+pub(super) fn paused(pause: Pause, today: NaiveDate) -> DunningEvent {
+    DunningEvent::Paused {
+        pause,
+        paused_on: today,
+    }
+}
+
+/// Paid since `since` (payments dated on or after it, not reversed).
+pub(super) fn paid_since(state: &DunningCase, since: NaiveDate) -> i64 {
+    state
+        .active_payments()
+        .filter(|p| p.date >= since)
+        .map(|p| p.amount.minor)
+        .sum()
+}
+
+pub(super) fn end_pauses(state: &DunningCase, today: NaiveDate) -> Vec<DunningEvent> {
+    let mut out = Vec::new();
+    for pause in &state.pauses {
+        let why = match pause {
+            Pause::PromiseToPay {
+                until,
+                amount,
+                since,
+            } if today > *until => {
+                let paid = paid_since(state, *since);
+                Some(if paid >= amount.minor {
+                    ResumeReason::PromiseKept
+                } else {
+                    ResumeReason::PromiseMissed {
+                        promised: *amount,
+                        paid: state.money(paid),
+                    }
+                })
+            }
+            Pause::PaymentPlan { instalments, since } => {
+                let paid = paid_since(state, *since);
+                let mut due = 0;
+                let mut missed = None;
+                for inst in instalments.iter().filter(|i| i.date < today) {
+                    due += inst.amount.minor;
+                    if paid < due {
+                        missed = Some(ResumeReason::InstalmentMissed {
+                            date: inst.date,
+                            due: state.money(due),
+                            paid: state.money(paid),
+                        });
+                        break;
+                    }
+                }
+                let finished = instalments.last().is_some_and(|l| l.date < today);
+                missed.or_else(|| finished.then_some(ResumeReason::PlanCompleted))
+            }
+            Pause::Hold {
+                until: Some(until), ..
+            } if today > *until => Some(ResumeReason::HoldExpired),
+            _ => None,
+        };
+        if let Some(why) = why {
+            out.push(DunningEvent::Resumed {
+                pause: pause.kind(),
+                why,
+                resumed_on: today,
+            });
+        }
+    }
+    out
+}
