@@ -5,13 +5,18 @@
 //!
 //! ## Layout
 //! - [`config`]: typed configuration from `MAHNWERK_*` environment variables and flags.
+//! - [`config_check`]: the optional configuration file, checks naming the bad key, and
+//!   `mahnwerk config check`.
 //! - [`server`]: starts the chosen services and stops them in order on shutdown.
 //! - [`client`]: CLI commands that call the gRPC API.
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
 //! - [`telemetry`]: logs and OTLP traces.
+//! - [`rpc_metrics`]: the gRPC server's request counts and latencies.
 
 pub mod client;
 pub mod config;
+pub mod config_check;
 pub mod deadletter;
+pub mod rpc_metrics;
 pub mod server;
 pub mod telemetry;
