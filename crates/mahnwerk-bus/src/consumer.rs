@@ -564,6 +564,16 @@ impl<H: Handler> Consumer<H> {
             }
         }
         let span = tracing::info_span!("handle_event", consumer = %self.config.name, event_type = %event.event_type, position = event.position, delivered);
+        // One trace per case: the handling is a child of the span that appended the event.
+        crate::trace::follow(&span, event.metadata.traceparent.as_deref());
+        if delivered > 1 {
+            metrics::counter!("mahnwerk_consumer_redeliveries_total", "consumer" => self.config.name.clone()).increment(1);
+        }
+        // Messages of this consumer still waiting behind this one (JetStream's own count).
+        if let Ok(info) = msg.info() {
+            metrics::gauge!("mahnwerk_consumer_lag_events", "consumer" => self.config.name.clone(), "durable" => info.consumer.to_owned())
+                .set(info.pending as f64);
+        }
         async {
             let mut attempt = 0_u32;
             let mut permanent_failures = 0_u32;
@@ -606,6 +616,7 @@ impl<H: Handler> Consumer<H> {
         stop: &mut watch::Receiver<bool>,
     ) {
         if self.publish_dead_letter(js, msg, reason, error, stop).await {
+            metrics::counter!("mahnwerk_consumer_dead_letters_total", "consumer" => self.config.name.clone(), "reason" => reason.as_str()).increment(1);
             metrics::counter!("mahnwerk_consumer_events_total", "consumer" => self.config.name.clone(), "outcome" => reason.as_str()).increment(1);
             ConsumerStats::bump(&self.config.stats.dead_lettered);
             self.settle(msg, AckKind::Term, stop).await;
@@ -698,6 +709,17 @@ impl<H: Handler> Consumer<H> {
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        // The failure series exist from the start (at 0), so a dashboard or an alert on them
+        // does not mistake "never happened" for "not reported".
+        let name = self.config.name.clone();
+        metrics::counter!("mahnwerk_consumer_retries_total", "consumer" => name.clone())
+            .increment(0);
+        metrics::counter!("mahnwerk_consumer_redeliveries_total", "consumer" => name.clone())
+            .increment(0);
+        for reason in [Reason::Permanent, Reason::MaxDeliver, Reason::Malformed] {
+            metrics::counter!("mahnwerk_consumer_dead_letters_total", "consumer" => name.clone(), "reason" => reason.as_str())
+                .increment(0);
+        }
         let sources = self.sources();
         let workers = futures::future::try_join_all(
             sources

@@ -21,6 +21,7 @@ pub mod consumer;
 pub mod deadletter;
 pub mod envelope;
 pub mod relay;
+pub mod trace;
 
 pub use consumer::{Consumer, ConsumerConfig, Handler, HandlerError};
 pub use envelope::Envelope;

@@ -171,6 +171,10 @@ impl Relay {
         headers.insert(VERSION, itoa::Buffer::new().format(e.version));
         headers.insert(POSITION, itoa::Buffer::new().format(e.position));
         if let Some(tp) = &e.metadata.traceparent {
+            // The relay's part of the case's trace (only events that carry one pay for a span).
+            let span = tracing::info_span!("relay_publish", event_type = %e.event_type, position = e.position);
+            crate::trace::follow(&span, Some(tp.as_str()));
+            let _in_span = span.enter();
             headers.insert(TRACEPARENT, tp.as_str());
         }
         PublishMessage::build()

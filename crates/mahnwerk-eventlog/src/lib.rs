@@ -65,6 +65,18 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// Where appends take the trace context of an event that has none (see
+/// [`set_trace_context`]).
+static TRACE_CONTEXT: std::sync::OnceLock<fn() -> Option<String>> = std::sync::OnceLock::new();
+
+/// Install, once per process, the source of the current W3C `traceparent` (the binary passes
+/// `mahnwerk_bus::trace::current_traceparent` when it exports traces). From then on an
+/// appended event without a `traceparent` gets its stream's trace or the caller's, before it is
+/// hashed (the trace context is part of the hashed metadata).
+pub fn set_trace_context(current: fn() -> Option<String>) {
+    let _ = TRACE_CONTEXT.set(current);
+}
+
 /// Who and what caused an event; carried to JetStream headers and into the case file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -536,6 +548,9 @@ impl EventLog {
     /// Waits while the writer's queue is full ([`Limits::queue_bytes`]); waiters are served in
     /// order. Dropped while waiting, it queues nothing.
     pub async fn enqueue_many(&self, mut batches: Vec<AppendBatch>) -> QueuedAppend {
+        if let Some(current) = TRACE_CONTEXT.get() {
+            self.fill_trace_context(&mut batches, *current).await;
+        }
         let refused = match &self.inner.privacy {
             Some(keyring) => seal_batches(keyring, &mut batches).await,
             None => Vec::new(),
@@ -564,6 +579,45 @@ impl EventLog {
             Some(outcome)
         };
         QueuedAppend { slots, reply }
+    }
+
+    /// Gives every event without a `traceparent` one, so a case's events share one trace:
+    /// the trace of the stream's last event when the stream has one (a scheduler or worker
+    /// appending outside any request continues the case's trace; the current span is used
+    /// when it is part of that trace), else the current span's. One extra read per batch
+    /// appended to an existing stream without a trace context, only while tracing is on.
+    async fn fill_trace_context(
+        &self,
+        batches: &mut [AppendBatch],
+        current: fn() -> Option<String>,
+    ) {
+        let here = current();
+        for b in batches.iter_mut() {
+            if b.events.iter().all(|e| e.metadata.traceparent.is_some()) {
+                continue;
+            }
+            let inherited = match b.expected {
+                ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => None,
+                _ => self.last_traceparent(&b.stream).await,
+            };
+            let chosen = match (inherited, &here) {
+                (Some(i), Some(h)) if i.get(3..35) == h.get(3..35) => Some(h.clone()),
+                (Some(i), _) => Some(i),
+                (None, h) => h.clone(),
+            };
+            for e in b.events.iter_mut() {
+                if e.metadata.traceparent.is_none() {
+                    e.metadata.traceparent.clone_from(&chosen);
+                }
+            }
+        }
+    }
+
+    /// The `traceparent` of the last event of `stream` (`None`: no stream, none, or an error).
+    async fn last_traceparent(&self, stream: &StreamId) -> Option<String> {
+        let version = self.stream_version(stream).await.ok()??;
+        let last = self.read_stream(stream, version, 1).await.ok()?;
+        last.into_iter().next()?.metadata.traceparent
     }
 
     /// Events of `stream` with version ≥ `from_version`, ascending, at most `limit`.

@@ -217,8 +217,28 @@ async fn commit(backend: &Backend, out: &Outputs, batches: &[PreparedBatch]) -> 
             .map(|a| a.last_version - a.first_version + 1)
             .sum();
         stats.events.fetch_add(appended, Ordering::Relaxed);
+        count_types(batches, outcomes);
     }
     result
+}
+
+/// `mahnwerk_events_appended_total{type}`: what the services decided, by event type (steps,
+/// letters, payments, hand-overs, …), counted where every service's appends meet.
+fn count_types(batches: &[PreparedBatch], outcomes: &Outcomes) {
+    let committed: std::collections::HashSet<usize> = outcomes
+        .iter()
+        .filter(|(_, o)| o.is_ok())
+        .map(|(i, _)| *i)
+        .collect();
+    let mut by_type: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for b in batches.iter().filter(|b| committed.contains(&b.index)) {
+        for e in &b.events {
+            *by_type.entry(e.event_type.as_str()).or_default() += 1;
+        }
+    }
+    for (t, n) in by_type {
+        metrics::counter!("mahnwerk_events_appended_total", "type" => t.to_owned()).increment(n);
+    }
 }
 
 async fn commit_group(

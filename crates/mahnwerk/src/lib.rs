@@ -5,6 +5,8 @@
 //!
 //! ## Layout
 //! - [`config`]: typed configuration from `MAHNWERK_*` environment variables and flags.
+//! - [`config_check`]: the optional configuration file, checks naming the bad key, and
+//!   `mahnwerk config check`.
 //! - [`server`]: starts the chosen services and stops them in order on shutdown.
 //! - [`client`]: CLI commands that call the gRPC API.
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
@@ -13,13 +15,16 @@
 //! - [`migrate`]: `mahnwerk migrate` (and the services' database role on PostgreSQL).
 //! - [`dunning_cli`]: `mahnwerk dunning approve|decline|assign|group|move`.
 //! - [`telemetry`]: logs and OTLP traces.
+//! - [`rpc_metrics`]: the gRPC server's request counts and latencies.
 
 pub mod client;
 pub mod config;
+pub mod config_check;
 pub mod deadletter;
 pub mod einvoice_import;
 pub mod debtor;
 pub mod migrate;
 pub mod dunning_cli;
+pub mod rpc_metrics;
 pub mod server;
 pub mod telemetry;

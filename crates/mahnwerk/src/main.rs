@@ -93,6 +93,9 @@ enum Command {
     },
     /// Dry run of the matching engine: which invoice each entry of a statement would pay.
     Match(mahnwerk_matching::cli::MatchArgs),
+    /// Check and print the configuration of `serve`.
+    #[command(subcommand)]
+    Config(mahnwerk::config_check::ConfigCommand),
     /// Import bank statements (PaymentService) or e-invoices (InvoiceService) into a running
     /// mahnwerk.
     Import {
@@ -244,7 +247,24 @@ enum CaseCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `serve` and `config check` also read MAHNWERK_CONFIG_FILE; a bad value names its key.
+    let (argv, from_file) = match mahnwerk::config_check::with_file(std::env::args_os().collect()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("configuration: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => match mahnwerk::config_check::explain(&argv, &e) {
+            Some(msg) => {
+                eprintln!("{msg}");
+                return ExitCode::from(2);
+            }
+            None => e.exit(),
+        },
+    };
     let mut out = std::io::stdout().lock();
     // Offline commands: no runtime needed.
     let offline = match cli.command {
@@ -260,6 +280,10 @@ fn main() -> ExitCode {
         Command::Letter(cmd) => {
             Some(mahnwerk_letters::cli::run(cmd, &mut out).map_err(|e| e.to_string()))
         }
+        Command::Config(mahnwerk::config_check::ConfigCommand::Check(_)) => Some(
+            mahnwerk::config_check::check(&argv, &from_file, &mut out)
+                .map_err(|e| format!("configuration: {e:#}")),
+        ),
         Command::Match(args) => {
             Some(mahnwerk_matching::cli::main(&args, &mut out).map_err(|e| e.to_string()))
         }
@@ -297,7 +321,11 @@ fn run_online(command: Command) -> ExitCode {
 async fn online(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => {
-            let telemetry = mahnwerk::telemetry::init("info,sqlx=warn,async_nats=warn")?;
+            mahnwerk::config_check::validate(&args).context("configuration")?;
+            let telemetry = mahnwerk::telemetry::init(
+                "info,sqlx=warn,async_nats=warn",
+                &mahnwerk::server::service_name(&args),
+            )?;
             if args.metrics_listen != "off" {
                 let addr: std::net::SocketAddr =
                     args.metrics_listen.parse().with_context(|| {
@@ -308,9 +336,19 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                     })?;
                 metrics_exporter_prometheus::PrometheusBuilder::new()
                     .with_http_listener(addr)
+                    .set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(
+                            "mahnwerk_rpc_duration_seconds".into(),
+                        ),
+                        mahnwerk::rpc_metrics::BUCKETS,
+                    )
+                    .context("metrics buckets")?
                     .install()
                     .context("starting the metrics endpoint")?;
                 tracing::info!(%addr, "metrics listening");
+            }
+            for key in mahnwerk::config_check::unknown_vars() {
+                tracing::warn!(%key, "set in the environment but not a configuration key");
             }
             let shutdown = async {
                 let mut term =
@@ -322,7 +360,8 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             let res = mahnwerk::server::run(args, shutdown, None).await;
-            telemetry.shutdown();
+            // Flush the queued spans before exiting (the exporter needs the runtime running).
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
             res?;
         }
         Command::Migrate(args) => mahnwerk::migrate::run(&args).await?,
@@ -624,6 +663,7 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         | Command::Law(_)
         | Command::Policy(_)
         | Command::Letter(_)
+        | Command::Config(_)
         | Command::Match(_) => {
             unreachable!("handled offline")
         }

@@ -58,6 +58,9 @@ pub async fn run(
     };
     let mut tasks = tokio::task::JoinSet::new();
 
+    let relay_checkpoint = args
+        .runs(Service::Relay)
+        .then(|| Relay::new(args.bus()).checkpoint);
     {
         // The log writer's totals as metrics: commits, events, and the writer's busy time
         // (busy near 100% of wall time means appends are waiting on the database).
@@ -70,6 +73,15 @@ pub async fn run(
                 metrics::counter!("mahnwerk_eventlog_events_total").absolute(stats.events);
                 metrics::gauge!("mahnwerk_eventlog_writer_busy_seconds")
                     .set(stats.busy.as_secs_f64());
+                // Relay lag: the log's head minus the position the relay has published (and
+                // JetStream acked); grows while NATS is away.
+                if let Some(name) = &relay_checkpoint
+                    && let (Ok(head), Ok(published)) =
+                        (log.head_position().await, log.load_checkpoint(name).await)
+                {
+                    metrics::gauge!("mahnwerk_relay_lag_events")
+                        .set((head - published).max(0) as f64);
+                }
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = rx.wait_for(|s| *s) => return Ok(()),
@@ -318,7 +330,18 @@ pub async fn run(
                 .initial_stream_window_size(GRPC_STREAM_WINDOW)
                 .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
                 .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limit))
-                .trace_fn(|req| tracing::info_span!("grpc", path = %req.uri().path()))
+                .layer(crate::rpc_metrics::RpcMetricsLayer)
+                .trace_fn(|req| {
+                    // A child of the caller's span when it sends a W3C `traceparent`.
+                    let span = tracing::info_span!("grpc", path = %req.uri().path());
+                    mahnwerk_bus::trace::follow(
+                        &span,
+                        req.headers()
+                            .get("traceparent")
+                            .and_then(|v| v.to_str().ok()),
+                    );
+                    span
+                })
                 .add_service(health)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
@@ -384,6 +407,21 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// The process's name in traces: `mahnwerk` running everything, else `mahnwerk-` and its
+/// services (`mahnwerk-dunning`, `mahnwerk-ingest-relay`).
+pub fn service_name(args: &ServeArgs) -> String {
+    use clap::ValueEnum as _;
+    if args.services.is_empty() {
+        return "mahnwerk".into();
+    }
+    let names: Vec<String> = args
+        .services
+        .iter()
+        .filter_map(|s| s.to_possible_value().map(|v| v.get_name().to_owned()))
+        .collect();
+    format!("mahnwerk-{}", names.join("-"))
 }
 
 /// How long a stop waits for the services to finish what they are doing.

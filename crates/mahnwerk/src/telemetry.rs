@@ -1,5 +1,7 @@
 //! Logs to stderr (JSON with `MAHNWERK_LOG_FORMAT=json`), filtered by `RUST_LOG`, and traces
-//! exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. With traces on, the event
+//! log takes a missing `traceparent` from the current span (`mahnwerk_bus::trace`), so one trace
+//! follows a case through every service.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -13,6 +15,8 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// Flushes the spans still queued (blocking: call it outside the runtime's workers, e.g.
+    /// through `spawn_blocking`).
     pub fn shutdown(self) {
         if let Some(p) = self.provider {
             let _ = p.shutdown();
@@ -21,7 +25,8 @@ impl Telemetry {
 }
 
 /// Must run inside the tokio runtime (the OTLP exporter needs it).
-pub fn init(default_filter: &str) -> anyhow::Result<Telemetry> {
+/// `service_name` names the process in the traces (`OTEL_SERVICE_NAME` overrides it).
+pub fn init(default_filter: &str, service_name: &str) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = std::env::var("MAHNWERK_LOG_FORMAT").is_ok_and(|v| v == "json");
@@ -44,7 +49,10 @@ pub fn init(default_filter: &str) -> anyhow::Result<Telemetry> {
                 .with_batch_exporter(exporter)
                 .with_resource(
                     opentelemetry_sdk::Resource::builder()
-                        .with_service_name("mahnwerk")
+                        .with_service_name(
+                            std::env::var("OTEL_SERVICE_NAME")
+                                .unwrap_or_else(|_| service_name.to_owned()),
+                        )
                         .build(),
                 )
                 .build(),
@@ -60,5 +68,8 @@ pub fn init(default_filter: &str) -> anyhow::Result<Telemetry> {
         .with(fmt)
         .with(otel)
         .try_init()?;
+    if provider.is_some() {
+        mahnwerk_eventlog::set_trace_context(mahnwerk_bus::trace::current_traceparent);
+    }
     Ok(Telemetry { provider })
 }
