@@ -81,6 +81,9 @@ enum Command {
     },
     /// Dry run of the matching engine: which invoice each entry of a statement would pay.
     Match(mahnwerk_matching::cli::MatchArgs),
+    /// The seeds' process end to end on a simulated clock against a fresh directory: every
+    /// service in this process, driven over gRPC day by day; prints the timeline (make demo).
+    Demo(mahnwerk::demo::DemoArgs),
     /// Import bank statements into a running mahnwerk (PaymentService).
     Import {
         #[command(flatten)]
@@ -292,6 +295,12 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             let res = mahnwerk::server::run(args, shutdown, None).await;
+            telemetry.shutdown();
+            res?;
+        }
+        Command::Demo(args) => {
+            let telemetry = mahnwerk::telemetry::init("warn")?;
+            let res = mahnwerk::demo::run(args, &mut std::io::stdout()).await;
             telemetry.shutdown();
             res?;
         }
