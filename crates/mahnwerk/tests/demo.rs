@@ -6,7 +6,7 @@
 
 use mahnwerk::demo::cast;
 use mahnwerk_domain::{CaseId, TenantId};
-use mahnwerk_dunning::law::calendar::FederalState;
+use mahnwerk_dunning::law::calendar::{FederalState, move_to_working_day};
 use mahnwerk_dunning::policy::Policy;
 use mahnwerk_eventlog::EventLog;
 use serde_json::Value;
@@ -125,6 +125,32 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
             .map(|p| (p["number"].as_u64().unwrap(), date(&p["date"])))
             .collect()
     };
+    // The set intervals (mahnwerk_dunning::case): step k comes the policy's gap after the later
+    // of step k-1 and the last payment, never before step k-1's deadline has passed, on a
+    // working day.
+    let check_intervals = |events: &[Ev], policy: &Policy| {
+        let reached = of(events, "dunning.step_reached.v1");
+        let payments: Vec<chrono::NaiveDate> = of(events, "payment.applied.v1")
+            .iter()
+            .map(|p| date(&p["booked_on"]))
+            .collect();
+        for k in 1..reached.len() {
+            let prev = date(&reached[k - 1]["date"]);
+            let paid = payments
+                .iter()
+                .copied()
+                .filter(|d| *d <= date(&reached[k]["date"]));
+            let anchor = paid.max().map_or(prev, |p| p.max(prev));
+            let earliest =
+                date(&reached[k - 1]["deadline"]["deadline"]) + chrono::Duration::days(1);
+            let expected = move_to_working_day(
+                FederalState::NW,
+                policy.step_date_from(k, anchor).max(earliest),
+            )
+            .deadline;
+            assert_eq!(date(&reached[k]["date"]), expected, "step {}", k + 1);
+        }
+    };
 
     // Every debtor that had not paid by the due date got the reminder 5 days after it, by the
     // built-in default policy of its kind.
@@ -183,17 +209,22 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
     assert_eq!(paid[0]["open_after"]["minor"], 29750 - 10000);
     let s = steps(&e);
     assert!(s.len() >= 2, "{s:?}");
-    let consumer = policy(false);
-    for k in 1..s.len() {
-        assert_eq!(s[k].1, consumer.step_date_from(k, s[k - 1].1), "{s:?}");
-    }
+    check_intervals(&e, &policy(false));
     let after: Vec<_> = e
         .iter()
         .skip(pos(&e, "payment.applied.v1"))
         .filter(|x| x.t == "dunning.step_reached.v1")
         .collect();
     assert!(!after.is_empty());
-    assert_eq!(after[0].p["principal_open"]["minor"], 19750);
+    // Dunned for the rest: what was left after the payment, plus this step's fee and interest.
+    let rest = &after[0].p;
+    assert_eq!(
+        rest["balance"]["minor"].as_i64().unwrap(),
+        19750
+            + rest["fee"]["minor"].as_i64().unwrap()
+            + rest["interest_charged"]["minor"].as_i64().unwrap(),
+        "{rest}"
+    );
     assert!(
         of(&e, "letter.dispatched.v1")
             .iter()
@@ -218,9 +249,12 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
     let s = steps(&e);
     let business = policy(true);
     assert_eq!(s.len(), business.steps.len(), "{s:?}");
-    for k in 1..s.len() {
-        assert_eq!(s[k].1, business.step_date_from(k, s[k - 1].1), "{s:?}");
-    }
+    check_intervals(&e, &business);
+    assert_eq!(
+        s[1].1,
+        s[0].1 + chrono::Duration::days(10),
+        "no payment: exactly the gap"
+    );
     let handed = of(&e, "case.handed_over.v1");
     assert_eq!(handed[0]["partner_id"], cast::PARTNER_ID);
     assert!((date(&handed[0]["handed_over_on"]) - due).num_days() > 30);

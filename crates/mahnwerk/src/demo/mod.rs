@@ -312,7 +312,7 @@ async fn drive(
             .context("CreateInvoice answered without the invoice")?;
         writeln!(
             out,
-            "  {}  {:>10}  {:<24} {}",
+            "  {}  {:>11}  {:<24} {}",
             d.invoice_number,
             timeline::money(d.gross(), "EUR"),
             d.name,
