@@ -51,6 +51,9 @@ fn demo() -> &'static DemoRun {
             cmd.env_remove("NATS_URL");
         }
         let out = cmd.output().expect("scripts/demo.sh runs");
+        // Kept for a look after the test: the timeline and the captured JSON logs.
+        std::fs::write(var.join("demo.out"), &out.stdout).unwrap();
+        std::fs::write(var.join("demo.log"), &out.stderr).unwrap();
         let run = DemoRun {
             var,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

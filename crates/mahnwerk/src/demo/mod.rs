@@ -92,10 +92,10 @@ pub async fn channel(addr: SocketAddr) -> anyhow::Result<Channel> {
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    Ok(Channel::from_shared(format!("http://{addr}"))?
+    Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await
-        .with_context(|| format!("connecting to {addr}"))?)
+        .with_context(|| format!("connecting to {addr}"))
 }
 
 /// The gRPC clients of the demo, all with the tenant's key.
