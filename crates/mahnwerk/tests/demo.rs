@@ -324,6 +324,21 @@ fn the_demos_json_logs_hold_no_personal_data_of_the_debtors() {
         run.stderr.contains("\"level\":\"DEBUG\""),
         "debug logs captured"
     );
+    // Every service of the process logged (so the grep covers each of them).
+    for service in [
+        "mahnwerk_ingest",
+        "mahnwerk_bus",
+        "mahnwerk_matching",
+        "mahnwerk_dunning_service",
+        "mahnwerk_letters_service",
+        "mahnwerk_collection",
+    ] {
+        assert!(
+            json.iter()
+                .any(|j| j["target"].as_str().is_some_and(|t| t.starts_with(service))),
+            "no log line of {service}"
+        );
+    }
     let mut needles = Vec::new();
     for d in cast::debtors() {
         needles.push(d.name.to_owned());
