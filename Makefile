@@ -43,10 +43,11 @@ buf-breaking: $(BUF) ## buf breaking: proto/ against BUF_AGAINST's proto/ (defau
 build: ## build the mahnwerk binary (release)
 	$(CARGO) build --release -p mahnwerk
 
-run: build pyenv ## run everything on this machine (NATS from NATS_URL or a private current one from .venv, SQLite under ./var)
+run: build pyenv ## run every service on this machine (NATS from NATS_URL or a private current one from .venv, SQLite and a local mail sink under ./var)
 	@scripts/run.sh
 
-demo: run ## same as run
+demo: build pyenv ## the seeds' process on a simulated clock against a fresh var/demo: prints the timeline, leaves the PDFs and mails there
+	@scripts/demo.sh
 
 test: tools pyenv buf-lint ## run every test (PostgreSQL tests too when DATABASE_URL is set), then the quick benchmark
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && echo "NATS: $$NATS_URL" && \

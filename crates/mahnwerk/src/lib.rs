@@ -9,6 +9,7 @@
 //!   `mahnwerk config check`.
 //! - [`server`]: starts the chosen services and stops them in order on shutdown.
 //! - [`client`]: CLI commands that call the gRPC API.
+//! - [`demo`]: `mahnwerk demo` (the seeds' process on a simulated clock) and `serve --demo`'s tenant.
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
 //! - [`einvoice_import`]: `mahnwerk import invoices FILE|DIR…`.
 //! - [`debtor`]: `mahnwerk debtor erase` (GDPR Art. 17).
@@ -26,5 +27,6 @@ pub mod debtor;
 pub mod migrate;
 pub mod dunning_cli;
 pub mod rpc_metrics;
+pub mod demo;
 pub mod server;
 pub mod telemetry;

@@ -93,6 +93,9 @@ enum Command {
     },
     /// Dry run of the matching engine: which invoice each entry of a statement would pay.
     Match(mahnwerk_matching::cli::MatchArgs),
+    /// The seeds' process end to end on a simulated clock against a fresh directory: every
+    /// service in this process, driven over gRPC day by day; prints the timeline (make demo).
+    Demo(mahnwerk::demo::DemoArgs),
     /// Check and print the configuration of `serve`.
     #[command(subcommand)]
     Config(mahnwerk::config_check::ConfigCommand),
@@ -362,6 +365,12 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             let res = mahnwerk::server::run(args, shutdown, None).await;
             // Flush the queued spans before exiting (the exporter needs the runtime running).
             let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            res?;
+        }
+        Command::Demo(args) => {
+            let telemetry = mahnwerk::telemetry::init("warn")?;
+            let res = mahnwerk::demo::run(args, &mut std::io::stdout()).await;
+            telemetry.shutdown();
             res?;
         }
         Command::Migrate(args) => mahnwerk::migrate::run(&args).await?,

@@ -255,6 +255,7 @@ pub async fn run(
         (invoices, cases) = (Some(i), Some(c));
     }
 
+    let grpc_addr;
     // One gRPC server for whatever this process runs: every Deployment (`serve --services X`)
     // answers gRPC health and reflection, also one running only the relay.
     {
@@ -307,6 +308,7 @@ pub async fn run(
             .await
             .with_context(|| format!("binding gRPC to {}", args.listen))?;
         let addr = listener.local_addr()?;
+        grpc_addr = addr;
         tracing::info!(%addr, "grpc listening");
         if let Some(ready) = ready {
             let _ = ready.send(addr);
@@ -361,19 +363,17 @@ pub async fn run(
     }
 
     if args.demo {
-        let tenant: mahnwerk_domain::TenantId = "demo".parse()?;
-        if !keys.tenant_exists(&tenant).await? {
-            keys.create_tenant(&tenant, "Demo GmbH").await?;
-        }
-        let key = keys.create_key(&[tenant], "make run").await?;
-        println!(
-            "\nMahnwerk is running.\n  gRPC:    http://{}\n  tenant:  demo\n  API key: {}\n",
-            args.listen, key.token
-        );
-        println!(
-            "  export MAHNWERK_API_KEY={}\n  Stop with Ctrl-C.\n",
-            key.token
-        );
+        // The demo tenant with its letterhead (the built-in default policies apply), so an
+        // overdue invoice leads to a real letter; then where everything is.
+        let key = crate::demo::prepare_tenant(
+            &keys,
+            grpc_addr,
+            args.runs(Service::Letters) && args.tls_cert.is_none(),
+            args.letters.smtp_host.is_some(),
+            "make run",
+        )
+        .await?;
+        println!("{}", demo_banner(&args, grpc_addr, &key));
     }
 
     tokio::select! {
@@ -422,6 +422,28 @@ pub fn service_name(args: &ServeArgs) -> String {
         .filter_map(|s| s.to_possible_value().map(|v| v.get_name().to_owned()))
         .collect();
     format!("mahnwerk-{}", names.join("-"))
+}
+
+/// What `serve --demo` (`make run`) prints: where everything is.
+fn demo_banner(args: &ServeArgs, addr: std::net::SocketAddr, key: &str) -> String {
+    let letters = &args.letters;
+    let email = match &letters.smtp_host {
+        Some(h) => format!("by email through SMTP {h}:{}", letters.smtp_port),
+        None => "by post only (no MAHNWERK_SMTP_HOST: emails fall back to post)".into(),
+    };
+    let documents = match &letters.documents_s3_bucket {
+        Some(b) => format!("S3 bucket {b}"),
+        None => letters.documents_dir.display().to_string(),
+    };
+    let metrics = if args.metrics_listen == "off" {
+        "off".to_owned()
+    } else {
+        format!("http://{}/metrics", args.metrics_listen)
+    };
+    format!(
+        "\nMahnwerk is running.\n  gRPC:    http://{addr}\n  tenant:  demo (letterhead Demo GmbH, default dunning policies)\n  API key: {key}\n  letters: post spool {}, {email}; copies to the creditor\n  PDFs:    {documents}\n  metrics: {metrics}\n\n  export MAHNWERK_API_KEY={key}\n  Stop with Ctrl-C.\n",
+        letters.post_spool.display()
+    )
 }
 
 /// How long a stop waits for the services to finish what they are doing.

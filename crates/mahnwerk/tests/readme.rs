@@ -1,6 +1,7 @@
 //! Must-show 7: `make run`'s script on a machine where only the README was read, then the
-//! README's own example calls — the CLI block and the Python grpcio block, taken verbatim from
-//! README.md so the README cannot drift from what works. `make run` itself only adds the release
+//! README's own example calls — the CLI block and the Python grpcio block, then the path to the
+//! first reminder letter (between its markers), taken verbatim from README.md so the README
+//! cannot drift from what works. `make run` itself only adds the release
 //! build in front of `scripts/run.sh`.
 
 use std::io::{BufRead, BufReader};
@@ -26,6 +27,20 @@ fn readme_block(needle: &str) -> String {
         .find(|b| b.contains(needle))
         .unwrap_or_else(|| panic!("README.md has no sh block with {needle:?}"))
         .to_owned()
+}
+
+/// The text of README.md between `<!-- NAME:begin -->` and `<!-- NAME:end -->`.
+fn readme_section(name: &str) -> String {
+    let text = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let begin = format!("<!-- {name}:begin -->");
+    let end = format!("<!-- {name}:end -->");
+    let from = text
+        .find(&begin)
+        .unwrap_or_else(|| panic!("README.md has no {begin}"));
+    let to = text[from..]
+        .find(&end)
+        .unwrap_or_else(|| panic!("README.md has no {end}"));
+    text[from + begin.len()..from + to].to_owned()
 }
 
 fn python() -> PathBuf {
@@ -77,7 +92,7 @@ fn make_run_then_the_readme_examples_work() {
         .stderr(Stdio::inherit());
     let mut run = cmd.spawn().expect("scripts/run.sh starts");
     let run_pid = run.id();
-    let _cleanup = KillTree(run_pid, var.join("nats/pid"));
+    let _cleanup = KillTree(run_pid, var.join("nats/pid"), var.join("mail-sink.pid"));
 
     // Read what `make run` prints until the API key line.
     let mut out = BufReader::new(run.stdout.take().unwrap());
@@ -92,12 +107,14 @@ fn make_run_then_the_readme_examples_work() {
     let mut key = None;
     let mut printed = String::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while key.is_none() {
+    while !printed.contains("Stop with Ctrl-C") {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("make run printed its API key");
+            .expect("make run printed its API key and where everything is");
         printed.push_str(&line);
-        key = line.trim().strip_prefix("API key: ").map(str::to_owned);
+        if key.is_none() {
+            key = line.trim().strip_prefix("API key: ").map(str::to_owned);
+        }
     }
     let key = key.unwrap();
     assert!(
@@ -108,6 +125,17 @@ fn make_run_then_the_readme_examples_work() {
         printed.contains("NATS: nats://127.0.0.1:"),
         "private NATS announced: {printed}"
     );
+    // Where everything is: the letters (spool, mail sink), the PDFs, the metrics.
+    for line in [
+        format!("letters: post spool {}", var.join("post-spool").display()),
+        "by email through SMTP 127.0.0.1:".to_owned(),
+        format!("PDFs:    {}", var.join("documents").display()),
+        format!("metrics: http://127.0.0.1:{metrics_port}/metrics"),
+        format!("every email kept in {}", var.join("mailbox").display()),
+        "letterhead Demo GmbH, default dunning policies".to_owned(),
+    ] {
+        assert!(printed.contains(&line), "{line}: {printed}");
+    }
 
     // The README's CLI block, verbatim but for the binary path and the key placeholder.
     let cli = readme_block("invoice create")
@@ -161,6 +189,89 @@ fn make_run_then_the_readme_examples_work() {
     assert!(
         text.contains("created: true") && text.contains("RE-2026-0002"),
         "{text}"
+    );
+
+    // The README's path to the first reminder letter (between the first-letter markers),
+    // verbatim but for the binary, the Python and the port: the invoices above are long overdue,
+    // so the default policy's reminder goes out on the demo letterhead right away.
+    let section = readme_section("first-letter");
+    let blocks: Vec<&str> = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("\n```").next().unwrap_or_default())
+        .collect();
+    assert_eq!(blocks.len(), 2, "{section}");
+    let run_block = |block: &str| {
+        let script = block
+            .replace("target/release/mahnwerk", &bin.display().to_string())
+            .replace(".venv/bin/python", &python().display().to_string())
+            .replace("127.0.0.1:50051", &format!("127.0.0.1:{port}"));
+        let out = Command::new("timeout")
+            .args(["120", "bash", "-euo", "pipefail", "-c", &script])
+            .current_dir(work.path())
+            .env("MAHNWERK_API_KEY", &key)
+            .env("MAHNWERK_SERVER", format!("http://127.0.0.1:{port}"))
+            .env("MAHNWERK_DATABASE_URL", &db)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "README first-letter block failed: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let text = run_block(blocks[0]);
+    for t in [
+        "dunning.step_reached.v1",
+        "letter.rendered.v1",
+        "letter.dispatched.v1",
+        "letter.copy_sent.v1",
+        "var/mailbox/",
+    ] {
+        assert!(text.contains(t), "{t}: {text}");
+    }
+    let text = run_block(blocks[1]);
+    assert!(text.contains("saved reminder.pdf"), "{text}");
+    assert!(
+        text.contains("sent by post"),
+        "Max Muster has no email: {text}"
+    );
+    let page = Command::new(python())
+        .args([
+            "-c",
+            "import pypdf,sys; print(pypdf.PdfReader(sys.argv[1]).pages[0].extract_text())",
+        ])
+        .arg(work.path().join("reminder.pdf"))
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(page.contains("Demo GmbH"), "the demo letterhead: {page}");
+    assert!(page.contains("Zahlungserinnerung"), "{page}");
+    assert!(page.contains("RE-2026-0002"), "{page}");
+    let spooled = std::fs::read_dir(var.join("post-spool"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "pdf")
+        })
+        .count();
+    assert_eq!(spooled, 1, "Max Muster's reminder in the post spool");
+    let mails: Vec<String> = std::fs::read_dir(var.join("mailbox"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        mails.iter().any(|m| m.contains("erika@example.org")),
+        "the reminder to the debtor"
+    );
+    assert!(
+        mails.iter().any(|m| m.contains("kopie@demo-gmbh.example")),
+        "the creditor's copy"
     );
 
     // Prometheus metrics count what happened.
@@ -234,7 +345,7 @@ fn http_get(port: u16, path: &str) -> String {
 }
 
 /// Whatever happens, `make run`'s processes (script, service, private NATS) do not outlive the test.
-struct KillTree(u32, PathBuf);
+struct KillTree(u32, PathBuf, PathBuf);
 
 impl Drop for KillTree {
     fn drop(&mut self) {
@@ -247,7 +358,10 @@ impl Drop for KillTree {
             .args(["-KILL", &pid])
             .stderr(Stdio::null())
             .status();
-        if let Ok(nats) = std::fs::read_to_string(&self.1) {
+        for pidfile in [&self.1, &self.2] {
+            let Ok(nats) = std::fs::read_to_string(pidfile) else {
+                continue;
+            };
             let nats = nats.trim();
             if nats.parse::<u32>().is_ok_and(|p| p > 1) {
                 let _ = Command::new("kill")
