@@ -231,11 +231,9 @@ impl CaseView {
                 }
                 self.stage = Stage::Settled;
             }
-            "dunning.reopened" => {
-                if self.stage == Stage::Settled {
-                    self.stage = self.active_stage();
-                    self.settled_days_late = None;
-                }
+            "dunning.reopened" if self.stage == Stage::Settled => {
+                self.stage = self.active_stage();
+                self.settled_days_late = None;
             }
             "invoice.cancelled" | "dunning.cancelled" => self.stage = Stage::Cancelled,
             "dunning.written_off" => self.stage = Stage::WrittenOff,
@@ -263,11 +261,7 @@ impl CaseView {
                     self.stage = Stage::Dunning;
                 }
             }
-            "dunning.escalated" => {
-                if !self.stage.closed() {
-                    self.stage = Stage::Escalated;
-                }
-            }
+            "dunning.escalated" if !self.stage.closed() => self.stage = Stage::Escalated,
             "case.handed_over" => self.stage = Stage::HandedOver,
             "case.closed" => {
                 self.stage = match payload.get("outcome").and_then(Value::as_str) {
