@@ -54,7 +54,7 @@ fn case_events(tenant: &str, i: u64, pos: &mut i64) -> Vec<Envelope> {
             "debtor": {"name": format!("Kunde {}", i % 5000), "customer_number": format!("K-{}", i % 5000), "kind": "business"}}}),
         issue,
     );
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         for step in 1..=(1 + i % 3) {
             let on = due + chrono::Duration::days(i64::try_from(step * 10).unwrap_or(0));
             push(
