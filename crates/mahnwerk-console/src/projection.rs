@@ -15,13 +15,14 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS console_cases (tenant TEXT NOT NULL, case_id TEXT NOT NULL, invoice_number TEXT NOT NULL, debtor_lc TEXT NOT NULL, debtor_key TEXT NOT NULL, currency TEXT NOT NULL, stage TEXT NOT NULL, step BIGINT NOT NULL, closed BIGINT NOT NULL, open_minor BIGINT NOT NULL, gross_minor BIGINT NOT NULL, issue_day BIGINT NOT NULL, due_day BIGINT NOT NULL, view_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, case_id))",
-    "CREATE INDEX IF NOT EXISTS console_cases_stage ON console_cases (tenant, stage, step)",
-    "CREATE INDEX IF NOT EXISTS console_cases_due ON console_cases (tenant, closed, due_day)",
-    "CREATE INDEX IF NOT EXISTS console_cases_issue ON console_cases (tenant, issue_day)",
+    // Covering indexes: the overview's aggregates never read the rows (with their JSON).
+    "CREATE INDEX IF NOT EXISTS console_cases_stage_v2 ON console_cases (tenant, stage, step, currency, due_day, open_minor)",
+    "CREATE INDEX IF NOT EXISTS console_cases_due_v2 ON console_cases (tenant, closed, due_day, open_minor)",
+    "CREATE INDEX IF NOT EXISTS console_cases_issue_v2 ON console_cases (tenant, issue_day, gross_minor, closed, open_minor)",
     "CREATE INDEX IF NOT EXISTS console_cases_debtor ON console_cases (tenant, debtor_key)",
     "CREATE INDEX IF NOT EXISTS console_cases_number ON console_cases (tenant, invoice_number)",
     "CREATE TABLE IF NOT EXISTS console_payments (tenant TEXT NOT NULL, payment_id TEXT NOT NULL, case_id TEXT NOT NULL, amount_minor BIGINT NOT NULL, booked_day BIGINT NOT NULL, PRIMARY KEY (tenant, payment_id))",
-    "CREATE INDEX IF NOT EXISTS console_payments_day ON console_payments (tenant, booked_day)",
+    "CREATE INDEX IF NOT EXISTS console_payments_day_v2 ON console_payments (tenant, booked_day, amount_minor)",
     "CREATE TABLE IF NOT EXISTS console_review (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, open BIGINT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
     "CREATE INDEX IF NOT EXISTS console_review_open ON console_review (tenant, open)",
 ];
