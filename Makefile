@@ -16,6 +16,9 @@ tools: ## check the Rust toolchain and install the system tools the tests use
 	@if ! command -v pdftoppm >/dev/null; then \
 	  if command -v apt-get >/dev/null; then apt-get install -y poppler-utils >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y poppler-utils >/dev/null); \
 	  else echo "warning: install poppler-utils (pdftoppm) for the letter QR tests"; fi; fi
+	@if ! command -v chromium >/dev/null; then \
+	  if command -v apt-get >/dev/null; then apt-get install -y chromium >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y chromium >/dev/null); \
+	  else echo "warning: install chromium for the console browser test"; fi; fi
 
 pyenv: $(VENV)/.installed ## create .venv with the tools the tests use (nats-server, grpcio, nats-py, pypdf, ...)
 $(VENV)/.installed: tests/requirements.txt
@@ -65,7 +68,7 @@ lint: buf-breaking ## rustfmt check, clippy with warnings as errors, buf breakin
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-bench: pyenv ## full benchmarks (B1-B4 and the letters row B7): tables, BENCHMARKS.md, target/bench/results.json
+bench: pyenv ## full benchmarks (B1-B4, the console row C1 and the letters row B7): tables, BENCHMARKS.md, target/bench/results.json
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
 	  $(CARGO) run --release -p mahnwerk-bench -- --scale 1 --out target/bench
 	@$(MAKE) --no-print-directory bench-letters
@@ -78,7 +81,7 @@ bench-letters: pyenv ## B7: letters/s per core (typst) against WeasyPrint render
 
 bench-quick: pyenv ## the benchmarks at 1/100 of the size, so they never rot
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
-	  $(CARGO) run --release -p mahnwerk-bench -- --scale 0.01 --rows B1,B3,B4 --out target/bench
+	  $(CARGO) run --release -p mahnwerk-bench -- --scale 0.01 --rows B1,B3,B4,C1 --out target/bench
 
 DEPLOY_OUT ?= target/deploy
 deploy-check: pyenv ## render every deploy/ overlay, validate it (kubernetes-validate --strict, CRD checks, checkov), then break it on purpose (run by make test)

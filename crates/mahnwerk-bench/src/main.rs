@@ -10,6 +10,7 @@
 //! - [`b2`]: runs the peer (cqrs-es + postgres-es) in its own workspace under `bench/peer-cqrs-es`.
 //! - [`b3`]: the outbox relay vs raw async JetStream publishes.
 //! - [`b4`]: invoices over one gRPC client stream until logged and published.
+//! - [`console`]: C1, the creditor console's overview over 100,000 cases vs one raw aggregate.
 //! - [`report`]: the table, `results.json` and `BENCHMARKS.md`.
 //!
 //! Rates are floating point by nature, hence the crate-wide allow below.
@@ -23,6 +24,7 @@ mod b1;
 mod b2;
 mod b3;
 mod b4;
+mod console;
 mod infra;
 mod report;
 mod workload;
@@ -38,8 +40,8 @@ struct Args {
     /// Fraction of the sizes (1.0 = 1,000,000 events / invoices; `make bench-quick` uses 0.01).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-    /// Rows to run, comma separated: B1,B2,B3,B4.
-    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4")]
+    /// Rows to run, comma separated: B1,B2,B3,B4,C1.
+    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,C1")]
     rows: Vec<String>,
     /// PostgreSQL server (a fresh database is created per run and dropped at the end). Without
     /// it the PostgreSQL rows are skipped.
@@ -78,8 +80,8 @@ async fn main() -> Result<()> {
         .map(|r| r.trim().to_ascii_uppercase())
         .collect();
     for r in &rows {
-        if !["B1", "B2", "B3", "B4"].contains(&r.as_str()) {
-            bail!("unknown row {r:?}: expected B1, B2, B3 or B4");
+        if !["B1", "B2", "B3", "B4", "C1"].contains(&r.as_str()) {
+            bail!("unknown row {r:?}: expected B1, B2, B3, B4 or C1");
         }
     }
     let n = scaled(1_000_000, args.scale);
@@ -147,6 +149,12 @@ async fn run_rows(
     if want("B4") {
         for backend in env.backends() {
             out.push(b4::run(env, backend, n, b1.rate(backend)).await?);
+        }
+    }
+    if want("C1") {
+        for backend in env.backends() {
+            let url = env.log_url(backend, "c1").await?;
+            out.push(console::run(&url, backend, scaled(100_000, args.scale)).await?);
         }
     }
     Ok((out, machine))

@@ -31,6 +31,8 @@ pub enum Service {
     Matching,
     /// CollectionService over gRPC and the collection consumer (hand-overs to partners).
     Collection,
+    /// The creditor console (HTTP, `--console-listen`) and its projection.
+    Console,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -85,6 +87,16 @@ pub struct ServeArgs {
     /// service's layout); default `MAHNWERK_DOCUMENTS_DIR`, else `var/documents`.
     #[arg(long)]
     pub collection_documents_dir: Option<std::path::PathBuf>,
+    /// The creditor console's HTTP listen address.
+    #[arg(
+        long,
+        env = "MAHNWERK_CONSOLE_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub console_listen: SocketAddr,
+    /// The gRPC endpoint the console calls the services on (default: this process's own).
+    #[arg(long, env = "MAHNWERK_CONSOLE_GRPC")]
+    pub console_grpc: Option<String>,
     /// gRPC over TLS (rustls): PEM certificate chain of the server (with --tls-key). Without
     /// it gRPC is plain HTTP/2 (behind a TLS-terminating proxy only).
     #[arg(long, env = "MAHNWERK_TLS_CERT", requires = "tls_key")]

@@ -258,7 +258,7 @@ pub async fn run(
     let grpc_addr;
     // One gRPC server for whatever this process runs: every Deployment (`serve --services X`)
     // answers gRPC health and reflection, also one running only the relay.
-    {
+    let grpc_addr = {
         let (health_reporter, health) = tonic_health::server::health_reporter();
         if invoices.is_some() {
             health_reporter
@@ -360,6 +360,39 @@ pub async fn run(
                 .await
                 .map_err(anyhow::Error::from)
         });
+        addr
+    };
+
+    // Console: HTTP for the creditor's staff; its projection consumer; actions go to the gRPC
+    // services above (or MAHNWERK_CONSOLE_GRPC) with the signed-in user's key.
+    if args.runs(Service::Console) {
+        let endpoint = args
+            .console_grpc
+            .clone()
+            .unwrap_or_else(|| format!("http://{grpc_addr}"));
+        let channel = tonic::transport::Channel::from_shared(endpoint.clone())
+            .with_context(|| format!("console gRPC endpoint {endpoint:?}"))?
+            .connect_lazy();
+        let config = mahnwerk_console::Config::new(args.bus(), args.console_listen);
+        let listener = mahnwerk_console::bind(&config).await?;
+        let console_addr = listener.local_addr()?;
+        let js = mahnwerk_bus::connect(&args.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+        let console = mahnwerk_console::Console {
+            pool: pool.clone(),
+            keys: keys.clone(),
+            clock: clock.clone(),
+            channel,
+        };
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            mahnwerk_console::run(config, console, listener, js, stopped(rx))
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        println!("console: http://{console_addr}/");
+        tracing::info!(addr = %console_addr, "console started");
     }
 
     if args.demo {

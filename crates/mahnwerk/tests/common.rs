@@ -100,6 +100,8 @@ pub async fn start_with(database_url: &str, change: impl FnOnce(&mut ServeArgs))
         tls_key: None,
         tls_client_ca: None,
         tls_client_tenants: None,
+        console_listen: "127.0.0.1:0".parse().unwrap(),
+        console_grpc: None,
     };
     change(&mut args);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
