@@ -331,6 +331,7 @@ pub async fn review(State(app): State<Shared>, headers: HeaderMap) -> WebResult 
                     form method="post" action=(format!("/payments/review/{}", e.entry_id)) {
                         input type="hidden" name="csrf" value=(s.csrf);
                         input type="hidden" name="action" value="match";
+                        input type="hidden" name="request_id" value=(crate::session::random_token()[..32].to_owned());
                         fieldset {
                             legend { (lang.t("Zuordnen", "Match")) }
                             @for c in &e.candidate_case_ids {
@@ -347,6 +348,7 @@ pub async fn review(State(app): State<Shared>, headers: HeaderMap) -> WebResult 
                     form method="post" action=(format!("/payments/review/{}", e.entry_id)) {
                         input type="hidden" name="csrf" value=(s.csrf);
                         input type="hidden" name="action" value="not_ours";
+                        input type="hidden" name="request_id" value=(crate::session::random_token()[..32].to_owned());
                         button type="submit" { (lang.t("Nicht unsere Zahlung", "Not ours")) }
                     }
                 }
@@ -364,6 +366,12 @@ pub async fn review_action(
     let s = web::session_checked(&app, &headers, &form)?;
     let get = |k: &str| form.get(k).map(|v| v.trim()).unwrap_or("");
     let mut payments = pb::payment_service_client::PaymentServiceClient::new(app.channel.clone());
+    let request_id = get("request_id").to_owned();
+    if request_id.is_empty() {
+        return Err(WebError::Bad(
+            "request_id: missing (reload the page)".into(),
+        ));
+    }
     match get("action") {
         "not_ours" => {
             payments
@@ -373,6 +381,7 @@ pub async fn review_action(
                         tenant: s.tenant.clone(),
                         entry_id,
                         note: "console".into(),
+                        request_id: request_id.clone(),
                     },
                 ))
                 .await?;
@@ -435,6 +444,7 @@ pub async fn review_action(
                         entry_id,
                         allocations,
                         note: "console".into(),
+                        request_id: request_id.clone(),
                     },
                 ))
                 .await?;

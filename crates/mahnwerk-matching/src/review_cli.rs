@@ -246,6 +246,7 @@ pub async fn review(
                         entry_id: entry.clone(),
                         allocations: allocations.clone(),
                         note,
+                        request_id: uuid::Uuid::new_v4().to_string(),
                     },
                 )?)
                 .await
@@ -266,6 +267,7 @@ pub async fn review(
                         tenant: tenant.to_owned(),
                         entry_id: entry.clone(),
                         note,
+                        request_id: uuid::Uuid::new_v4().to_string(),
                     },
                 )?)
                 .await
@@ -280,6 +282,7 @@ pub async fn review(
                         tenant: tenant.to_owned(),
                         entry_id: entry.clone(),
                         reason,
+                        request_id: uuid::Uuid::new_v4().to_string(),
                     },
                 )?)
                 .await

@@ -368,7 +368,7 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             res?;
         }
         Command::Demo(args) => {
-            let telemetry = mahnwerk::telemetry::init("warn")?;
+            let telemetry = mahnwerk::telemetry::init("warn", "mahnwerk-demo")?;
             let res = mahnwerk::demo::run(args, &mut std::io::stdout()).await;
             telemetry.shutdown();
             res?;

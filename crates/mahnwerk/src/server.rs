@@ -255,7 +255,6 @@ pub async fn run(
         (invoices, cases) = (Some(i), Some(c));
     }
 
-    let grpc_addr;
     // One gRPC server for whatever this process runs: every Deployment (`serve --services X`)
     // answers gRPC health and reflection, also one running only the relay.
     let grpc_addr = {
@@ -308,7 +307,6 @@ pub async fn run(
             .await
             .with_context(|| format!("binding gRPC to {}", args.listen))?;
         let addr = listener.local_addr()?;
-        grpc_addr = addr;
         tracing::info!(%addr, "grpc listening");
         if let Some(ready) = ready {
             let _ = ready.send(addr);
