@@ -717,14 +717,22 @@ impl InvoiceService for Ingest {
 
     async fn import_e_invoices(
         &self,
-        req: Request<Streaming<pb::ImportEInvoiceRequest>>,
+        req: Request<Streaming<pb::ImportEInvoicesRequest>>,
     ) -> Result<Response<pb::ImportEInvoicesResponse>, Status> {
         let ctx = self.ctx(&req).await?;
         let mut stream = req.into_inner();
         let mut out = pb::ImportEInvoicesResponse::default();
         let mut index = 0;
         while let Some(item) = stream.message().await? {
-            let r = self.import_einvoice(&ctx, index, &item).await;
+            let r = match &item.file {
+                Some(file) => self.import_einvoice(&ctx, index, file).await,
+                None => pb::EInvoiceImportResult {
+                    index,
+                    outcome: "rejected".into(),
+                    reason: "file: required".into(),
+                    ..Default::default()
+                },
+            };
             match r.outcome.as_str() {
                 "created" | "credited" | "replaced" => out.imported += 1,
                 "unchanged" => out.unchanged += 1,

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run all services (or the chosen ones) in this process.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schemas, then exit (`--app-role`: as the owner of the
     /// event log, for the services' role on PostgreSQL).
     Migrate(mahnwerk::migrate::MigrateArgs),
@@ -324,6 +324,7 @@ fn run_online(command: Command) -> ExitCode {
 async fn online(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => {
+            let args = *args;
             mahnwerk::config_check::validate(&args).context("configuration")?;
             let telemetry = mahnwerk::telemetry::init(
                 "info,sqlx=warn,async_nats=warn",

@@ -56,6 +56,10 @@ fn iso(d: &str) -> String {
     }
 }
 
+fn streamed(file: pb::ImportEInvoiceRequest) -> pb::ImportEInvoicesRequest {
+    pb::ImportEInvoicesRequest { file: Some(file) }
+}
+
 fn request(content: Vec<u8>, name: &str) -> pb::ImportEInvoiceRequest {
     pb::ImportEInvoiceRequest {
         content,
@@ -311,7 +315,7 @@ async fn drafthorse_invoices_import_over_grpc_with_exactly_their_data() {
                 files
                     .into_iter()
                     .enumerate()
-                    .map(|(i, c)| request(c, &format!("doc {i}"))),
+                    .map(|(i, c)| streamed(request(c, &format!("doc {i}")))),
             ),
         )
     };
@@ -492,7 +496,7 @@ async fn bad_files_are_rejected_naming_the_problem_and_the_log_is_unchanged() {
             tokio_stream::iter(
                 cases
                     .iter()
-                    .map(|(w, c, _, _)| request(c.clone(), w))
+                    .map(|(w, c, _, _)| streamed(request(c.clone(), w)))
                     .collect::<Vec<_>>(),
             ),
         ))

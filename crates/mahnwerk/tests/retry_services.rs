@@ -63,6 +63,13 @@ where
     (first, again)
 }
 
+/// One CollectionService call on a case note, boxed so a table of calls can share a type.
+type CollectionCall =
+    fn(
+        CollectionServiceClient<tonic::transport::Channel>,
+        tonic::Request<pb::CaseNoteRequest>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Answer<pb::CaseActionResponse>> + Send>>;
+
 fn eur(minor: i64) -> Option<pb::Money> {
     Some(pb::Money {
         minor,
@@ -214,12 +221,7 @@ async fn collection_actions(w: &mut World) {
     .await;
     let c = w.collection.clone();
     let key = w.key.clone();
-    let col = move |f: fn(
-        CollectionServiceClient<tonic::transport::Channel>,
-        tonic::Request<pb::CaseNoteRequest>,
-    ) -> std::pin::Pin<
-        Box<dyn Future<Output = Answer<pb::CaseActionResponse>> + Send>,
-    >| {
+    let col = move |f: CollectionCall| {
         let (c, key) = (c.clone(), key.clone());
         move |r: pb::CaseNoteRequest| f(c.clone(), authed(&key, r))
     };
