@@ -9,11 +9,11 @@ use crate::store;
 use chrono::{NaiveDate, Utc};
 use mahnwerk_bus::BusConfig;
 use mahnwerk_clock::SharedClock;
+use mahnwerk_docstore::Documents;
 use mahnwerk_domain::{CaseId, DebtorKind, Money, StreamId, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use serde_json::Value;
 use sqlx::AnyPool;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The actor of events the service writes on its own.
@@ -77,7 +77,7 @@ struct Inner {
     log: EventLog,
     pool: AnyPool,
     clock: SharedClock,
-    documents: PathBuf,
+    documents: Documents,
 }
 
 /// What an action did.
@@ -104,9 +104,8 @@ pub fn phase_name(state: &engine::CollectionState) -> String {
 }
 
 impl Collection {
-    /// `documents`: the letters service's filesystem document store
-    /// (`{dir}/{first two hex digits}/{sha256}.pdf`).
-    pub fn new(log: EventLog, pool: AnyPool, clock: SharedClock, documents: PathBuf) -> Self {
+    /// `documents`: the document store shared with letters and ingest (filesystem or S3).
+    pub fn new(log: EventLog, pool: AnyPool, clock: SharedClock, documents: Documents) -> Self {
         Collection {
             inner: Arc::new(Inner {
                 log,
@@ -468,24 +467,10 @@ impl Collection {
         ))
     }
 
-    /// Bytes of a document from the filesystem store, verified against its hash.
+    /// Bytes of a document from the document store, verified against its hash.
     pub async fn document(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
-        use sha2::{Digest, Sha256};
-        let path = self
-            .inner
-            .documents
-            .join(&sha256[..2])
-            .join(format!("{sha256}.pdf"));
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => {
-                if hex::encode(Sha256::digest(&bytes)) != sha256 {
-                    return Err(Error::Documents(format!(
-                        "document {sha256} does not match its hash"
-                    )));
-                }
-                Ok(Some(bytes))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        match self.inner.documents.get(sha256).await {
+            Ok(bytes) => Ok(bytes.map(Vec::from)),
             Err(e) => Err(Error::Documents(e.to_string())),
         }
     }

@@ -234,3 +234,12 @@ impl LettersArgs {
         Ok(c)
     }
 }
+
+/// The document store configured by the environment alone (`MAHNWERK_DOCUMENTS_*`, the same
+/// variables and defaults as `serve`), for CLI commands that read documents.
+pub fn documents_from_env() -> anyhow::Result<mahnwerk_docstore::DocumentConfig> {
+    use clap::{Args, FromArgMatches};
+    let matches = LettersArgs::augment_args(clap::Command::new("documents"))
+        .try_get_matches_from(["documents"])?;
+    Ok(LettersArgs::from_arg_matches(&matches)?.documents())
+}

@@ -5,7 +5,8 @@
 //! → the partner accepts, reports a payment → the case is closed; the case file holds it all in
 //! order and verifies; every event published for the partner validates against its schema in
 //! docs/schemas/; the export's one-page summary reads back with pdftotext. A partner key reads
-//! and reports only on cases handed over to it.
+//! and reports only on cases handed over to it. The same path runs with the filesystem document
+//! store and with S3 (moto in server mode): partners and the export read through either.
 
 mod common;
 
@@ -75,9 +76,52 @@ async fn types(log: &EventLog, tenant: &str, case_id: &str) -> Vec<String> {
 #[tokio::test]
 async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_see_only_their_cases()
  {
+    handover_path(false).await;
+}
+
+#[tokio::test]
+async fn partner_fetches_letter_pdf_and_export_reads_from_the_s3_document_store() {
+    handover_path(true).await;
+}
+
+/// The S3 settings as the `MAHNWERK_DOCUMENTS_S3_*` variables `serve` and the CLI read.
+fn s3_env(c: &mahnwerk_docstore::S3Config) -> Vec<(&'static str, String)> {
+    vec![
+        ("MAHNWERK_DOCUMENTS_S3_BUCKET", c.bucket.clone()),
+        (
+            "MAHNWERK_DOCUMENTS_S3_ENDPOINT",
+            c.endpoint.clone().unwrap_or_default(),
+        ),
+        ("MAHNWERK_DOCUMENTS_S3_REGION", c.region.clone()),
+        ("MAHNWERK_DOCUMENTS_S3_PREFIX", c.prefix.clone()),
+        (
+            "MAHNWERK_DOCUMENTS_S3_ACCESS_KEY_ID",
+            c.access_key_id.clone(),
+        ),
+        (
+            "MAHNWERK_DOCUMENTS_S3_SECRET_ACCESS_KEY",
+            c.secret_access_key.clone(),
+        ),
+    ]
+}
+
+/// `s3`: documents live in a moto S3 bucket (the server configured like an operator would),
+/// else in a filesystem directory.
+async fn handover_path(s3: bool) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
     let docs = dir.path().join("documents");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let moto = if s3 {
+        Some(mahnwerk_docstore::testing::moto(&root, "mahnwerk-docs").await)
+    } else {
+        None
+    };
+    let store_config = match &moto {
+        Some(m) => mahnwerk_docstore::DocumentConfig::S3(m.config.clone()),
+        None => mahnwerk_docstore::DocumentConfig::Fs(docs.clone()),
+    };
+    let store = store_config.open().unwrap();
     let server = start_with(&url, |a| {
         // Everything but the letters service: this test writes the letter facts and the PDF
         // itself, so the case file holds exactly the letters it checks.
@@ -89,7 +133,18 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
             Service::Collection,
         ];
         a.simulated_clock = Some("2026-03-01".parse().unwrap());
-        a.collection_documents_dir = Some(docs.clone());
+        match &moto {
+            Some(m) => {
+                let c = &m.config;
+                a.letters.documents_s3_bucket = Some(c.bucket.clone());
+                a.letters.documents_s3_endpoint = c.endpoint.clone();
+                a.letters.documents_s3_region = c.region.clone();
+                a.letters.documents_s3_prefix = c.prefix.clone();
+                a.letters.documents_s3_access_key_id = c.access_key_id.clone();
+                a.letters.documents_s3_secret_access_key = c.secret_access_key.clone();
+            }
+            None => a.collection_documents_dir = Some(docs.clone()),
+        }
     })
     .await;
     let key = tenant_key(&url, "acme").await;
@@ -187,8 +242,13 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
     // document store; here the test does what it would.
     let pdf = b"%PDF-1.4\n% Zahlungserinnerung RE-COL-1\n%%EOF\n".to_vec();
     let sha = hex::encode(Sha256::digest(&pdf));
-    std::fs::create_dir_all(docs.join(&sha[..2])).unwrap();
-    std::fs::write(docs.join(&sha[..2]).join(format!("{sha}.pdf")), &pdf).unwrap();
+    assert_eq!(store.put(pdf.clone().into()).await.unwrap(), sha);
+    if s3 {
+        assert!(
+            !docs.exists(),
+            "the S3 run must not touch the filesystem store"
+        );
+    }
     let stream1 = format!("acme/case/{case1}").parse().unwrap();
     log.append(AppendBatch {
         stream: stream1,
@@ -497,7 +557,8 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
     // passes; a byte changed in the letter PDF fails, naming the file.
     let bin = env!("CARGO_BIN_EXE_mahnwerk");
     let tar = dir.path().join("case.tar");
-    let out = std::process::Command::new(bin)
+    let mut export = std::process::Command::new(bin);
+    export
         .args([
             "case",
             "export",
@@ -508,11 +569,12 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
             "RE-COL-1",
             "--out",
         ])
-        .arg(&tar)
-        .arg("--documents-dir")
-        .arg(&docs)
-        .output()
-        .unwrap();
+        .arg(&tar);
+    match &moto {
+        Some(m) => export.envs(s3_env(&m.config)),
+        None => export.arg("--documents-dir").arg(&docs),
+    };
+    let out = export.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
