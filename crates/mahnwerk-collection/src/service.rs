@@ -427,7 +427,8 @@ impl Collection {
         Ok(done)
     }
 
-    /// The case export archive (see [`crate::archive`]): every event and every letter PDF.
+    /// The case export archive (see [`crate::archive`]): every event, every letter PDF and the
+    /// original invoice document when there is one (an imported e-invoice).
     pub async fn export(&self, tenant: &TenantId, case: CaseId) -> Result<Vec<u8>> {
         let view = self.read_case(&case.stream(tenant)).await?;
         if view.version() == 0 {
@@ -435,16 +436,21 @@ impl Collection {
         }
         let mut docs: Vec<(String, Vec<u8>)> = Vec::new();
         for e in &view.events {
-            if let Some(s) = e.payload.get("document_sha256").and_then(Value::as_str)
-                && e.event_type.starts_with("letter.")
-                && !docs.iter().any(|(d, _)| d == s)
-            {
-                let bytes = self
-                    .document(s)
-                    .await?
-                    .ok_or_else(|| Error::Documents(format!("document {s} is not in the store")))?;
-                docs.push((s.to_owned(), bytes));
+            let named = match e.payload.get("document_sha256").and_then(Value::as_str) {
+                Some(s) if e.event_type.starts_with("letter.") => {
+                    Some((s, format!("documents/{s}.pdf")))
+                }
+                _ => crate::archive::original_of(e),
+            };
+            let Some((s, name)) = named else { continue };
+            if docs.iter().any(|(d, _)| *d == name) {
+                continue;
             }
+            let bytes = self
+                .document(s)
+                .await?
+                .ok_or_else(|| Error::Documents(format!("document {s} is not in the store")))?;
+            docs.push((name, bytes));
         }
         let today = self.inner.clock.today();
         let claim = view

@@ -708,3 +708,140 @@ async fn partners_and_partner_keys_from_the_cli() {
     assert!(!ok);
     assert!(err.contains("partner_id"), "{err}");
 }
+
+/// Issue 14: the export holds the original invoice document when there is one. An e-invoice
+/// imported over `InvoiceService.ImportEInvoice` (its file stored by ingest, named by
+/// `invoice.issued.v1` `invoice.source`) is in the archive as `documents/original-{sha}.xml`,
+/// byte for byte, covered by the manifest; one byte of it changed fails `verify --archive`,
+/// naming the file.
+#[tokio::test]
+async fn case_export_holds_the_original_e_invoice_and_verify_names_it_when_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let docs = dir.path().join("documents");
+    let d = docs.clone();
+    let server = start_with(&url, move |a| {
+        a.services = vec![Service::Ingest];
+        a.letters.documents_dir = d;
+    })
+    .await;
+    let key = tenant_key(&url, "acme").await;
+    let mut invoices = InvoiceServiceClient::new(server.channel().await);
+    let content = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../mahnwerk-formats/tests/fixtures/einvoice/xrechnung_01.07a-INVOICE_ubl.xml"),
+    )
+    .unwrap();
+    let r = invoices
+        .import_e_invoice(authed(
+            &key,
+            pb::ImportEInvoiceRequest {
+                content: content.clone(),
+                file_name: "xrechnung_01.07a-INVOICE_ubl.xml".into(),
+                default_creditor_account: Some(pb::BankAccount {
+                    iban: "DE89370400440532013000".into(),
+                    bic: String::new(),
+                    holder: "Acme GmbH".into(),
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    assert_eq!(r.outcome, "created", "{r:?}");
+    let sha = hex::encode(Sha256::digest(&content));
+    assert_eq!(r.document_sha256, sha);
+
+    let bin = env!("CARGO_BIN_EXE_mahnwerk");
+    let tar = dir.path().join("einvoice.tar");
+    let out = std::process::Command::new(bin)
+        .args([
+            "case",
+            "export",
+            "--database-url",
+            &url,
+            "--tenant",
+            "acme",
+            &r.case_id,
+            "--out",
+        ])
+        .arg(&tar)
+        .arg("--documents-dir")
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&tar).unwrap();
+    let entries = mahnwerk_collection::archive::read_tar(&bytes).unwrap();
+    let name = format!("documents/original-{sha}.xml");
+    let original = entries
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("{name} not in the archive"));
+    assert_eq!(original.bytes, content, "the original, byte for byte");
+    let manifest = entries.iter().find(|e| e.name == "manifest.json").unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    assert_eq!(manifest["files"][&name], sha.as_str(), "{manifest}");
+
+    let check = |path: &std::path::Path| {
+        let out = std::process::Command::new(bin)
+            .args([
+                "verify",
+                "--database-url",
+                "sqlite:/nonexistent/none.db",
+                "--archive",
+            ])
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, text) = check(&tar);
+    assert!(ok, "{text}");
+    let at = bytes
+        .windows(content.len())
+        .position(|w| w == content)
+        .expect("the original's bytes in the tar");
+    let mut bad = bytes.clone();
+    bad[at + content.len() / 2] ^= 0x01;
+    let bad_path = dir.path().join("bad.tar");
+    std::fs::write(&bad_path, &bad).unwrap();
+    let (ok, text) = check(&bad_path);
+    assert!(!ok, "{text}");
+    assert!(text.contains(&name), "{text}");
+    // Left out of the archive (and out of its manifest), the event still names it.
+    let without: Vec<_> = entries
+        .iter()
+        .filter(|e| e.name != name)
+        .map(|e| {
+            let mut e = e.clone();
+            if e.name == "manifest.json" {
+                let mut m: serde_json::Value = serde_json::from_slice(&e.bytes).unwrap();
+                m["files"].as_object_mut().unwrap().remove(&name);
+                e.bytes = serde_json::to_vec_pretty(&m).unwrap();
+            }
+            e
+        })
+        .collect();
+    std::fs::write(&bad_path, mahnwerk_collection::archive::write_tar(&without)).unwrap();
+    let (ok, text) = check(&bad_path);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("{name}: missing (the original invoice")),
+        "{text}"
+    );
+}
