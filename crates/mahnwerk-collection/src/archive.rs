@@ -2,8 +2,9 @@
 //!
 //! One tar archive (POSIX ustar) with `case.json` (every event of the case stream as envelopes,
 //! in order, with their hashes), `summary.pdf` (one page for a person: invoice, claim, history,
-//! chain head; [`crate::summary`]), `documents/{sha256}.pdf` (every letter PDF the events name) and
-//! `manifest.json` (SHA-256 of every other file). [`verify`] needs no database: it reads the tar
+//! chain head; [`crate::summary`]), `documents/{sha256}.pdf` (every letter PDF the events name),
+//! `documents/original-{sha256}.xml|pdf` (the original e-invoice file `invoice.issued.v1` names in
+//! `invoice.source`, when there is one) and `manifest.json` (SHA-256 of every other file). [`verify`] needs no database: it reads the tar
 //! strictly (header checksums, zero padding, the end marker, nothing after it), checks every file
 //! against the manifest, every document against its name, and recomputes the hash chain of the
 //! events; each problem names the file or the event that changed.
@@ -35,6 +36,29 @@ struct Manifest {
     stream: String,
     head: Option<String>,
     files: BTreeMap<String, String>,
+}
+
+/// The original invoice document an event names: `invoice.issued.v1` with `invoice.source`
+/// (an imported e-invoice) gives its SHA-256 and archive name.
+pub fn original_of(e: &RecordedEvent) -> Option<(&str, String)> {
+    if e.event_type != "invoice.issued.v1" {
+        return None;
+    }
+    let source = e.payload.get("invoice")?.get("source")?;
+    let sha256 = source.get("sha256")?.as_str()?;
+    let ext = match source.get("media_type").and_then(|m| m.as_str()) {
+        Some("application/pdf") => "pdf",
+        _ => "xml",
+    };
+    Some((sha256, format!("documents/original-{sha256}.{ext}")))
+}
+
+/// The SHA-256 a document's archive name claims: `documents/{sha}.pdf` or
+/// `documents/original-{sha}.xml|pdf`.
+fn named_sha(name: &str) -> Option<&str> {
+    let n = name.strip_prefix("documents/")?;
+    let n = n.strip_prefix("original-").unwrap_or(n);
+    n.strip_suffix(".pdf").or_else(|| n.strip_suffix(".xml"))
 }
 
 fn sha(bytes: &[u8]) -> String {
@@ -130,7 +154,8 @@ pub fn read_tar(bytes: &[u8]) -> Result<Vec<Entry>, String> {
 }
 
 /// The archive of one case stream, its one-page summary (`summary.pdf`) and the documents its
-/// letters name.
+/// events name: `documents` are `(archive name, bytes)`, e.g. `documents/{sha256}.pdf` for a
+/// letter and [`original_of`]'s name for the original invoice.
 pub fn build(
     events: &[RecordedEvent],
     summary: Option<&[u8]>,
@@ -148,9 +173,9 @@ pub fn build(
             bytes: pdf.to_vec(),
         });
     }
-    for (sha256, bytes) in documents {
+    for (name, bytes) in documents {
         entries.push(Entry {
-            name: format!("documents/{sha256}.pdf"),
+            name: name.clone(),
             bytes: bytes.clone(),
         });
     }
@@ -226,10 +251,7 @@ pub fn verify(bytes: &[u8]) -> Result<Verified, Vec<String>> {
             Some(h) if *h != sha(&e.bytes) => problems.push(format!("{}: content changed", e.name)),
             Some(_) => {}
         }
-        if let Some(s) = e
-            .name
-            .strip_prefix("documents/")
-            .and_then(|n| n.strip_suffix(".pdf"))
+        if let Some(s) = named_sha(&e.name)
             && sha(&e.bytes) != s
         {
             problems.push(format!("{}: does not match its SHA-256", e.name));
@@ -289,6 +311,14 @@ pub fn verify(bytes: &[u8]) -> Result<Verified, Vec<String>> {
                     e.version
                 ));
             }
+        }
+        if let Some((_, name)) = original_of(e)
+            && get(&name).is_none()
+        {
+            problems.push(format!(
+                "{name}: missing (the original invoice named by event {})",
+                e.version
+            ));
         }
     }
     if problems.is_empty() {

@@ -40,6 +40,7 @@ pub use error::{Error, Result};
 pub use service::{Collection, Subjects};
 
 use mahnwerk_bus::{BusConfig, Consumer, ConsumerConfig};
+use mahnwerk_docstore::DocumentConfig;
 use mahnwerk_proto::v1::collection_service_server::CollectionServiceServer;
 use std::future::Future;
 use std::path::PathBuf;
@@ -50,9 +51,9 @@ pub struct Config {
     pub bus: BusConfig,
     /// Durable consumer name (shared by replicas).
     pub consumer: String,
-    /// The letters service's filesystem document store (`MAHNWERK_DOCUMENTS_DIR`, default
-    /// `var/documents`).
-    pub documents: PathBuf,
+    /// The document store shared with letters and ingest (letter PDFs, original e-invoices);
+    /// default the filesystem store at `MAHNWERK_DOCUMENTS_DIR`, else `var/documents`.
+    pub documents: DocumentConfig,
 }
 
 impl Config {
@@ -60,8 +61,10 @@ impl Config {
         Self {
             bus,
             consumer: "collection".into(),
-            documents: std::env::var_os("MAHNWERK_DOCUMENTS_DIR")
-                .map_or_else(|| PathBuf::from("var/documents"), PathBuf::from),
+            documents: DocumentConfig::Fs(
+                std::env::var_os("MAHNWERK_DOCUMENTS_DIR")
+                    .map_or_else(|| PathBuf::from("var/documents"), PathBuf::from),
+            ),
         }
     }
 }

@@ -9,11 +9,11 @@ use crate::store;
 use chrono::{NaiveDate, Utc};
 use mahnwerk_bus::BusConfig;
 use mahnwerk_clock::SharedClock;
+use mahnwerk_docstore::Documents;
 use mahnwerk_domain::{CaseId, DebtorKind, Money, StreamId, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use serde_json::Value;
 use sqlx::AnyPool;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The actor of events the service writes on its own.
@@ -77,7 +77,7 @@ struct Inner {
     log: EventLog,
     pool: AnyPool,
     clock: SharedClock,
-    documents: PathBuf,
+    documents: Documents,
 }
 
 /// What an action did.
@@ -104,9 +104,8 @@ pub fn phase_name(state: &engine::CollectionState) -> String {
 }
 
 impl Collection {
-    /// `documents`: the letters service's filesystem document store
-    /// (`{dir}/{first two hex digits}/{sha256}.pdf`).
-    pub fn new(log: EventLog, pool: AnyPool, clock: SharedClock, documents: PathBuf) -> Self {
+    /// `documents`: the document store shared with letters and ingest (filesystem or S3).
+    pub fn new(log: EventLog, pool: AnyPool, clock: SharedClock, documents: Documents) -> Self {
         Collection {
             inner: Arc::new(Inner {
                 log,
@@ -428,7 +427,8 @@ impl Collection {
         Ok(done)
     }
 
-    /// The case export archive (see [`crate::archive`]): every event and every letter PDF.
+    /// The case export archive (see [`crate::archive`]): every event, every letter PDF and the
+    /// original invoice document when there is one (an imported e-invoice).
     pub async fn export(&self, tenant: &TenantId, case: CaseId) -> Result<Vec<u8>> {
         let view = self.read_case(&case.stream(tenant)).await?;
         if view.version() == 0 {
@@ -436,16 +436,21 @@ impl Collection {
         }
         let mut docs: Vec<(String, Vec<u8>)> = Vec::new();
         for e in &view.events {
-            if let Some(s) = e.payload.get("document_sha256").and_then(Value::as_str)
-                && e.event_type.starts_with("letter.")
-                && !docs.iter().any(|(d, _)| d == s)
-            {
-                let bytes = self
-                    .document(s)
-                    .await?
-                    .ok_or_else(|| Error::Documents(format!("document {s} is not in the store")))?;
-                docs.push((s.to_owned(), bytes));
+            let named = match e.payload.get("document_sha256").and_then(Value::as_str) {
+                Some(s) if e.event_type.starts_with("letter.") => {
+                    Some((s, format!("documents/{s}.pdf")))
+                }
+                _ => crate::archive::original_of(e),
+            };
+            let Some((s, name)) = named else { continue };
+            if docs.iter().any(|(d, _)| *d == name) {
+                continue;
             }
+            let bytes = self
+                .document(s)
+                .await?
+                .ok_or_else(|| Error::Documents(format!("document {s} is not in the store")))?;
+            docs.push((name, bytes));
         }
         let today = self.inner.clock.today();
         let claim = view
@@ -468,24 +473,10 @@ impl Collection {
         ))
     }
 
-    /// Bytes of a document from the filesystem store, verified against its hash.
+    /// Bytes of a document from the document store, verified against its hash.
     pub async fn document(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
-        use sha2::{Digest, Sha256};
-        let path = self
-            .inner
-            .documents
-            .join(&sha256[..2])
-            .join(format!("{sha256}.pdf"));
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => {
-                if hex::encode(Sha256::digest(&bytes)) != sha256 {
-                    return Err(Error::Documents(format!(
-                        "document {sha256} does not match its hash"
-                    )));
-                }
-                Ok(Some(bytes))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        match self.inner.documents.get(sha256).await {
+            Ok(bytes) => Ok(bytes.map(Vec::from)),
             Err(e) => Err(Error::Documents(e.to_string())),
         }
     }

@@ -185,7 +185,12 @@ async fn approval_hold_approve_recall_write_off(url: &str) {
     };
     let clock: SharedClock = Arc::new(SimulatedClock::starting_on(d("2026-03-02")));
     let dir = tempfile::tempdir().unwrap();
-    let collection = Collection::new(log.clone(), pool.clone(), clock, dir.path().to_owned());
+    let collection = Collection::new(
+        log.clone(),
+        pool.clone(),
+        clock,
+        Arc::new(mahnwerk_docstore::FsDocuments::new(dir.path())),
+    );
     let exporter = collection.clone();
     let consumer = {
         let (c, js, bus) = (collection.clone(), js.clone(), bus.clone());

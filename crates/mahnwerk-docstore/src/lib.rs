@@ -14,6 +14,9 @@
 //! Nothing is ever stored under a key that is not the SHA-256 of its bytes; a partial write is
 //! never visible under its key. The crate knows nothing of tenants, cases or events.
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};

@@ -4,9 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use mahnwerk_letters_service::documents::{
-    DocumentStore, FsDocuments, S3Config, S3Documents, sha256_hex,
-};
+use mahnwerk_letters_service::documents::{DocumentStore, FsDocuments, S3Documents, sha256_hex};
 
 async fn exercise(store: &dyn DocumentStore) {
     let a = Bytes::from_static(b"%PDF-1.7 letter one");
@@ -43,36 +41,7 @@ async fn filesystem_store_is_content_addressed_and_verifies_reads() {
 
 #[tokio::test]
 async fn s3_store_against_moto_server() {
-    let port = common::free_port();
-    let port_s = port.to_string();
-    let _moto = common::start_python(
-        "moto server (pip install 'moto[server]')",
-        &["-m", "moto.server", "-H", "127.0.0.1", "-p", &port_s],
-        port,
-    )
-    .await;
-    // Create the bucket (moto accepts an unsigned path-style PUT).
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
-        let req = format!(
-            "PUT /letters HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(req.as_bytes()).await.expect("write");
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).await.expect("read");
-        assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
-    }
-    let store = S3Documents::new(&S3Config {
-        endpoint: Some(format!("http://127.0.0.1:{port}")),
-        bucket: "letters".into(),
-        region: "eu-central-1".into(),
-        access_key_id: "test".into(),
-        secret_access_key: "test".into(),
-        prefix: "documents/".into(),
-    })
-    .expect("s3 store");
+    let moto = mahnwerk_docstore::testing::moto(&common::workspace_root(), "letters").await;
+    let store = S3Documents::new(&moto.config).expect("s3 store");
     exercise(&store).await;
 }

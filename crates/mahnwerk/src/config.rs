@@ -83,8 +83,8 @@ pub struct ServeArgs {
     /// move deadlines and letter dates.
     #[arg(long, env = "MAHNWERK_DUNNING_STATE", default_value = "NW")]
     pub dunning_state: mahnwerk_dunning::law::calendar::FederalState,
-    /// Collection: the filesystem document store to serve letter PDFs from (the letters
-    /// service's layout); default `MAHNWERK_DOCUMENTS_DIR`, else `var/documents`.
+    /// Collection: a filesystem document store to serve letter PDFs and export documents from;
+    /// default the store letters and ingest use (`MAHNWERK_DOCUMENTS_*`: filesystem or S3).
     #[arg(long)]
     pub collection_documents_dir: Option<std::path::PathBuf>,
     /// The creditor console's HTTP listen address.
@@ -233,4 +233,13 @@ impl LettersArgs {
         c.spool_dir = self.post_spool.clone();
         Ok(c)
     }
+}
+
+/// The document store configured by the environment alone (`MAHNWERK_DOCUMENTS_*`, the same
+/// variables and defaults as `serve`), for CLI commands that read documents.
+pub fn documents_from_env() -> anyhow::Result<mahnwerk_docstore::DocumentConfig> {
+    use clap::{Args, FromArgMatches};
+    let matches = LettersArgs::augment_args(clap::Command::new("documents"))
+        .try_get_matches_from(["documents"])?;
+    Ok(LettersArgs::from_arg_matches(&matches)?.documents())
 }

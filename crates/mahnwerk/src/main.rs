@@ -230,7 +230,8 @@ enum CaseCommand {
         /// The archive to write.
         #[arg(long)]
         out: std::path::PathBuf,
-        /// The filesystem document store (default `MAHNWERK_DOCUMENTS_DIR`, else `var/documents`).
+        /// A filesystem document store to read from; default the store of `MAHNWERK_DOCUMENTS_*`
+        /// (`MAHNWERK_DOCUMENTS_S3_BUCKET` for S3, else `MAHNWERK_DOCUMENTS_DIR`/`var/documents`).
         #[arg(long)]
         documents_dir: Option<std::path::PathBuf>,
     },
@@ -486,7 +487,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                 log,
                 pool.clone(),
                 std::sync::Arc::new(mahnwerk_clock::SystemClock),
-                std::path::PathBuf::new(),
+                std::sync::Arc::new(mahnwerk_docstore::FsDocuments::new(
+                    std::path::PathBuf::new(),
+                )),
             );
             match cmd {
                 PartnerCommand::Put { json, .. } => {
@@ -549,9 +552,13 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
             };
             let log = mahnwerk_eventlog::EventLog::connect(&store.database_url).await?;
             let pool = mahnwerk_auth::connect_any(&store.database_url).await?;
-            let docs = documents_dir.unwrap_or_else(|| {
-                mahnwerk_collection::Config::new(mahnwerk_bus::BusConfig::default()).documents
-            });
+            // `--documents-dir`, else the store of `MAHNWERK_DOCUMENTS_*` (filesystem or S3).
+            let docs = match documents_dir {
+                Some(dir) => mahnwerk_docstore::DocumentConfig::Fs(dir),
+                None => mahnwerk::config::documents_from_env()?,
+            }
+            .open()
+            .context("opening the document store")?;
             let collection = mahnwerk_collection::Collection::new(
                 log,
                 pool,

@@ -197,16 +197,20 @@ pub async fn run(
             .await
             .context("preparing the collection tables")?;
         let mut config = mahnwerk_collection::Config::new(args.bus());
-        // The letters' filesystem store, unless a test or operator names another directory.
-        config.documents = args
-            .collection_documents_dir
-            .clone()
-            .unwrap_or_else(|| args.letters.documents_dir.clone());
+        // The letters' and ingest's document store (filesystem or S3), unless a test or
+        // operator names another directory.
+        config.documents = match &args.collection_documents_dir {
+            Some(dir) => mahnwerk_docstore::DocumentConfig::Fs(dir.clone()),
+            None => args.letters.documents(),
+        };
         let collection = mahnwerk_collection::Collection::new(
             log.clone(),
             pool.clone(),
             clock.clone(),
-            config.documents.clone(),
+            config
+                .documents
+                .open()
+                .context("opening the collection's document store")?,
         );
         let js = mahnwerk_bus::connect(&args.nats_url)
             .await

@@ -5,7 +5,8 @@
 //! → the partner accepts, reports a payment → the case is closed; the case file holds it all in
 //! order and verifies; every event published for the partner validates against its schema in
 //! docs/schemas/; the export's one-page summary reads back with pdftotext. A partner key reads
-//! and reports only on cases handed over to it.
+//! and reports only on cases handed over to it. The same path runs with the filesystem document
+//! store and with S3 (moto in server mode): partners and the export read through either.
 
 mod common;
 
@@ -75,9 +76,52 @@ async fn types(log: &EventLog, tenant: &str, case_id: &str) -> Vec<String> {
 #[tokio::test]
 async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_see_only_their_cases()
  {
+    handover_path(false).await;
+}
+
+#[tokio::test]
+async fn partner_fetches_letter_pdf_and_export_reads_from_the_s3_document_store() {
+    handover_path(true).await;
+}
+
+/// The S3 settings as the `MAHNWERK_DOCUMENTS_S3_*` variables `serve` and the CLI read.
+fn s3_env(c: &mahnwerk_docstore::S3Config) -> Vec<(&'static str, String)> {
+    vec![
+        ("MAHNWERK_DOCUMENTS_S3_BUCKET", c.bucket.clone()),
+        (
+            "MAHNWERK_DOCUMENTS_S3_ENDPOINT",
+            c.endpoint.clone().unwrap_or_default(),
+        ),
+        ("MAHNWERK_DOCUMENTS_S3_REGION", c.region.clone()),
+        ("MAHNWERK_DOCUMENTS_S3_PREFIX", c.prefix.clone()),
+        (
+            "MAHNWERK_DOCUMENTS_S3_ACCESS_KEY_ID",
+            c.access_key_id.clone(),
+        ),
+        (
+            "MAHNWERK_DOCUMENTS_S3_SECRET_ACCESS_KEY",
+            c.secret_access_key.clone(),
+        ),
+    ]
+}
+
+/// `s3`: documents live in a moto S3 bucket (the server configured like an operator would),
+/// else in a filesystem directory.
+async fn handover_path(s3: bool) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
     let docs = dir.path().join("documents");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let moto = if s3 {
+        Some(mahnwerk_docstore::testing::moto(&root, "mahnwerk-docs").await)
+    } else {
+        None
+    };
+    let store_config = match &moto {
+        Some(m) => mahnwerk_docstore::DocumentConfig::S3(m.config.clone()),
+        None => mahnwerk_docstore::DocumentConfig::Fs(docs.clone()),
+    };
+    let store = store_config.open().unwrap();
     let server = start_with(&url, |a| {
         // Everything but the letters service: this test writes the letter facts and the PDF
         // itself, so the case file holds exactly the letters it checks.
@@ -89,7 +133,18 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
             Service::Collection,
         ];
         a.simulated_clock = Some("2026-03-01".parse().unwrap());
-        a.collection_documents_dir = Some(docs.clone());
+        match &moto {
+            Some(m) => {
+                let c = &m.config;
+                a.letters.documents_s3_bucket = Some(c.bucket.clone());
+                a.letters.documents_s3_endpoint = c.endpoint.clone();
+                a.letters.documents_s3_region = c.region.clone();
+                a.letters.documents_s3_prefix = c.prefix.clone();
+                a.letters.documents_s3_access_key_id = c.access_key_id.clone();
+                a.letters.documents_s3_secret_access_key = c.secret_access_key.clone();
+            }
+            None => a.collection_documents_dir = Some(docs.clone()),
+        }
     })
     .await;
     let key = tenant_key(&url, "acme").await;
@@ -187,8 +242,13 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
     // document store; here the test does what it would.
     let pdf = b"%PDF-1.4\n% Zahlungserinnerung RE-COL-1\n%%EOF\n".to_vec();
     let sha = hex::encode(Sha256::digest(&pdf));
-    std::fs::create_dir_all(docs.join(&sha[..2])).unwrap();
-    std::fs::write(docs.join(&sha[..2]).join(format!("{sha}.pdf")), &pdf).unwrap();
+    assert_eq!(store.put(pdf.clone().into()).await.unwrap(), sha);
+    if s3 {
+        assert!(
+            !docs.exists(),
+            "the S3 run must not touch the filesystem store"
+        );
+    }
     let stream1 = format!("acme/case/{case1}").parse().unwrap();
     log.append(AppendBatch {
         stream: stream1,
@@ -497,7 +557,8 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
     // passes; a byte changed in the letter PDF fails, naming the file.
     let bin = env!("CARGO_BIN_EXE_mahnwerk");
     let tar = dir.path().join("case.tar");
-    let out = std::process::Command::new(bin)
+    let mut export = std::process::Command::new(bin);
+    export
         .args([
             "case",
             "export",
@@ -508,11 +569,12 @@ async fn escalated_case_is_handed_over_reported_on_and_closed_and_partner_keys_s
             "RE-COL-1",
             "--out",
         ])
-        .arg(&tar)
-        .arg("--documents-dir")
-        .arg(&docs)
-        .output()
-        .unwrap();
+        .arg(&tar);
+    match &moto {
+        Some(m) => export.envs(s3_env(&m.config)),
+        None => export.arg("--documents-dir").arg(&docs),
+    };
+    let out = export.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -645,4 +707,141 @@ async fn partners_and_partner_keys_from_the_cli() {
     let (ok, _, err) = run(&["partner", "put", &bad]);
     assert!(!ok);
     assert!(err.contains("partner_id"), "{err}");
+}
+
+/// Issue 14: the export holds the original invoice document when there is one. An e-invoice
+/// imported over `InvoiceService.ImportEInvoice` (its file stored by ingest, named by
+/// `invoice.issued.v1` `invoice.source`) is in the archive as `documents/original-{sha}.xml`,
+/// byte for byte, covered by the manifest; one byte of it changed fails `verify --archive`,
+/// naming the file.
+#[tokio::test]
+async fn case_export_holds_the_original_e_invoice_and_verify_names_it_when_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let docs = dir.path().join("documents");
+    let d = docs.clone();
+    let server = start_with(&url, move |a| {
+        a.services = vec![Service::Ingest];
+        a.letters.documents_dir = d;
+    })
+    .await;
+    let key = tenant_key(&url, "acme").await;
+    let mut invoices = InvoiceServiceClient::new(server.channel().await);
+    let content = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../mahnwerk-formats/tests/fixtures/einvoice/xrechnung_01.07a-INVOICE_ubl.xml"),
+    )
+    .unwrap();
+    let r = invoices
+        .import_e_invoice(authed(
+            &key,
+            pb::ImportEInvoiceRequest {
+                content: content.clone(),
+                file_name: "xrechnung_01.07a-INVOICE_ubl.xml".into(),
+                default_creditor_account: Some(pb::BankAccount {
+                    iban: "DE89370400440532013000".into(),
+                    bic: String::new(),
+                    holder: "Acme GmbH".into(),
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    assert_eq!(r.outcome, "created", "{r:?}");
+    let sha = hex::encode(Sha256::digest(&content));
+    assert_eq!(r.document_sha256, sha);
+
+    let bin = env!("CARGO_BIN_EXE_mahnwerk");
+    let tar = dir.path().join("einvoice.tar");
+    let out = std::process::Command::new(bin)
+        .args([
+            "case",
+            "export",
+            "--database-url",
+            &url,
+            "--tenant",
+            "acme",
+            &r.case_id,
+            "--out",
+        ])
+        .arg(&tar)
+        .arg("--documents-dir")
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&tar).unwrap();
+    let entries = mahnwerk_collection::archive::read_tar(&bytes).unwrap();
+    let name = format!("documents/original-{sha}.xml");
+    let original = entries
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("{name} not in the archive"));
+    assert_eq!(original.bytes, content, "the original, byte for byte");
+    let manifest = entries.iter().find(|e| e.name == "manifest.json").unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    assert_eq!(manifest["files"][&name], sha.as_str(), "{manifest}");
+
+    let check = |path: &std::path::Path| {
+        let out = std::process::Command::new(bin)
+            .args([
+                "verify",
+                "--database-url",
+                "sqlite:/nonexistent/none.db",
+                "--archive",
+            ])
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, text) = check(&tar);
+    assert!(ok, "{text}");
+    let at = bytes
+        .windows(content.len())
+        .position(|w| w == content)
+        .expect("the original's bytes in the tar");
+    let mut bad = bytes.clone();
+    bad[at + content.len() / 2] ^= 0x01;
+    let bad_path = dir.path().join("bad.tar");
+    std::fs::write(&bad_path, &bad).unwrap();
+    let (ok, text) = check(&bad_path);
+    assert!(!ok, "{text}");
+    assert!(text.contains(&name), "{text}");
+    // Left out of the archive (and out of its manifest), the event still names it.
+    let without: Vec<_> = entries
+        .iter()
+        .filter(|e| e.name != name)
+        .map(|e| {
+            let mut e = e.clone();
+            if e.name == "manifest.json" {
+                let mut m: serde_json::Value = serde_json::from_slice(&e.bytes).unwrap();
+                m["files"].as_object_mut().unwrap().remove(&name);
+                e.bytes = serde_json::to_vec_pretty(&m).unwrap();
+            }
+            e
+        })
+        .collect();
+    std::fs::write(&bad_path, mahnwerk_collection::archive::write_tar(&without)).unwrap();
+    let (ok, text) = check(&bad_path);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("{name}: missing (the original invoice")),
+        "{text}"
+    );
 }
