@@ -366,12 +366,12 @@ pub async fn review_action(
     let s = web::session_checked(&app, &headers, &form)?;
     let get = |k: &str| form.get(k).map(|v| v.trim()).unwrap_or("");
     let mut payments = pb::payment_service_client::PaymentServiceClient::new(app.channel.clone());
-    let request_id = get("request_id").to_owned();
-    if request_id.is_empty() {
-        return Err(WebError::Bad(
-            "request_id: missing (reload the page)".into(),
-        ));
-    }
+    // The page's forms carry one request id each, so a resubmitted form is the same request; a
+    // client posting without one gets a fresh id (no retry safety, but the same checks).
+    let request_id = match get("request_id") {
+        "" => crate::session::random_token()[..32].to_owned(),
+        id => id.to_owned(),
+    };
     match get("action") {
         "not_ours" => {
             payments
