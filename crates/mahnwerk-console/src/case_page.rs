@@ -144,13 +144,53 @@ pub fn describe(lang: Lang, ty: &str, p: &Value) -> String {
             lang.t("Zur Übergabe an Inkasso am", "Escalated for hand-over on"),
             text(p, "escalated_on")
         ),
-        "dunning.paused" => format!(
-            "{} ({})",
-            lang.t("Mahnung pausiert", "Dunning paused"),
-            text(&p["pause"], "kind")
+        "dunning.paused" => {
+            let pause = &p["pause"];
+            match text(pause, "kind") {
+                "promise_to_pay" => format!(
+                    "{} {} {} {}",
+                    lang.t("Zahlungszusage:", "Promise to pay:"),
+                    money(lang, &pause["amount"]),
+                    lang.t("bis", "by"),
+                    text(pause, "until")
+                ),
+                "payment_plan" => format!(
+                    "{} ({} {})",
+                    lang.t("Ratenplan vereinbart", "Payment plan agreed"),
+                    pause["instalments"].as_array().map_or(0, Vec::len),
+                    lang.t("Raten", "instalments")
+                ),
+                "hold" => format!(
+                    "{}: {}",
+                    lang.t("Mahnung pausiert", "Dunning paused"),
+                    text(pause, "reason")
+                ),
+                kind => format!("{} ({kind})", lang.t("Mahnung pausiert", "Dunning paused")),
+            }
+        }
+        "dunning.resumed" => format!(
+            "{} ({}, {})",
+            lang.t("Mahnung fortgesetzt", "Dunning resumed"),
+            p["pause"].as_str().unwrap_or(""),
+            text(&p["why"], "reason")
         ),
-        "dunning.resumed" => lang.t("Mahnung fortgesetzt", "Dunning resumed").to_owned(),
         "dunning.written_off" => lang.t("Ausgebucht", "Written off").to_owned(),
+        "dunning.offered" => format!(
+            "{} „{}“ ({})",
+            lang.t(
+                "Mahnung angeboten, wartet auf Freigabe:",
+                "Dunning offered, awaiting approval:"
+            ),
+            text(p, "first_step"),
+            money(lang, &p["balance"])
+        ),
+        "dunning.approved" => lang.t("Mahnung freigegeben", "Dunning approved").to_owned(),
+        "dunning.declined" => lang
+            .t(
+                "Mahnung abgelehnt: der Gläubiger mahnt selbst (Entwürfe)",
+                "Dunning declined: the creditor sends the letters itself (drafts)",
+            )
+            .to_owned(),
         "dunning.settled" => lang
             .t("Mahnverfahren: ausgeglichen", "Dunning: settled")
             .to_owned(),
@@ -224,12 +264,6 @@ pub fn describe(lang: Lang, ty: &str, p: &Value) -> String {
             lang.t("Fall abgeschlossen", "Case closed"),
             text(p, "outcome")
         ),
-        "promise_to_pay.recorded" => lang
-            .t("Zahlungszusage erfasst", "Promise to pay recorded")
-            .to_owned(),
-        "payment_plan.agreed" => lang
-            .t("Ratenplan vereinbart", "Payment plan agreed")
-            .to_owned(),
         _ => ty.to_owned(),
     }
 }
@@ -374,7 +408,7 @@ pub async fn case(
             section aria-labelledby="actions" {
                 h2 #actions { (lang.t("Eingreifen", "Intervene")) }
                 div.actions {
-                    @if view.paused {
+                    @if view.held() {
                         (action_form(&s, cid, "resume", lang.t("Mahnung fortsetzen", "Resume dunning"), m! {}))
                     } @else {
                         (action_form(&s, cid, "pause", lang.t("Mahnung pausieren", "Pause dunning"), m! {

@@ -18,12 +18,18 @@
 //! - [`session`]: sessions (HttpOnly, SameSite=Strict cookie), CSRF tokens.
 //! - [`i18n`]: German and English texts, amounts and dates.
 //! - [`web`]: router, sign-in, errors (another tenant's id is a 404 like an unknown one).
-//! - [`pages`]: overview, invoices, debtors, payments to review.
+//! - [`pages`]: overview, invoices, debtors (with the offers to take over dunning), payments
+//!   to review.
+//! - [`policy_page`]: the tenant's policies, a draft previewed over the open cases, saved.
+//! - [`letterhead_page`]: letterhead and logo ([`multipart`] upload), templates, letter previews.
 //! - [`case_page`]: timeline in words, claim, next action, actions, letter PDFs.
 
 pub mod case_page;
 pub mod i18n;
+pub mod letterhead_page;
+pub mod multipart;
 pub mod pages;
+pub mod policy_page;
 pub mod projection;
 pub mod session;
 pub mod stage;

@@ -33,6 +33,8 @@ pub fn layout(lang: Lang, s: Option<&Session>, title: &str, body: Markup) -> Mar
                             a href="/invoices" { (lang.t("Rechnungen", "Invoices")) }
                             a href="/debtors" { (lang.t("Kunden", "Debtors")) }
                             a href="/payments/review" { (lang.t("Zahlungen prüfen", "Payments to review")) }
+                            a href="/policies" { (lang.t("Mahnregeln", "Policy")) }
+                            a href="/letterhead" { (lang.t("Briefkopf", "Letterhead")) }
                             span.who { (s.tenant) " · " (s.actor()) }
                             form.inline method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(s.csrf);
@@ -262,6 +264,7 @@ pub async fn debtors(State(app): State<Shared>, headers: HeaderMap) -> WebResult
     let s = web::session(&app, &headers)?;
     let lang = web::lang(&headers);
     let list = projection::debtors(&app.pool, &s.tenant, 100).await?;
+    let offers = projection::offers(&app.pool, &s.tenant, 100).await?;
     Ok(html(layout(
         lang,
         Some(&s),
@@ -278,6 +281,7 @@ pub async fn debtors(State(app): State<Shared>, headers: HeaderMap) -> WebResult
                     th scope="col" { (lang.t("Ø Tage verspätet", "Avg. days late")) }
                     th scope="col" { (lang.t("offen", "open")) }
                     th scope="col" { (lang.t("Zahlungszusagen", "Promises")) }
+                    th scope="col" { (lang.t("davon gebrochen", "broken")) }
                 } }
                 tbody { @for d in &list { tr {
                     td { a href=(format!("/invoices?debtor={}", form_urlencoded::byte_serialize(d.debtor_key.as_bytes()).collect::<String>())) { (d.name) } }
@@ -286,10 +290,105 @@ pub async fn debtors(State(app): State<Shared>, headers: HeaderMap) -> WebResult
                     td.num { @match d.avg_days_late { Some(x) => { (x) } None => { "–" } } }
                     td.num { (lang.money(d.open_minor, "EUR")) }
                     td.num { (d.promises) }
+                    td.num { (d.broken_promises) }
                 } } }
             } }
+            (offers_markup(lang, &s, &offers))
         },
     )))
+}
+
+/// The offers to take over dunning (approval mode), each with approve and decline.
+fn offers_markup(lang: Lang, s: &Session, offers: &[projection::Offer]) -> Markup {
+    let form = |case_id: &str, action: &str, label: &str| {
+        m! {
+            form.inline method="post" action=(format!("/offers/{case_id}")) data-action=(action) {
+                input type="hidden" name="csrf" value=(s.csrf);
+                input type="hidden" name="request_id" value=(crate::session::random_token()[..32].to_owned());
+                input type="hidden" name="action" value=(action);
+                button type="submit" { (label) }
+            }
+        }
+    };
+    m! {
+        section #offers aria-labelledby="offers-h" {
+            h2 #offers-h { (lang.t("Mahnung übernehmen? Angebote zur Freigabe", "Take over dunning? Offers awaiting approval")) }
+            @if offers.is_empty() {
+                p { (lang.t("Keine Angebote offen.", "No offers waiting.")) }
+            } @else {
+                div.scroll { table #offer-list {
+                    thead { tr {
+                        th scope="col" { (lang.t("Rechnung", "Invoice")) }
+                        th scope="col" { (lang.t("Kunde", "Debtor")) }
+                        th scope="col" { (lang.t("angeboten am", "offered on")) }
+                        th scope="col" { (lang.t("offen", "open")) }
+                        th scope="col" { (lang.t("Entscheidung", "Decision")) }
+                    } }
+                    tbody { @for o in offers { tr data-case=(o.case_id) {
+                        td { a href=(format!("/cases/{}", o.case_id)) { (o.view.invoice_number) } }
+                        td { (o.view.debtor_name) }
+                        td { (lang.date(o.offered_on)) }
+                        td.num { (lang.money(o.view.open_minor, &o.view.currency)) }
+                        td {
+                            (form(&o.case_id, "approve", lang.t("Mahnwerk mahnt", "Let Mahnwerk dun")))
+                            " "
+                            (form(&o.case_id, "decline", lang.t("Selbst mahnen", "Dun it myself")))
+                        }
+                    } } }
+                } }
+            }
+        }
+    }
+}
+
+/// Approve or decline an offer to take over dunning (DunningService `ApproveDunning` /
+/// `DeclineDunning` with the user's key).
+pub async fn offer_action(
+    State(app): State<Shared>,
+    Path(case_id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> WebResult {
+    let s = web::session_checked(&app, &headers, &form)?;
+    // Another tenant's case: 404 before any service is called.
+    projection::case(&app.pool, &s.tenant, &case_id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let get = |k: &str| form.get(k).map(|v| v.trim()).unwrap_or("");
+    let request_id = match get("request_id") {
+        "" => crate::session::random_token()[..32].to_owned(),
+        id => id.to_owned(),
+    };
+    let mut dunning = pb::dunning_service_client::DunningServiceClient::new(app.channel.clone());
+    match get("action") {
+        "approve" => {
+            dunning
+                .approve_dunning(authed(
+                    &s,
+                    pb::ApproveDunningRequest {
+                        tenant: s.tenant.clone(),
+                        request_id,
+                        case_id: case_id.clone(),
+                    },
+                ))
+                .await?;
+        }
+        "decline" => {
+            dunning
+                .decline_dunning(authed(
+                    &s,
+                    pb::DeclineDunningRequest {
+                        tenant: s.tenant.clone(),
+                        request_id,
+                        case_id: case_id.clone(),
+                    },
+                ))
+                .await?;
+        }
+        other => return Err(WebError::Bad(format!("action: unknown action {other:?}"))),
+    }
+    tracing::info!(actor = %s.actor(), case_id = %case_id, action = %get("action"), "console offer decision");
+    Ok(Redirect::to("/debtors#offers").into_response())
 }
 
 pub async fn review(State(app): State<Shared>, headers: HeaderMap) -> WebResult {

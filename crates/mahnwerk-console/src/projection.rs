@@ -4,7 +4,9 @@
 //! - `console_cases`: one row per case, [`CaseView`] as JSON plus the indexed columns the
 //!   overview and the invoice list filter on (stage, step, due/issue day, open amount, debtor);
 //! - `console_payments`: payments (and reversals) by booking day, for "paid in the last 30 days";
-//! - `console_review`: the review queue's entries (open or done), from the statement streams.
+//! - `console_review`: the review queue's entries (open or done), from the statement streams;
+//! - `console_offers`: the offers to take over dunning (`dunning.offered.v1`, approval mode)
+//!   until the creditor approves or declines them.
 //!
 //! Every query takes the tenant: there is no way to read across tenants.
 
@@ -25,6 +27,9 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS console_payments_day_v2 ON console_payments (tenant, booked_day, amount_minor)",
     "CREATE TABLE IF NOT EXISTS console_review (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, open BIGINT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
     "CREATE INDEX IF NOT EXISTS console_review_open ON console_review (tenant, open)",
+    // Offers to take over dunning (approval mode): open until approved or declined.
+    "CREATE TABLE IF NOT EXISTS console_offers (tenant TEXT NOT NULL, case_id TEXT NOT NULL, open BIGINT NOT NULL, offered_day BIGINT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, case_id))",
+    "CREATE INDEX IF NOT EXISTS console_offers_open ON console_offers (tenant, open)",
 ];
 
 /// Create the console's tables (idempotent).
@@ -135,6 +140,23 @@ async fn apply_case(
     .bind(event.position)
     .execute(&mut **tx)
     .await?;
+    let offer = match event.event_type.as_str() {
+        "dunning.offered.v1" => Some(1),
+        "dunning.approved.v1" | "dunning.declined.v1" => Some(0),
+        _ => None,
+    };
+    if let Some(open) = offer {
+        sqlx::query(
+            "INSERT INTO console_offers (tenant, case_id, open, offered_day, position) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, case_id) DO UPDATE SET open = excluded.open, position = excluded.position",
+        )
+        .bind(tenant.to_owned())
+        .bind(case_id.to_owned())
+        .bind(open)
+        .bind(day_number(on))
+        .bind(event.position)
+        .execute(&mut **tx)
+        .await?;
+    }
     if let Some(p) = payment {
         sqlx::query(
             "INSERT INTO console_payments (tenant, payment_id, case_id, amount_minor, booked_day) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, payment_id) DO NOTHING",
@@ -454,6 +476,75 @@ pub async fn case_by_number(
     Ok(row.map(|r| r.0))
 }
 
+/// An offer to take over dunning that waits for the creditor.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub case_id: String,
+    pub offered_on: NaiveDate,
+    pub view: CaseView,
+}
+
+/// The tenant's open offers (cases still open), oldest first, at most `limit`.
+pub async fn offers(pool: &AnyPool, tenant: &str, limit: i64) -> Result<Vec<Offer>, sqlx::Error> {
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT o.case_id, o.offered_day, c.view_json FROM console_offers o JOIN console_cases c ON c.tenant = o.tenant AND c.case_id = o.case_id \
+         WHERE o.tenant = $1 AND o.open = 1 AND c.closed = 0 ORDER BY o.offered_day, o.case_id LIMIT $2",
+    )
+    .bind(tenant.to_owned())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(case_id, day, json)| {
+            Some(Offer {
+                case_id,
+                offered_on: crate::stage::from_day_number(day),
+                view: serde_json::from_str(&json).ok()?,
+            })
+        })
+        .collect())
+}
+
+/// Whether the tenant's case waits for the creditor's approval.
+pub async fn offer_open(pool: &AnyPool, tenant: &str, case_id: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT open FROM console_offers WHERE tenant = $1 AND case_id = $2")
+            .bind(tenant.to_owned())
+            .bind(case_id.to_owned())
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some_and(|(o,)| o == 1))
+}
+
+/// The tenant's cases that reached each step (1-based), the latest first: one per step, for
+/// the letter previews.
+pub async fn case_per_step(
+    pool: &AnyPool,
+    tenant: &str,
+) -> Result<Vec<(u32, String, String)>, sqlx::Error> {
+    let rows: Vec<(i64,)> =
+        sqlx::query_as("SELECT COALESCE(MAX(step), 0) FROM console_cases WHERE tenant = $1")
+            .bind(tenant.to_owned())
+            .fetch_all(pool)
+            .await?;
+    let max = rows.first().map_or(0, |r| r.0);
+    let mut out = Vec::new();
+    for step in 1..=max.min(20) {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT case_id, invoice_number FROM console_cases WHERE tenant = $1 AND step >= $2 ORDER BY position DESC LIMIT 1",
+        )
+        .bind(tenant.to_owned())
+        .bind(step)
+        .fetch_optional(pool)
+        .await?;
+        if let Some((case_id, number)) = row {
+            out.push((u32::try_from(step).unwrap_or(0), case_id, number));
+        }
+    }
+    Ok(out)
+}
+
 /// Payment behaviour of one debtor.
 #[derive(Debug, Clone)]
 pub struct DebtorFigure {
@@ -464,6 +555,7 @@ pub struct DebtorFigure {
     pub open_minor: i64,
     pub avg_days_late: Option<i64>,
     pub promises: i64,
+    pub broken_promises: i64,
 }
 
 /// The tenant's debtors with most open first (at most `limit`), from the case views.
@@ -509,6 +601,7 @@ pub async fn debtors(
                 .sum(),
             avg_days_late: (n_late > 0).then(|| late.iter().sum::<i64>() / n_late),
             promises: views.iter().map(|v| i64::from(v.promises)).sum(),
+            broken_promises: views.iter().map(|v| i64::from(v.broken_promises)).sum(),
         });
     }
     Ok(out)

@@ -88,7 +88,27 @@ pub struct CaseView {
     pub last_payment_on: Option<NaiveDate>,
     /// Days after the due date the case was settled (negative: early).
     pub settled_days_late: Option<i64>,
+    /// Promises to pay recorded (`dunning.paused.v1` of kind `promise_to_pay`).
     pub promises: u32,
+    /// Promises the debtor did not keep (`dunning.resumed.v1`, `why.reason: promise_missed`).
+    #[serde(default)]
+    pub broken_promises: u32,
+    /// The pauses in force, by kind (`case_hold`, `debtor_hold`, `dispute`, `promise_to_pay`,
+    /// `payment_plan`): only a case hold is released with ResumeCase.
+    #[serde(default)]
+    pub holds: Vec<String>,
+}
+
+/// The kind of a `dunning.paused.v1` payload's `pause` as `dunning.resumed.v1` names it.
+fn pause_kind(pause: &Value) -> String {
+    match pause.get("kind").and_then(Value::as_str).unwrap_or("") {
+        "hold" => match pause.get("scope").and_then(Value::as_str) {
+            Some("debtor") => "debtor_hold".into(),
+            _ => "case_hold".into(),
+        },
+        "dispute_upheld" => "dispute".into(),
+        k => k.to_owned(),
+    }
 }
 
 /// A payment the overview counts (payments in the last 30 days).
@@ -148,6 +168,8 @@ impl CaseView {
             last_payment_on: None,
             settled_days_late: None,
             promises: 0,
+            broken_promises: 0,
+            holds: Vec::new(),
         })
     }
 
@@ -244,9 +266,29 @@ impl CaseView {
                     self.due_date = d;
                 }
             }
-            "promise_to_pay.recorded" => self.promises += 1,
-            "dunning.paused" => self.paused = true,
-            "dunning.resumed" => self.paused = false,
+            "dunning.paused" => {
+                let kind = pause_kind(payload.get("pause").unwrap_or(&Value::Null));
+                if kind == "promise_to_pay" {
+                    self.promises += 1;
+                }
+                if !self.holds.contains(&kind) {
+                    self.holds.push(kind);
+                }
+                self.paused = true;
+            }
+            "dunning.resumed" => {
+                let kind = payload.get("pause").and_then(Value::as_str).unwrap_or("");
+                if payload
+                    .get("why")
+                    .and_then(|w| w.get("reason"))
+                    .and_then(Value::as_str)
+                    == Some("promise_missed")
+                {
+                    self.broken_promises += 1;
+                }
+                self.holds.retain(|h| h != kind);
+                self.paused = !self.holds.is_empty();
+            }
             "dunning.step_reached" => {
                 self.step = payload
                     .get("number")
@@ -284,6 +326,11 @@ impl CaseView {
             _ => {}
         }
         None
+    }
+
+    /// A case hold (PauseCase) is in force: ResumeCase releases it.
+    pub fn held(&self) -> bool {
+        self.holds.iter().any(|h| h == "case_hold")
     }
 
     /// The stage as of `today` (an open case past its due date is overdue).
@@ -389,6 +436,44 @@ mod tests {
         );
         assert_eq!(r.unwrap().amount_minor, -11900);
         assert_eq!((c.stage, c.open_minor), (Stage::Dunning, 11900));
+    }
+
+    #[test]
+    fn pauses_are_tracked_by_kind_and_promises_counted_from_the_dunning_events() {
+        let mut c = issued();
+        let on = d("2026-03-26");
+        c.apply(
+            "dunning.paused.v1",
+            &json!({"pause": {"kind": "promise_to_pay", "until": "2026-04-10",
+            "amount": {"minor": 11900, "currency": "EUR"}, "since": "2026-03-26"}, "paused_on": "2026-03-26"}),
+            on,
+        );
+        c.apply(
+            "dunning.paused.v1",
+            &json!({"pause": {"kind": "hold", "scope": "case", "reason": "x", "until": null}, "paused_on": "2026-03-26"}),
+            on,
+        );
+        assert_eq!((c.promises, c.paused, c.held()), (1, true, true));
+        c.apply(
+            "dunning.resumed.v1",
+            &json!({"pause": "case_hold", "why": {"reason": "released"}, "resumed_on": "2026-03-27"}),
+            on,
+        );
+        assert_eq!((c.paused, c.held()), (true, false));
+        c.apply(
+            "dunning.resumed.v1",
+            &json!({"pause": "promise_to_pay", "why": {"reason": "promise_missed",
+            "promised": {"minor": 11900, "currency": "EUR"}, "paid": {"minor": 0, "currency": "EUR"}},
+            "resumed_on": "2026-04-11"}),
+            on,
+        );
+        assert_eq!((c.paused, c.broken_promises, c.promises), (false, 1, 1));
+        // A view stored before these fields existed still reads.
+        let mut old = serde_json::to_value(&c).unwrap();
+        old.as_object_mut().unwrap().remove("holds");
+        old.as_object_mut().unwrap().remove("broken_promises");
+        let back: CaseView = serde_json::from_value(old).unwrap();
+        assert!(back.holds.is_empty());
     }
 
     #[test]

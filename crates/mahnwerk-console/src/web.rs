@@ -3,7 +3,7 @@
 
 use crate::i18n::Lang;
 use crate::session::{self, COOKIE, LANG_COOKIE, LOGIN_COOKIE, Session, Sessions};
-use crate::{case_page, pages};
+use crate::{case_page, letterhead_page, pages, policy_page};
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -149,6 +149,19 @@ pub fn router(app: Shared) -> Router {
         .route("/lang/{code}", get(set_lang))
         .route("/invoices", get(pages::invoices))
         .route("/debtors", get(pages::debtors))
+        .route("/offers/{case_id}", post(pages::offer_action))
+        .route("/policies", get(policy_page::page))
+        .route("/policies/preview", post(policy_page::preview))
+        .route("/policies/save", post(policy_page::save))
+        .route(
+            "/letterhead",
+            get(letterhead_page::page).post(letterhead_page::save),
+        )
+        .route(
+            "/letterhead/templates",
+            post(letterhead_page::save_template),
+        )
+        .route("/letterhead/preview", get(letterhead_page::preview))
         .route("/payments/review", get(pages::review))
         .route("/payments/review/{entry_id}", post(pages::review_action))
         .route("/cases/{case_id}", get(case_page::case))

@@ -2,222 +2,21 @@
 //! ingest, dunning, letters, matching on a simulated clock, the console on HTTP):
 //!
 //! - a real Chromium (Debian's, driven by Playwright from Python) signs in, finds the overdue
-//!   invoice from the overview, opens its case and the reminder PDF, pauses dunning and matches
+//!   invoice from the overview, opens its case and the reminder PDF, pauses and resumes dunning and matches
 //!   a payment from the review queue; the case files (CaseService) then hold each action with
 //!   the signed-in key as actor. Screenshots go to `target/console/`.
 //! - another tenant's ids, in URLs and in forms, give 404 and change nothing.
 
 mod common;
+mod console_support;
 
 use common::*;
+use console_support::*;
 use mahnwerk::config::Service;
 use mahnwerk_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 use std::path::PathBuf;
 use std::time::Duration;
-
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = std::env::var("MAHNWERK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "no python with playwright at {}: run `make pyenv`",
-        p.display()
-    );
-    p
-}
-
-fn free_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
-/// One tenant's data: a case that gets a reminder, a case a payment is matched to by hand, and
-/// an entry in the review queue.
-struct Tenant {
-    name: String,
-    key: String,
-    key_id: String,
-    reminder_case: String,
-    reminder_number: String,
-    payment_case: String,
-    payment_number: String,
-    entry_id: String,
-}
-
-async fn prepare(server: &Running, url: &str, name: &str, prefix: &str) -> Tenant {
-    let key = tenant_key(url, name).await;
-    let key_id = key.split('_').nth(1).unwrap().to_owned();
-    let ch = server.channel().await;
-    let mut letters = pb::letter_service_client::LetterServiceClient::new(ch.clone());
-    let mut settings = serde_json::json!({
-        "letterhead": serde_json::to_value(mahnwerk_letters::model::sample().letterhead).unwrap(),
-        "email_from": "buchhaltung@muster-handel.test",
-        "copy_to": {"mode": "inbox"}
-    });
-    settings["signature"] = "Erika Muster".into();
-    letters
-        .put_letterhead(authed(
-            &key,
-            pb::PutLetterheadRequest {
-                tenant: String::new(),
-                settings_json: settings.to_string(),
-            },
-        ))
-        .await
-        .unwrap();
-    let invoices = pb::invoice_service_client::InvoiceServiceClient::new(ch.clone());
-    let create = |number: String, debtor: &str, customer: &str| {
-        let mut inv = invoice(&number);
-        let d = inv.debtor.as_mut().unwrap();
-        d.name = debtor.into();
-        d.customer_number = customer.into();
-        let req = authed(
-            &key,
-            pb::CreateInvoiceRequest {
-                invoice: Some(inv),
-                ..Default::default()
-            },
-        );
-        let mut c = invoices.clone();
-        async move {
-            c.create_invoice(req)
-                .await
-                .unwrap()
-                .into_inner()
-                .invoice
-                .unwrap()
-                .case_id
-        }
-    };
-    let reminder_number = format!("{prefix}-1");
-    let payment_number = format!("{prefix}-2");
-    let reminder_case = create(reminder_number.clone(), "Erika Mustermann", "K-1").await;
-    let payment_case = create(payment_number.clone(), "Max Beispiel", "K-2").await;
-    // A credit nobody's reference points at: the review queue.
-    let mut payments = pb::payment_service_client::PaymentServiceClient::new(ch);
-    let res = payments
-        .record_transactions(authed(
-            &key,
-            pb::RecordTransactionsRequest {
-                tenant: String::new(),
-                transactions: vec![pb::Transaction {
-                    bank_reference: format!("{prefix}-BANK-1"),
-                    account: "DE89370400440532013000".into(),
-                    amount: Some(pb::Money {
-                        minor: 5000,
-                        currency: "EUR".into(),
-                    }),
-                    booking_date: "2026-03-02".into(),
-                    counterparty_name: "Unbekannt GmbH".into(),
-                    remittance: "Sammelzahlung".into(),
-                    ..Default::default()
-                }],
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let entry = &res.results[0];
-    assert_eq!(entry.decision, "review", "{entry:?}");
-    Tenant {
-        name: name.into(),
-        key,
-        key_id,
-        reminder_case,
-        reminder_number,
-        payment_case,
-        payment_number,
-        entry_id: entry.entry_id.clone(),
-    }
-}
-
-async fn start_console(dir: &tempfile::TempDir) -> (Running, String, String) {
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
-    let console = free_port();
-    let (docs, spool) = (dir.path().join("documents"), dir.path().join("spool"));
-    let server = start_with(&url, move |a| {
-        a.services = vec![
-            Service::Ingest,
-            Service::Relay,
-            Service::Dunning,
-            Service::Letters,
-            Service::Matching,
-            Service::Console,
-        ];
-        a.simulated_clock = Some("2026-03-01".parse().unwrap());
-        a.letters.documents_dir = docs;
-        a.letters.post_spool = spool;
-        a.letters.smtp_host = None;
-        a.console_listen = console;
-    })
-    .await;
-    (server, url, format!("http://{console}"))
-}
-
-async fn case_events(server: &Running, t: &Tenant, case_id: &str) -> Vec<pb::CaseEvent> {
-    CaseServiceClient::new(server.channel().await)
-        .get_case_file(authed(
-            &t.key,
-            pb::GetCaseFileRequest {
-                tenant: String::new(),
-                case_id: case_id.into(),
-                invoice_number: String::new(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-}
-
-/// Move the clock past the reminder day and wait until each tenant's reminder letter went out
-/// and the console's projection shows it and the review entry.
-async fn remind(server: &Running, url: &str, tenants: &[&Tenant]) {
-    let mut dunning = pb::dunning_service_client::DunningServiceClient::new(server.channel().await);
-    dunning
-        .advance_clock(authed(
-            &tenants[0].key,
-            pb::AdvanceClockRequest { days: 25 },
-        ))
-        .await
-        .unwrap();
-    let pool = mahnwerk_auth::connect_any(url).await.unwrap();
-    for t in tenants {
-        wait_for("the reminder letter on the log", 60, || async {
-            case_events(server, t, &t.reminder_case)
-                .await
-                .iter()
-                .any(|e| e.r#type == "letter.dispatched.v1")
-        })
-        .await;
-        wait_for("the console projection", 30, || {
-            let pool = pool.clone();
-            let (tenant, case) = (t.name.clone(), t.reminder_case.clone());
-            async move {
-                let view: Option<(String,)> = sqlx::query_as(
-                    "SELECT view_json FROM console_cases WHERE tenant = $1 AND case_id = $2",
-                )
-                .bind(tenant.clone())
-                .bind(case)
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
-                let (open,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM console_review WHERE tenant = $1 AND open = 1",
-                )
-                .bind(tenant)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-                open == 1 && view.is_some_and(|(v,)| v.contains("\"last_letter\":{"))
-            }
-        })
-        .await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_creditor_works_a_case_in_chromium_and_the_log_records_the_user() {
@@ -271,6 +70,7 @@ async fn a_creditor_works_a_case_in_chromium_and_the_log_records_the_user() {
         "{seen}"
     );
     assert_eq!(seen["paused_actor"], actor.as_str(), "{seen}");
+    assert_eq!(seen["resumed_actor"], actor.as_str(), "{seen}");
     assert_eq!(seen["review_entry"], acme.entry_id.as_str(), "{seen}");
     assert_eq!(seen["unlabeled_fields_review"], 0, "{seen}");
     assert_eq!(seen["first_tab"], "skip", "{seen}");
@@ -298,6 +98,11 @@ async fn a_creditor_works_a_case_in_chromium_and_the_log_records_the_user() {
         .find(|e| e.r#type == "dunning.paused.v1")
         .expect("dunning.paused.v1 on the case file");
     assert_eq!(paused.metadata.as_ref().unwrap().actor, actor);
+    let resumed = events
+        .iter()
+        .find(|e| e.r#type == "dunning.resumed.v1")
+        .expect("dunning.resumed.v1 on the case file");
+    assert_eq!(resumed.metadata.as_ref().unwrap().actor, actor);
     let events = case_events(&server, &acme, &acme.payment_case).await;
     let applied = events
         .iter()
@@ -327,99 +132,6 @@ async fn a_creditor_works_a_case_in_chromium_and_the_log_records_the_user() {
         );
     }
     server.stop().await;
-}
-
-/// A plain HTTP client with the console's cookies (no redirects followed).
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookies: String,
-    csrf: String,
-}
-
-impl Browser {
-    async fn sign_in(base: &str, key: &str) -> Browser {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let login = http.get(format!("{base}/login")).send().await.unwrap();
-        let pre = login.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
-        let page = login.text().await.unwrap();
-        let csrf = hidden(&page, "csrf");
-        let resp = http
-            .post(format!("{base}/login"))
-            .header("cookie", &pre)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("csrf", &csrf), ("api_key", key)]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 303);
-        let session = resp
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-            .find(|c| c.starts_with("mw_session=") && c.len() > 20)
-            .unwrap();
-        let mut b = Browser {
-            http,
-            base: base.into(),
-            cookies: session,
-            csrf: String::new(),
-        };
-        let overview = b.get("/").await;
-        assert_eq!(overview.0, 200);
-        b.csrf = hidden(&overview.1, "csrf");
-        b
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookies)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> u16 {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", &self.cookies)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(fields))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in fields {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
-
-fn hidden(page: &str, name: &str) -> String {
-    let at = page
-        .find(&format!("name=\"{name}\" value=\""))
-        .unwrap_or_else(|| panic!("no {name} in {page}"));
-    let rest = &page[at + name.len() + 15..];
-    rest[..rest.find('"').unwrap()].to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

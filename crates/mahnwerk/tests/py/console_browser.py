@@ -3,7 +3,7 @@
 Usage: console_browser.py BASE_URL API_KEY OUT_DIR REMINDER_INVOICE PAYMENT_INVOICE
 
 Sign in, find the overdue (reminded) invoice from the overview, open its case, open the
-reminder PDF, pause dunning, match the payment waiting in the review queue to PAYMENT_INVOICE.
+reminder PDF, pause and resume dunning, match the payment waiting in the review queue to PAYMENT_INVOICE.
 Screenshots of each page go to OUT_DIR. Prints one JSON line with what it saw; exits non-zero
 (with the reason on stderr) when a step fails.
 """
@@ -95,6 +95,18 @@ def main() -> None:
         expect(timeline.locator("li[data-type='dunning.paused.v1']")).to_have_count(1)
         seen["paused_actor"] = timeline.locator("li[data-type='dunning.paused.v1'] .actor").inner_text()
         shot("05-case-paused")
+
+        # Resume: the case page offers it once the console's projection has the hold.
+        resume = page.get_by_role("button", name="Mahnung fortsetzen")
+        deadline = time.time() + 20
+        while resume.count() == 0:
+            if time.time() > deadline:
+                raise SystemExit("the case page never offered to resume")
+            time.sleep(0.3)
+            page.reload()
+        resume.click()
+        expect(timeline.locator("li[data-type='dunning.resumed.v1']")).to_have_count(1)
+        seen["resumed_actor"] = timeline.locator("li[data-type='dunning.resumed.v1'] .actor").inner_text()
 
         # The payment in the review queue: match it to the other invoice by its number.
         page.get_by_role("link", name="Zahlungen prüfen").first.click()
