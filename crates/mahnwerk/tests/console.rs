@@ -12,9 +12,7 @@ mod console_support;
 
 use common::*;
 use console_support::*;
-use mahnwerk::config::Service;
 use mahnwerk_proto::v1 as pb;
-use pb::case_service_client::CaseServiceClient;
 use std::path::PathBuf;
 use std::time::Duration;
 
