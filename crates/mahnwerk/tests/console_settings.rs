@@ -78,7 +78,7 @@ async fn policy_draft_preview_and_save_offer_approval_and_letterhead_preview_in_
         seen["bad_draft_error"]
             .as_str()
             .unwrap()
-            .contains("payment_deadline_days"),
+            .contains("steps[0].template_id"),
         "{seen}"
     );
     assert!(seen["saved"].as_str().unwrap().ends_with(" 1"), "{seen}");

@@ -63,7 +63,7 @@ def policy(page, base, out_dir, seen):
     }
     page.screenshot(path=str(out_dir / "10-policy-preview.png"), full_page=True)
     # A broken draft is refused with the field named, on the page.
-    page.get_by_label("Regel als JSON").fill(text.replace('"payment_deadline_days": 10', '"payment_deadline_days": -1', 1))
+    page.get_by_label("Regel als JSON").fill(text.replace('"template_id": "reminder"', '"template_id": "no-such-template"', 1))
     page.get_by_role("button", name="Vorschau über die offenen Fälle").click()
     expect(page.get_by_role("alert")).to_be_visible()
     seen["bad_draft_error"] = page.get_by_role("alert").inner_text()
