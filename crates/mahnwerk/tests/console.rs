@@ -186,6 +186,7 @@ async fn another_tenants_ids_give_404_and_change_nothing() {
     // … another tenant's ids are not found, in URLs …
     for path in [
         format!("/cases/{}", beta.reminder_case),
+        format!("/letterhead/preview?case={}&step=1", beta.reminder_case),
         format!("/cases/{}/documents/{beta_sha}", beta.reminder_case),
         format!("/cases/{}/documents/{beta_sha}", acme.reminder_case),
     ] {
@@ -211,6 +212,19 @@ async fn another_tenants_ids_give_404_and_change_nothing() {
             .post(&format!("/cases/{}/actions", beta.reminder_case), &fields)
             .await;
         assert_eq!(status, 404, "{action} on beta's case");
+    }
+    for action in ["approve", "decline"] {
+        let status = b
+            .post(
+                &format!("/offers/{}", beta.reminder_case),
+                &[
+                    ("csrf", b.csrf.as_str()),
+                    ("request_id", "r-cross-offer"),
+                    ("action", action),
+                ],
+            )
+            .await;
+        assert_eq!(status, 404, "{action} of beta's offer");
     }
     let csrf = b.csrf.clone();
     // Beta's review entry matched to acme's case, and acme's entry matched to beta's case id.
