@@ -65,9 +65,18 @@ fn config_check_prints_the_effective_configuration_with_secrets_masked() {
 fn a_bad_value_is_refused_naming_its_key() {
     for (env, key) in [
         (("MAHNWERK_PARTITIONS", "many"), "MAHNWERK_PARTITIONS"),
-        (("MAHNWERK_STREAM_REPLICAS", "three"), "MAHNWERK_STREAM_REPLICAS"),
-        (("MAHNWERK_STREAM_REPLICAS", "0"), "MAHNWERK_STREAM_REPLICAS"),
-        (("MAHNWERK_STREAM_REPLICAS", "6"), "MAHNWERK_STREAM_REPLICAS"),
+        (
+            ("MAHNWERK_STREAM_REPLICAS", "three"),
+            "MAHNWERK_STREAM_REPLICAS",
+        ),
+        (
+            ("MAHNWERK_STREAM_REPLICAS", "0"),
+            "MAHNWERK_STREAM_REPLICAS",
+        ),
+        (
+            ("MAHNWERK_STREAM_REPLICAS", "6"),
+            "MAHNWERK_STREAM_REPLICAS",
+        ),
         (("MAHNWERK_SMTP_TLS", "sometimes"), "MAHNWERK_SMTP_TLS"),
         (
             ("MAHNWERK_METRICS_LISTEN", "everywhere"),

@@ -135,9 +135,8 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
             .map(|p| p["title"].as_str().unwrap().to_owned())
             .collect()
     };
-    let policy_titles = |p: &Policy| -> Vec<String> {
-        p.steps.iter().map(|s| s.title.clone()).collect()
-    };
+    let policy_titles =
+        |p: &Policy| -> Vec<String> { p.steps.iter().map(|s| s.title.clone()).collect() };
     // The set intervals (mahnwerk_dunning::case): step k comes the policy's gap after the later
     // of step k-1 and the last payment, never before step k-1's deadline has passed, on a
     // working day.
@@ -234,15 +233,13 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
         let sent = of(&e, "letter.dispatched.v1");
         assert_eq!(sent[0]["step"], 1);
         assert_eq!(sent[0]["channel"], "email");
-        assert!(
-            of(&e, "letter.copy_sent.v1")
-                .iter()
-                .any(|c| c["step"] == 1)
-        );
+        assert!(of(&e, "letter.copy_sent.v1").iter().any(|c| c["step"] == 1));
     }
     assert!(
         run.stdout.contains("ImportEInvoice")
-            && run.stdout.contains("invoice recorded from an e-invoice (UBL XRechnung"),
+            && run
+                .stdout
+                .contains("invoice recorded from an e-invoice (UBL XRechnung"),
         "{}",
         run.stdout
     );
@@ -319,7 +316,11 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
     assert_eq!(s.len(), business.steps.len(), "{s:?}");
     assert_eq!(titles(&e), policy_titles(&business), "{s:?}");
     check_intervals(&e, &business);
-    assert_eq!(of(&e, "letter.dispatched.v1").len(), s.len(), "every notice sent");
+    assert_eq!(
+        of(&e, "letter.dispatched.v1").len(),
+        s.len(),
+        "every notice sent"
+    );
     assert_eq!(
         s[1].1,
         s[0].1 + chrono::Duration::days(10),
@@ -329,7 +330,11 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
     assert_eq!(handed[0]["partner_id"], cast::PARTNER_ID);
     assert!((date(&handed[0]["handed_over_on"]) - due).num_days() > 30);
     // The "Letzte Mahnung" went out before the hand-over (its deadline passed first).
-    let last = of(&e, "dunning.step_reached.v1").last().copied().unwrap().clone();
+    let last = of(&e, "dunning.step_reached.v1")
+        .last()
+        .copied()
+        .unwrap()
+        .clone();
     assert_eq!(last["title"], "Letzte Mahnung");
     assert!(date(&last["deadline"]["deadline"]) < date(&handed[0]["handed_over_on"]));
     let last_sent = e

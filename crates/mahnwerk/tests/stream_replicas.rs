@@ -188,7 +188,9 @@ async fn stream_replicas_3_on_a_3_node_cluster_and_the_events_flow() {
             assert!(
                 Instant::now() < deadline,
                 "{name} never reached 3 current replicas: {:?}\n{}",
-                stream_info(&js, name).await.map(|i| (i.config.num_replicas, i.cluster)),
+                stream_info(&js, name)
+                    .await
+                    .map(|i| (i.config.num_replicas, i.cluster)),
                 serve_log()
             );
             tokio::time::sleep(Duration::from_millis(250)).await;

@@ -171,7 +171,10 @@ mod tests {
         );
         assert_eq!(invoice.debtor.kind, mahnwerk_domain::DebtorKind::Business);
         assert_eq!(invoice.debtor.language, "de");
-        assert_eq!(invoice.creditor_account.iban.to_string(), cast::CREDITOR_IBAN);
+        assert_eq!(
+            invoice.creditor_account.iban.to_string(),
+            cast::CREDITOR_IBAN
+        );
         let source = invoice.source.expect("the source document");
         assert_eq!(
             (source.syntax.as_str(), source.debtor_kind_rule.as_str()),
