@@ -19,7 +19,7 @@ pub fn file_name(d: &Debtor) -> String {
 /// (BT-48) is what makes it a business; its email is the buyer's electronic address (BT-49).
 pub fn ubl(d: &Debtor) -> String {
     let (issue, due, _) = cast::dates();
-    let e = |s: &str| xml_escape(s);
+    let e = xml_escape;
     let vat = d.vat_id.unwrap_or_default();
     let buyer_tax = if vat.is_empty() {
         String::new()
