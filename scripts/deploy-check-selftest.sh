@@ -103,5 +103,12 @@ p = 'overlays/production/kustomization.yaml'; s = open(p).read()
 s = s.replace('namespace: mahnwerk\n', '', 1)
 open(p, 'w').write(s)"
 
+# 9. more stream replicas than NATS servers (the services could not create the streams)
+case_ stream-replicas-beyond-servers production 'exceeds the 3 NATS server' "
+p = 'overlays/production/kustomization.yaml'; s = open(p).read()
+assert 'MAHNWERK_STREAM_REPLICAS=3' in s
+s = s.replace('MAHNWERK_STREAM_REPLICAS=3', 'MAHNWERK_STREAM_REPLICAS=5')
+open(p, 'w').write(s)"
+
 [ $status -eq 0 ] && echo "deploy-check selftest: every broken manifest was caught" || echo "deploy-check selftest: FAILED"
 exit $status

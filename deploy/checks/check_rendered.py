@@ -8,7 +8,8 @@ usage: check_rendered.py RENDERED.yaml BUILTIN_OUT.yaml
   (plus the fields Mahnwerk relies on). Any other custom kind is an error (it would pass unchecked).
 - Checks the design's invariants across objects: every mahnwerk Deployment runs `serve` with one
   service in MAHNWERK_SERVICES and probes gRPC health on 50051 and exposes metrics on 9464; the
-  relay runs exactly one replica; a consumer HPA never scales beyond MAHNWERK_PARTITIONS; the
+  relay runs exactly one replica; a consumer HPA never scales beyond MAHNWERK_PARTITIONS;
+  MAHNWERK_STREAM_REPLICAS is one value in every pod, 1 to 5 and at most the NATS servers; the
   ServiceMonitor selects Services that have its port; the database Secret is the one CNPG creates;
   every object lives in the rendered Namespace; the Grafana dashboard ConfigMap holds valid JSON.
 Exit status 1 and one line per problem on failure.
@@ -101,6 +102,7 @@ def check_mahnwerk(docs):
     clusters = {get(d, "metadata", "name") for d in docs if d.get("kind") == "Cluster"}
     deployments = {}
     partitions = set()
+    stream_replicas = set()
     for d in docs:
         if d.get("kind") != "Deployment" or get(d, "metadata", "labels", "app.kubernetes.io/name") != "mahnwerk":
             continue
@@ -124,6 +126,7 @@ def check_mahnwerk(docs):
             err(d, "container port 9464 (metrics) missing")
         if "MAHNWERK_PARTITIONS" in env:
             partitions.add(env["MAHNWERK_PARTITIONS"])
+        stream_replicas.add(env.get("MAHNWERK_STREAM_REPLICAS", "1"))
         db = env.get("MAHNWERK_DATABASE_URL")
         secret = get(db, "secretKeyRef", "name") if isinstance(db, dict) else None
         if not secret or not any(secret == f"{cl}-app" for cl in clusters):
@@ -134,6 +137,7 @@ def check_mahnwerk(docs):
         errors.append(f"MAHNWERK_PARTITIONS must be set to one value in every mahnwerk pod, found {sorted(partitions)}")
         return
     parts = int(next(iter(partitions)))
+    check_stream_replicas(docs, stream_replicas)
     relay = deployments.get("relay")
     if relay is not None and get(relay, "spec", "replicas") != 1:
         err(relay, "the relay must run exactly one replica")
@@ -146,6 +150,23 @@ def check_mahnwerk(docs):
             err(d, "the relay must not be autoscaled")
         if svc in CONSUMERS and (get(d, "spec", "maxReplicas") or 0) > parts:
             err(d, f"maxReplicas {get(d, 'spec', 'maxReplicas')} exceeds MAHNWERK_PARTITIONS={parts} (extra consumer replicas would idle)")
+
+
+def check_stream_replicas(docs, values):
+    """The services create every stream with MAHNWERK_STREAM_REPLICAS replicas: the same value in
+    every pod (else they would move the streams back and forth), and JetStream places each replica
+    on its own server, so no more than the NATS StatefulSet runs."""
+    if len(values) != 1:
+        errors.append(f"MAHNWERK_STREAM_REPLICAS must be one value in every mahnwerk pod, found {sorted(values)}")
+        return
+    value = next(iter(values))
+    if not value.isdigit() or not 1 <= int(value) <= 5:
+        errors.append(f"MAHNWERK_STREAM_REPLICAS={value} must be an integer from 1 to 5")
+        return
+    nats = [d for d in docs if d.get("kind") == "StatefulSet" and get(d, "metadata", "name") == "nats"]
+    servers = get(nats[0], "spec", "replicas") if nats else None
+    if isinstance(servers, int) and int(value) > servers:
+        err(nats[0], f"MAHNWERK_STREAM_REPLICAS={value} exceeds the {servers} NATS server(s) (a stream keeps one replica per server)")
 
 
 def check_dashboards(docs):

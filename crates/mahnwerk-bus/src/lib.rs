@@ -120,7 +120,17 @@ pub struct BusConfig {
     /// Fixed for the life of a stream: [`BusConfig::ensure_streams`] refuses a stream created
     /// with another count.
     pub partitions: u16,
+    /// Replicas of every stream (1 to [`MAX_REPLICAS`]; 3 on a 3-server cluster), as `serve`
+    /// is configured (`MAHNWERK_STREAM_REPLICAS`). Unlike the partitions it can change:
+    /// [`BusConfig::ensure_streams`] creates the streams with it and moves an existing stream
+    /// with another count to it (JetStream re-replicates online). `None` (tools such as
+    /// `mahnwerk deadletter`, which do not know the deployment's count): create with 1, keep an
+    /// existing stream's count.
+    pub replicas: Option<usize>,
 }
+
+/// The most replicas JetStream keeps of a stream.
+pub const MAX_REPLICAS: usize = 5;
 
 impl Default for BusConfig {
     fn default() -> Self {
@@ -142,7 +152,15 @@ impl BusConfig {
             replay_prefix: format!("{ns}.replay"),
             replay_stream: format!("{upper}_REPLAY"),
             partitions: 1,
+            replicas: None,
         }
+    }
+
+    /// The same names with `n` replicas of every stream (see [`BusConfig::replicas`]).
+    #[must_use]
+    pub fn with_replicas(mut self, n: usize) -> Self {
+        self.replicas = Some(n.max(1));
+        self
     }
 
     /// The same names with `n` partitions (see [`BusConfig::partitions`]).
@@ -176,17 +194,19 @@ impl BusConfig {
     ) -> Result<async_nats::jetstream::stream::Stream> {
         use async_nats::jetstream::stream::{Config, StorageType};
         let transform = self.partition_transform();
-        let mut events = js
-            .get_or_create_stream(Config {
+        let mut events = ensure_stream(
+            js,
+            Config {
                 name: self.stream.clone(),
                 subjects: vec![format!("{}.>", self.subject_prefix)],
                 storage: StorageType::File,
                 duplicate_window: self.duplicate_window,
                 subject_transform: transform.clone(),
                 ..Default::default()
-            })
-            .await
-            .map_err(nats_err)?;
+            },
+            self.replicas,
+        )
+        .await?;
         let existing = events
             .info()
             .await
@@ -218,18 +238,64 @@ impl BusConfig {
             (&self.dead_letter_stream, &self.dead_letter_prefix),
             (&self.replay_stream, &self.replay_prefix),
         ] {
-            js.get_or_create_stream(Config {
-                name: name.clone(),
-                subjects: vec![format!("{prefix}.>")],
-                storage: StorageType::File,
-                duplicate_window: self.duplicate_window,
-                ..Default::default()
-            })
-            .await
-            .map_err(nats_err)?;
+            ensure_stream(
+                js,
+                Config {
+                    name: name.clone(),
+                    subjects: vec![format!("{prefix}.>")],
+                    storage: StorageType::File,
+                    duplicate_window: self.duplicate_window,
+                    ..Default::default()
+                },
+                self.replicas,
+            )
+            .await?;
         }
         Ok(())
     }
+}
+
+/// The replica count to move a stream with `existing` replicas to, if `wanted` names another
+/// (the server reports 0 for a stream created without a count: that is 1).
+pub fn replicas_change(existing: usize, wanted: Option<usize>) -> Option<usize> {
+    let wanted = wanted?.max(1);
+    (existing.max(1) != wanted).then_some(wanted)
+}
+
+/// Create the stream `config` describes with `replicas` replicas (`None`: 1), or open it; an
+/// existing stream with another replica count is moved to `replicas` if given (the rest of its
+/// configuration is kept). Creating or moving to more replicas than the cluster has servers
+/// fails with the server's error.
+pub async fn ensure_stream(
+    js: &async_nats::jetstream::Context,
+    mut config: async_nats::jetstream::stream::Config,
+    replicas: Option<usize>,
+) -> Result<async_nats::jetstream::stream::Stream> {
+    config.num_replicas = replicas.unwrap_or(1).max(1);
+    let name = config.name.clone();
+    let mut stream = js.get_or_create_stream(config).await.map_err(|e| {
+        Error::Nats(format!(
+            "stream {name} ({} replica(s)): {e}",
+            replicas.unwrap_or(1)
+        ))
+    })?;
+    let existing = stream.info().await.map_err(nats_err)?.config.clone();
+    if let Some(n) = replicas_change(existing.num_replicas, replicas) {
+        tracing::info!(
+            stream = %name,
+            from = existing.num_replicas.max(1),
+            to = n,
+            "moving the stream to the configured replica count"
+        );
+        js.update_stream(async_nats::jetstream::stream::Config {
+            num_replicas: n,
+            ..existing
+        })
+        .await
+        .map_err(|e| Error::Nats(format!("stream {name}: moving to {n} replica(s): {e}")))?;
+        stream = js.get_stream(&name).await.map_err(nats_err)?;
+    }
+    Ok(stream)
 }
 
 /// Connect to NATS and open JetStream; refuses a server older than [`MIN_SERVER_VERSION`].
@@ -253,6 +319,17 @@ pub async fn connect(url: &str) -> Result<async_nats::jetstream::Context> {
 #[cfg(test)]
 mod tests {
     use super::server_version_supported;
+
+    #[test]
+    fn a_stream_moves_only_when_its_replica_count_differs() {
+        use super::replicas_change;
+        assert_eq!(replicas_change(0, Some(1)), None, "0 is the server's 1");
+        assert_eq!(replicas_change(1, Some(1)), None);
+        assert_eq!(replicas_change(3, Some(3)), None);
+        assert_eq!(replicas_change(1, Some(3)), Some(3));
+        assert_eq!(replicas_change(3, Some(1)), Some(1));
+        assert_eq!(replicas_change(3, None), None, "not configured: kept");
+    }
 
     #[test]
     fn versions_below_2_10_are_refused() {

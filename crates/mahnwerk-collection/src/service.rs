@@ -29,6 +29,8 @@ pub struct Subjects {
     pub prefix: String,
     /// `{NS}_COLLECTION`
     pub stream: String,
+    /// Replicas of the stream: the bus's ([`BusConfig::replicas`]).
+    pub replicas: Option<usize>,
 }
 
 impl Subjects {
@@ -44,6 +46,7 @@ impl Subjects {
                 "{}_COLLECTION",
                 ns.to_ascii_uppercase().replace(['.', '-'], "_")
             ),
+            replicas: bus.replicas,
         }
     }
 
@@ -52,15 +55,20 @@ impl Subjects {
         format!("{}.{tenant}.{token}.{what}", self.prefix)
     }
 
-    /// Create (or keep) the stream.
+    /// Create (or keep) the stream, with the bus's replica count (an existing stream with
+    /// another count is moved to it).
     pub async fn ensure(&self, js: &async_nats::jetstream::Context) -> Result<()> {
-        js.get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: self.stream.clone(),
-            subjects: vec![format!("{}.>", self.prefix)],
-            duplicate_window: std::time::Duration::from_secs(120),
-            storage: async_nats::jetstream::stream::StorageType::File,
-            ..Default::default()
-        })
+        mahnwerk_bus::ensure_stream(
+            js,
+            async_nats::jetstream::stream::Config {
+                name: self.stream.clone(),
+                subjects: vec![format!("{}.>", self.prefix)],
+                duplicate_window: std::time::Duration::from_secs(120),
+                storage: async_nats::jetstream::stream::StorageType::File,
+                ..Default::default()
+            },
+            self.replicas,
+        )
         .await
         .map_err(|e| Error::Nats(e.to_string()))?;
         Ok(())

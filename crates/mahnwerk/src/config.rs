@@ -71,6 +71,11 @@ pub struct ServeArgs {
     /// instance must use the same value.
     #[arg(long, env = "MAHNWERK_PARTITIONS", default_value_t = 1)]
     pub partitions: u16,
+    /// Replicas of the JetStream streams (events, dead letters, replays, hand-overs), 1 to 5:
+    /// at most the cluster's servers (3 on the production cluster). The streams are created
+    /// with it, and an existing stream with another count is moved to it at start.
+    #[arg(long, env = "MAHNWERK_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
     /// Create a `demo` tenant and print a fresh API key for it (for `make run`).
     #[arg(long)]
     pub demo: bool,
@@ -122,7 +127,9 @@ impl ServeArgs {
 
     /// The JetStream names and partitioning every service of this process uses.
     pub fn bus(&self) -> mahnwerk_bus::BusConfig {
-        mahnwerk_bus::BusConfig::with_namespace(&self.namespace).with_partitions(self.partitions)
+        mahnwerk_bus::BusConfig::with_namespace(&self.namespace)
+            .with_partitions(self.partitions)
+            .with_replicas(self.stream_replicas)
     }
 }
 

@@ -194,6 +194,15 @@ pub fn validate(args: &ServeArgs) -> anyhow::Result<()> {
             bail!("{key}: must be at least 1");
         }
     }
+    if !(1..=mahnwerk_bus::MAX_REPLICAS).contains(&args.stream_replicas) {
+        bail!(
+            "MAHNWERK_STREAM_REPLICAS: {} is not between 1 and {} (JetStream keeps at most {} replicas, \
+             and at most one per server)",
+            args.stream_replicas,
+            mahnwerk_bus::MAX_REPLICAS,
+            mahnwerk_bus::MAX_REPLICAS
+        );
+    }
     for (key, path) in [
         ("MAHNWERK_TLS_CERT", &args.tls_cert),
         ("MAHNWERK_TLS_KEY", &args.tls_key),

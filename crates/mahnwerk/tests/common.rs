@@ -90,6 +90,7 @@ pub async fn start_with(database_url: &str, change: impl FnOnce(&mut ServeArgs))
         relay_batch: 2000,
         grpc_concurrency: 256,
         partitions: 1,
+        stream_replicas: 1,
         metrics_listen: "off".into(),
         letters: Default::default(),
         demo: false,

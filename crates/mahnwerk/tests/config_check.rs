@@ -35,6 +35,7 @@ fn config_check_prints_the_effective_configuration_with_secrets_masked() {
             ("MAHNWERK_SMTP_PASSWORD", "hunter2-smtp"),
             ("MAHNWERK_DOCUMENTS_S3_SECRET_ACCESS_KEY", "aws-s3cret"),
             ("MAHNWERK_PARTITIONS", "4"),
+            ("MAHNWERK_STREAM_REPLICAS", "3"),
         ],
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -47,6 +48,7 @@ fn config_check_prints_the_effective_configuration_with_secrets_masked() {
         "MAHNWERK_SMTP_PASSWORD=********  # env",
         "MAHNWERK_DOCUMENTS_S3_SECRET_ACCESS_KEY=********  # env",
         "MAHNWERK_PARTITIONS=4  # env",
+        "MAHNWERK_STREAM_REPLICAS=3  # env",
         "MAHNWERK_RELAY_BATCH=500  # flag",
         "MAHNWERK_SMTP_HOST=smtp.example.org  # env",
         "MAHNWERK_GRPC_CONCURRENCY=256  # default",
@@ -63,6 +65,18 @@ fn config_check_prints_the_effective_configuration_with_secrets_masked() {
 fn a_bad_value_is_refused_naming_its_key() {
     for (env, key) in [
         (("MAHNWERK_PARTITIONS", "many"), "MAHNWERK_PARTITIONS"),
+        (
+            ("MAHNWERK_STREAM_REPLICAS", "three"),
+            "MAHNWERK_STREAM_REPLICAS",
+        ),
+        (
+            ("MAHNWERK_STREAM_REPLICAS", "0"),
+            "MAHNWERK_STREAM_REPLICAS",
+        ),
+        (
+            ("MAHNWERK_STREAM_REPLICAS", "6"),
+            "MAHNWERK_STREAM_REPLICAS",
+        ),
         (("MAHNWERK_SMTP_TLS", "sometimes"), "MAHNWERK_SMTP_TLS"),
         (
             ("MAHNWERK_METRICS_LISTEN", "everywhere"),

@@ -1,7 +1,8 @@
 //! `make demo` (scripts/demo.sh, minus the release build): the seeds' process on a simulated
 //! clock against a fresh directory, with the real components (SQLite event log, JetStream, the
 //! local SMTP mail sink, typst letters). The timeline's facts are asserted on the event log the
-//! demo leaves, not on its text; and the demo's JSON logs, captured at debug level, hold none of
+//! demo leaves, not on its text (one invoice comes as an XRechnung file; the unpaid ones get every
+//! notice of their policy up to the "Letzte Mahnung"); and the demo's JSON logs, captured at debug level, hold none of
 //! the debtors' names, email addresses or IBANs.
 
 use mahnwerk::demo::cast;
@@ -128,6 +129,14 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
             .map(|p| (p["number"].as_u64().unwrap(), date(&p["date"])))
             .collect()
     };
+    let titles = |events: &[Ev]| -> Vec<String> {
+        of(events, "dunning.step_reached.v1")
+            .iter()
+            .map(|p| p["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let policy_titles =
+        |p: &Policy| -> Vec<String> { p.steps.iter().map(|s| s.title.clone()).collect() };
     // The set intervals (mahnwerk_dunning::case): step k comes the policy's gap after the later
     // of step k-1 and the last payment, never before step k-1's deadline has passed, on a
     // working day.
@@ -186,6 +195,55 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
         }
     }
 
+    // One invoice came as an XRechnung file through ImportEInvoice: its case was issued from
+    // that e-invoice (the file the demo left, by its hash), ran like the others and got its
+    // reminder (above) by email, with the creditor's copy. The others came by CreateInvoice.
+    let xrechnung = cast::debtors().into_iter().find(|d| d.xrechnung).unwrap();
+    let file = std::fs::read(dir.join(mahnwerk::demo::xrechnung::file_name(&xrechnung))).unwrap();
+    for d in cast::debtors() {
+        let e = ev(d.invoice_number);
+        let issued = of(&e, "invoice.issued.v1");
+        assert_eq!(issued.len(), 1, "{}", d.invoice_number);
+        let source = &issued[0]["invoice"]["source"];
+        if !d.xrechnung {
+            assert!(source.is_null(), "{}: {source}", d.invoice_number);
+            continue;
+        }
+        assert_eq!(source["syntax"], "ubl", "{source}");
+        assert_eq!(source["type_code"], "380", "{source}");
+        assert!(
+            source["specification"]
+                .as_str()
+                .unwrap()
+                .contains("xrechnung_3.0"),
+            "{source}"
+        );
+        assert_eq!(
+            source["sha256"],
+            mahnwerk_docstore::sha256_hex(&file),
+            "issued from the file the demo left"
+        );
+        assert_eq!(source["debtor_kind_rule"], "vat_id", "{source}");
+        assert_eq!(
+            of(&e, "dunning.case_opened.v1")[0]["policy"]["id"],
+            "default-business"
+        );
+        let s = steps(&e);
+        assert_eq!(s[0], (1, due + chrono::Duration::days(5)), "{s:?}");
+        let sent = of(&e, "letter.dispatched.v1");
+        assert_eq!(sent[0]["step"], 1);
+        assert_eq!(sent[0]["channel"], "email");
+        assert!(of(&e, "letter.copy_sent.v1").iter().any(|c| c["step"] == 1));
+    }
+    assert!(
+        run.stdout.contains("ImportEInvoice")
+            && run
+                .stdout
+                .contains("invoice recorded from an e-invoice (UBL XRechnung"),
+        "{}",
+        run.stdout
+    );
+
     // 1005 paid on the due date by RF reference: never dunned.
     let e = ev("RE-DEMO-1005");
     assert!(steps(&e).is_empty());
@@ -210,9 +268,13 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
     let paid = of(&e, "payment.applied.v1");
     assert_eq!(paid[0]["amount"]["minor"], 10000);
     assert_eq!(paid[0]["open_after"]["minor"], 29750 - 10000);
+    // Every notice of the consumer policy up to the "Letzte Mahnung", at its intervals, each
+    // sent (by post: no email address).
     let s = steps(&e);
-    assert!(s.len() >= 2, "{s:?}");
+    assert_eq!(titles(&e), policy_titles(&policy(false)), "{s:?}");
+    assert_eq!(titles(&e).last().unwrap(), "Letzte Mahnung");
     check_intervals(&e, &policy(false));
+    assert_eq!(of(&e, "letter.dispatched.v1").len(), s.len());
     let after: Vec<_> = e
         .iter()
         .skip(pos(&e, "payment.applied.v1"))
@@ -252,7 +314,13 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
     let s = steps(&e);
     let business = policy(true);
     assert_eq!(s.len(), business.steps.len(), "{s:?}");
+    assert_eq!(titles(&e), policy_titles(&business), "{s:?}");
     check_intervals(&e, &business);
+    assert_eq!(
+        of(&e, "letter.dispatched.v1").len(),
+        s.len(),
+        "every notice sent"
+    );
     assert_eq!(
         s[1].1,
         s[0].1 + chrono::Duration::days(10),
@@ -261,6 +329,19 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
     let handed = of(&e, "case.handed_over.v1");
     assert_eq!(handed[0]["partner_id"], cast::PARTNER_ID);
     assert!((date(&handed[0]["handed_over_on"]) - due).num_days() > 30);
+    // The "Letzte Mahnung" went out before the hand-over (its deadline passed first).
+    let last = of(&e, "dunning.step_reached.v1")
+        .last()
+        .copied()
+        .unwrap()
+        .clone();
+    assert_eq!(last["title"], "Letzte Mahnung");
+    assert!(date(&last["deadline"]["deadline"]) < date(&handed[0]["handed_over_on"]));
+    let last_sent = e
+        .iter()
+        .position(|x| x.t == "letter.dispatched.v1" && x.p["step"] == last["number"])
+        .expect("the Letzte Mahnung was sent");
+    assert!(last_sent < pos(&e, "case.handed_over.v1"));
     let reports: Vec<_> = of(&e, "collection.status_reported.v1")
         .iter()
         .map(|p| p["report"]["kind"].as_str().unwrap().to_owned())

@@ -1,5 +1,6 @@
 //! The demo's cast and script (pure): the creditor's letterhead, five debtors with their
-//! invoices, what each does on which day, and the camt.053 statements their payments arrive in.
+//! invoices (one of them sent as an XRechnung file, [`super::xrechnung`]), what each does on
+//! which day, and the camt.053 statements their payments arrive in.
 
 use chrono::NaiveDate;
 use mahnwerk_letters::events::{CopyTo, LetterSettings};
@@ -79,6 +80,10 @@ pub struct Debtor {
     pub tax: i64,
     /// RF creditor reference on the invoice, if any.
     pub reference: Option<&'static str>,
+    /// The business's VAT id (BT-48), if any.
+    pub vat_id: Option<&'static str>,
+    /// The invoice comes as an XRechnung file (`ImportEInvoice`) instead of `CreateInvoice`.
+    pub xrechnung: bool,
     /// What this debtor does, in words.
     pub story: &'static str,
 }
@@ -113,7 +118,7 @@ pub fn dates() -> (NaiveDate, NaiveDate, NaiveDate) {
 }
 
 /// Days the demo runs after the start.
-pub const DAYS: u32 = 36;
+pub const DAYS: u32 = 40;
 
 pub fn debtors() -> Vec<Debtor> {
     vec![
@@ -129,6 +134,8 @@ pub fn debtors() -> Vec<Debtor> {
             net: 10000,
             tax: 1900,
             reference: None,
+            vat_id: None,
+            xrechnung: false,
             story: "consumer, email: pays in full after the reminder (camt.053, invoice number in the text)",
         },
         Debtor {
@@ -143,6 +150,8 @@ pub fn debtors() -> Vec<Debtor> {
             net: 25000,
             tax: 4750,
             reference: None,
+            vat_id: None,
+            xrechnung: false,
             story: "consumer, post: pays a part after the reminder and is dunned for the rest",
         },
         Debtor {
@@ -157,7 +166,9 @@ pub fn debtors() -> Vec<Debtor> {
             net: 50000,
             tax: 9500,
             reference: None,
-            story: "business, email: disputes the invoice after the reminder",
+            vat_id: Some("DE123456789"),
+            xrechnung: true,
+            story: "business, email, its invoice an XRechnung file: disputes it after the reminder",
         },
         Debtor {
             invoice_number: "RE-DEMO-1004",
@@ -171,6 +182,8 @@ pub fn debtors() -> Vec<Debtor> {
             net: 100000,
             tax: 19000,
             reference: None,
+            vat_id: None,
+            xrechnung: false,
             story: "business, post: never pays; handed over to collection, the partner reports a payment",
         },
         Debtor {
@@ -185,6 +198,8 @@ pub fn debtors() -> Vec<Debtor> {
             net: 30000,
             tax: 5700,
             reference: Some("RF18539007547034"),
+            vat_id: None,
+            xrechnung: false,
             story: "business, email: pays on the due date with the RF reference; never dunned",
         },
     ]
@@ -254,7 +269,7 @@ pub fn invoice(d: &Debtor) -> pb::Invoice {
             email: d.email.unwrap_or_default().into(),
             language: "de".into(),
             customer_number: String::new(),
-            vat_id: String::new(),
+            vat_id: d.vat_id.unwrap_or_default().into(),
         }),
         payment_reference: d.reference.unwrap_or_default().into(),
         creditor_account: Some(pb::BankAccount {
@@ -280,7 +295,7 @@ fn amount(minor: i64) -> String {
     format!("{}.{:02}", minor / 100, minor % 100)
 }
 
-fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -1,7 +1,8 @@
 //! `mahnwerk demo`: the seeds' process end to end on a simulated clock. It starts every service
 //! in this process on a fresh SQLite file (the same `server::run` as `mahnwerk serve`) and drives
 //! them only over gRPC, as a billing platform, a bank export and a collection partner would:
-//! the creditor's letterhead, five invoices, a camt.053 statement per payment day, a dispute,
+//! the creditor's letterhead, five invoices (four by `CreateInvoice`, one as an XRechnung file
+//! by `ImportEInvoice`), a camt.053 statement per payment day, a dispute,
 //! the clock moved one day at a time, the partner's reports. After each day it waits until the
 //! services have done that day's work (every step's letter sent, every copy, every hand-over)
 //! and prints what the case files gained, so the timeline is read back from the log.
@@ -12,9 +13,11 @@
 //! # Layout
 //! - [`cast`]: the creditor, the debtors, the script and the statements (pure).
 //! - [`timeline`]: one readable line per case event (pure).
+//! - [`xrechnung`]: the one invoice sent as an XRechnung (UBL) file (pure).
 
 pub mod cast;
 pub mod timeline;
+pub mod xrechnung;
 
 use anyhow::Context as _;
 use cast::Action;
@@ -292,24 +295,58 @@ async fn drive(
         cast::PARTNER_ID
     )?;
 
-    // The invoices, over gRPC as a billing platform sends them.
+    // The invoices, over gRPC as a billing platform sends them; one as its XRechnung file.
     writeln!(
         out,
-        "\nInvoices issued {issue}, due {due} (CreateInvoice over gRPC):"
+        "\nInvoices issued {issue}, due {due} (CreateInvoice over gRPC, or ImportEInvoice of an XRechnung file):"
     )?;
     let mut cases = Vec::new();
     for d in cast::debtors() {
-        let created = c
-            .invoices
-            .create_invoice(c.req(pb::CreateInvoiceRequest {
-                tenant: String::new(),
-                invoice: Some(cast::invoice(&d)),
-            })?)
-            .await
-            .with_context(|| format!("creating {}", d.invoice_number))?
-            .into_inner()
-            .invoice
-            .context("CreateInvoice answered without the invoice")?;
+        let (case_id, how) = if d.xrechnung {
+            let xml = xrechnung::ubl(&d);
+            let file = args.dir.join(xrechnung::file_name(&d));
+            std::fs::write(&file, &xml).with_context(|| format!("writing {}", file.display()))?;
+            let r = c
+                .invoices
+                .import_e_invoice(c.req(pb::ImportEInvoiceRequest {
+                    tenant: String::new(),
+                    content: xml.into_bytes(),
+                    file_name: xrechnung::file_name(&d),
+                    ..Default::default()
+                })?)
+                .await
+                .with_context(|| format!("importing {}", file.display()))?
+                .into_inner()
+                .result
+                .context("ImportEInvoice answered without a result")?;
+            anyhow::ensure!(
+                r.outcome == "created",
+                "the XRechnung of {} was not imported: {} {}",
+                d.invoice_number,
+                r.outcome,
+                r.reason
+            );
+            (
+                r.case_id,
+                Some(format!(
+                    "sent as an XRechnung (UBL) file, ImportEInvoice: {}",
+                    file.display()
+                )),
+            )
+        } else {
+            let created = c
+                .invoices
+                .create_invoice(c.req(pb::CreateInvoiceRequest {
+                    tenant: String::new(),
+                    invoice: Some(cast::invoice(&d)),
+                })?)
+                .await
+                .with_context(|| format!("creating {}", d.invoice_number))?
+                .into_inner()
+                .invoice
+                .context("CreateInvoice answered without the invoice")?;
+            (created.case_id, None)
+        };
         writeln!(
             out,
             "  {}  {:>11}  {:<24} {}",
@@ -318,9 +355,12 @@ async fn drive(
             d.name,
             d.story
         )?;
+        if let Some(how) = how {
+            writeln!(out, "  {:>12}  {how}", "")?;
+        }
         cases.push(Case {
             debtor: d,
-            case_id: created.case_id,
+            case_id,
             printed: 0,
         });
     }

@@ -27,7 +27,23 @@ pub fn describe(event_type: &str, payload_json: &str) -> Option<String> {
     let p: Value = serde_json::from_str(payload_json).unwrap_or(Value::Null);
     Some(match event_type {
         "invoice.issued.v1" => format!(
-            "invoice recorded: {} due {}",
+            "invoice recorded{}: {} due {}",
+            match &p["invoice"]["source"] {
+                Value::Null => String::new(),
+                src => format!(
+                    " from an e-invoice ({} {}, file sha256 {}…)",
+                    s(&src["syntax"]).to_uppercase(),
+                    if src["specification"]
+                        .as_str()
+                        .is_some_and(|x| x.contains("xrechnung"))
+                    {
+                        "XRechnung"
+                    } else {
+                        "EN 16931"
+                    },
+                    s(&src["sha256"]).chars().take(12).collect::<String>()
+                ),
+            },
             money(
                 p["invoice"]["gross"].as_i64().unwrap_or_default(),
                 p["invoice"]["currency"].as_str().unwrap_or("EUR")
@@ -175,6 +191,25 @@ mod tests {
             &[escalated, ev("case.handed_over.v1", serde_json::json!({}))],
             true
         ));
+    }
+
+    #[test]
+    fn an_invoice_from_an_e_invoice_says_so() {
+        let plain = serde_json::json!({"invoice": {"gross": 11900, "currency": "EUR", "due_date": "2026-10-01"}});
+        assert_eq!(
+            describe("invoice.issued.v1", &plain.to_string()).unwrap(),
+            "invoice recorded: 119.00 EUR due 2026-10-01"
+        );
+        let mut from_file = plain.clone();
+        from_file["invoice"]["source"] = serde_json::json!({
+            "syntax": "ubl",
+            "specification": "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0",
+            "sha256": "0123456789abcdef",
+        });
+        assert_eq!(
+            describe("invoice.issued.v1", &from_file.to_string()).unwrap(),
+            "invoice recorded from an e-invoice (UBL XRechnung, file sha256 0123456789ab…): 119.00 EUR due 2026-10-01"
+        );
     }
 
     #[test]
