@@ -71,13 +71,21 @@ async fn smtp_sink(mail: &Path) -> (Killed, u16) {
         .spawn()
         .unwrap();
     let mut sink = Killed(child);
-    wait_for("the SMTP sink", 30, || async {
-        assert!(sink.0.try_wait().unwrap().is_none(), "smtp_sink.py exited");
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            sink.0.try_wait().unwrap().is_none(),
+            "smtp_sink.py exited: is aiosmtpd installed (tests/requirements.txt)?"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the SMTP sink did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     (sink, port)
 }
 

@@ -51,7 +51,7 @@ fn read_back(pdf: &[u8]) -> (String, Vec<String>) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|q| q.as_str().unwrap().to_owned())
+        .map(|q| q["text"].as_str().unwrap_or_default().to_owned())
         .collect();
     (text, qr)
 }
