@@ -210,7 +210,10 @@ mod tests {
         );
         // Not an RF reference (or none): made from the invoice number's letters and digits.
         let made = RfReference::create("RE20260042").unwrap();
-        assert_eq!(for_invoice(Some("Kd 4711"), "RE-2026/0042", case), Some(made.clone()));
+        assert_eq!(
+            for_invoice(Some("Kd 4711"), "RE-2026/0042", case),
+            Some(made.clone())
+        );
         assert_eq!(for_invoice(None, "re-2026-0042", case), Some(made));
         // Longer than ISO 11649 allows: the last 21.
         let long = "ACME-INV-2026-000000001234567";

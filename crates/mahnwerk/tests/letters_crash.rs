@@ -182,7 +182,8 @@ fn progress(rows: &[store::LedgerRow]) -> usize {
 fn all_final(rows: &[store::LedgerRow], n: usize) -> bool {
     rows.iter().filter(|r| r.recipient == "debtor").count() >= n
         && rows.iter().all(|r| {
-            r.reported && ![state::INTENT, state::RENDERED, state::SENDING].contains(&r.state.as_str())
+            r.reported
+                && ![state::INTENT, state::RENDERED, state::SENDING].contains(&r.state.as_str())
         })
 }
 
@@ -214,8 +215,7 @@ fn spool(dir: &Path) -> HashMap<String, usize> {
         }
         let job: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
-        *out
-            .entry(job["job_id"].as_str().unwrap_or_default().to_owned())
+        *out.entry(job["job_id"].as_str().unwrap_or_default().to_owned())
             .or_default() += 1;
     }
     out
@@ -358,7 +358,12 @@ async fn serve_killed_with_sigkill_while_dispatching_sends_no_letter_twice() {
     }
     // Every delivery belongs to a ledger row: nothing went out that the ledger does not know.
     let ids: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    assert!(mailbox.keys().chain(spooled.keys()).all(|k| ids.contains(k.as_str())));
+    assert!(
+        mailbox
+            .keys()
+            .chain(spooled.keys())
+            .all(|k| ids.contains(k.as_str()))
+    );
     // One letter per case (the email ones fall back to post only on a permanent rejection).
     assert_eq!(rows.iter().filter(|r| r.recipient == "debtor").count(), n);
     for case in &settled_before {
@@ -386,7 +391,10 @@ async fn serve_killed_with_sigkill_while_dispatching_sends_no_letter_twice() {
         }
     }
     assert_eq!((dispatched, review), (sent, unknown));
-    assert!(kills >= 20, "only {kills} kills before the letters were done (raise LETTERS_CRASH_N)");
+    assert!(
+        kills >= 20,
+        "only {kills} kills before the letters were done (raise LETTERS_CRASH_N)"
+    );
     eprintln!(
         "letters: {n}, SIGKILLs: {kills}, sent: {sent}, unknown (review): {unknown}, suppressed: {suppressed}, emails: {}, spooled: {}",
         mailbox.len(),

@@ -34,7 +34,8 @@ fn read_back(pdf: &[u8]) -> (String, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("letter.pdf");
     std::fs::write(&path, pdf).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mahnwerk-letters/tests/readback.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mahnwerk-letters/tests/readback.py");
     let out = std::process::Command::new(python())
         .arg(script)
         .arg(&path)
@@ -46,7 +47,10 @@ fn read_back(pdf: &[u8]) -> (String, Vec<String>) {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let text = v["pages"][0]["text"].as_str().unwrap_or_default().to_owned();
+    let text = v["pages"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let qr = v["qr"]
         .as_array()
         .unwrap()
@@ -83,7 +87,12 @@ fn first<'a>(events: &'a [(String, serde_json::Value)], t: &str) -> &'a serde_js
     &events
         .iter()
         .find(|e| e.0 == t)
-        .unwrap_or_else(|| panic!("no {t} in {:?}", events.iter().map(|e| &e.0).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {t} in {:?}",
+                events.iter().map(|e| &e.0).collect::<Vec<_>>()
+            )
+        })
         .1
 }
 
@@ -205,7 +214,11 @@ async fn a_payment_quoting_only_the_letters_rf_reference_settles_and_dunning_sto
     );
     let step = first(&file, "dunning.step_reached.v1");
     let total = step["balance"]["minor"].as_i64().unwrap();
-    assert_eq!(step["principal_open"]["minor"].as_i64(), Some(total), "{step}");
+    assert_eq!(
+        step["principal_open"]["minor"].as_i64(),
+        Some(total),
+        "{step}"
+    );
 
     // The debtor's partner pays from an account matching has never seen, quoting only the
     // reference the GiroCode carries: nothing but the RF reference names the invoice.
@@ -235,7 +248,11 @@ async fn a_payment_quoting_only_the_letters_rf_reference_settles_and_dunning_sto
         .into_inner();
     let entry = &res.results[0];
     assert_eq!(
-        (entry.decision.as_str(), entry.rule.as_str(), entry.confidence),
+        (
+            entry.decision.as_str(),
+            entry.rule.as_str(),
+            entry.confidence
+        ),
         ("applied", "rf_reference", 100),
         "{entry:?}"
     );

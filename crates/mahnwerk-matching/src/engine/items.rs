@@ -80,7 +80,11 @@ impl OpenItems {
         .map(|r| r.as_str().to_owned())
         .into_iter()
         .collect();
-        for r in item.letter_references.iter().filter_map(|r| text::normalise_rf(r)) {
+        for r in item
+            .letter_references
+            .iter()
+            .filter_map(|r| text::normalise_rf(r))
+        {
             if !rfs.contains(&r) {
                 rfs.push(r);
             }

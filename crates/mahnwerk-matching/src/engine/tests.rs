@@ -107,7 +107,11 @@ fn the_rf_reference_letters_derive_from_the_invoice_number_applies_exactly() {
     structured.references = vec![rf.as_str().into()];
     for e in [
         credit(11900, rf.as_str(), "Hans Schmidt"),
-        credit(11900, &format!("Danke {}", rf.to_print_format()), "Hans Schmidt"),
+        credit(
+            11900,
+            &format!("Danke {}", rf.to_print_format()),
+            "Hans Schmidt",
+        ),
         structured,
     ] {
         let d = decide_default(&items, &e);
