@@ -283,3 +283,103 @@ async fn a_payment_quoting_only_the_letters_rf_reference_settles_and_dunning_sto
     assert_eq!(applied["rule"], "rf_reference", "{applied}");
     server.stop().await;
 }
+
+/// A letter that printed another RF reference than the one derived for its case (a letter of
+/// another release, say): matching learns it from `letter.rendered.v1` and matches by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matching_learns_a_printed_reference_from_the_letters_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let server = start_with(&url, |a| {
+        a.services = vec![Service::Ingest, Service::Relay, Service::Matching];
+    })
+    .await;
+    let key = tenant_key(&url, "acme").await;
+    let ch = server.channel().await;
+    let mut inv = invoice("RE-LOOP-9");
+    inv.payment_reference = String::new();
+    let case = pb::invoice_service_client::InvoiceServiceClient::new(ch.clone())
+        .create_invoice(authed(
+            &key,
+            pb::CreateInvoiceRequest {
+                invoice: Some(inv),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .invoice
+        .unwrap()
+        .case_id;
+    let printed = mahnwerk_formats::rf::RfReference::create("ALT4711").unwrap();
+    let log = mahnwerk_eventlog::EventLog::connect(&url).await.unwrap();
+    let stream: mahnwerk_domain::StreamId = format!("acme/case/{case}").parse().unwrap();
+    log.append(mahnwerk_eventlog::AppendBatch {
+        stream,
+        expected: mahnwerk_eventlog::ExpectedVersion::Any,
+        events: vec![mahnwerk_eventlog::NewEvent {
+            event_id: mahnwerk_eventlog::event_id_now(),
+            event_type: "letter.rendered.v1".into(),
+            payload: serde_json::json!({
+                "letter_id": "l-1", "step": 1, "kind": "reminder", "document_sha256": "00",
+                "letterhead_version": 1, "templates": [], "draft": false,
+                "payment_reference": printed.to_print_format()
+            }),
+            occurred_at: chrono::Utc::now(),
+            metadata: mahnwerk_eventlog::Metadata {
+                actor: "service:letters".into(),
+                ..Default::default()
+            },
+        }],
+    })
+    .await
+    .unwrap();
+    let pool = mahnwerk_auth::connect_any(&url).await.unwrap();
+    wait_for(
+        "the printed reference in the matching projection",
+        60,
+        || async {
+            mahnwerk_matching::projection::load_items(&pool, "acme")
+                .await
+                .unwrap()
+                .get(&case)
+                .is_some_and(|i| i.letter_references == [printed.as_str()])
+        },
+    )
+    .await;
+    let res = pb::payment_service_client::PaymentServiceClient::new(ch)
+        .record_transactions(authed(
+            &key,
+            pb::RecordTransactionsRequest {
+                tenant: String::new(),
+                transactions: vec![pb::Transaction {
+                    bank_reference: "LOOP-BANK-9".into(),
+                    account: "DE89370400440532013000".into(),
+                    amount: Some(pb::Money {
+                        minor: 11900,
+                        currency: "EUR".into(),
+                    }),
+                    booking_date: "2026-03-27".into(),
+                    counterparty_name: "Hans Schmidt".into(),
+                    remittance: format!("Zahlung {}", printed.as_str()),
+                    ..Default::default()
+                }],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let entry = &res.results[0];
+    assert_eq!(
+        (
+            entry.decision.as_str(),
+            entry.rule.as_str(),
+            entry.confidence
+        ),
+        ("applied", "rf_reference", 100),
+        "{entry:?}"
+    );
+    assert_eq!(entry.allocations[0].case_id, case);
+    server.stop().await;
+}
