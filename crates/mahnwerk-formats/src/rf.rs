@@ -69,6 +69,31 @@ impl RfReference {
     }
 }
 
+/// The RF reference of an invoice's case, as its letters print it (GiroCode and remittance
+/// line) and as the matching engine recognises it when a debtor pays with it: the invoice's own
+/// payment reference when it is a valid RF reference; else one made from the invoice number
+/// (its ASCII letters and digits, the last 21); else from the case id (its letters and digits,
+/// the last 21). `None` only when neither holds a letter or digit.
+///
+/// One derivation for both sides: the letters service and the matching engine call this, so a
+/// reference printed on a letter is always one the matching knows.
+pub fn for_invoice(
+    payment_reference: Option<&str>,
+    invoice_number: &str,
+    case_id: &str,
+) -> Option<RfReference> {
+    if let Some(rf) = payment_reference.and_then(|r| RfReference::parse(r).ok()) {
+        return Some(rf);
+    }
+    let tail = |s: &str| {
+        let body: String = s.chars().filter(char::is_ascii_alphanumeric).collect();
+        body[body.len().saturating_sub(MAX_BODY_LEN)..].to_owned()
+    };
+    RfReference::create(&tail(invoice_number))
+        .or_else(|_| RfReference::create(&tail(case_id)))
+        .ok()
+}
+
 /// `true` when `text` is a valid RF reference (spaces allowed).
 pub fn is_valid(text: &str) -> bool {
     RfReference::parse(text).is_ok()
@@ -171,6 +196,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("check digits"), "{err}");
+    }
+
+    #[test]
+    fn the_reference_of_an_invoice_is_its_own_rf_else_made_from_number_or_case() {
+        let case = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        // The invoice's own RF reference, printed or electronic.
+        assert_eq!(
+            for_invoice(Some("rf18 5390 0754 7034"), "RE-1", case)
+                .unwrap()
+                .as_str(),
+            "RF18539007547034"
+        );
+        // Not an RF reference (or none): made from the invoice number's letters and digits.
+        let made = RfReference::create("RE20260042").unwrap();
+        assert_eq!(
+            for_invoice(Some("Kd 4711"), "RE-2026/0042", case),
+            Some(made.clone())
+        );
+        assert_eq!(for_invoice(None, "re-2026-0042", case), Some(made));
+        // Longer than ISO 11649 allows: the last 21.
+        let long = "ACME-INV-2026-000000001234567";
+        assert_eq!(
+            for_invoice(None, long, case).unwrap().body(),
+            "NV2026000000001234567"
+        );
+        // No letter or digit in the number: from the case id, hyphens or not.
+        let by_case = for_invoice(None, "#/-", case).unwrap();
+        assert_eq!(by_case.body(), "b469fa16570867728950e".to_ascii_uppercase());
+        assert_eq!(
+            for_invoice(None, "#/-", &case.replace('-', "")),
+            Some(by_case)
+        );
+        assert_eq!(for_invoice(None, "", ""), None);
     }
 
     proptest! {

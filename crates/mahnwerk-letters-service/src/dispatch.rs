@@ -346,6 +346,10 @@ impl Dispatcher {
             }
             let kind =
                 mahnwerk_letters::events::kind_for_template(&inputs.step.template_id, row.step);
+            let case = row
+                .case_id
+                .parse()
+                .map_err(|_| Error::invalid("case_id", "not a case id"))?;
             let payload = serde_json::to_value(LetterRendered {
                 letter_id: row.letter_id.clone(),
                 step: row.step,
@@ -354,6 +358,8 @@ impl Dispatcher {
                 letterhead_version: inputs.config.letterhead_version,
                 templates: inputs.config.templates.keys().cloned().collect(),
                 draft: false,
+                payment_reference: Some(mapping::rf_reference(&inputs.invoice, case))
+                    .filter(|r| !r.is_empty()),
             })
             .map_err(|e| Error::invalid("event", e.to_string()))?;
             let mut ev = self.event(inputs.step_event, &row, "letter.rendered.v1", payload);
@@ -735,6 +741,7 @@ impl Dispatcher {
                         letterhead_version: 0,
                         templates: Vec::new(),
                         draft: true,
+                        payment_reference: None,
                     }))?,
                 )
             }

@@ -34,25 +34,17 @@ pub fn language(tag: &str) -> Language {
 }
 
 /// The payment reference: the invoice's when it is a valid RF reference, else one made from
-/// the invoice number (letters and digits, at most 21), else from the case id.
+/// the invoice number (letters and digits, at most 21), else from the case id. The derivation is
+/// [`mahnwerk_formats::rf::for_invoice`], which the matching engine uses too: a debtor paying
+/// with the reference of a letter is matched by it.
 pub fn rf_reference(invoice: &Invoice, case: CaseId) -> String {
-    use mahnwerk_formats::rf::RfReference;
-    if let Some(r) = &invoice.payment_reference
-        && let Ok(rf) = RfReference::parse(r)
-    {
-        return rf.as_str().to_owned();
-    }
-    let body: String = invoice
-        .number
-        .as_str()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    let tail = |s: &str| s[s.len().saturating_sub(21)..].to_owned();
-    RfReference::create(&tail(&body))
-        .or_else(|_| RfReference::create(&tail(&case.0.simple().to_string())))
-        .map(|r| r.as_str().to_owned())
-        .unwrap_or_default()
+    mahnwerk_formats::rf::for_invoice(
+        invoice.payment_reference.as_deref(),
+        invoice.number.as_str(),
+        &case.0.simple().to_string(),
+    )
+    .map(|r| r.as_str().to_owned())
+    .unwrap_or_default()
 }
 
 fn field(e: mahnwerk_domain::MoneyError) -> Error {

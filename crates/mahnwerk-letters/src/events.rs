@@ -26,6 +26,11 @@ pub struct LetterRendered {
     /// Rendered for the creditor to send themselves: never dispatched.
     #[serde(default)]
     pub draft: bool,
+    /// The RF creditor reference the letter prints (GiroCode and remittance line), electronic
+    /// format: what a debtor pays with. Derived by `mahnwerk_formats::rf::for_invoice`, which
+    /// the matching engine uses too. Absent on drafts and on letters rendered before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_reference: Option<String>,
 }
 
 /// `letter.dispatched.v1`: the letter was handed to a channel and accepted.

@@ -115,6 +115,7 @@ pub fn read_open_items(file: &str, input: impl BufRead) -> Result<OpenItems, Mat
             customer_number: None,
             open: it.open,
             payment_reference: it.payment_reference,
+            letter_references: Vec::new(),
             due_date: it.due_date,
             cash_discount: it.cash_discount,
             closed: it.closed,

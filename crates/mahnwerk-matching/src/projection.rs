@@ -2,7 +2,8 @@
 //!
 //! - `matching_items`: one open item per case (the engine's [`OpenItem`] as JSON), from
 //!   `invoice.*` and the payment facts on case streams, plus the payer IBANs learnt from applied
-//!   entries (`bank_transaction.received.v1` with allocations);
+//!   entries (`bank_transaction.received.v1` with allocations) and any RF reference a letter
+//!   printed other than the one the engine derives (`letter.rendered.v1`);
 //! - `matching_unmatched`: the review queue, from `payment.unmatched.v1` and the review actions.
 //!
 //! Portable SQL (`sqlx::Any`): PostgreSQL and SQLite alike. The consumer library commits these
@@ -257,7 +258,44 @@ async fn save_item(
     Ok(())
 }
 
+/// The letters service's event naming the RF reference a letter printed.
+const LETTER_RENDERED: &str = "letter.rendered.v1";
+
 impl Projection {
+    /// A letter printed an RF reference: the item knows it (normally it is the one
+    /// `rf::for_invoice` derives, which the engine indexes anyway; another is recorded).
+    async fn on_letter(
+        &self,
+        event: &Envelope,
+        tenant: &str,
+        case_id: &str,
+        tx: &mut Transaction<'static, Any>,
+    ) -> Result<(), HandlerError> {
+        let Some(printed) = event
+            .payload
+            .get("payment_reference")
+            .and_then(serde_json::Value::as_str)
+            .and_then(crate::text::normalise_rf)
+        else {
+            return Ok(());
+        };
+        let Some(mut item) = load_item(tx, tenant, case_id).await? else {
+            return Ok(());
+        };
+        let derived = mahnwerk_formats::rf::for_invoice(
+            item.payment_reference.as_deref(),
+            &item.invoice_number,
+            &item.case_id,
+        );
+        if derived.is_some_and(|d| d.as_str() == printed)
+            || item.letter_references.contains(&printed)
+        {
+            return Ok(());
+        }
+        item.letter_references.push(printed);
+        save_item(tx, tenant, &item, event.position).await
+    }
+
     async fn on_case(
         &self,
         event: &Envelope,
@@ -265,6 +303,9 @@ impl Projection {
         case_id: &str,
         tx: &mut Transaction<'static, Any>,
     ) -> Result<(), HandlerError> {
+        if event.event_type == LETTER_RENDERED {
+            return self.on_letter(event, tenant, case_id, tx).await;
+        }
         if let Some(ce) =
             CaseEvent::from_parts(&event.event_type, &event.payload).map_err(permanent)?
         {
@@ -285,6 +326,7 @@ impl Projection {
                         customer_number: inv.debtor.customer_number.clone(),
                         open,
                         payment_reference: inv.payment_reference.clone(),
+                        letter_references: Vec::new(),
                         due_date: inv.due_date,
                         cash_discount,
                         closed: None,

@@ -625,6 +625,7 @@ fn open_items(p: &Portfolio) -> Vec<OpenItem> {
                 },
                 open: Money::eur(inv.open),
                 payment_reference: inv.rf.clone(),
+                letter_references: Vec::new(),
                 due_date: inv.due,
                 cash_discount: None,
                 closed: inv.closed.then(|| "cancelled".to_owned()),

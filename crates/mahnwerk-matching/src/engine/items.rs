@@ -4,6 +4,7 @@
 use super::types::{BankEntry, Decision, OpenItem};
 use crate::text;
 use mahnwerk_domain::Currency;
+use mahnwerk_formats::rf;
 use std::collections::HashMap;
 
 /// The open items of one tenant, indexed for the ladder. Closed and settled items stay indexed
@@ -67,20 +68,36 @@ impl OpenItems {
         self.index(i);
     }
 
-    fn keys(item: &OpenItem) -> (Option<String>, Vec<String>) {
-        let rf = item
-            .payment_reference
-            .as_deref()
-            .and_then(text::normalise_rf);
+    /// The RF references that name an item: the one its letters print (the invoice's own RF
+    /// reference, else one made from the invoice number or case id: the letters service's
+    /// derivation, [`rf::for_invoice`]) and any other a letter recorded; and its number keys.
+    fn keys(item: &OpenItem) -> (Vec<String>, Vec<String>) {
+        let mut rfs: Vec<String> = rf::for_invoice(
+            item.payment_reference.as_deref(),
+            &item.invoice_number,
+            &item.case_id,
+        )
+        .map(|r| r.as_str().to_owned())
+        .into_iter()
+        .collect();
+        for r in item
+            .letter_references
+            .iter()
+            .filter_map(|r| text::normalise_rf(r))
+        {
+            if !rfs.contains(&r) {
+                rfs.push(r);
+            }
+        }
         let mut numbers = vec![text::number_key(&item.invoice_number)];
         numbers.extend(text::alternative_keys(&item.invoice_number));
-        (rf, numbers)
+        (rfs, numbers)
     }
 
     fn index(&mut self, i: usize) {
         let item = &self.items[i];
-        let (rf, numbers) = Self::keys(item);
-        if let Some(rf) = rf {
+        let (rfs, numbers) = Self::keys(item);
+        for rf in rfs {
             self.by_rf.entry(rf).or_default().push(i);
         }
         for k in numbers {
@@ -107,7 +124,7 @@ impl OpenItems {
 
     fn unindex(&mut self, i: usize) {
         let item = self.items[i].clone();
-        let (rf, numbers) = Self::keys(&item);
+        let (rfs, numbers) = Self::keys(&item);
         let drop = |map: &mut HashMap<_, Vec<usize>>, key| {
             if let Some(v) = map.get_mut(&key) {
                 v.retain(|&j| j != i);
@@ -116,7 +133,7 @@ impl OpenItems {
                 }
             }
         };
-        if let Some(rf) = rf {
+        for rf in rfs {
             drop(&mut self.by_rf, rf);
         }
         for k in numbers {

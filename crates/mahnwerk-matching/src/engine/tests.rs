@@ -18,6 +18,7 @@ fn item(case: &str, number: &str, name: &str, open: i64) -> OpenItem {
         customer_number: None,
         open: Money::eur(open),
         payment_reference: None,
+        letter_references: Vec::new(),
         due_date: date(1),
         cash_discount: None,
         closed: None,
@@ -90,6 +91,64 @@ fn structured_rf_partial_and_overpaid() {
     assert_eq!(d.outcome, Outcome::Overpaid);
     assert_eq!(cases(&d), [("c1", 10000)]);
     assert_eq!(d.overpayment, Some(Money::eur(500)));
+}
+
+/// An invoice without an RF reference of its own: its letters print one made from the invoice
+/// number (`rf::for_invoice`, the letters service's derivation). Quoted alone, by a payer who
+/// does not look like the debtor, it settles that invoice as any RF reference does.
+#[test]
+fn the_rf_reference_letters_derive_from_the_invoice_number_applies_exactly() {
+    let rf = mahnwerk_formats::rf::for_invoice(None, "RE-2026-0815", "c1").unwrap();
+    let items = book(vec![
+        item("c1", "RE-2026-0815", "Erika Mustermann", 11900),
+        item("c2", "RE-2026-0816", "Max Beispiel", 11900),
+    ]);
+    let mut structured = credit(11900, "", "Hans Schmidt");
+    structured.references = vec![rf.as_str().into()];
+    for e in [
+        credit(11900, rf.as_str(), "Hans Schmidt"),
+        credit(
+            11900,
+            &format!("Danke {}", rf.to_print_format()),
+            "Hans Schmidt",
+        ),
+        structured,
+    ] {
+        let d = decide_default(&items, &e);
+        assert_eq!(
+            (d.outcome, d.rule, d.confidence),
+            (Outcome::Applied, Rule::RfReference, 100),
+            "{e:?}: {d:?}"
+        );
+        assert_eq!(cases(&d), [("c1", 11900)]);
+    }
+    // An invoice with its own RF reference: that one is printed, not one made from the number.
+    let mut own = item("c3", "RE-2026-0817", "Erika Mustermann", 11900);
+    own.payment_reference = Some(RfReference::create("99887766").unwrap().as_str().into());
+    let items = book(vec![own]);
+    let made = mahnwerk_formats::rf::for_invoice(None, "RE-2026-0817", "c3").unwrap();
+    let d = decide_default(&items, &credit(11900, made.as_str(), "Hans Schmidt"));
+    assert_eq!(d.outcome, Outcome::Review, "{d:?}");
+}
+
+/// A reference a letter recorded (`letter.rendered.v1`) other than the derived one names its
+/// item; replacing the item without it forgets it.
+#[test]
+fn an_rf_reference_a_letter_recorded_names_its_item() {
+    let printed = RfReference::create("LTR4711").unwrap();
+    let mut a = item("c1", "RE-1", "Erika Mustermann", 5000);
+    a.letter_references = vec![printed.to_print_format()];
+    let mut items = book(vec![a.clone()]);
+    let e = credit(5000, &format!("Ref {printed}"), "Hans Schmidt");
+    let d = decide_default(&items, &e);
+    assert_eq!(
+        (d.outcome, d.rule, d.confidence),
+        (Outcome::Applied, Rule::RfReference, 100),
+        "{d:?}"
+    );
+    a.letter_references.clear();
+    items.upsert(a);
+    assert_eq!(decide_default(&items, &e).outcome, Outcome::Review);
 }
 
 #[test]

@@ -32,6 +32,10 @@ pub struct OpenItem {
     /// The RF (or other) reference printed on the invoice.
     #[serde(default)]
     pub payment_reference: Option<String>,
+    /// RF references printed on the case's letters (`letter.rendered.v1`), when one differs
+    /// from the reference [`mahnwerk_formats::rf::for_invoice`] derives, which is always known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub letter_references: Vec<String>,
     pub due_date: NaiveDate,
     #[serde(default)]
     pub cash_discount: Option<CashDiscount>,
