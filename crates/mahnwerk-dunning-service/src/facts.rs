@@ -91,6 +91,8 @@ pub fn fact_of(
             CaseEvent::DueDateExtended(e) => Fact::Command(DunningCommand::ExtendDueDate {
                 new_due_date: e.new_due_date,
             }),
+            // Where letters go is the letters service's concern, not the schedule's.
+            CaseEvent::DebtorAddressUpdated(_) => return Ok(None),
         }));
     }
     Ok(match PaymentEvent::from_parts(event_type, payload)? {
