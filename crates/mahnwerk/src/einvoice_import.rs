@@ -193,6 +193,15 @@ pub struct ImportSettingsArgs {
     pub request_id: Option<String>,
 }
 
+fn with_key<T>(api_key: &str, body: T) -> Result<tonic::Request<T>, String> {
+    let mut req = tonic::Request::new(body);
+    let auth = format!("Bearer {api_key}")
+        .parse()
+        .map_err(|_| "the API key is not a valid header value".to_owned())?;
+    req.metadata_mut().insert("authorization", auth);
+    Ok(req)
+}
+
 /// Show (no setting given) or store (the settings given, the rest unset) the tenant's import
 /// settings; prints them as stored.
 pub async fn import_settings(
@@ -205,13 +214,6 @@ pub async fn import_settings(
     let mut client = pb::invoice_service_client::InvoiceServiceClient::connect(server.to_owned())
         .await
         .map_err(|e| format!("connecting to {server}: {e}"))?;
-    let authed = |mut req: tonic::Request<_>| -> Result<tonic::Request<_>, String> {
-        let auth = format!("Bearer {api_key}")
-            .parse()
-            .map_err(|_| "the API key is not a valid header value".to_owned())?;
-        req.metadata_mut().insert("authorization", auth);
-        Ok(req)
-    };
     let change = args.unknown_buyer.is_some()
         || args.default_term_days.is_some()
         || args.default_iban.is_some();
@@ -230,20 +232,26 @@ pub async fn import_settings(
             format!("cli-{}", &mahnwerk_docstore::sha256_hex(text.as_bytes())[..32])
         });
         let r = client
-            .put_import_settings(authed(tonic::Request::new(pb::PutImportSettingsRequest {
-                tenant: tenant.to_owned(),
-                settings: Some(settings),
-                request_id,
-            }))?)
+            .put_import_settings(with_key(
+                api_key,
+                pb::PutImportSettingsRequest {
+                    tenant: tenant.to_owned(),
+                    settings: Some(settings),
+                    request_id,
+                },
+            )?)
             .await
             .map_err(|s| format!("{} ({:?})", s.message(), s.code()))?
             .into_inner();
         (r.settings.unwrap_or_default(), r.version)
     } else {
         let r = client
-            .get_import_settings(authed(tonic::Request::new(pb::GetImportSettingsRequest {
-                tenant: tenant.to_owned(),
-            }))?)
+            .get_import_settings(with_key(
+                api_key,
+                pb::GetImportSettingsRequest {
+                    tenant: tenant.to_owned(),
+                },
+            )?)
             .await
             .map_err(|s| format!("{} ({:?})", s.message(), s.code()))?
             .into_inner();
