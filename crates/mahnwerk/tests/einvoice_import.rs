@@ -862,7 +862,6 @@ async fn the_original_is_kept_in_the_s3_document_store_under_the_hash_invoice_is
     assert_eq!(source["size"], content.len() as u64);
     assert_eq!(source["media_type"], "application/xml");
     // The bytes are in the bucket, read back through the store as an operator configures it.
-    use mahnwerk_docstore::DocumentStore as _;
     let store = mahnwerk_docstore::DocumentConfig::S3(moto.config.clone())
         .open()
         .unwrap();
@@ -903,7 +902,7 @@ async fn a_skonto_payment_within_the_period_settles_in_full_and_after_it_leaves_
     let ch = server.channel().await;
     let mut invoices = InvoiceServiceClient::new(ch.clone());
     let mut payments = PaymentServiceClient::new(ch.clone());
-    let mut dunning = DunningServiceClient::new(ch);
+    let dunning = DunningServiceClient::new(ch);
     let skonto = |number: &str| {
         String::from_utf8(sample(FX_SAMPLE))
             .unwrap()
@@ -1013,6 +1012,7 @@ async fn a_skonto_payment_within_the_period_settles_in_full_and_after_it_leaves_
     assert_eq!(a.principal_open.as_ref().map(|m| m.minor), Some(0), "{a:?}");
     // Months later: no dunning for the settled case; the other one is dunned for the rest.
     dunning
+        .clone()
         .advance_clock(authed(&key, pb::AdvanceClockRequest { days: 90 }))
         .await
         .unwrap();
