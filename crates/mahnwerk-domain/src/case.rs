@@ -441,10 +441,12 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
                     state.status.as_str()
                 )));
             }
-            Ok(vec![CaseEvent::DebtorAddressUpdated(DebtorAddressUpdated {
-                debtor,
-                request_id: None,
-            })])
+            Ok(vec![CaseEvent::DebtorAddressUpdated(
+                DebtorAddressUpdated {
+                    debtor,
+                    request_id: None,
+                },
+            )])
         }
     }
 }

@@ -37,12 +37,15 @@ pub struct ImportSettingsUpdated {
 
 impl ImportSettingsUpdated {
     fn same_settings(&self, other: &Self) -> bool {
-        (&self.unknown_buyer, self.default_term_days, &self.default_account)
-            == (
-                &other.unknown_buyer,
-                other.default_term_days,
-                &other.default_account,
-            )
+        (
+            &self.unknown_buyer,
+            self.default_term_days,
+            &self.default_account,
+        ) == (
+            &other.unknown_buyer,
+            other.default_term_days,
+            &other.default_account,
+        )
     }
 }
 
@@ -189,8 +192,8 @@ impl Ingest {
         let Some(settings) = &req.settings else {
             return Err(crate::error::invalid_field("settings", "required"));
         };
-        let new =
-            settings_from_proto(settings, &req.request_id).map_err(|e| crate::error::invalid(&e))?;
+        let new = settings_from_proto(settings, &req.request_id)
+            .map_err(|e| crate::error::invalid(&e))?;
         for _ in 0..5 {
             let (current, version, all) = self.import_settings(&tenant).await?;
             if let Some(earlier) = all.iter().find(|s| s.request_id == new.request_id) {

@@ -64,7 +64,9 @@ impl Handler for LettersHandler {
             }
             DEBTOR_ADDRESS_UPDATED => {
                 let u: DebtorAddressUpdated = serde_json::from_value(event.payload.clone())
-                    .map_err(|e| HandlerError::Permanent(format!("{DEBTOR_ADDRESS_UPDATED}: {e}")))?;
+                    .map_err(|e| {
+                        HandlerError::Permanent(format!("{DEBTOR_ADDRESS_UPDATED}: {e}"))
+                    })?;
                 let Some(mut invoice) = store::invoice(&mut **tx, tenant, case_id).await? else {
                     return Err(HandlerError::Transient(
                         "debtor address updated for a case whose invoice is not known yet".into(),

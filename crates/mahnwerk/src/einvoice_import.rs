@@ -229,7 +229,10 @@ pub async fn import_settings(
         };
         let request_id = args.request_id.clone().unwrap_or_else(|| {
             let text = format!("{settings:?}");
-            format!("cli-{}", &mahnwerk_docstore::sha256_hex(text.as_bytes())[..32])
+            format!(
+                "cli-{}",
+                &mahnwerk_docstore::sha256_hex(text.as_bytes())[..32]
+            )
         });
         let r = client
             .put_import_settings(with_key(

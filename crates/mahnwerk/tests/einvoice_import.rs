@@ -274,7 +274,10 @@ async fn every_sample_imports_with_the_values_read_independently() {
         )
         .await
         .unwrap();
-        assert_eq!(r.outcome, "unchanged", "the file again, after the address: {r:?}");
+        assert_eq!(
+            r.outcome, "unchanged",
+            "the file again, after the address: {r:?}"
+        );
         // XRechnung 01.10a: Skonto 7 days 2 % and 14 days 1 % of 2594.20, net after 30 days.
         let x = get(&mut client, &ubl_key, "Rechnungsnummer").await;
         let d: Vec<(String, String, i64)> = x
@@ -699,13 +702,19 @@ async fn stored_import_settings_fill_what_a_request_leaves_unset() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
-    assert!(bad.message().contains("settings.default_term_days"), "{bad}");
+    assert!(
+        bad.message().contains("settings.default_term_days"),
+        "{bad}"
+    );
     let stored = client
         .put_import_settings(put(settings.clone(), "s-1"))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((stored.version, stored.settings), (1, Some(settings.clone())));
+    assert_eq!(
+        (stored.version, stored.settings),
+        (1, Some(settings.clone()))
+    );
     // Retried: nothing new; the key for other settings is ALREADY_EXISTS.
     let retried = client
         .put_import_settings(put(settings.clone(), "s-1"))
@@ -801,11 +810,9 @@ async fn stored_import_settings_fill_what_a_request_leaves_unset() {
         mahnwerk::einvoice_import::import_settings(&server, &key, "", cli(Some(20)), &mut out)
             .await
             .unwrap();
-        assert!(
-            String::from_utf8(out)
-                .unwrap()
-                .starts_with("import settings version 2: unknown buyer business, default term days 20"),
-        );
+        assert!(String::from_utf8(out).unwrap().starts_with(
+            "import settings version 2: unknown buyer business, default term days 20"
+        ),);
     }
     // Another tenant does not see acme's settings.
     let beta = tenant_key(&url, "beta").await;
@@ -1003,8 +1010,7 @@ async fn a_skonto_payment_within_the_period_settles_in_full_and_after_it_leaves_
     wait_for("dunning to see both payments", 30, || async {
         let a = explain(&cases[0]).await.unwrap();
         let b = explain(&cases[1]).await.unwrap();
-        a.status == "settled"
-            && b.principal_open.as_ref().is_some_and(|m| m.minor == 1142)
+        a.status == "settled" && b.principal_open.as_ref().is_some_and(|m| m.minor == 1142)
     })
     .await;
     let a = explain(&cases[0]).await.unwrap();
