@@ -5,6 +5,7 @@
 //! `evolve(state, event)` only applies facts. Events are past tense and versioned; their type
 //! names (`invoice.issued.v1`) and JSON payloads are the public contract (docs/events.md).
 
+use crate::debtor::{Debtor, PostalAddress};
 use crate::error::FieldError;
 use crate::invoice::Invoice;
 use crate::money::Money;
@@ -23,6 +24,7 @@ pub enum CaseEvent {
     InvoiceDisputed(InvoiceDisputed),
     DisputeResolved(DisputeResolved),
     DueDateExtended(DueDateExtended),
+    DebtorAddressUpdated(DebtorAddressUpdated),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +86,17 @@ pub struct DueDateExtended {
     pub request_id: Option<String>,
 }
 
+/// `invoice.debtor_address_updated.v1`: the creditor gave the debtor's postal address (e.g. for
+/// an imported e-invoice that named only the buyer's country). Carries the whole debtor with
+/// the new address, so its personal data is sealed (and erased) like the issued event's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebtorAddressUpdated {
+    pub debtor: Debtor,
+    /// The caller's idempotency key (`request_id` of the RPC), when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
 impl CaseEvent {
     /// The versioned event type, e.g. `invoice.issued.v1`.
     pub fn event_type(&self) -> &'static str {
@@ -94,6 +107,7 @@ impl CaseEvent {
             CaseEvent::InvoiceDisputed(_) => "invoice.disputed.v1",
             CaseEvent::DisputeResolved(_) => "dispute.resolved.v1",
             CaseEvent::DueDateExtended(_) => "due_date.extended.v1",
+            CaseEvent::DebtorAddressUpdated(_) => "invoice.debtor_address_updated.v1",
         }
     }
 
@@ -117,6 +131,7 @@ impl CaseEvent {
             "invoice.disputed.v1" => CaseEvent::InvoiceDisputed(v(p)?),
             "dispute.resolved.v1" => CaseEvent::DisputeResolved(v(p)?),
             "due_date.extended.v1" => CaseEvent::DueDateExtended(v(p)?),
+            "invoice.debtor_address_updated.v1" => CaseEvent::DebtorAddressUpdated(v(p)?),
             _ => return Ok(None),
         }))
     }
@@ -145,6 +160,10 @@ pub enum CaseCommand {
     ExtendDueDate {
         new_due_date: NaiveDate,
         reason: String,
+    },
+    /// Set the debtor's postal address (it must be complete).
+    UpdateDebtorAddress {
+        address: PostalAddress,
     },
 }
 
@@ -195,6 +214,11 @@ pub struct CaseState {
     /// Every event recorded under a caller's `request_id`, by that id.
     #[serde(default)]
     pub requests: Vec<(String, CaseEvent)>,
+    /// The invoice as issued, once its debtor's address was updated (`invoice` holds the new
+    /// address): a retried import of the issued invoice is still the same invoice. (Its
+    /// `debtor` member is sealed wherever the state is stored, like `invoice.debtor`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<Invoice>,
 }
 
 /// Why a command was refused.
@@ -248,7 +272,7 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
     };
     match command {
         CaseCommand::Issue(invoice) => {
-            if *invoice == state.invoice {
+            if invoice == state.issued.as_ref().unwrap_or(&state.invoice) {
                 Ok(vec![])
             } else {
                 Err(CaseError::AlreadyExists(format!(
@@ -401,6 +425,29 @@ pub fn decide(state: Option<&CaseState>, command: &CaseCommand) -> Result<Vec<Ca
                 request_id: None,
             })])
         }
+        CaseCommand::UpdateDebtorAddress { address } => {
+            let mut debtor = state.invoice.debtor.clone();
+            debtor.address = address.clone().into();
+            let errs = debtor.check();
+            if let Some(first) = errs.0.into_iter().find(|e| e.field.starts_with("address")) {
+                return Err(CaseError::Invalid(first));
+            }
+            if state.invoice.debtor.address.expose() == address {
+                return Ok(vec![]);
+            }
+            if state.status.is_closed() {
+                return Err(CaseError::Precondition(format!(
+                    "invoice is {}",
+                    state.status.as_str()
+                )));
+            }
+            Ok(vec![CaseEvent::DebtorAddressUpdated(
+                DebtorAddressUpdated {
+                    debtor,
+                    request_id: None,
+                },
+            )])
+        }
     }
 }
 
@@ -447,6 +494,7 @@ pub fn decide_request(
             CaseEvent::InvoiceDisputed(e) => e.request_id = Some(request_id.to_owned()),
             CaseEvent::DisputeResolved(e) => e.request_id = Some(request_id.to_owned()),
             CaseEvent::DueDateExtended(e) => e.request_id = Some(request_id.to_owned()),
+            CaseEvent::DebtorAddressUpdated(e) => e.request_id = Some(request_id.to_owned()),
             CaseEvent::InvoiceIssued(_) | CaseEvent::InvoiceCredited(_) => {}
         }
     }
@@ -468,6 +516,9 @@ fn produced_by(event: &CaseEvent, command: &CaseCommand) -> bool {
                 reason,
             },
         ) => e.new_due_date == *new_due_date && e.reason == *reason,
+        (CaseEvent::DebtorAddressUpdated(e), CaseCommand::UpdateDebtorAddress { address }) => {
+            e.debtor.address.expose() == address
+        }
         _ => false,
     }
 }
@@ -485,6 +536,7 @@ pub fn evolve(state: Option<CaseState>, event: &CaseEvent) -> Option<CaseState> 
             dispute_reason: None,
             last_resolution: None,
             requests: vec![],
+            issued: None,
         }),
         (None, _) => None,
         (Some(mut s), event) => {
@@ -493,6 +545,7 @@ pub fn evolve(state: Option<CaseState>, event: &CaseEvent) -> Option<CaseState> 
                 CaseEvent::InvoiceDisputed(e) => e.request_id.as_ref(),
                 CaseEvent::DisputeResolved(e) => e.request_id.as_ref(),
                 CaseEvent::DueDateExtended(e) => e.request_id.as_ref(),
+                CaseEvent::DebtorAddressUpdated(e) => e.request_id.as_ref(),
                 CaseEvent::InvoiceIssued(_) | CaseEvent::InvoiceCredited(_) => None,
             };
             if let Some(r) = request_id {
@@ -521,6 +574,12 @@ pub fn evolve(state: Option<CaseState>, event: &CaseEvent) -> Option<CaseState> 
                     s.last_resolution = Some((e.outcome, e.note.clone()));
                 }
                 CaseEvent::DueDateExtended(e) => s.due_date = e.new_due_date,
+                CaseEvent::DebtorAddressUpdated(e) => {
+                    if s.issued.is_none() {
+                        s.issued = Some(s.invoice.clone());
+                    }
+                    s.invoice.debtor = e.debtor.clone();
+                }
             }
             Some(s)
         }

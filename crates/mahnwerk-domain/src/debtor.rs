@@ -24,6 +24,16 @@ pub struct PostalAddress {
     pub country: String,
 }
 
+impl PostalAddress {
+    /// Street, postal code and city are all there: the address can go in a letter window.
+    pub fn is_complete(&self) -> bool {
+        !self.street.is_empty()
+            && self.street.iter().all(|l| !l.trim().is_empty())
+            && !self.postal_code.trim().is_empty()
+            && !self.city.trim().is_empty()
+    }
+}
+
 /// The debtor of one invoice. Personal fields are wrapped in [`Personal`] so they never reach a
 /// log; the whole struct is the unit that is encrypted per debtor for GDPR erasure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,10 +68,17 @@ pub(crate) fn check_text(errs: &mut FieldErrors, field: &str, value: &str, requi
 impl Debtor {
     /// Field-level checks; errors are named relative to the debtor (`address.city`).
     pub fn check(&self) -> FieldErrors {
+        self.check_with(true)
+    }
+
+    /// [`Debtor::check`]; `address_required: false` accepts an address of only a country
+    /// (an imported e-invoice that names no more, see `SourceDocument::postal_address_incomplete`);
+    /// what is there must still be valid.
+    pub fn check_with(&self, address_required: bool) -> FieldErrors {
         let mut errs = FieldErrors::default();
         check_text(&mut errs, "name", self.name.expose(), true);
         let addr = self.address.expose();
-        if addr.street.is_empty() {
+        if addr.street.is_empty() && address_required {
             errs.push("address.street", "must have at least one line");
         }
         if addr.street.len() > 3 {
@@ -70,11 +87,16 @@ impl Debtor {
         for (i, line) in addr.street.iter().enumerate() {
             check_text(&mut errs, &format!("address.street[{i}]"), line, true);
         }
-        check_text(&mut errs, "address.postal_code", &addr.postal_code, true);
+        check_text(
+            &mut errs,
+            "address.postal_code",
+            &addr.postal_code,
+            address_required,
+        );
         if addr.postal_code.chars().count() > 16 {
             errs.push("address.postal_code", "must be at most 16 characters");
         }
-        check_text(&mut errs, "address.city", &addr.city, true);
+        check_text(&mut errs, "address.city", &addr.city, address_required);
         if !crate::codes::is_country(&addr.country) {
             errs.push(
                 "address.country",

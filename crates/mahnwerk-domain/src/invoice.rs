@@ -96,6 +96,12 @@ pub struct SourceDocument {
     pub language_rule: String,
     /// Where the creditor account came from: `document` (BT-84) or `tenant_default`.
     pub creditor_account_rule: String,
+    /// The document gives the buyer's country (BT-55, the only address term EN 16931 makes
+    /// mandatory) but no complete postal address (a Kleinbetragsrechnung, § 33 UStDV, needs
+    /// none). The invoice is a claim all the same; no letter goes by post until the creditor
+    /// adds the address (`invoice.debtor_address_updated.v1`). Absent in the event when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub postal_address_incomplete: bool,
 }
 
 /// Largest amount accepted on an invoice: 999,999,999,999.99 in a two-digit currency.
@@ -186,10 +192,20 @@ impl Invoice {
         if let Some(h) = &self.creditor_account.holder {
             check_text(&mut errs, "creditor_account.holder", h, false);
         }
-        for e in self.debtor.check().0 {
+        let incomplete_allowed = self
+            .source
+            .as_ref()
+            .is_some_and(|s| s.postal_address_incomplete);
+        for e in self.debtor.check_with(!incomplete_allowed).0 {
             errs.0.push(e.under("debtor"));
         }
         errs
+    }
+
+    /// The debtor's postal address can be printed in a letter window: street, postal code and
+    /// city (what [`Debtor::check`] requires of every address it accepts).
+    pub fn has_postal_address(&self) -> bool {
+        self.debtor.address.expose().is_complete()
     }
 }
 

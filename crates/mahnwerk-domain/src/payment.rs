@@ -26,6 +26,11 @@ pub struct PaymentApplied {
     pub rule: String,
     /// Open balance after this payment.
     pub open_after: Money,
+    /// The cash discount (Skonto) this payment earned: the discounted amount was paid within
+    /// the discount period, so the rest of the claim is forgiven (`open_after` is zero).
+    /// Absent in the event when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<Money>,
 }
 
 /// `payment.reversed.v1`: a payment applied before was returned or reversed by the bank (returned
@@ -120,6 +125,7 @@ mod tests {
                 booked_on: d,
                 rule: "rf_reference".into(),
                 open_after: Money::eur(6900),
+                discount: None,
             }),
             PaymentEvent::Reversed(PaymentReversed {
                 payment_id: "e1:c1".into(),

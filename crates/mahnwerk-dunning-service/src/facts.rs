@@ -14,7 +14,7 @@
 
 use chrono::NaiveDate;
 use mahnwerk_domain::case::CaseEvent;
-use mahnwerk_domain::payment::PaymentEvent;
+use mahnwerk_domain::payment::{PaymentApplied, PaymentEvent};
 use mahnwerk_domain::{DebtorKind, Invoice};
 use mahnwerk_dunning::DunningError;
 use mahnwerk_dunning::case::{
@@ -91,6 +91,8 @@ pub fn fact_of(
             CaseEvent::DueDateExtended(e) => Fact::Command(DunningCommand::ExtendDueDate {
                 new_due_date: e.new_due_date,
             }),
+            // Where letters go is the letters service's concern, not the schedule's.
+            CaseEvent::DebtorAddressUpdated(_) => return Ok(None),
         }));
     }
     Ok(match PaymentEvent::from_parts(event_type, payload)? {
@@ -104,6 +106,34 @@ pub fn fact_of(
         })),
         Some(PaymentEvent::Settled(_) | PaymentEvent::Overpaid(_)) | None => None,
     })
+}
+
+/// [`fact_of`], and for a payment that earned a cash discount (Skonto, `discount` of
+/// `payment.applied.v1`) the discount first, as a credit (`cash-discount:{payment id}`): the
+/// claim is reduced by it and the payment settles the rest, so no dunning follows.
+pub fn facts_of(
+    event_type: &str,
+    payload: &serde_json::Value,
+) -> Result<Vec<Fact>, serde_json::Error> {
+    let Some(fact) = fact_of(event_type, payload)? else {
+        return Ok(Vec::new());
+    };
+    if let Some(PaymentEvent::Applied(PaymentApplied {
+        payment_id,
+        discount: Some(discount),
+        ..
+    })) = PaymentEvent::from_parts(event_type, payload)?
+        && discount.minor > 0
+    {
+        return Ok(vec![
+            Fact::Command(DunningCommand::RecordCredit {
+                credit_note: format!("cash-discount:{payment_id}"),
+                amount: discount,
+            }),
+            fact,
+        ]);
+    }
+    Ok(vec![fact])
 }
 
 /// A case stream read and folded.
@@ -148,9 +178,10 @@ impl Folded {
             }
             // A fact that does not parse is skipped: it cannot be translated now or later, and
             // must not stop the case (its writer's contract is checked in its own tests).
-            match fact_of(e.event_type, e.payload) {
-                Ok(Some(fact)) => out.pending.push((e.event_id.to_owned(), fact)),
-                Ok(None) => {}
+            match facts_of(e.event_type, e.payload) {
+                Ok(facts) => out
+                    .pending
+                    .extend(facts.into_iter().map(|f| (e.event_id.to_owned(), f))),
                 Err(err) => {
                     tracing::warn!(event_type = e.event_type, version = e.version, error = %err, "unreadable fact skipped");
                 }
@@ -382,11 +413,51 @@ mod tests {
                 booked_on: d("2026-04-02"),
                 rule: "manual".into(),
                 open_after: Money::eur(0),
+                discount: None,
             })
             .unwrap(),
         );
         let p = plan(&s.fold(), None, None, true, d("2026-05-20")).unwrap();
         let types: Vec<_> = p.events.iter().map(|(e, _)| e.event_type()).collect();
         assert_eq!(types, ["dunning.payment_recorded.v1", "dunning.settled.v1"]);
+    }
+
+    /// Regression (issue 15): a payment of the discounted amount within the Skonto period left
+    /// the discount open for dunning (matching had settled the invoice, dunning dunned the 2 %).
+    #[test]
+    fn a_payment_that_earned_the_cash_discount_settles_the_case() {
+        let mut s = Stream(Vec::new());
+        s.push(
+            "invoice.issued.v1",
+            serde_json::json!({ "invoice": invoice() }),
+        );
+        let policy = Policy::default_business(FederalState::NW);
+        let p = plan(&s.fold(), Some(&policy), None, false, d("2026-03-01")).unwrap();
+        s.push_plan(&p);
+        s.push(
+            "payment.applied.v1",
+            serde_json::to_value(PaymentApplied {
+                payment_id: "p1".into(),
+                entry_id: "x".into(),
+                amount: Money::eur(11662),
+                booked_on: d("2026-03-09"),
+                rule: "invoice_number".into(),
+                open_after: Money::eur(0),
+                discount: Some(Money::eur(238)),
+            })
+            .unwrap(),
+        );
+        let p = plan(&s.fold(), None, None, true, d("2026-03-10")).unwrap();
+        let types: Vec<_> = p.events.iter().map(|(e, _)| e.event_type()).collect();
+        assert_eq!(
+            types,
+            [
+                "dunning.credit_recorded.v1",
+                "dunning.payment_recorded.v1",
+                "dunning.settled.v1"
+            ]
+        );
+        let state = p.state.unwrap();
+        assert_eq!(state.balance(), Money::eur(0));
     }
 }

@@ -277,6 +277,7 @@ impl World {
             booked_on: self.clock.today(),
             rule: "manual".into(),
             open_after: Money::eur(0),
+            discount: None,
         });
         self.append(number, self.event(e.event_type(), e.to_payload()))
             .await;

@@ -325,3 +325,32 @@ fn xml_external_entities_and_wrong_roots_are_refused() {
         "{err}"
     );
 }
+
+/// Regression: a buyer with only a country (BT-55; the "rabatte" sample, a Kleinbetragsrechnung
+/// of 64.74 EUR under § 33 UStDV) was refused for `debtor.address.city`; it is a claim, and the
+/// invoice says the postal address is incomplete.
+#[test]
+fn a_buyer_address_of_only_a_country_is_a_claim_marked_incomplete() {
+    let (i, _) = invoice(&sample(
+        "mustang_ZUGFeRD-invoice_rabatte_3_abschlag_duepayableamount.xml",
+    ));
+    assert_eq!(i.amount_due().minor, 1474, "BT-115 14.74");
+    assert_eq!(i.debtor.name.expose(), "Thomas Adler");
+    assert_eq!(i.debtor.address.expose().country, "DE");
+    assert!(!i.has_postal_address());
+    assert!(i.source.as_ref().unwrap().postal_address_incomplete);
+    // A complete address is not marked.
+    let (full, _) = invoice(&sample(FX));
+    assert!(full.has_postal_address());
+    assert!(!full.source.as_ref().unwrap().postal_address_incomplete);
+    // Without even the country (BT-55 is mandatory) it is refused, naming the term.
+    let none = sample("mustang_ZUGFeRD-invoice_rabatte_3_abschlag_duepayableamount.xml").replace(
+        "<ram:PostalTradeAddress>\n          <ram:CountryID>DE</ram:CountryID>\n        </ram:PostalTradeAddress>",
+        "",
+    );
+    let errs = fields(claim(&none).unwrap_err());
+    assert!(
+        errs.iter().any(|e| e.starts_with("debtor.address.country")),
+        "{errs:?}"
+    );
+}

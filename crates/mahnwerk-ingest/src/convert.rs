@@ -270,6 +270,7 @@ pub fn invoice_to_proto(tenant: &TenantId, state: &CaseState) -> pb::Invoice {
             .as_ref()
             .map(|s| s.sha256.clone())
             .unwrap_or_default(),
+        postal_address_incomplete: !i.has_postal_address(),
         tenant: tenant.to_string(),
         case_id: mahnwerk_domain::CaseId::for_invoice(tenant, &i.number).to_string(),
         status: status_to_proto(state.status) as i32,

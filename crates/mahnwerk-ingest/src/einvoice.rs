@@ -11,9 +11,9 @@
 use crate::service::{Ingest, RequestCtx};
 use mahnwerk_docstore::sha256_hex;
 use mahnwerk_domain::case::{CaseCommand, CaseStatus, decide};
-use mahnwerk_domain::{BankAccount, CaseId, DebtorKind, FieldErrors, InvoiceNumber, TenantId};
+use mahnwerk_domain::{CaseId, FieldErrors, InvoiceNumber, TenantId};
 use mahnwerk_formats::einvoice::claim::OriginalFile;
-use mahnwerk_formats::einvoice::{Claim, ImportPolicy, read_einvoice};
+use mahnwerk_formats::einvoice::{Claim, read_einvoice};
 use mahnwerk_proto::v1 as pb;
 use tonic::{Code, Status};
 
@@ -63,36 +63,6 @@ fn unreadable(
     r
 }
 
-/// The tenant's settings sent with the request; errors name the field.
-fn policy(req: &pb::ImportEInvoiceRequest) -> Result<ImportPolicy, FieldErrors> {
-    let mut p = ImportPolicy::default();
-    if req.unknown_buyer_kind == pb::DebtorKind::Business as i32 {
-        p.unknown_buyer = DebtorKind::Business;
-    }
-    if req.default_term_days > 0 {
-        p.default_term_days = req.default_term_days;
-    }
-    if let Some(a) = &req.default_creditor_account {
-        let mut errs = FieldErrors::default();
-        let iban = errs.check("default_creditor_account.iban", a.iban.parse());
-        let bic = match a.bic.trim() {
-            "" => Some(None),
-            b => errs
-                .check("default_creditor_account.bic", b.parse())
-                .map(Some),
-        };
-        let (Some(iban), Some(bic)) = (iban, bic) else {
-            return Err(errs);
-        };
-        p.default_account = Some(BankAccount {
-            iban,
-            bic,
-            holder: (!a.holder.trim().is_empty()).then(|| a.holder.trim().to_owned()),
-        });
-    }
-    Ok(p)
-}
-
 impl Ingest {
     /// Import one file for the tenant `req.tenant` names; never fails as a call: every problem
     /// is the file's result.
@@ -134,7 +104,11 @@ impl Ingest {
             },
             size: req.content.len() as u64,
         };
-        let policy = match policy(req) {
+        let stored = match self.import_settings(&tenant).await {
+            Ok((s, _, _)) => s,
+            Err(s) => return rejected(r, s.code(), s.message().to_owned()),
+        };
+        let policy = match crate::import_settings::merge(req, &stored) {
             Ok(p) => p,
             Err(errs) => {
                 let mut r = rejected(r, Code::InvalidArgument, errs.to_string());
@@ -207,6 +181,7 @@ impl Ingest {
             }
             Claim::Invoice { invoice, replaces } => {
                 let number = invoice.number.clone();
+                let incomplete = !invoice.has_postal_address();
                 let cancel = match &replaces {
                     Some(old) => self.replaceable(tenant, old, &number).await?,
                     None => None,
@@ -238,6 +213,16 @@ impl Ingest {
                             r.reason = format!("replaces invoice {old}, which is not known here");
                         }
                     }
+                }
+                if incomplete {
+                    let note = "the buyer's postal address is incomplete (the document names only \
+                                the country): letters go by email, or wait until the address is \
+                                given (UpdateDebtorAddress)";
+                    r.reason = if r.reason.is_empty() {
+                        note.into()
+                    } else {
+                        format!("{}; {note}", r.reason)
+                    };
                 }
                 if created {
                     metrics::counter!("mahnwerk_invoices_recorded_total").increment(1);

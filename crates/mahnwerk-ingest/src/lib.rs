@@ -12,6 +12,8 @@
 //! - [`projection`]: the `ingest_invoices` read model and its log follower.
 //! - [`einvoice`]: `ImportEInvoice(s)`: e-invoice files into cases, the original kept in the
 //!   document store ([`docstore`]).
+//! - [`import_settings`]: the tenant's e-invoice import settings (`PutImportSettings`,
+//!   `GetImportSettings`), versioned as events, merged into each import.
 //!
 //! ## Invariants
 //! A rejected request appends nothing. A key never reaches another tenant's stream: the stream id
@@ -21,6 +23,7 @@ pub mod convert;
 pub mod einvoice;
 pub mod erasure;
 pub mod error;
+pub mod import_settings;
 pub mod projection;
 pub mod service;
 

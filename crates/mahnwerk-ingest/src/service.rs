@@ -753,4 +753,53 @@ impl InvoiceService for Ingest {
         );
         Ok(Response::new(out))
     }
+
+    async fn update_debtor_address(
+        &self,
+        req: Request<pb::UpdateDebtorAddressRequest>,
+    ) -> Result<Response<pb::UpdateDebtorAddressResponse>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let b = req.into_inner();
+        let Some(a) = b.address else {
+            return Err(invalid_field("address", "required"));
+        };
+        let address = mahnwerk_domain::PostalAddress {
+            street: a.street.iter().map(|s| s.trim().to_owned()).collect(),
+            postal_code: a.postal_code.trim().to_owned(),
+            city: a.city.trim().to_owned(),
+            country: a.country.trim().to_owned(),
+        };
+        self.mutate(
+            &ctx,
+            &b.tenant,
+            &b.invoice_number,
+            CaseCommand::UpdateDebtorAddress { address },
+            &b.request_id,
+        )
+        .await
+        .map(|invoice| Response::new(pb::UpdateDebtorAddressResponse { invoice }))
+    }
+
+    async fn put_import_settings(
+        &self,
+        req: Request<pb::PutImportSettingsRequest>,
+    ) -> Result<Response<pb::PutImportSettingsResponse>, Status> {
+        let ctx = self.ctx(&req).await?;
+        self.store_import_settings(&ctx, req.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_import_settings(
+        &self,
+        req: Request<pb::GetImportSettingsRequest>,
+    ) -> Result<Response<pb::GetImportSettingsResponse>, Status> {
+        let ctx = self.ctx(&req).await?;
+        let tenant = ctx.caller.tenant(&req.get_ref().tenant)?;
+        let (settings, version, _) = self.import_settings(&tenant).await?;
+        Ok(Response::new(pb::GetImportSettingsResponse {
+            settings: Some(crate::import_settings::settings_to_proto(&settings)),
+            version,
+        }))
+    }
 }

@@ -1,5 +1,7 @@
 //! The dispatch worker: takes ledger rows through render → check → send → report.
 //!
+//! 0. A post letter to a debtor without a postal address is `held` ("postal address missing"),
+//!    never rendered with an empty window; the address given releases it to `intent`.
 //! 1. `intent`: build the letter model (the step, the invoice projection, the tenant's
 //!    letterhead), render, store the PDF content-addressed, commit `rendered` (or `draft`).
 //! 2. `rendered`: read the case stream; settled, paused, disputed or ended → `suppressed`.
@@ -28,7 +30,8 @@ use mahnwerk_eventlog::{
 };
 use mahnwerk_letters::LetterModel;
 use mahnwerk_letters::events::{
-    CopyTo, LetterCopySent, LetterDispatched, LetterFailed, LetterRendered, LetterSuppressed,
+    CopyTo, LetterCopySent, LetterDispatched, LetterFailed, LetterHeld, LetterRendered,
+    LetterSuppressed,
 };
 use sqlx::AnyPool;
 use std::future::Future;
@@ -76,7 +79,12 @@ impl Inputs {
             .parse()
             .map_err(|_| Error::invalid("case_id", "not a case id"))?;
         let registered = row.channel == "post" && settings.registered_steps.contains(&row.step);
-        mapping::letter_model(&self.step, &self.invoice, case, settings, registered)
+        let mut model =
+            mapping::letter_model(&self.step, &self.invoice, case, settings, registered)?;
+        if row.channel == "email" && !self.invoice.has_postal_address() {
+            mapping::email_window(&mut model, &self.invoice);
+        }
+        Ok(model)
     }
 }
 
@@ -134,6 +142,12 @@ impl Dispatcher {
     }
 
     async fn process(&self, mut row: LedgerRow) -> Result<()> {
+        if row.channel == "post"
+            && row.recipient == "debtor"
+            && (row.state == state::INTENT || row.state == state::RENDERED)
+        {
+            row = self.hold_without_address(row).await?;
+        }
         if row.state == state::INTENT {
             row = self.render(row).await?;
         }
@@ -171,6 +185,36 @@ impl Dispatcher {
             invoice,
             config,
         })
+    }
+
+    /// A post letter to a debtor without a postal address is never rendered with an empty
+    /// window: it is held for the creditor ("postal address missing") until the address is
+    /// given (`invoice.debtor_address_updated.v1` releases it).
+    async fn hold_without_address(&self, mut row: LedgerRow) -> Result<LedgerRow> {
+        let invoice = store::invoice(&self.pool, &row.tenant, &row.case_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("invoice".into()))?;
+        if invoice.has_postal_address() {
+            return Ok(row);
+        }
+        if store::transition(
+            &self.pool,
+            &row.id,
+            &row.state,
+            state::HELD,
+            None,
+            None,
+            Some(store::POSTAL_ADDRESS_MISSING),
+            false,
+        )
+        .await?
+        {
+            tracing::info!(letter = %row.letter_id, step = row.step, "letter held: postal address missing");
+            row.state = state::HELD.into();
+            row.reason = Some(store::POSTAL_ADDRESS_MISSING.into());
+            row.reported = false;
+        }
+        Ok(row)
     }
 
     /// A rule violation (no letterhead, invalid model) ends the row as failed, reported.
@@ -717,6 +761,15 @@ impl Dispatcher {
                     }))?,
                 )
             }
+            state::HELD => (
+                "letter.held.v1",
+                to_json(serde_json::to_value(LetterHeld {
+                    letter_id: row.letter_id.clone(),
+                    step: row.step,
+                    channel: row.channel.clone(),
+                    reason,
+                }))?,
+            ),
             state::SUPPRESSED => (
                 "letter.suppressed.v1",
                 to_json(serde_json::to_value(LetterSuppressed {

@@ -1,11 +1,12 @@
 //! The event handler on the consumer library: keeps the invoice projection
-//! (`invoice.issued.v1`) and turns each `dunning.step_reached.v1` into a ledger intent, in the
+//! (`invoice.issued.v1`, `invoice.debtor_address_updated.v1`, which also releases the letters
+//! held for the missing address) and turns each `dunning.step_reached.v1` into a ledger intent, in the
 //! consumer's transaction (so a redelivered step changes nothing twice). Sending happens in the
 //! [`crate::dispatch`] worker, never inside the handler.
 
 use crate::store::{self, NewRow, state};
 use mahnwerk_bus::{Envelope, Handler, HandlerError};
-use mahnwerk_domain::case::InvoiceIssued;
+use mahnwerk_domain::case::{DebtorAddressUpdated, InvoiceIssued};
 use mahnwerk_domain::{Invoice, StreamId};
 use mahnwerk_dunning::case::StepReached;
 use mahnwerk_dunning::policy::Channel;
@@ -15,10 +16,17 @@ use tokio::sync::Notify;
 
 pub const STEP_REACHED: &str = "dunning.step_reached.v1";
 pub const INVOICE_ISSUED: &str = "invoice.issued.v1";
+pub const DEBTOR_ADDRESS_UPDATED: &str = "invoice.debtor_address_updated.v1";
 
 /// The debtor's channel for a step: the first of the step's channels this service can use
 /// (email needs the debtor's address; SMS and portal are not letters). Post when none is.
+/// A debtor without a postal address (an e-invoice that named only the country) gets email
+/// when they have an address for it; otherwise the post letter is held (see
+/// [`crate::dispatch`]).
 pub fn debtor_channel(channels: &[Channel], invoice: &Invoice) -> &'static str {
+    if !invoice.has_postal_address() && invoice.debtor.email.is_some() {
+        return "email";
+    }
     for c in channels {
         match c {
             Channel::Email if invoice.debtor.email.is_some() => return "email",
@@ -53,6 +61,25 @@ impl Handler for LettersHandler {
                 let issued: InvoiceIssued = serde_json::from_value(event.payload.clone())
                     .map_err(|e| HandlerError::Permanent(format!("invoice.issued.v1: {e}")))?;
                 store::put_invoice(&mut **tx, tenant, case_id, &issued.invoice).await?;
+            }
+            DEBTOR_ADDRESS_UPDATED => {
+                let u: DebtorAddressUpdated = serde_json::from_value(event.payload.clone())
+                    .map_err(|e| {
+                        HandlerError::Permanent(format!("{DEBTOR_ADDRESS_UPDATED}: {e}"))
+                    })?;
+                let Some(mut invoice) = store::invoice(&mut **tx, tenant, case_id).await? else {
+                    return Err(HandlerError::Transient(
+                        "debtor address updated for a case whose invoice is not known yet".into(),
+                    ));
+                };
+                invoice.debtor = u.debtor;
+                store::put_invoice(&mut **tx, tenant, case_id, &invoice).await?;
+                if invoice.has_postal_address()
+                    && store::release_held(&mut **tx, tenant, case_id).await? > 0
+                {
+                    tracing::info!(case = %case_id, "held letters released: postal address given");
+                    self.wake.notify_one();
+                }
             }
             STEP_REACHED => {
                 let step: StepReached = serde_json::from_value(event.payload.clone())

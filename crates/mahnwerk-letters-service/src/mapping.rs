@@ -180,6 +180,29 @@ pub fn letter_model(
     })
 }
 
+/// The window of a letter emailed to a debtor without a postal address (an e-invoice that
+/// named only the country): the name, "per E-Mail" and the email address (and the country),
+/// never an empty window.
+pub fn email_window(model: &mut LetterModel, invoice: &Invoice) {
+    let email = invoice
+        .debtor
+        .email
+        .as_ref()
+        .map(|e| e.expose().clone())
+        .unwrap_or_default();
+    let by = match model.language {
+        Language::De => "per E-Mail",
+        Language::En => "by email",
+    };
+    let country = invoice.debtor.address.expose().country.clone();
+    model.recipient.address = Personal::new(mahnwerk_domain::PostalAddress {
+        street: vec![by.to_owned()],
+        postal_code: String::new(),
+        city: email,
+        country,
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +315,28 @@ mod tests {
         assert!(
             mahnwerk_formats::rf::RfReference::parse(&m.payment.expect("payment").reference)
                 .is_ok()
+        );
+    }
+
+    /// Issue 15: a debtor with only a country (an imported Kleinbetragsrechnung) is never
+    /// rendered with an empty window: by email the window says so, and without the email
+    /// window the model is refused.
+    #[test]
+    fn an_emailed_letter_to_a_debtor_without_postal_address_names_the_email_in_the_window() {
+        let (step, mut invoice, settings) = fixture(125_040);
+        invoice.debtor.address = Personal::new(mahnwerk_domain::PostalAddress {
+            country: "DE".into(),
+            ..Default::default()
+        });
+        invoice.debtor.email = Some(Personal::new("kunde@debtor.test".into()));
+        let case = CaseId(uuid::Uuid::nil());
+        let mut m = letter_model(&step, &invoice, case, &settings, false).expect("model");
+        assert!(m.validate().is_err(), "an empty window is refused");
+        email_window(&mut m, &invoice);
+        assert_eq!(m.validate().expect("valid"), Money::eur(125_040));
+        assert_eq!(
+            m.recipient_lines(),
+            ["Bäckerei Größl OHG", "per E-Mail", "kunde@debtor.test"]
         );
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! # The dispatch ledger
 //! One row per (case, step, channel, recipient, resend key), moving
-//! `intent → rendered → sending → sent | unknown` (or `failed`, `suppressed`, `draft`).
+//! `intent → rendered → sending → sent | unknown` (or `failed`, `suppressed`, `draft`, or
+//! `held` until the creditor gives what is missing, then `intent` again).
 //! `sending` is committed before the channel is called and `sent` after it answered, so a
 //! process killed in between leaves `sending`, which the next start turns into `unknown`
 //! (flagged for review, never sent again automatically). `reported = 0` marks a final state
@@ -44,6 +45,30 @@ pub mod state {
     pub const FAILED: &str = "failed";
     pub const SUPPRESSED: &str = "suppressed";
     pub const DRAFT: &str = "draft";
+    /// Waits for the creditor (a post letter to a debtor without a postal address); back to
+    /// `intent` by [`super::release_held`].
+    pub const HELD: &str = "held";
+}
+
+/// The reason of a held letter.
+pub const POSTAL_ADDRESS_MISSING: &str = "postal address missing";
+
+/// The case's held letters go back to `intent` (the reason is gone: the address was given).
+/// Returns how many.
+pub async fn release_held<'e, E>(ex: E, tenant: &str, case_id: &str) -> Result<u64, sqlx::Error>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query(
+        "UPDATE letters_ledger SET state = 'intent', reason = NULL, attempts = 0, next_attempt_ms = 0, updated_ms = $1 \
+         WHERE tenant = $2 AND case_id = $3 AND state = 'held'",
+    )
+    .bind(now_ms())
+    .bind(tenant.to_owned())
+    .bind(case_id.to_owned())
+    .execute(ex)
+    .await?
+    .rows_affected())
 }
 
 /// One ledger row.

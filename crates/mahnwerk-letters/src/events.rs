@@ -89,6 +89,20 @@ pub struct LetterSuppressed {
     pub reason: String,
 }
 
+/// `letter.held.v1`: the letter cannot go out as the step says and waits for the creditor,
+/// e.g. by post to a debtor without a postal address (an imported e-invoice that named only
+/// the country). Nothing was rendered; it is rendered and sent once the reason is gone (the
+/// address given, `invoice.debtor_address_updated.v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LetterHeld {
+    pub letter_id: String,
+    pub step: u32,
+    /// The channel it waits for (`post`).
+    pub channel: String,
+    /// Why, without personal data: `postal address missing`.
+    pub reason: String,
+}
+
 /// `letter.resend_requested.v1`: an operator asked for a letter to be sent again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LetterResendRequested {

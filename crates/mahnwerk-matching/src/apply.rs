@@ -315,7 +315,7 @@ pub async fn apply_to_case(
         if let Some(why) = &bal.closed {
             return Err(Error::Stale(format!("case {case_id} is {why}")));
         }
-        let (amount, open_after, overpaid) = match plan {
+        let (amount, open_after, overpaid, discount) = match plan {
             Plan::Exact(a) => {
                 let assumed =
                     a.amount.minor + a.open_after.minor + a.discount.map_or(0, |d| d.minor);
@@ -324,7 +324,7 @@ pub async fn apply_to_case(
                         "the open balance of case {case_id} changed since the decision"
                     )));
                 }
-                (a.amount, a.open_after, overpayment)
+                (a.amount, a.open_after, overpayment, a.discount)
             }
             Plan::Manual(m) => {
                 if open.currency != m.currency {
@@ -342,6 +342,7 @@ pub async fn apply_to_case(
                     Money::new(part, m.currency),
                     Money::new(open.minor - part, m.currency),
                     (rest > 0).then(|| Money::new(rest, m.currency)),
+                    None,
                 )
             }
         };
@@ -352,6 +353,7 @@ pub async fn apply_to_case(
             booked_on,
             rule: rule.to_owned(),
             open_after,
+            discount,
         })];
         if let Some(over) = overpaid {
             events.push(PaymentEvent::Overpaid(OverpaymentRecorded {

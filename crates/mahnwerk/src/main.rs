@@ -124,6 +124,9 @@ enum ImportWhat {
     /// searched recursively) over `InvoiceService.ImportEInvoice`, with a progress bar and a
     /// summary; exits 1 when a file was rejected. Importing a file again changes nothing.
     Invoices(mahnwerk::einvoice_import::ImportInvoicesArgs),
+    /// Show the tenant's e-invoice import settings, or store them (`--unknown-buyer`,
+    /// `--default-term-days`, `--default-iban`): imports use them where they leave a field unset.
+    Settings(mahnwerk::einvoice_import::ImportSettingsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -647,6 +650,19 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Import {
+            conn,
+            command: ImportWhat::Settings(args),
+        } => mahnwerk::einvoice_import::import_settings(
+            &conn.server,
+            &conn.api_key,
+            &conn.tenant,
+            args,
+            &mut std::io::stdout(),
+        )
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("import settings failed")?,
         Command::Import {
             conn,
             command: ImportWhat::Statements(command),

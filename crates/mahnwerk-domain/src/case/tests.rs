@@ -329,3 +329,116 @@ fn control_characters_in_reasons_notes_and_credit_notes_are_refused() {
     refused(resolve("x\u{7}"), "note");
     refused(credit("GS\u{0}1", 100), "credit_note_number");
 }
+
+/// An invoice imported with only the buyer's country (issue 15): accepted when its source
+/// says the document named no more, refused otherwise (CreateInvoice keeps the full check).
+fn country_only(source: bool) -> Invoice {
+    let mut i = invoice("RE-1");
+    i.debtor.address = PostalAddress {
+        country: "DE".into(),
+        ..Default::default()
+    }
+    .into();
+    if source {
+        i.source = Some(crate::invoice::SourceDocument {
+            sha256: "ab".repeat(32),
+            media_type: "application/xml".into(),
+            size: 1,
+            syntax: "cii".into(),
+            specification: None,
+            type_code: "380".into(),
+            replaces: None,
+            debtor_kind_rule: "tenant_default".into(),
+            due_date_rule: "due_date".into(),
+            language_rule: "buyer_country".into(),
+            creditor_account_rule: "document".into(),
+            postal_address_incomplete: true,
+        });
+    }
+    i
+}
+
+fn full_address() -> PostalAddress {
+    PostalAddress {
+        street: vec!["Lindenstraße 4".into()],
+        postal_code: "10969".into(),
+        city: "Berlin".into(),
+        country: "DE".into(),
+    }
+}
+
+#[test]
+fn an_address_of_only_a_country_is_accepted_only_from_a_document_that_says_so() {
+    let Err(CaseError::Invalid(e)) = decide(None, &CaseCommand::Issue(country_only(false))) else {
+        panic!("expected invalid")
+    };
+    assert_eq!(e.field, "debtor.address.street");
+    let events = decide(None, &CaseCommand::Issue(country_only(true))).unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(!country_only(true).has_postal_address());
+    // What there is must still be valid.
+    let mut bad = country_only(true);
+    bad.debtor.address = PostalAddress {
+        country: "XX".into(),
+        ..Default::default()
+    }
+    .into();
+    let Err(CaseError::Invalid(e)) = decide(None, &CaseCommand::Issue(bad)) else {
+        panic!("expected invalid")
+    };
+    assert_eq!(e.field, "debtor.address.country");
+}
+
+#[test]
+fn the_creditor_adds_the_address_once_and_the_import_retried_is_still_the_same_invoice() {
+    let mut events = vec![CaseEvent::InvoiceIssued(InvoiceIssued {
+        invoice: country_only(true),
+    })];
+    let update = CaseCommand::UpdateDebtorAddress {
+        address: full_address(),
+    };
+    // An incomplete address is refused, naming the field.
+    let Err(CaseError::Invalid(e)) = run(
+        &mut events,
+        &CaseCommand::UpdateDebtorAddress {
+            address: PostalAddress {
+                city: "Berlin".into(),
+                country: "DE".into(),
+                ..Default::default()
+            },
+        },
+        Some("a-0"),
+    ) else {
+        panic!("expected invalid")
+    };
+    assert_eq!(e.field, "address.street");
+    assert_eq!(run(&mut events, &update, Some("a-1")), Ok(1));
+    let state = given(&events).unwrap();
+    assert!(state.invoice.has_postal_address());
+    assert_eq!(state.invoice.debtor.address.expose(), &full_address());
+    // Retried: nothing new, with or without its key.
+    assert_eq!(run(&mut events, &update, Some("a-1")), Ok(0));
+    assert_eq!(run(&mut events, &update, None), Ok(0));
+    // The key for another address is ALREADY_EXISTS.
+    let mut other = full_address();
+    other.city = "Potsdam".into();
+    assert!(matches!(
+        run(
+            &mut events,
+            &CaseCommand::UpdateDebtorAddress { address: other },
+            Some("a-1")
+        ),
+        Err(CaseError::AlreadyExists(_))
+    ));
+    // The e-invoice imported again is the invoice as issued: a no-op.
+    assert_eq!(
+        run(&mut events, &CaseCommand::Issue(country_only(true)), None),
+        Ok(0)
+    );
+    let e = events.last().unwrap();
+    assert_eq!(
+        CaseEvent::from_parts(e.event_type(), &e.to_payload()).unwrap(),
+        Some(e.clone())
+    );
+    assert_eq!(e.event_type(), "invoice.debtor_address_updated.v1");
+}

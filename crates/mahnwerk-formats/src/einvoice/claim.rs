@@ -12,7 +12,10 @@
 //!   else the tenant's setting decides; the due date is BT-9, else the net term of BT-20, else
 //!   the tenant's default term; the language is the buyer country's, else the currency's; the
 //!   creditor account is the first valid payee IBAN, else the tenant's default account; each
-//!   rule that decided is recorded in [`SourceDocument`].
+//!   rule that decided is recorded in [`SourceDocument`];
+//! - a buyer address of only the country (BT-55, the one address term EN 16931 requires; a
+//!   Kleinbetragsrechnung under § 33 UStDV needs no recipient address) is a claim all the
+//!   same, recorded as `postal_address_incomplete` (no letter by post until it is added).
 
 use super::EInvoice;
 use super::terms::discount_amount;
@@ -227,6 +230,7 @@ impl EInvoice {
             due_date_rule: due_date_rule.to_owned(),
             language_rule: language_rule.to_owned(),
             creditor_account_rule: account_rule.to_owned(),
+            postal_address_incomplete: !self.debtor.address.is_complete(),
         };
         if self.type_code == "381" {
             if self.payable_amount <= 0 {
