@@ -117,6 +117,7 @@ fn business_case_events() -> Vec<NewEvent> {
         principal: Money::eur(119_000),
         default_notice: false,
         calendar_due_date: false,
+        state: None,
     };
     let mut state: Option<DunningCase> = None;
     let mut run = |state: &mut Option<DunningCase>, cmd: DunningCommand, day: NaiveDate| {

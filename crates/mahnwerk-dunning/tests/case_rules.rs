@@ -24,6 +24,7 @@ fn facts(debtor: DebtorKind, principal: i64) -> CaseFacts {
         principal: Money::eur(principal),
         default_notice: false,
         calendar_due_date: false,
+        state: None,
     }
 }
 

@@ -268,6 +268,7 @@ fn consumer_facts() -> CaseFacts {
         principal: Money::eur(11_900),
         default_notice: false,
         calendar_due_date: false,
+        state: None,
     }
 }
 

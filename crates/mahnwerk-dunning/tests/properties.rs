@@ -165,6 +165,7 @@ proptest! {
             principal: Money::eur(principal),
             default_notice: notice,
             calendar_due_date: false,
+            state: None,
         };
         let policy = Policy::default_for(debtor, FederalState::BY);
         let mut today = facts.issue_date;
@@ -237,6 +238,7 @@ proptest! {
             principal: Money::eur(principal),
             default_notice: false,
             calendar_due_date: false,
+            state: None,
         };
         let policy = Policy::default_for(debtor, state_of);
         let mut log = decide(None, &Cmd::Open { facts, policy: policy.clone() }, due - Duration::days(14)).unwrap();

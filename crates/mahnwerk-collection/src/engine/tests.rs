@@ -403,6 +403,7 @@ fn escalated_business_case() -> DunningCase {
         principal: Money::eur(119_000),
         default_notice: false,
         calendar_due_date: false,
+        state: None,
     };
     let mut state = None;
     let apply = |state: &mut Option<DunningCase>, cmd: DunningCommand, day: NaiveDate| {
