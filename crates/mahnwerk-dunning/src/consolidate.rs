@@ -14,11 +14,11 @@
 //! - The letter takes the title and tone of its most advanced step and the latest payment
 //!   deadline of its lines, so no case's deadline is shortened; each line keeps its own step.
 //!
-//! Steps are decided per case ([`crate::case::decide`]); apply [`consolidate_debtor`] to the
+//! Steps are decided per case ([`crate::dunning_case::decide`]); apply [`consolidate_debtor`] to the
 //! steps due on one day for one debtor before they are appended, and append each line's
 //! adjusted [`StepReached`].
 
-use crate::case::StepReached;
+use crate::dunning_case::StepReached;
 use crate::policy::Tone;
 use chrono::NaiveDate;
 use mahnwerk_domain::Money;

@@ -3,11 +3,11 @@
 use chrono::NaiveDate;
 use clap::Parser;
 use mahnwerk_domain::{DebtorKind, Money};
-use mahnwerk_dunning::case::{
-    CaseFacts, DunningCommand, DunningEvent, StepReached, decide, evolve,
-};
 use mahnwerk_dunning::cli::{LawCommand, PolicyCommand, run_law, run_policy};
 use mahnwerk_dunning::consolidate::{DueStep, consolidate};
+use mahnwerk_dunning::dunning_case::{
+    CaseFacts, DunningCommand, DunningEvent, StepReached, decide, evolve,
+};
 use mahnwerk_dunning::law::FederalState;
 use mahnwerk_dunning::policy::Policy;
 use mahnwerk_dunning::preview::{PreviewCase, Scheduled, preview};

@@ -2,10 +2,10 @@
 
 use chrono::NaiveDate;
 use mahnwerk_domain::{DebtorKind, Money};
-use mahnwerk_dunning::case::{
+use mahnwerk_dunning::consolidate::{DueStep, consolidate, consolidate_debtor};
+use mahnwerk_dunning::dunning_case::{
     CaseFacts, DunningCase, DunningCommand as Cmd, DunningEvent as Ev, StepReached, decide, evolve,
 };
-use mahnwerk_dunning::consolidate::{DueStep, consolidate, consolidate_debtor};
 use mahnwerk_dunning::law::FederalState;
 use mahnwerk_dunning::policy::Policy;
 

@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use mahnwerk_domain::{DebtorKind, Money};
-use mahnwerk_dunning::case::{
+use mahnwerk_dunning::dunning_case::{
     CaseFacts, DunningCase, DunningCommand as Cmd, DunningEvent as Ev, StepReached, decide, evolve,
 };
 use mahnwerk_dunning::law::FederalState;
