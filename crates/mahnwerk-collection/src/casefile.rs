@@ -9,7 +9,7 @@
 
 use crate::engine::{self, Claim, CollectionState, Event, Partner};
 use chrono::NaiveDate;
-use mahnwerk_dunning::case::{DunningCase, DunningEvent, evolve};
+use mahnwerk_dunning::dunning_case::{DunningCase, DunningEvent, evolve};
 use mahnwerk_eventlog::RecordedEvent;
 use serde_json::{Map, Value, json};
 

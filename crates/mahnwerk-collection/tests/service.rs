@@ -15,7 +15,7 @@ use mahnwerk_clock::{SharedClock, SimulatedClock};
 use mahnwerk_collection::grpc::CollectionApi;
 use mahnwerk_collection::{Collection, Config, Subjects};
 use mahnwerk_domain::{CaseId, DebtorKind, InvoiceNumber, Money, TenantId};
-use mahnwerk_dunning::case::{CaseFacts, DunningCase, DunningCommand, decide, evolve};
+use mahnwerk_dunning::dunning_case::{CaseFacts, DunningCase, DunningCommand, decide, evolve};
 use mahnwerk_dunning::law::calendar::FederalState;
 use mahnwerk_dunning::policy::Policy;
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
@@ -117,6 +117,7 @@ fn business_case_events() -> Vec<NewEvent> {
         principal: Money::eur(119_000),
         default_notice: false,
         calendar_due_date: false,
+        state: None,
     };
     let mut state: Option<DunningCase> = None;
     let mut run = |state: &mut Option<DunningCase>, cmd: DunningCommand, day: NaiveDate| {

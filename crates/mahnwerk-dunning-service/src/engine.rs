@@ -10,7 +10,7 @@ use chrono::{Duration, NaiveDate};
 use futures::StreamExt;
 use mahnwerk_clock::{Clock, SharedClock};
 use mahnwerk_domain::{CaseId, StreamId, TenantId};
-use mahnwerk_dunning::case::{
+use mahnwerk_dunning::dunning_case::{
     CaseStatus, DunningCase, DunningCommand, DunningEvent, next_action_at,
 };
 use mahnwerk_dunning::law::calendar::FederalState;

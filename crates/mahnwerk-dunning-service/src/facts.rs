@@ -17,7 +17,7 @@ use mahnwerk_domain::case::CaseEvent;
 use mahnwerk_domain::payment::{PaymentApplied, PaymentEvent};
 use mahnwerk_domain::{DebtorKind, Invoice};
 use mahnwerk_dunning::DunningError;
-use mahnwerk_dunning::case::{
+use mahnwerk_dunning::dunning_case::{
     CaseFacts, DunningCase, DunningCommand, DunningEvent, decide, evolve,
 };
 use mahnwerk_dunning::policy::Policy;

@@ -8,7 +8,9 @@ use crate::{policies, projection};
 use chrono::NaiveDate;
 use mahnwerk_auth::{Caller, KeyStore};
 use mahnwerk_domain::{CaseId, Currency, Money, TenantId};
-use mahnwerk_dunning::case::{DunningCommand, HoldScope, Instalment, Pause, next_action_at};
+use mahnwerk_dunning::dunning_case::{
+    DunningCommand, HoldScope, Instalment, Pause, next_action_at,
+};
 use mahnwerk_dunning::policy::Policy;
 use mahnwerk_eventlog::Metadata;
 use mahnwerk_proto::v1 as pb;
@@ -453,7 +455,7 @@ impl DunningService for DunningApi {
         } else if state.is_paused() {
             "resume when the pause ends".into()
         } else if state.awaits_approval()
-            && state.approval != mahnwerk_dunning::case::ApprovalState::None
+            && state.approval != mahnwerk_dunning::dunning_case::ApprovalState::None
         {
             "waiting for the creditor to approve or decline (ApproveDunning, DeclineDunning)".into()
         } else if let Some(step) = state.policy.steps.get(state.steps.len()) {

@@ -11,7 +11,7 @@
 //! writer with an older view can never move a case's next action back or drop it.
 
 use chrono::NaiveDate;
-use mahnwerk_dunning::case::DunningCase;
+use mahnwerk_dunning::dunning_case::DunningCase;
 use sqlx::{Any, AnyPool, Transaction};
 
 const SCHEMA: &[&str] = &[

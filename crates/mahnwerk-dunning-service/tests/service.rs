@@ -11,7 +11,7 @@ use mahnwerk_domain::case::{
 };
 use mahnwerk_domain::payment::{PaymentApplied, PaymentEvent};
 use mahnwerk_domain::{CaseId, InvoiceNumber, Money, StreamId, TenantId};
-use mahnwerk_dunning::case::DunningEvent;
+use mahnwerk_dunning::dunning_case::DunningEvent;
 use mahnwerk_dunning::law::calendar::FederalState;
 use mahnwerk_dunning_service::grpc::DunningApi;
 use mahnwerk_dunning_service::{Config, Dunning, projection};
@@ -494,7 +494,7 @@ async fn a_120_day_run_sends_each_step_on_its_day_and_payments_disputes_and_plan
             _ => None,
         });
     assert!(
-        matches!(resumed, Some((mahnwerk_dunning::case::ResumeReason::InstalmentMissed { .. }, day)) if day == d("2026-05-02")),
+        matches!(resumed, Some((mahnwerk_dunning::dunning_case::ResumeReason::InstalmentMissed { .. }, day)) if day == d("2026-05-02")),
         "{resumed:?}"
     );
 

@@ -5,7 +5,7 @@
 //! This module is the only place in the crate that reads files (the policy, invoice and events
 //! files named on the command line); everything it computes goes through the pure core.
 
-use crate::case::CaseFacts;
+use crate::dunning_case::CaseFacts;
 use crate::error::DunningError;
 use crate::law::BaseRateTable;
 use crate::law::calendar::{FederalState, deadline};

@@ -12,8 +12,10 @@
 //!   holidays of each federal state.
 //! - [`policy`]: the policy model ([`policy::Policy`], [`policy::PolicyBook`]), defaults for
 //!   consumers and businesses, validation with field paths.
-//! - [`case`]: the dunning case state machine: [`case::decide`], [`case::evolve`],
-//!   [`case::next_action_at`], its commands and versioned events (`dunning.step_reached.v1`, …).
+//! - [`dunning_case`]: the dunning case state machine (one invoice's dunning, not the invoice
+//!   lifecycle of `mahnwerk_domain::case`): [`dunning_case::decide`], [`dunning_case::evolve`],
+//!   [`dunning_case::next_action_at`], its commands and versioned events
+//!   (`dunning.step_reached.v1`, …), split into schedule, money and pauses.
 //! - [`consolidate`]: one letter per debtor for the cases due on the same day.
 //! - [`preview`]: run a policy over cases to a future date without side effects.
 //! - [`cli`]: the `mahnwerk law interest|deadline` and `mahnwerk policy check|simulate`
@@ -25,9 +27,9 @@
 //!   floats for money.
 //! - Every amount carries its derivation (periods, days, rates) so letters can print it.
 
-pub mod case;
 pub mod cli;
 pub mod consolidate;
+pub mod dunning_case;
 pub mod error;
 pub mod law;
 pub mod policy;

@@ -5,7 +5,7 @@
 //! the case is advanced whenever [`next_action_at`] says so, exactly as the dunning service
 //! would (one wake-up per day at most).
 
-use crate::case::{
+use crate::dunning_case::{
     CaseFacts, DunningCase, DunningCommand, DunningEvent, decide, evolve, next_action_at,
 };
 use crate::error::{DunningError, Result};

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use mahnwerk_domain::case::DisputeOutcome;
 use mahnwerk_domain::{DebtorKind, Money};
-use mahnwerk_dunning::case::{
+use mahnwerk_dunning::dunning_case::{
     CaseFacts, CaseStatus, DunningCase, DunningCommand as Cmd, DunningEvent as Ev, HoldScope,
     Instalment, Phase, ResumeReason, StepReached, decide, evolve, next_action_at,
 };
@@ -24,6 +24,7 @@ fn facts(debtor: DebtorKind, principal: i64) -> CaseFacts {
         principal: Money::eur(principal),
         default_notice: false,
         calendar_due_date: false,
+        state: None,
     }
 }
 

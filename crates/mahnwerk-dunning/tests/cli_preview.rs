@@ -3,11 +3,11 @@
 use chrono::NaiveDate;
 use clap::Parser;
 use mahnwerk_domain::{DebtorKind, Money};
-use mahnwerk_dunning::case::{
-    CaseFacts, DunningCommand, DunningEvent, StepReached, decide, evolve,
-};
 use mahnwerk_dunning::cli::{LawCommand, PolicyCommand, run_law, run_policy};
 use mahnwerk_dunning::consolidate::{DueStep, consolidate};
+use mahnwerk_dunning::dunning_case::{
+    CaseFacts, DunningCommand, DunningEvent, StepReached, decide, evolve,
+};
 use mahnwerk_dunning::law::FederalState;
 use mahnwerk_dunning::policy::Policy;
 use mahnwerk_dunning::preview::{PreviewCase, Scheduled, preview};
@@ -268,6 +268,7 @@ fn consumer_facts() -> CaseFacts {
         principal: Money::eur(11_900),
         default_notice: false,
         calendar_due_date: false,
+        state: None,
     }
 }
 

@@ -12,7 +12,7 @@
 use chrono::{Duration, NaiveDate};
 use mahnwerk_domain::case::DisputeOutcome;
 use mahnwerk_domain::{DebtorKind, Money};
-use mahnwerk_dunning::case::{
+use mahnwerk_dunning::dunning_case::{
     CaseFacts, DunningCase, DunningCommand as Cmd, DunningEvent as Ev, HoldScope, Instalment,
     Phase, decide, evolve, next_action_at,
 };
@@ -165,6 +165,7 @@ proptest! {
             principal: Money::eur(principal),
             default_notice: notice,
             calendar_due_date: false,
+            state: None,
         };
         let policy = Policy::default_for(debtor, FederalState::BY);
         let mut today = facts.issue_date;
@@ -237,6 +238,7 @@ proptest! {
             principal: Money::eur(principal),
             default_notice: false,
             calendar_due_date: false,
+            state: None,
         };
         let policy = Policy::default_for(debtor, state_of);
         let mut log = decide(None, &Cmd::Open { facts, policy: policy.clone() }, due - Duration::days(14)).unwrap();
@@ -251,10 +253,10 @@ proptest! {
             }
             day += Duration::days(1);
         }
-        let steps: Vec<&mahnwerk_dunning::case::StepReached> = log.iter().filter_map(|e| match e { Ev::StepReached(s) => Some(s.as_ref()), _ => None }).collect();
+        let steps: Vec<&mahnwerk_dunning::dunning_case::StepReached> = log.iter().filter_map(|e| match e { Ev::StepReached(s) => Some(s.as_ref()), _ => None }).collect();
         prop_assert_eq!(steps.len(), policy.steps.len(), "every step reached");
         prop_assert_eq!(state.phase, Phase::Escalated, "handed over");
-        let mut prev: Option<&mahnwerk_dunning::case::StepReached> = None;
+        let mut prev: Option<&mahnwerk_dunning::dunning_case::StepReached> = None;
         for (k, s) in steps.iter().enumerate() {
             prop_assert!(mahnwerk_dunning::law::is_business_day(state_of, s.date), "step {} on {} is not a business day", s.number, s.date);
             let anchor = prev.map_or(due, |p| p.date);

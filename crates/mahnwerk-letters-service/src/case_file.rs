@@ -3,7 +3,7 @@
 
 use mahnwerk_domain::case::{CaseEvent, DisputeOutcome};
 use mahnwerk_domain::payment::PaymentEvent;
-use mahnwerk_dunning::case::{DunningEvent, PauseKind};
+use mahnwerk_dunning::dunning_case::{DunningEvent, PauseKind};
 use std::collections::BTreeSet;
 
 /// The facts of a case that stop a letter.

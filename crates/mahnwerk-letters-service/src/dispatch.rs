@@ -24,7 +24,7 @@ use crate::store::{self, LedgerRow, NewRow, state};
 use crate::tenant::{self, Renderers, TenantConfig};
 use futures::StreamExt;
 use mahnwerk_domain::{EventId, Invoice, StreamId, TenantId};
-use mahnwerk_dunning::case::StepReached;
+use mahnwerk_dunning::dunning_case::StepReached;
 use mahnwerk_eventlog::{
     AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, derived_event_id,
 };

@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use mahnwerk_domain::{CaseId, Invoice, Money, Personal};
-use mahnwerk_dunning::case::StepReached;
+use mahnwerk_dunning::dunning_case::StepReached;
 use mahnwerk_letters::events::{LetterSettings, kind_for_template};
 use mahnwerk_letters::model::{
     self, ClaimLine, Form, Language, LetterKind, LetterModel, Notices, PaymentDetails, Recipient,

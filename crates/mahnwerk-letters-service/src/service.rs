@@ -8,7 +8,7 @@ use crate::store::{self, NewRow, state};
 use crate::tenant::{self, LETTERHEAD_UPDATED, Renderers, TEMPLATE_UPLOADED};
 use mahnwerk_auth::KeyStore;
 use mahnwerk_domain::{CaseId, TenantId};
-use mahnwerk_dunning::case::StepReached;
+use mahnwerk_dunning::dunning_case::StepReached;
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_letters::events::{LetterResendRequested, LetterSettings, TemplateUploaded};
 use mahnwerk_proto::v1 as pb;

@@ -137,7 +137,7 @@ fn make_demo_runs_the_seeds_process_and_the_log_holds_its_timeline() {
     };
     let policy_titles =
         |p: &Policy| -> Vec<String> { p.steps.iter().map(|s| s.title.clone()).collect() };
-    // The set intervals (mahnwerk_dunning::case): step k comes the policy's gap after the later
+    // The set intervals (mahnwerk_dunning::dunning_case): step k comes the policy's gap after the later
     // of step k-1 and the last payment, never before step k-1's deadline has passed, on a
     // working day.
     let check_intervals = |events: &[Ev], policy: &Policy| {

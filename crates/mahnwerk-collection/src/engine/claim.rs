@@ -3,7 +3,7 @@
 use super::{Refused, precondition};
 use chrono::NaiveDate;
 use mahnwerk_domain::Money;
-use mahnwerk_dunning::case::DunningCase;
+use mahnwerk_dunning::dunning_case::DunningCase;
 use mahnwerk_dunning::law::BaseRateTable;
 use mahnwerk_dunning::law::interest::{
     DatedAmount, InterestCalculation, InterestRequest, compute_interest,

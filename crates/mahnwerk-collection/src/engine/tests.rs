@@ -3,7 +3,7 @@
 use super::*;
 use mahnwerk_domain::Currency;
 use mahnwerk_domain::DebtorKind;
-use mahnwerk_dunning::case::DunningCase;
+use mahnwerk_dunning::dunning_case::DunningCase;
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -389,7 +389,7 @@ fn currency_is_checked() {
 
 /// A business case run by the dunning core to its escalation, with a partial payment.
 fn escalated_business_case() -> DunningCase {
-    use mahnwerk_dunning::case::{
+    use mahnwerk_dunning::dunning_case::{
         CaseFacts, DunningCommand, DunningEvent, decide as dd, evolve as de,
     };
     use mahnwerk_dunning::law::calendar::FederalState;
@@ -403,6 +403,7 @@ fn escalated_business_case() -> DunningCase {
         principal: Money::eur(119_000),
         default_notice: false,
         calendar_due_date: false,
+        state: None,
     };
     let mut state = None;
     let apply = |state: &mut Option<DunningCase>, cmd: DunningCommand, day: NaiveDate| {

@@ -208,6 +208,59 @@ impl Ledger {
     }
 }
 
+/// How payments were credited when the interest is not accrued day by day but known as dated
+/// amounts (see [`credit_payments`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credited {
+    pub allocations: Vec<PaymentAllocation>,
+    pub principal_open: i64,
+    pub costs_open: i64,
+    pub interest_open: i64,
+    pub surplus: i64,
+}
+
+/// § 367 Abs. 1 over dated amounts: each payment, in date order, goes to the costs that had
+/// arisen on or before its day, then to the interest that had arisen on or before its day, then
+/// to the principal; what is left over is a surplus. A cost or interest amount that arises
+/// after a payment is never paid by it. [`compute_interest`] does the same with interest
+/// accrued day by day; this is the form for interest already charged (dated by its letter).
+pub fn credit_payments(
+    principal: i64,
+    payments: &[DatedAmount],
+    costs: &[DatedAmount],
+    interest: &[DatedAmount],
+) -> Credited {
+    let mut payments = payments.to_vec();
+    payments.sort_by_key(|p| p.date);
+    let mut ledger = Ledger {
+        principal,
+        interest_accrued: 0,
+        interest_paid: 0,
+        costs_paid: 0,
+        surplus: 0,
+    };
+    let allocations = payments
+        .iter()
+        .map(|p| {
+            ledger.interest_accrued = interest
+                .iter()
+                .filter(|i| i.date <= p.date)
+                .map(|i| i.amount.minor)
+                .sum();
+            ledger.credit(p, costs)
+        })
+        .collect();
+    let costs_total: i64 = costs.iter().map(|c| c.amount.minor).sum();
+    let interest_total: i64 = interest.iter().map(|i| i.amount.minor).sum();
+    Credited {
+        allocations,
+        principal_open: ledger.principal,
+        costs_open: costs_total - ledger.costs_paid,
+        interest_open: interest_total - ledger.interest_paid,
+        surplus: ledger.surplus,
+    }
+}
+
 /// Compute default interest per period, crediting payments per § 367.
 pub fn compute_interest(
     req: &InterestRequest,

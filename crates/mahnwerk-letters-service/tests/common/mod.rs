@@ -130,7 +130,7 @@ use mahnwerk_domain::{
     BankAccount, CaseId, Currency, Debtor, DebtorKind, Invoice, Money, Personal, PostalAddress,
     StreamId, TenantId,
 };
-use mahnwerk_dunning::case::{DunningEvent, StepReached};
+use mahnwerk_dunning::dunning_case::{DunningEvent, StepReached};
 use mahnwerk_dunning::law::calendar::Deadline;
 use mahnwerk_dunning::policy::{Channel, Tone};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};

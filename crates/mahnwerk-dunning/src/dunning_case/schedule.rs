@@ -17,7 +17,7 @@ impl DunningCase {
             .get(usize::try_from(number).ok()?.checked_sub(1)?)?;
         Some(
             deadline(
-                self.policy.state,
+                self.place_of_performance(),
                 date,
                 i64::from(step.payment_deadline_days),
             )
@@ -26,8 +26,9 @@ impl DunningCase {
     }
 
     /// The day the next step is due, ignoring pauses and the minimum balance: the policy's gap
-    /// after its anchor, but never before the previous letter's deadline has passed, and moved to
-    /// a business day of the policy's state (letters are dated on business days).
+    /// after its anchor, but never before the previous letter's deadline (moved per § 193 in the
+    /// debtor's state) has passed, and moved to a business day of the policy's state (letters
+    /// are dated on the sender's business days).
     pub fn next_step_date(&self) -> Option<NaiveDate> {
         let k = self.steps.len();
         if k >= self.policy.steps.len() {

@@ -141,6 +141,9 @@ pub(super) fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<D
     after.lump_sum += lump;
     after.lump_sum_offset += offset;
     after.interest += interest_charged;
+    if interest.is_some() {
+        after.interest_until = Some(today);
+    }
     let default_after = after.default();
     Ok(Some(DunningEvent::StepReached(Box::new(StepReached {
         number,
@@ -158,7 +161,7 @@ pub(super) fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<D
         default: default_after,
         creates_default: creates_default && default_after != default_before,
         deadline: deadline(
-            state.policy.state,
+            state.place_of_performance(),
             today,
             i64::from(step.payment_deadline_days),
         ),

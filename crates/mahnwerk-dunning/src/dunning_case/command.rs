@@ -1,5 +1,6 @@
 //! What the dunning service asks of a case, and the invoice facts a case is opened with.
 
+use crate::law::calendar::FederalState;
 use crate::policy::Policy;
 use chrono::NaiveDate;
 use mahnwerk_domain::case::DisputeOutcome;
@@ -25,6 +26,12 @@ pub struct CaseFacts {
     /// the invoice; the policy's `calendar_due_date` is only the tenant-wide fallback.
     #[serde(default)]
     pub calendar_due_date: bool,
+    /// The debtor's federal state: the place of performance of a money debt (§ 269 Abs. 1,
+    /// § 270 Abs. 4 BGB), whose public holidays move the due date, the 30-day trigger and the
+    /// printed payment deadlines (§ 193 BGB). `None` (unknown, or a debtor abroad): the
+    /// policy's state, the tenant's. Sixteen values, not personal data by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<FederalState>,
 }
 
 impl CaseFacts {
@@ -38,7 +45,14 @@ impl CaseFacts {
             principal: invoice.amount_due(),
             default_notice: invoice.default_notice,
             calendar_due_date: false,
+            state: None,
         }
+    }
+
+    /// The same facts with the debtor's federal state (see [`CaseFacts::state`]).
+    pub fn with_state(mut self, state: Option<FederalState>) -> Self {
+        self.state = state;
+        self
     }
 }
 

@@ -22,6 +22,9 @@
 //!   only beyond what the lump sum covers); interest is charged with each letter whose step
 //!   charges it, as the difference between the interest computed up to the letter date and the
 //!   interest charged so far. Interest accrued after the last letter is not claimed by the case.
+//!   Payments are credited per § 367 Abs. 1 to costs, then interest, then principal, but only
+//!   to amounts that existed on the payment day: a part payment before a letter never pays
+//!   that letter's fee or the interest that accrues after it ([`DunningCase::credited`]).
 //! - **End states**: settled (balance paid; a reversal reopens it), cancelled, credited (principal
 //!   credited to zero), written off.
 //!

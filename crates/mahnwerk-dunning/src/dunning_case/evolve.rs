@@ -22,6 +22,7 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
             lump_sum: 0,
             lump_sum_offset: 0,
             interest: 0,
+            interest_until: None,
             pauses: Vec::new(),
             reanchor: None,
             approval: ApprovalState::None,
@@ -70,6 +71,9 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
             s.lump_sum += step.lump_sum.minor;
             s.lump_sum_offset += step.fee_offset.map_or(0, |m| m.minor);
             s.interest += step.interest_charged.minor;
+            if step.interest.is_some() {
+                s.interest_until = Some(step.date);
+            }
             let cost = step.fee.minor + step.lump_sum.minor;
             if cost > 0 {
                 s.costs.push(DatedAmount::new(

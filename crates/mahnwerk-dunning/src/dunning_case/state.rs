@@ -1,8 +1,12 @@
 //! The state of one dunning case folded from its events, and what it owes.
 
 use super::{CaseFacts, DunningEvent, Pause, PauseKind, evolve};
+use crate::law::BaseRateTable;
+use crate::law::calendar::FederalState;
 use crate::law::default::{DefaultFacts, DefaultStart, default_start};
-use crate::law::interest::DatedAmount;
+use crate::law::interest::{
+    Credited, DatedAmount, InterestRequest, compute_interest, credit_payments,
+};
 use crate::policy::{Approval, Policy};
 use chrono::{Duration, NaiveDate};
 use mahnwerk_domain::{Currency, Money};
@@ -100,6 +104,9 @@ pub struct DunningCase {
     #[serde(default)]
     pub lump_sum_offset: i64,
     pub interest: i64,
+    /// Last interest day of the latest letter that computed interest (its date).
+    #[serde(default)]
+    pub interest_until: Option<NaiveDate>,
     pub pauses: Vec<Pause>,
     /// The last re-anchor day from credits, due-date extensions and the end of pauses;
     /// payments re-anchor through [`DunningCase::anchor_day`] while they are not reversed.
@@ -136,11 +143,61 @@ impl DunningCase {
         self.money(self.principal_owed() + self.fees + self.lump_sum + self.interest - self.paid())
     }
 
-    /// Principal still open after § 367 crediting (payments go to costs and interest first).
+    /// Principal still open after § 367 crediting: see [`DunningCase::credited`].
     pub fn principal_open(&self) -> Money {
-        let costs_and_interest = self.fees + self.lump_sum + self.interest;
-        let to_principal = (self.paid() - costs_and_interest).max(0);
-        self.money((self.principal_owed() - to_principal).max(0))
+        self.money(self.credited().principal_open.max(0))
+    }
+
+    /// How the payments were credited (§ 367 Abs. 1 BGB): each payment goes to the costs that
+    /// had arisen by its day (the fees and lump sums of the letters sent by then), then to the
+    /// interest accrued by its day, then to the principal. An amount that arises later, such as
+    /// the fee and interest of the next letter, is never paid by an earlier payment.
+    ///
+    /// Interest is accrued day by day as the letters computed it ([`compute_interest`] from the
+    /// first interest day to the last letter that charged interest, the same calculation and
+    /// the same crediting the letters print); a payment after that letter finds the interest
+    /// it charged. Should the recomputation fail, the interest charged counts as arisen on the
+    /// day of the last letter.
+    pub fn credited(&self) -> Credited {
+        let payments: Vec<DatedAmount> = self
+            .active_payments()
+            .map(|p| DatedAmount::new(p.date, p.amount))
+            .collect();
+        let principal = self.principal_owed();
+        if self.interest <= 0 {
+            return credit_payments(principal, &payments, &self.costs, &[]);
+        }
+        let until = self
+            .interest_until
+            .or_else(|| self.steps.last().map(|(_, d)| *d));
+        if let (Some(until), Some(def)) = (until, self.default())
+            && def.interest_from <= until
+            && let Ok(calc) = compute_interest(
+                &InterestRequest {
+                    principal: self.money(principal),
+                    from: def.interest_from,
+                    to: until,
+                    debtor: self.facts.debtor,
+                    payments: payments.clone(),
+                    costs: self.costs.clone(),
+                    day_count: self.policy.day_count,
+                },
+                BaseRateTable::german(),
+            )
+        {
+            return Credited {
+                allocations: calc.allocations,
+                principal_open: calc.principal_open,
+                costs_open: calc.costs_open,
+                interest_open: calc.interest_open,
+                surplus: calc.surplus,
+            };
+        }
+        let charged: Vec<DatedAmount> = until
+            .map(|d| DatedAmount::new(d, self.money(self.interest)))
+            .into_iter()
+            .collect();
+        credit_payments(principal, &payments, &self.costs, &charged)
     }
 
     /// The latest re-anchor day: [`DunningCase::reanchor`] or the date of the latest payment
@@ -177,6 +234,14 @@ impl DunningCase {
         self.pauses.iter().find(|p| p.kind() == kind)
     }
 
+    /// The federal state whose holidays move the debtor's deadlines (§ 193 BGB): the debtor's
+    /// ([`CaseFacts::state`]), else the policy's (the tenant's). Letters are dated and
+    /// business-day offsets counted on the tenant's working days ([`Policy::state`]): those are
+    /// the sender's.
+    pub fn place_of_performance(&self) -> FederalState {
+        self.facts.state.unwrap_or(self.policy.state)
+    }
+
     pub fn default_facts(&self) -> DefaultFacts {
         DefaultFacts {
             due_date: self.due_date,
@@ -185,7 +250,7 @@ impl DunningCase {
             debtor: self.facts.debtor,
             default_notice: self.facts.default_notice,
             calendar_due_date: self.facts.calendar_due_date || self.policy.calendar_due_date,
-            state: self.policy.state,
+            state: self.place_of_performance(),
         }
     }
 
