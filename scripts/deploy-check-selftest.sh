@@ -110,5 +110,17 @@ assert 'MAHNWERK_STREAM_REPLICAS=3' in s
 s = s.replace('MAHNWERK_STREAM_REPLICAS=3', 'MAHNWERK_STREAM_REPLICAS=5')
 open(p, 'w').write(s)"
 
+# 10. a service connecting as the database owner (it could disable the append-only triggers)
+case_ service-as-owner dev "must not be the database owner's Secret" "
+p = 'base/services/dunning.yaml'; s = open(p).read()
+s = s.replace('name: mahnwerk-pg-service', 'name: mahnwerk-pg-app', 1)
+open(p, 'w').write(s)"
+
+# 11. the migrate Job without --app-role (the services' role would get no grants)
+case_ migrate-without-app-role production 'args must be \[migrate, --app-role, ROLE\]' "
+p = 'base/migrate-job.yaml'; s = open(p).read()
+s = s.replace('args: [migrate, --app-role, mahnwerk_app]', 'args: [migrate]', 1)
+open(p, 'w').write(s)"
+
 [ $status -eq 0 ] && echo "deploy-check selftest: every broken manifest was caught" || echo "deploy-check selftest: FAILED"
 exit $status

@@ -10,7 +10,9 @@ usage: check_rendered.py RENDERED.yaml BUILTIN_OUT.yaml
   service in MAHNWERK_SERVICES and probes gRPC health on 50051 and exposes metrics on 9464; the
   relay runs exactly one replica; a consumer HPA never scales beyond MAHNWERK_PARTITIONS;
   MAHNWERK_STREAM_REPLICAS is one value in every pod, 1 to 5 and at most the NATS servers; the
-  ServiceMonitor selects Services that have its port; the database Secret is the one CNPG creates;
+  ServiceMonitor selects Services that have its port; the services connect as an app role (the
+  Secret of a Cluster's `managed.roles` entry, never the owner's `{cluster}-app`), and the migrate
+  Job as the owner (`{cluster}-app`) with `--app-role` naming that role;
   every object lives in the rendered Namespace; the Grafana dashboard ConfigMap holds valid JSON.
 Exit status 1 and one line per problem on failure.
 """
@@ -97,9 +99,35 @@ def env_of(container, configmaps):
     return env
 
 
+def check_migrate_job(docs, clusters, roles):
+    jobs = [d for d in docs if d.get("kind") == "Job" and get(d, "metadata", "labels", "app.kubernetes.io/component") == "migrate"]
+    if not jobs:
+        errors.append("the migrate Job (app.kubernetes.io/component: migrate) is missing")
+    for j in jobs:
+        c = get(j, "spec", "template", "spec", "containers", 0) or {}
+        env = env_of(c, {})
+        db = env.get("MAHNWERK_DATABASE_URL")
+        secret = get(db, "secretKeyRef", "name") if isinstance(db, dict) else None
+        if secret not in {f"{cl}-app" for cl in clusters}:
+            err(j, f"the migrate Job must connect as the owner (the CNPG app Secret of a Cluster), found {db!r}")
+        args = c.get("args") or []
+        if args[:2] != ["migrate", "--app-role"] or len(args) != 3 or args[2] not in roles:
+            err(j, f"args must be [migrate, --app-role, ROLE] with ROLE a Cluster's managed app role {sorted(roles)}, found {args}")
+
+
 def check_mahnwerk(docs):
     configmaps = {get(d, "metadata", "name"): d.get("data") or {} for d in docs if d.get("kind") == "ConfigMap"}
     clusters = {get(d, "metadata", "name") for d in docs if d.get("kind") == "Cluster"}
+    # The services' roles: managed roles that log in and are not superusers, by their Secret.
+    app_roles = {}
+    for d in docs:
+        if d.get("kind") != "Cluster":
+            continue
+        for r in get(d, "spec", "managed", "roles") or []:
+            secret = get(r, "passwordSecret", "name")
+            if r.get("login") and not r.get("superuser") and secret and r.get("ensure", "present") == "present":
+                app_roles[secret] = r.get("name")
+    check_migrate_job(docs, clusters, set(app_roles.values()))
     deployments = {}
     partitions = set()
     stream_replicas = set()
@@ -129,8 +157,10 @@ def check_mahnwerk(docs):
         stream_replicas.add(env.get("MAHNWERK_STREAM_REPLICAS", "1"))
         db = env.get("MAHNWERK_DATABASE_URL")
         secret = get(db, "secretKeyRef", "name") if isinstance(db, dict) else None
-        if not secret or not any(secret == f"{cl}-app" for cl in clusters):
-            err(d, f"MAHNWERK_DATABASE_URL must come from the CNPG app Secret of a Cluster, found {db!r}")
+        if secret in {f"{cl}-app" for cl in clusters}:
+            err(d, f"MAHNWERK_DATABASE_URL must not be the database owner's Secret {secret!r}: the services run as an app role (a Cluster's managed.roles)")
+        elif secret not in app_roles or get(db, "secretKeyRef", "key") != "uri":
+            err(d, f"MAHNWERK_DATABASE_URL must come from the `uri` of a Cluster's managed app role Secret {sorted(app_roles)}, found {db!r}")
     for svc in SERVICES - deployments.keys():
         errors.append(f"Deployment for service {svc!r} missing")
     if len(partitions) != 1:
