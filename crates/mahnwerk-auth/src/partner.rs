@@ -20,6 +20,39 @@ fn sha256_hex(secret: &str) -> String {
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS auth_partner_keys (key_id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, tenant TEXT NOT NULL, partner_id TEXT NOT NULL, label TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)";
 
+/// Idempotency of key creation: which key a request id made, for which request, and the key's
+/// secret *sealed for the caller* (XOR with a pad only the caller's own credential derives), so
+/// the same caller's retry gets the same token while the table alone never reveals it.
+const REQUESTS: &str = "CREATE TABLE IF NOT EXISTS auth_partner_key_requests (tenant TEXT NOT NULL, request_id TEXT NOT NULL, request_sha256 TEXT NOT NULL, key_id TEXT NOT NULL, sealed_secret TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (tenant, request_id))";
+
+/// What an idempotent [`PartnerKeys::create_once`] did.
+#[derive(Debug)]
+pub enum CreatedOnce {
+    /// The key (new, or the one this request id made before, with the same token).
+    Key(NewApiKey),
+    /// This request id made a key for a different request (partner or label).
+    OtherRequest,
+}
+
+/// The pad that seals a partner key's secret for the caller that created it: SHA-256 over the
+/// caller's credential and everything that names the request, so each (caller, request) pair has
+/// its own 32-byte pad, used once.
+fn pad(caller_secret: &[u8], tenant: &str, request_id: &str, key_id: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"mahnwerk partner key seal v1\0");
+    h.update((caller_secret.len() as u64).to_be_bytes());
+    h.update(caller_secret);
+    for part in [tenant, request_id, key_id] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
+}
+
+fn xor32(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    std::array::from_fn(|i| a[i] ^ b[i])
+}
+
 /// A caller holding a partner key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartnerCaller {
@@ -54,6 +87,7 @@ impl PartnerKeys {
     /// shares the API keys' one instead.
     pub async fn open(pool: AnyPool) -> Result<Self> {
         sqlx::query(SCHEMA).execute(&pool).await?;
+        sqlx::query(REQUESTS).execute(&pool).await?;
         Ok(Self {
             pool,
             failures: Arc::new(Mutex::new(FailureLimiter::default())),
@@ -90,6 +124,144 @@ impl PartnerKeys {
             token: format!("mwp_{key_id}_{secret}"),
             key_id,
         })
+    }
+
+    /// [`PartnerKeys::create`] under an idempotency key: the first call with `request_id`
+    /// creates the key; a repeat with the same request gives the same key and, for the same
+    /// `caller_secret` (the caller's own credential, e.g. its API key token), the same token. A
+    /// repeat by another credential of the tenant cannot open that token (it was shown once):
+    /// it gets a new secret for the *same* key, and the earlier token stops working. Either way
+    /// there is never a second key for one request id; another request under it is
+    /// [`CreatedOnce::OtherRequest`].
+    pub async fn create_once(
+        &self,
+        tenant: &TenantId,
+        partner_id: &str,
+        label: &str,
+        request_id: &str,
+        caller_secret: &[u8],
+    ) -> Result<CreatedOnce> {
+        // No secret credential (a client certificate alone): a pad nobody can derive again, so
+        // the sealed secret is noise and a repeat gets a new secret for the same key.
+        let random: [u8; 32] = rand::random();
+        let caller_secret = if caller_secret.is_empty() {
+            &random[..]
+        } else {
+            caller_secret
+        };
+        let request = sha256_hex(&format!("{partner_id}\u{1f}{label}"));
+        loop {
+            if let Some(found) = self
+                .repeat(tenant, request_id, &request, caller_secret)
+                .await?
+            {
+                return Ok(found);
+            }
+            let key_id = hex::encode(rand::random::<[u8; 6]>());
+            let secret: [u8; 32] = rand::random();
+            let sealed = xor32(
+                &secret,
+                &pad(caller_secret, tenant.as_str(), request_id, &key_id),
+            );
+            let secret = hex::encode(secret);
+            let now = chrono::Utc::now().to_rfc3339();
+            let mut tx = self.pool.begin().await?;
+            let claimed = sqlx::query(
+                "INSERT INTO auth_partner_key_requests (tenant, request_id, request_sha256, key_id, sealed_secret, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, request_id) DO NOTHING",
+            )
+            .bind(tenant.as_str().to_owned())
+            .bind(request_id.to_owned())
+            .bind(request.clone())
+            .bind(key_id.clone())
+            .bind(hex::encode(sealed))
+            .bind(now.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                // A concurrent call with this request id won: answer as its repeat.
+                tx.rollback().await?;
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO auth_partner_keys (key_id, secret_sha256, tenant, partner_id, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(key_id.clone())
+            .bind(sha256_hex(&secret))
+            .bind(tenant.as_str().to_owned())
+            .bind(partner_id.to_owned())
+            .bind(label.to_owned())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(CreatedOnce::Key(NewApiKey {
+                token: format!("mwp_{key_id}_{secret}"),
+                key_id,
+            }));
+        }
+    }
+
+    /// The answer to a repeated request id, `None` when it is new.
+    async fn repeat(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        request: &str,
+        caller_secret: &[u8],
+    ) -> Result<Option<CreatedOnce>> {
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT request_sha256, key_id, sealed_secret FROM auth_partner_key_requests WHERE tenant = $1 AND request_id = $2",
+        )
+        .bind(tenant.as_str().to_owned())
+        .bind(request_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((req_sha, key_id, sealed)) = row else {
+            return Ok(None);
+        };
+        if !digests_equal(&req_sha, request) {
+            return Ok(Some(CreatedOnce::OtherRequest));
+        }
+        let (stored,): (String,) =
+            sqlx::query_as("SELECT secret_sha256 FROM auth_partner_keys WHERE key_id = $1")
+                .bind(key_id.clone())
+                .fetch_one(&self.pool)
+                .await?;
+        let pad = pad(caller_secret, tenant.as_str(), request_id, &key_id);
+        let opened = hex::decode(&sealed)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(|b| hex::encode(xor32(&b, &pad)));
+        if let Some(secret) = opened
+            && digests_equal(&sha256_hex(&secret), &stored)
+        {
+            return Ok(Some(CreatedOnce::Key(NewApiKey {
+                token: format!("mwp_{key_id}_{secret}"),
+                key_id,
+            })));
+        }
+        // Another credential of the tenant: a new secret for the same key, sealed for it.
+        let secret: [u8; 32] = rand::random();
+        let resealed = xor32(&secret, &pad);
+        let secret = hex::encode(secret);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE auth_partner_keys SET secret_sha256 = $1 WHERE key_id = $2")
+            .bind(sha256_hex(&secret))
+            .bind(key_id.clone())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE auth_partner_key_requests SET sealed_secret = $1 WHERE tenant = $2 AND request_id = $3")
+            .bind(hex::encode(resealed))
+            .bind(tenant.as_str().to_owned())
+            .bind(request_id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(CreatedOnce::Key(NewApiKey {
+            token: format!("mwp_{key_id}_{secret}"),
+            key_id,
+        })))
     }
 
     pub async fn revoke(&self, key_id: &str) -> Result<bool> {

@@ -4,7 +4,9 @@
 //! in order, with their hashes), `summary.pdf` (one page for a person: invoice, claim, history,
 //! chain head; [`crate::summary`]), `documents/{sha256}.pdf` (every letter PDF the events name),
 //! `documents/original-{sha256}.xml|pdf` (the original e-invoice file `invoice.issued.v1` names in
-//! `invoice.source`, when there is one) and `manifest.json` (SHA-256 of every other file). [`verify`] needs no database: it reads the tar
+//! `invoice.source`, when there is one) and `manifest.json` (SHA-256 of every other file; `erased`:
+//! the documents left out because the debtor was erased, accepted only when the events record
+//! `case.debtor_erased.v1`). [`verify`] needs no database: it reads the tar
 //! strictly (header checksums, zero padding, the end marker, nothing after it), checks every file
 //! against the manifest, every document against its name, and recomputes the hash chain of the
 //! events; each problem names the file or the event that changed.
@@ -23,6 +25,9 @@ pub const SUMMARY: &str = "summary.pdf";
 /// Format of the export (`manifest.json` `schema`).
 pub const SCHEMA: &str = "mahnwerk.case_export.v1";
 
+/// The event that lets an archive leave out documents (`manifest.json` `erased`).
+const ERASED_EVENT: &str = "case.debtor_erased.v1";
+
 /// One file of an archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -36,6 +41,10 @@ struct Manifest {
     stream: String,
     head: Option<String>,
     files: BTreeMap<String, String>,
+    /// Documents the events name that were left out because their debtor was erased (GDPR
+    /// Art. 17, ADR 006): unreadable for good. Absent when none (archives before it unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    erased: Vec<String>,
 }
 
 /// The original invoice document an event names: `invoice.issued.v1` with `invoice.source`
@@ -160,6 +169,7 @@ pub fn build(
     events: &[RecordedEvent],
     summary: Option<&[u8]>,
     documents: &[(String, Vec<u8>)],
+    erased: &[String],
 ) -> Vec<u8> {
     let envelopes: Vec<Envelope> = events.iter().map(Envelope::from).collect();
     let case_json = serde_json::to_vec_pretty(&envelopes).unwrap_or_default();
@@ -190,6 +200,7 @@ pub fn build(
             .iter()
             .map(|e| (e.name.clone(), sha(&e.bytes)))
             .collect(),
+        erased: erased.to_vec(),
     };
     entries.push(Entry {
         name: "manifest.json".into(),
@@ -300,10 +311,18 @@ pub fn verify(bytes: &[u8]) -> Result<Verified, Vec<String>> {
     if events.last().map(|e| e.hash.clone()) != manifest.head {
         problems.push("case.json: the last event is not the manifest's hash-chain head".into());
     }
+    // Documents may be listed as erased only when the verified chain records the erasure.
+    if !manifest.erased.is_empty() && !events.iter().any(|e| e.event_type == ERASED_EVENT) {
+        problems.push(format!(
+            "manifest.json: documents listed as erased, but no {ERASED_EVENT} event: {:?}",
+            manifest.erased
+        ));
+    }
     for e in &events {
         if let Some(s) = e.payload.get("document_sha256").and_then(|v| v.as_str())
             && e.event_type.starts_with("letter.")
             && get(&format!("documents/{s}.pdf")).is_none()
+            && !manifest.erased.contains(&format!("documents/{s}.pdf"))
         {
             {
                 problems.push(format!(
@@ -314,6 +333,7 @@ pub fn verify(bytes: &[u8]) -> Result<Verified, Vec<String>> {
         }
         if let Some((_, name)) = original_of(e)
             && get(&name).is_none()
+            && !manifest.erased.contains(&name)
         {
             problems.push(format!(
                 "{name}: missing (the original invoice named by event {})",

@@ -23,6 +23,9 @@ pub enum Error {
     Nats(String),
     #[error("documents: {0}")]
     Documents(String),
+    /// A document of an erased debtor (GDPR Art. 17): unreadable for good.
+    #[error("{0}")]
+    Erased(String),
     #[error(transparent)]
     Unreadable(#[from] crate::casefile::Unreadable),
 }
@@ -63,6 +66,7 @@ impl From<Error> for Status {
                 tracing::error!(error = %e, "document store failure");
                 Status::unavailable("document store unavailable")
             }
+            Error::Erased(m) => Status::failed_precondition(m),
             Error::Unreadable(e) => {
                 tracing::error!(error = %e, "unreadable case stream");
                 Status::internal("the case stream holds an event this version cannot read")

@@ -359,6 +359,7 @@ impl CollectionService for CollectionApi {
     ) -> Rpc<pb::CreatePartnerKeyResponse> {
         let (_, tenant) = self.tenant(&req, &req.get_ref().tenant).await?;
         let b = req.get_ref();
+        check_request_id(&b.request_id)?;
         if self
             .collection
             .partner(&tenant, &b.partner_id)
@@ -367,14 +368,29 @@ impl CollectionService for CollectionApi {
         {
             return Err(Status::not_found("partner not found"));
         }
-        let key = self
+        // The caller's own credential seals the token for its repeats (never stored in clear).
+        let credential = req
+            .metadata()
+            .get("authorization")
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default();
+        let created = self
             .partner_keys
-            .create(&tenant, &b.partner_id, &b.label)
+            .create_once(&tenant, &b.partner_id, &b.label, &b.request_id, &credential)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "partner key creation failed");
                 Status::unavailable("authentication store unavailable")
             })?;
+        let key = match created {
+            mahnwerk_auth::partner::CreatedOnce::Key(key) => key,
+            mahnwerk_auth::partner::CreatedOnce::OtherRequest => {
+                return Err(Status::already_exists(format!(
+                    "request_id {:?} was used for another CreatePartnerKey request",
+                    b.request_id
+                )));
+            }
+        };
         Ok(Response::new(pb::CreatePartnerKeyResponse {
             key_id: key.key_id,
             token: key.token,

@@ -11,7 +11,9 @@ use mahnwerk_bus::BusConfig;
 use mahnwerk_clock::SharedClock;
 use mahnwerk_docstore::Documents;
 use mahnwerk_domain::{CaseId, DebtorKind, Money, StreamId, TenantId};
-use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
+use mahnwerk_eventlog::{
+    AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, RecordedEvent, event_id_now,
+};
 use serde_json::Value;
 use sqlx::AnyPool;
 use std::sync::Arc;
@@ -443,6 +445,7 @@ impl Collection {
             return Err(Error::NotFound("case"));
         }
         let mut docs: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut erased: Vec<String> = Vec::new();
         for e in &view.events {
             let named = match e.payload.get("document_sha256").and_then(Value::as_str) {
                 Some(s) if e.event_type.starts_with("letter.") => {
@@ -451,15 +454,30 @@ impl Collection {
                 _ => crate::archive::original_of(e),
             };
             let Some((s, name)) = named else { continue };
-            if docs.iter().any(|(d, _)| *d == name) {
+            if docs.iter().any(|(d, _)| *d == name) || erased.contains(&name) {
                 continue;
             }
-            let bytes = self
-                .document(s)
-                .await?
-                .ok_or_else(|| Error::Documents(format!("document {s} is not in the store")))?;
+            let bytes = match self.document(s).await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
+                    return Err(Error::Documents(format!(
+                        "document {s} is not in the store"
+                    )));
+                }
+                // The debtor was erased: their documents are unreadable and left out, listed
+                // in the manifest (the events still name them by hash).
+                Err(Error::Erased(_)) => {
+                    erased.push(name);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             docs.push((name, bytes));
         }
+        // `case.json` carries the events as stored and hashed (personal data sealed when a
+        // master key is configured), so `verify --archive` recomputes the chain; the summary
+        // is made from the opened events.
+        let stored = self.read_case_stored(&case.stream(tenant)).await?;
         let today = self.inner.clock.today();
         let claim = view
             .dunning
@@ -475,16 +493,36 @@ impl Collection {
         .map_err(|e| Error::Documents(format!("summary: {e}")))?
         .map_err(Error::Documents)?;
         Ok(crate::archive::build(
-            &view.events,
+            &stored,
             Some(&summary.pdf),
             &docs,
+            &erased,
         ))
     }
 
-    /// Bytes of a document from the document store, verified against its hash.
+    async fn read_case_stored(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>> {
+        let mut all = Vec::new();
+        loop {
+            let from = all.len() as u64 + 1;
+            let page = self
+                .inner
+                .log
+                .read_stream_stored(stream, from, 1000)
+                .await?;
+            let n = page.len();
+            all.extend(page);
+            if n < 1000 {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Bytes of a document from the document store (opened when sealed), verified against its
+    /// hash; [`Error::Erased`] when its debtor was erased.
     pub async fn document(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         match self.inner.documents.get(sha256).await {
             Ok(bytes) => Ok(bytes.map(Vec::from)),
+            Err(e @ mahnwerk_docstore::Error::Erased { .. }) => Err(Error::Erased(e.to_string())),
             Err(e) => Err(Error::Documents(e.to_string())),
         }
     }

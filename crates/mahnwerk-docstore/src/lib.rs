@@ -10,12 +10,26 @@
 //! Objects are stored as `{sha256}.pdf` whatever they hold (the suffix predates e-invoices and
 //! is kept so stored letters stay where they are).
 //!
+//! Documents hold personal data (a letter's address, an e-invoice's buyer), so a document stored
+//! for a debtor ([`DocumentStore::put_owned`]) is *sealed* when the process has data keys
+//! ([`set_keys`]: the event log's keyring when a master key is configured, ADR 006): the object
+//! under the key is then the document encrypted (AES-256-GCM) under that debtor's data key, and
+//! erasing the debtor makes it unreadable ([`Error::Erased`]). The key stays the SHA-256 of the
+//! document (not of the ciphertext), so events that name a document by its hash are unchanged,
+//! and [`DocumentStore::get`] opens and verifies it transparently while the key exists. See
+//! [`sealed`] for the format.
+//!
 //! # Invariants
-//! Nothing is ever stored under a key that is not the SHA-256 of its bytes; a partial write is
-//! never visible under its key. The crate knows nothing of tenants, cases or events.
+//! Nothing is ever stored under a key that is not the SHA-256 of its document (clear or sealed);
+//! a partial write is never visible under its key; with data keys, a document stored for a debtor
+//! never reaches the store in clear. The crate knows nothing of tenants, cases or events beyond
+//! the owner a sealed object names.
 
+pub mod sealed;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+pub use sealed::{DocumentKeys, Owner, keys, set_keys};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -32,6 +46,10 @@ pub enum Error {
     /// The filesystem or object store failed, or an object does not match its hash.
     #[error("document store: {0}")]
     Storage(String),
+    /// The document's owner was erased (GDPR Art. 17): its data key is gone, so the document is
+    /// unreadable for good, and nothing can be stored for them again.
+    #[error("document {what} belongs to an erased debtor ({subject})")]
+    Erased { what: String, subject: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -66,13 +84,65 @@ fn verified(sha256: &str, bytes: Bytes) -> Result<Bytes> {
     }
 }
 
-/// Where documents live. Implementations are content-addressed: `put` returns the hex SHA-256
-/// and storing the same bytes again is a no-op.
+/// Where documents live. Content-addressed: `put`/`put_owned` return the hex SHA-256 of the
+/// document and storing the same document again is a no-op. Implementations provide the raw
+/// object operations; `put`, `put_owned` and `get` (sealing, opening, verifying) are the same for
+/// every store.
 pub trait DocumentStore: Send + Sync + 'static {
-    /// Store `bytes`; returns their hex SHA-256.
-    fn put(&self, bytes: Bytes) -> BoxFuture<'_, Result<String>>;
-    /// The bytes stored under `sha256` (verified), or `None`.
-    fn get<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>>;
+    /// The object stored under `sha256` as stored (the document or its sealed form), unverified.
+    fn read_object<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>>;
+    /// Store `object` under `sha256` atomically (never partially visible), replacing any.
+    fn write_object<'a>(&'a self, sha256: &'a str, object: Bytes) -> BoxFuture<'a, Result<()>>;
+    /// Whether an object is stored under `sha256`.
+    fn contains<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<bool>>;
+
+    /// Store `bytes` in clear (a document without personal data); returns their hex SHA-256.
+    fn put(&self, bytes: Bytes) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move {
+            let sha = sha256_hex(&bytes);
+            if !self.contains(&sha).await? {
+                self.write_object(&sha, bytes).await?;
+            }
+            Ok(sha)
+        })
+    }
+
+    /// Store `bytes`, a document holding `owner`'s personal data; returns their hex SHA-256.
+    /// Sealed under the owner's data key when the process has keys ([`set_keys`]), else in clear.
+    /// An object already there for another owner (or in clear) is replaced by this owner's
+    /// sealed form; for an erased owner this is [`Error::Erased`].
+    fn put_owned<'a>(&'a self, owner: &'a Owner, bytes: Bytes) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let Some(keys) = keys() else {
+                return self.put(bytes).await;
+            };
+            let sha = sha256_hex(&bytes);
+            if let Some(object) = self.read_object(&sha).await?
+                && sealed::owner_of(&object).is_some_and(|o| o == *owner)
+            {
+                return Ok(sha);
+            }
+            let object = sealed::seal(keys.as_ref(), owner, &sha, &bytes).await?;
+            self.write_object(&sha, Bytes::from(object)).await?;
+            Ok(sha)
+        })
+    }
+
+    /// The document stored under `sha256` (opened when sealed, verified against its hash), or
+    /// `None`. A sealed document of an erased owner is [`Error::Erased`].
+    fn get<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
+        Box::pin(async move {
+            check_key(sha256)?;
+            let Some(object) = self.read_object(sha256).await? else {
+                return Ok(None);
+            };
+            let bytes = match sealed::owner_of(&object) {
+                Some(_) => Bytes::from(sealed::open(&object, sha256).await?),
+                None => object,
+            };
+            verified(sha256, bytes).map(Some)
+        })
+    }
 }
 
 /// A shared document store.
@@ -117,30 +187,33 @@ fn io(e: std::io::Error) -> Error {
 }
 
 impl DocumentStore for FsDocuments {
-    fn put(&self, bytes: Bytes) -> BoxFuture<'_, Result<String>> {
-        Box::pin(async move {
-            let sha = sha256_hex(&bytes);
-            let path = self.path(&sha);
-            if tokio::fs::try_exists(&path).await.map_err(io)? {
-                return Ok(sha);
-            }
-            let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-            tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-            let tmp = dir.join(format!(".{sha}.{}.tmp", uuid::Uuid::new_v4().simple()));
-            tokio::fs::write(&tmp, &bytes).await.map_err(io)?;
-            tokio::fs::rename(&tmp, &path).await.map_err(io)?;
-            Ok(sha)
-        })
-    }
-
-    fn get<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
+    fn read_object<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
         Box::pin(async move {
             check_key(sha256)?;
             match tokio::fs::read(self.path(sha256)).await {
-                Ok(b) => verified(sha256, Bytes::from(b)).map(Some),
+                Ok(b) => Ok(Some(Bytes::from(b))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(io(e)),
             }
+        })
+    }
+
+    fn write_object<'a>(&'a self, sha256: &'a str, object: Bytes) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            check_key(sha256)?;
+            let path = self.path(sha256);
+            let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+            tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+            let tmp = dir.join(format!(".{sha256}.{}.tmp", uuid::Uuid::new_v4().simple()));
+            tokio::fs::write(&tmp, &object).await.map_err(io)?;
+            tokio::fs::rename(&tmp, &path).await.map_err(io)
+        })
+    }
+
+    fn contains<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            check_key(sha256)?;
+            tokio::fs::try_exists(self.path(sha256)).await.map_err(io)
         })
     }
 }
@@ -198,29 +271,37 @@ impl S3Documents {
 }
 
 impl DocumentStore for S3Documents {
-    fn put(&self, bytes: Bytes) -> BoxFuture<'_, Result<String>> {
-        Box::pin(async move {
-            let sha = sha256_hex(&bytes);
-            let path = self.path(&sha);
-            match self.store.head(&path).await {
-                Ok(_) => return Ok(sha),
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(s3_err(e)),
-            }
-            self.store
-                .put(&path, object_store::PutPayload::from_bytes(bytes))
-                .await
-                .map_err(s3_err)?;
-            Ok(sha)
-        })
-    }
-
-    fn get<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
+    fn read_object<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
         Box::pin(async move {
             check_key(sha256)?;
             match self.store.get(&self.path(sha256)).await {
-                Ok(r) => verified(sha256, r.bytes().await.map_err(s3_err)?).map(Some),
+                Ok(r) => Ok(Some(r.bytes().await.map_err(s3_err)?)),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(s3_err(e)),
+            }
+        })
+    }
+
+    fn write_object<'a>(&'a self, sha256: &'a str, object: Bytes) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            check_key(sha256)?;
+            self.store
+                .put(
+                    &self.path(sha256),
+                    object_store::PutPayload::from_bytes(object),
+                )
+                .await
+                .map(|_| ())
+                .map_err(s3_err)
+        })
+    }
+
+    fn contains<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            check_key(sha256)?;
+            match self.store.head(&self.path(sha256)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
                 Err(e) => Err(s3_err(e)),
             }
         })

@@ -598,6 +598,22 @@ impl EventLog {
         self.open_events(events).await
     }
 
+    /// Like [`EventLog::read_stream`], with the payloads as stored and hashed: personal data
+    /// still sealed (ADR 006), so the events verify against their hashes anywhere (archives).
+    pub async fn read_stream_stored(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let (from, limit) = (to_i64(from_version), limit_i64(limit));
+        let rows = match &*self.inner.backend {
+            Backend::Pg(b) => b.read_stream(stream.as_str(), from, limit).await?,
+            Backend::Sqlite(b) => b.read_stream(stream.as_str(), from, limit).await?,
+        };
+        rows.into_iter().map(StoredRow::into_recorded).collect()
+    }
+
     /// The keyring when a master key is configured (`privacy`).
     pub fn keyring(&self) -> Option<&privacy::Keyring> {
         self.inner.privacy.as_ref()

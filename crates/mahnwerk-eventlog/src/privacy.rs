@@ -23,6 +23,11 @@
 //!   `MAHNWERK_MASTER_KEY_FILE`.
 //! - [`Keyring`]: the key table, a bounded cache (one lookup per debtor, not per field), and
 //!   [`Keyring::seal_payloads`] / [`Keyring::open_payloads`] / [`Keyring::erase`].
+//! - `documents`: [`Keyring::seal_bytes`] / [`Keyring::open_bytes`], the keyring as the
+//!   document store's `DocumentKeys` (stored documents and the post spool, sealed per debtor);
+//!   registered with `mahnwerk_docstore::set_keys` when a log opens with a master key.
+
+mod documents;
 
 use crate::{Error, Result};
 use base64::Engine as _;
@@ -257,6 +262,8 @@ impl Keyring {
             .get_or_init(|| Mutex::new(None))
             .lock()
             .map_err(|_| Error::Invalid("keyring registry poisoned".into()))? = Some(ring.clone());
+        // Documents and the post spool of this process are sealed with the same keys.
+        mahnwerk_docstore::set_keys(Some(Arc::new(ring.clone())));
         Ok(ring)
     }
 

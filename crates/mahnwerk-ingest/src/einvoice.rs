@@ -157,12 +157,13 @@ impl Ingest {
                     .load(tenant, case)
                     .await
                     .map_err(crate::error::log_error)?;
-                if state.is_none() {
+                let Some(state) = state else {
                     return Err(Status::failed_precondition(format!(
                         "credit note {credit_note_number} credits invoice {invoice} (BT-25), which is not known"
                     )));
-                }
-                self.store(content).await?;
+                };
+                self.store(tenant, case, &state.invoice.debtor, content)
+                    .await?;
                 let command = CaseCommand::Credit {
                     reason: format!(
                         "e-invoice credit note {credit_note_number} (document {})",
@@ -186,7 +187,13 @@ impl Ingest {
                     Some(old) => self.replaceable(tenant, old, &number).await?,
                     None => None,
                 };
-                self.store(content).await?;
+                self.store(
+                    tenant,
+                    CaseId::for_invoice(tenant, &number),
+                    &invoice.debtor,
+                    content,
+                )
+                .await?;
                 let (_, created) = self
                     .execute(
                         tenant,
@@ -261,14 +268,33 @@ impl Ingest {
         Ok(Some(command))
     }
 
-    async fn store(&self, content: &[u8]) -> Result<(), Status> {
+    /// Keep the original file, sealed under the debtor's data key (it names them; ADR 006).
+    async fn store(
+        &self,
+        tenant: &TenantId,
+        case: CaseId,
+        debtor: &mahnwerk_domain::Debtor,
+        content: &[u8],
+    ) -> Result<(), Status> {
+        let owner = mahnwerk_docstore::Owner {
+            tenant: tenant.to_string(),
+            subject: mahnwerk_eventlog::privacy::Keyring::debtor_subject(
+                debtor.customer_number.as_deref(),
+                case.stream(tenant).as_str(),
+            ),
+        };
         self.docs
-            .put(bytes::Bytes::copy_from_slice(content))
+            .put_owned(&owner, bytes::Bytes::copy_from_slice(content))
             .await
             .map(|_| ())
-            .map_err(|e| {
-                tracing::error!(error = %e, "document store failure");
-                Status::unavailable("document store unavailable")
+            .map_err(|e| match e {
+                mahnwerk_docstore::Error::Erased { subject, .. } => Status::failed_precondition(
+                    format!("the debtor was erased ({subject}): nothing can be stored for them"),
+                ),
+                e => {
+                    tracing::error!(error = %e, "document store failure");
+                    Status::unavailable("document store unavailable")
+                }
             })
     }
 }

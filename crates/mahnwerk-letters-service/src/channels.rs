@@ -1,7 +1,10 @@
 //! The channels a letter leaves by: email over SMTP (`lettre`, rustls, no OpenSSL) and post
 //! through a print-and-mail provider interface, implemented as a spool directory that a print
 //! shop's pickup takes (`{job}.pdf` plus `{job}.json`, the JSON written last by rename, so a
-//! job is visible only when complete).
+//! job is visible only when complete). With a master key both files are sealed under the
+//! debtor's data key (`mahnwerk_docstore::sealed`, ADR 006), so a job left in the spool is
+//! unreadable once the debtor is erased; the pickup reads a job with [`PostSpool::read`]
+//! (`mahnwerk` with the same `MAHNWERK_MASTER_KEY`).
 
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart};
@@ -186,23 +189,68 @@ pub struct PostSpool {
 }
 
 impl PostSpool {
-    pub async fn submit(&self, job: &PostJob<'_>, pdf: &[u8]) -> Outcome {
-        match self.write(job, pdf).await {
+    /// Spool `job`, sealed for `owner` when the process has data keys.
+    pub async fn submit(
+        &self,
+        job: &PostJob<'_>,
+        pdf: &[u8],
+        owner: &mahnwerk_docstore::Owner,
+    ) -> Outcome {
+        match self.write(job, pdf, owner).await {
             Ok(()) => Outcome::Sent(job.job_id.to_owned()),
+            // The debtor's key is gone: no letter can be spooled for them, ever.
+            Err(e @ mahnwerk_docstore::Error::Erased { .. }) => Outcome::Permanent(e.to_string()),
             // Nothing visible to the pickup until the JSON is renamed into place.
             Err(e) => Outcome::Transient(format!("spool: {e}")),
         }
     }
 
-    async fn write(&self, job: &PostJob<'_>, pdf: &[u8]) -> std::io::Result<()> {
-        tokio::fs::create_dir_all(&self.dir).await?;
+    fn context(job_id: &str, ext: &str) -> String {
+        format!("post-spool/{job_id}.{ext}")
+    }
+
+    async fn write(
+        &self,
+        job: &PostJob<'_>,
+        pdf: &[u8],
+        owner: &mahnwerk_docstore::Owner,
+    ) -> mahnwerk_docstore::Result<()> {
+        use mahnwerk_docstore::sealed::seal_if_keys;
+        let io = |e: std::io::Error| mahnwerk_docstore::Error::Storage(e.to_string());
+        let json = serde_json::to_vec_pretty(job)
+            .map_err(|e| mahnwerk_docstore::Error::Storage(e.to_string()))?;
+        let pdf = seal_if_keys(owner, &Self::context(job.job_id, "pdf"), pdf).await?;
+        let json = seal_if_keys(owner, &Self::context(job.job_id, "json"), &json).await?;
+        tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
         let pdf_path = self.dir.join(format!("{}.pdf", job.job_id));
         let tmp = self.dir.join(format!(".{}.pdf.tmp", job.job_id));
-        tokio::fs::write(&tmp, pdf).await?;
-        tokio::fs::rename(&tmp, &pdf_path).await?;
-        let json = serde_json::to_vec_pretty(job).map_err(std::io::Error::other)?;
+        tokio::fs::write(&tmp, pdf).await.map_err(io)?;
+        tokio::fs::rename(&tmp, &pdf_path).await.map_err(io)?;
         let tmp = self.dir.join(format!(".{}.json.tmp", job.job_id));
-        tokio::fs::write(&tmp, json).await?;
-        tokio::fs::rename(&tmp, self.dir.join(format!("{}.json", job.job_id))).await
+        tokio::fs::write(&tmp, json).await.map_err(io)?;
+        tokio::fs::rename(&tmp, self.dir.join(format!("{}.json", job.job_id)))
+            .await
+            .map_err(io)
+    }
+
+    /// A spooled job as the pickup needs it: the job JSON and the PDF, opened with this
+    /// process's data keys when sealed (`Error::Erased` once the debtor was erased).
+    pub async fn read(
+        &self,
+        job_id: &str,
+    ) -> mahnwerk_docstore::Result<(serde_json::Value, Vec<u8>)> {
+        use mahnwerk_docstore::sealed::open;
+        let io = |e: std::io::Error| mahnwerk_docstore::Error::Storage(e.to_string());
+        let json = tokio::fs::read(self.dir.join(format!("{job_id}.json")))
+            .await
+            .map_err(io)?;
+        let pdf = tokio::fs::read(self.dir.join(format!("{job_id}.pdf")))
+            .await
+            .map_err(io)?;
+        let json = open(&json, &Self::context(job_id, "json")).await?;
+        let pdf = open(&pdf, &Self::context(job_id, "pdf")).await?;
+        let job = serde_json::from_slice(&json)
+            .map_err(|e| mahnwerk_docstore::Error::Storage(format!("{job_id}.json: {e}")))?;
+        Ok((job, pdf))
     }
 }

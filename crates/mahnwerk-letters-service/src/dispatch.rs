@@ -68,6 +68,21 @@ struct Inputs {
 }
 
 impl Inputs {
+    /// Whose personal data the letter holds: its PDF and spool job are sealed under the
+    /// debtor's data key (ADR 006), like the debtor's events.
+    fn owner(&self, row: &LedgerRow) -> Result<crate::documents::Owner> {
+        let case = uuid::Uuid::parse_str(&row.case_id)
+            .map_err(|e| Error::invalid("case_id", e.to_string()))?;
+        let stream = mahnwerk_domain::CaseId(case).stream(&self.tenant);
+        Ok(crate::documents::Owner {
+            tenant: self.tenant.to_string(),
+            subject: mahnwerk_eventlog::privacy::Keyring::debtor_subject(
+                self.invoice.debtor.customer_number.as_deref(),
+                stream.as_str(),
+            ),
+        })
+    }
+
     fn model(&self, row: &LedgerRow) -> Result<LetterModel> {
         let settings = self
             .config
@@ -258,7 +273,11 @@ impl Dispatcher {
                     .await;
             }
         };
-        let sha = self.docs.put(bytes::Bytes::from(letter.pdf)).await?;
+        let owner = inputs.owner(&row)?;
+        let sha = self
+            .docs
+            .put_owned(&owner, bytes::Bytes::from(letter.pdf))
+            .await?;
         // A drafts-only tenant, or a step the creditor declined to let Mahnwerk send
         // (approval mode): rendered for the creditor, never dispatched.
         let drafts = inputs.step.draft
@@ -537,6 +556,7 @@ impl Dispatcher {
                             duplex: true,
                         },
                         &pdf,
+                        &inputs.owner(&row)?,
                     )
                     .await
             }

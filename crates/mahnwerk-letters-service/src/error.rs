@@ -47,6 +47,8 @@ impl From<mahnwerk_docstore::Error> for Error {
         match e {
             mahnwerk_docstore::Error::Invalid { field, reason } => Error::Invalid { field, reason },
             mahnwerk_docstore::Error::Storage(m) => Error::Storage(m),
+            // For good: the debtor's key is gone (GDPR Art. 17), no letter can be made or read.
+            e @ mahnwerk_docstore::Error::Erased { .. } => Error::Precondition(e.to_string()),
         }
     }
 }

@@ -214,6 +214,7 @@ async fn handover_path(s3: bool) {
                 tenant: String::new(),
                 partner_id: "inkasso-nord".into(),
                 label: "test".into(),
+                request_id: "partner-key-1".into(),
             },
         ))
         .await

@@ -1,9 +1,13 @@
 //! Must-show 5 of issue 10 (GDPR Art. 17, ADR 006): a debtor's personal data is sealed under a
 //! per-debtor key wherever it is stored; after `mahnwerk debtor erase` no stored byte anywhere
 //! (the SQLite database with its WAL, the JetStream store directory of a private nats-server,
-//! on PostgreSQL the relation files and WAL segments written meanwhile) contains their name,
-//! email or IBAN in clear, readers see placeholders, dunning stops, the debtor cannot be written
-//! to again, and `mahnwerk verify` passes.
+//! on PostgreSQL the relation files and WAL segments written meanwhile, the document store with
+//! the letter PDF and the original e-invoice, the post spool) contains their name, email or IBAN
+//! in clear, readers see placeholders, dunning stops, the debtor cannot be written to again, and
+//! `mahnwerk verify` passes. Documents and spool files are sealed objects from the start and read
+//! transparently while the key exists (LetterService.GetDocument, the store, the spool pickup),
+//! unreadable after. The case export under the master key verifies offline before and after
+//! the erasure (`verify --archive`), and after it holds no clear personal data.
 //!
 //! The server runs as a child process (`mahnwerk serve`) because the master key is process
 //! configuration (`MAHNWERK_MASTER_KEY`).
@@ -18,6 +22,53 @@ use pb::payment_service_client::PaymentServiceClient;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+/// An e-invoice (a CII sample) whose buyer is the debtor: its original is stored, sealed.
+fn einvoice() -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mahnwerk-formats/tests/fixtures/einvoice/en16931_CII_example2.xml");
+    let xml = std::fs::read_to_string(path).unwrap();
+    let mut out = xml.clone();
+    for (from, to) in [
+        (
+            r#"<ram:GlobalID schemeID="0088">3456789012098</ram:GlobalID>
+                <ram:Name>The Buyercompany</ram:Name>"#,
+            format!("<ram:ID>K-77</ram:ID>\n                <ram:Name>{NAME}</ram:Name>"),
+        ),
+        (
+            "<ram:LineOne>Anystreet 8</ram:LineOne>",
+            format!("<ram:LineOne>{STREET}</ram:LineOne>"),
+        ),
+        (
+            "<ram:URIID>john@buyercompany.no</ram:URIID>",
+            format!("<ram:URIID>{EMAIL}</ram:URIID>"),
+        ),
+    ] {
+        assert!(out.contains(from), "fixture changed: {from}");
+        out = out.replacen(from, &to, 1);
+    }
+    out.into_bytes()
+}
+
+/// Every stored object under `dir` (temporary files aside) is a sealed object, never a PDF,
+/// an XML file or a JSON job in clear; returns how many there are.
+fn all_sealed(dir: &Path) -> usize {
+    let mut files = Vec::new();
+    if dir.exists() {
+        files_under(dir, &mut files);
+    }
+    files.retain(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.'));
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            bytes.starts_with(b"MWSEALED1\n"),
+            "{} is not sealed: {:?}",
+            f.display(),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
+        );
+    }
+    files.len()
+}
 
 const MASTER: &str = "8c1f0d7a5b3e9f2c4a6d8e0b1c3f5a7d9e2b4c6a8f0e1d3c5b7a9f2e4d6c8b0a";
 const NAME: &str = "Zacharias Quellenberger-Ylvisaker";
@@ -191,6 +242,9 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
     };
 
     let key = tenant_key(url, "acme").await;
+    let (docs_dir, spool_dir) = (dir.join("documents"), dir.join("spool"));
+    // Exports are written outside `dir`: the one before the erasure holds clear data by design.
+    let exports = tempfile::tempdir().unwrap();
     let port = free_port();
     let namespace = unique("gdpr");
     let mut server = Kill(
@@ -206,10 +260,16 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
                 "--namespace",
                 &namespace,
                 "--services",
-                "ingest,relay,matching,dunning",
+                "ingest,relay,matching,dunning,letters",
                 "--metrics-listen",
                 "off",
             ])
+            // The letter PDFs, the original e-invoices and the post spool (no SMTP: letters go
+            // by post) live under `dir` and are scanned with it.
+            .env("MAHNWERK_DOCUMENTS_DIR", &docs_dir)
+            .env("MAHNWERK_POST_SPOOL", &spool_dir)
+            .env_remove("MAHNWERK_SMTP_HOST")
+            .env_remove("MAHNWERK_DOCUMENTS_S3_BUCKET")
             .env("MAHNWERK_MASTER_KEY", MASTER)
             .env_remove("MAHNWERK_MASTER_KEY_FILE")
             .env("RUST_LOG", "warn")
@@ -226,6 +286,23 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
         .unwrap();
     let mut invoices = InvoiceServiceClient::new(channel.clone());
     let mut payments = PaymentServiceClient::new(channel.clone());
+    let mut letters = pb::letter_service_client::LetterServiceClient::new(channel.clone());
+    let mut settings = serde_json::json!({
+        "letterhead": serde_json::to_value(mahnwerk_letters::model::sample().letterhead).unwrap(),
+        "email_from": "buchhaltung@muster-handel.test",
+        "copy_to": {"mode": "inbox"}
+    });
+    settings["signature"] = "Erika Muster".into();
+    letters
+        .put_letterhead(authed(
+            &key,
+            pb::PutLetterheadRequest {
+                tenant: String::new(),
+                settings_json: settings.to_string(),
+            },
+        ))
+        .await
+        .unwrap();
 
     let mut inv = invoice("RE-GDPR-1");
     {
@@ -248,7 +325,36 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
     let mut second = inv.clone();
     second.invoice_number = "RE-GDPR-2".into();
     second.payment_reference = String::new();
-    invoices.create_invoice(create(second)).await.unwrap();
+    let case2 = invoices
+        .create_invoice(create(second))
+        .await
+        .unwrap()
+        .into_inner()
+        .invoice
+        .unwrap()
+        .case_id;
+    // The debtor's e-invoice: its original goes to the document store.
+    let original = einvoice();
+    let imported = invoices
+        .import_e_invoice(authed(
+            &key,
+            pb::ImportEInvoiceRequest {
+                content: original.clone(),
+                file_name: "TOSL108.xml".into(),
+                default_creditor_account: Some(pb::BankAccount {
+                    iban: "DE89370400440532013000".into(),
+                    bic: String::new(),
+                    holder: "Tenant GmbH".into(),
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    assert_eq!(imported.outcome, "created", "{imported:?}");
     // Another debtor, untouched by the erasure.
     let mut other = invoice("RE-OTHER-1");
     other.payment_reference = String::new();
@@ -341,7 +447,7 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
         async move {
             c.list_invoices(req)
                 .await
-                .map(|r| r.into_inner().invoices.len() == 2)
+                .map(|r| r.into_inner().invoices.len() == 3)
                 .unwrap_or(false)
         }
     })
@@ -356,6 +462,129 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
             .invoices
             .iter()
             .all(|i| i.debtor.as_ref().unwrap().name == NAME)
+    );
+
+    // Dunning's first step for the unpaid case becomes a letter in the post spool.
+    let list_letters = |case: &str| {
+        authed(
+            &key,
+            pb::ListLettersRequest {
+                tenant: String::new(),
+                case_id: case.into(),
+            },
+        )
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let letter = loop {
+        let list = letters
+            .list_letters(list_letters(&case2))
+            .await
+            .map(|r| r.into_inner().letters)
+            .unwrap_or_default();
+        if let Some(l) = list
+            .iter()
+            .find(|l| l.recipient == "debtor" && l.channel == "post" && l.state == "sent")
+        {
+            break l.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no letter to the debtor in the post spool: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let get_document = |sha: &str| {
+        authed(
+            &key,
+            pb::GetDocumentRequest {
+                tenant: String::new(),
+                sha256: sha.into(),
+            },
+        )
+    };
+    // Stored and spooled sealed, read in clear through the service and with the key.
+    let pdf = letters
+        .get_document(get_document(&letter.document_sha256))
+        .await
+        .unwrap()
+        .into_inner()
+        .content;
+    assert!(pdf.starts_with(b"%PDF"));
+    assert!(
+        all_sealed(&docs_dir) >= 2,
+        "the letter PDF and the e-invoice"
+    );
+    assert!(all_sealed(&spool_dir) >= 2, "the spool job's PDF and JSON");
+    let keyed = mahnwerk_eventlog::EventLog::connect_with_key(
+        url,
+        Default::default(),
+        Some(mahnwerk_eventlog::privacy::MasterKey::from_hex(MASTER).unwrap()),
+    )
+    .await
+    .unwrap();
+    use mahnwerk_docstore::DocumentStore as _;
+    let store = mahnwerk_docstore::FsDocuments::new(&docs_dir);
+    assert_eq!(
+        store.get(&imported.document_sha256).await.unwrap().unwrap(),
+        original,
+        "the original e-invoice opens with the key"
+    );
+    let spool = mahnwerk_letters_service::channels::PostSpool {
+        dir: spool_dir.clone(),
+    };
+    let (job, spooled) = spool.read(&letter.provider_id).await.unwrap();
+    assert!(spooled.starts_with(b"%PDF"));
+    assert!(job.to_string().contains(NAME), "{job}");
+    // The case export under the master key verifies offline.
+    let export = |name: &str| {
+        let path = exports.path().join(name);
+        let out = Command::new(env!("CARGO_BIN_EXE_mahnwerk"))
+            .args(["case", "export", "--database-url", url, "--tenant", "acme"])
+            .arg(&case2)
+            .arg("--out")
+            .arg(&path)
+            .arg("--documents-dir")
+            .arg(&docs_dir)
+            .env("MAHNWERK_MASTER_KEY", MASTER)
+            .env_remove("MAHNWERK_MASTER_KEY_FILE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "export: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let check = Command::new(env!("CARGO_BIN_EXE_mahnwerk"))
+            .args([
+                "verify",
+                "--database-url",
+                "sqlite:/nonexistent/none.db",
+                "--archive",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "verify --archive {name}: {}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        std::fs::read(&path).unwrap()
+    };
+    let names = |tar: &[u8]| -> Vec<String> {
+        mahnwerk_collection::archive::read_tar(tar)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
+    };
+    let before = export("before.tar");
+    let letter_name = format!("documents/{}.pdf", letter.document_sha256);
+    assert!(
+        names(&before).contains(&letter_name),
+        "the export holds the letter PDF: {:?}",
+        names(&before)
     );
 
     // Wait for the relay (JetStream holds every event) and dunning (the cases are opened).
@@ -400,7 +629,7 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("erasure recorded") && text.contains("2 cases"),
+        text.contains("erasure recorded") && text.contains("3 cases"),
         "{text}"
     );
 
@@ -479,10 +708,49 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
         .unwrap()
         .into_inner();
     assert_eq!(again.keys_erased, 0);
-    assert_eq!(again.case_ids.len(), 2);
+    assert_eq!(again.case_ids.len(), 3);
     let err = cases.erase_debtor(erase("")).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("reason"), "{err:?}");
+
+    // The documents and the spooled job are unreadable now, for the service and with the key
+    // (a process trusts a cached data key for at most 5 s).
+    let err = letters
+        .get_document(get_document(&letter.document_sha256))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    wait_for("the stored e-invoice to be unreadable", 30, || async {
+        matches!(
+            store.get(&imported.document_sha256).await,
+            Err(mahnwerk_docstore::Error::Erased { .. })
+        )
+    })
+    .await;
+    assert!(matches!(
+        spool.read(&letter.provider_id).await,
+        Err(mahnwerk_docstore::Error::Erased { .. })
+    ));
+    drop(keyed);
+    // The export still verifies, without the erased documents and without clear data.
+    let after = export("after.tar");
+    assert!(
+        !names(&after).contains(&letter_name),
+        "the erased letter PDF is left out"
+    );
+    let manifest = mahnwerk_collection::archive::read_tar(&after)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.name == "manifest.json")
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    assert_eq!(
+        manifest["erased"],
+        serde_json::json!([letter_name]),
+        "{manifest}"
+    );
+    let hits = found(&after, &needles());
+    assert!(hits.is_empty(), "personal data in the export: {hits:?}");
 
     wait_for("JetStream to hold every event", 30, || async {
         let (h, n) = (log_head().await, js_count().await);

@@ -285,6 +285,7 @@ async fn drive(
             tenant: String::new(),
             partner_id: cast::PARTNER_ID.into(),
             label: "demo".into(),
+            request_id: "demo-partner-key".into(),
         })?)
         .await?
         .into_inner()
