@@ -586,6 +586,34 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
         "the export holds the letter PDF: {:?}",
         names(&before)
     );
+    // Leaving a document out as "erased" is accepted only when the events record an erasure:
+    // the archive before it, with the letter PDF removed and listed so, fails.
+    {
+        use mahnwerk_collection::archive::{Entry, read_tar, verify, write_tar};
+        let mut entries: Vec<Entry> = read_tar(&before)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.name != letter_name)
+            .collect();
+        let m = entries
+            .iter_mut()
+            .find(|e| e.name == "manifest.json")
+            .unwrap();
+        let mut manifest: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
+        manifest["files"]
+            .as_object_mut()
+            .unwrap()
+            .remove(&letter_name);
+        manifest["erased"] = serde_json::json!([letter_name]);
+        m.bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+        let problems = verify(&write_tar(&entries)).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("listed as erased, but no case.debtor_erased.v1")),
+            "{problems:?}"
+        );
+    }
 
     // Wait for the relay (JetStream holds every event) and dunning (the cases are opened).
     let js = mahnwerk_bus::connect(&nats_url).await.unwrap();
