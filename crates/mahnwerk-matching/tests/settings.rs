@@ -95,7 +95,7 @@ async fn a_match_above_the_default_but_below_the_tenants_threshold_goes_to_revie
         "one event, for the first request only"
     );
     assert!(
-        events[0].metadata.actor.starts_with("key:"),
+        events[0].metadata.actor.starts_with("apikey:"),
         "{:?}",
         events[0].metadata
     );
