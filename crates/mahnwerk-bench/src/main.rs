@@ -10,6 +10,8 @@
 //! - [`b2`]: runs the peer (cqrs-es + postgres-es) in its own workspace under `bench/peer-cqrs-es`.
 //! - [`b3`]: the outbox relay vs raw async JetStream publishes.
 //! - [`b4`]: invoices over one gRPC client stream until logged and published.
+//! - [`b5`]: a camt.053 imported over `ImportStatement` vs a bare scan and B1; peak RSS.
+//! - [`b8`]: `RecordTransactions` until `invoice.settled` reaches a NATS consumer, under load.
 //! - [`console`]: C1, the creditor console's overview over 100,000 cases vs one raw aggregate.
 //! - [`report`]: the table, `results.json` and `BENCHMARKS.md`.
 //!
@@ -35,7 +37,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use std::path::PathBuf;
 
-/// Mahnwerk's benchmark rows B1–B4 against real PostgreSQL, SQLite and NATS.
+/// Mahnwerk's benchmark rows B1–B5, B8 and C1 against real PostgreSQL, SQLite and NATS.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
