@@ -68,7 +68,7 @@ lint: buf-breaking ## rustfmt check, clippy with warnings as errors, buf breakin
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-bench: pyenv ## full benchmarks (B1-B4, the console row C1 and the letters row B7): tables, BENCHMARKS.md, target/bench/results.json
+bench: pyenv ## full benchmarks (B1-B4, the matching rows B5 and B8, the console row C1 and the letters row B7): tables, BENCHMARKS.md, target/bench/results.json
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
 	  $(CARGO) run --release -p mahnwerk-bench -- --scale 1 --out target/bench
 	@$(MAKE) --no-print-directory bench-letters

@@ -13,6 +13,7 @@
 //! - [`apply`]: recording entries and applying decisions to case streams, exactly once.
 //! - [`projection`]: the open-items and review-queue tables, kept by a consumer [`Handler`].
 //! - [`service`]: `PaymentService` over gRPC.
+//! - [`settings`]: per-tenant settings (the review threshold) on the tenant's settings stream.
 //! - [`cli`]: `mahnwerk match`, the offline dry run of the engine, and `mahnwerk import statement`.
 //! - [`review_cli`]: `mahnwerk review`, the review queue of a running mahnwerk.
 //!
@@ -31,6 +32,7 @@ pub mod events;
 pub mod projection;
 pub mod review_cli;
 pub mod service;
+pub mod settings;
 pub mod text;
 
 pub use engine::{BankEntry, Decision, OpenItem, OpenItems, Outcome, Rule, Settings, decide};

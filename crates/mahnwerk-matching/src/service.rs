@@ -59,6 +59,8 @@ struct ItemCache(Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Ten
 #[derive(Default)]
 pub struct TenantItems {
     pub items: OpenItems,
+    /// The tenant's settings as of the last refresh.
+    pub settings: Settings,
     position: i64,
     refreshed: Option<Instant>,
 }
@@ -92,6 +94,9 @@ impl Matching {
             t.items.upsert(item);
         }
         t.position = position;
+        t.settings = crate::settings::load(&self.log, tenant)
+            .await?
+            .effective(self.settings);
         t.refreshed = Some(Instant::now());
         Ok(())
     }
@@ -109,10 +114,11 @@ impl Matching {
         &self,
         tenant: &TenantId,
         items: &mut OpenItems,
+        settings: &Settings,
         inc: &Incoming,
         metadata: &Metadata,
     ) -> Result<Processed> {
-        let mut p = process(&self.log, tenant, items, &self.settings, inc, metadata).await?;
+        let mut p = process(&self.log, tenant, items, settings, inc, metadata).await?;
         metrics::counter!(
             "mahnwerk_matching_entries_total",
             "decision" => p.decision.outcome.as_str(),
@@ -261,10 +267,14 @@ impl PaymentService for Matching {
         let cell = self.cache.tenant(&tenant);
         let mut t = cell.lock().await;
         self.refresh(&tenant, &mut t).await?;
-        let items = &mut t.items;
+        let TenantItems {
+            items, settings, ..
+        } = &mut *t;
         let mut results = Vec::with_capacity(incoming.len());
         for inc in &incoming {
-            let p = self.process_entry(&tenant, items, inc, &metadata).await?;
+            let p = self
+                .process_entry(&tenant, items, settings, inc, &metadata)
+                .await?;
             tracing::info!(entry = %p.entry_id, decision = p.decision.outcome.as_str(), rule = p.decision.rule.as_str(), duplicate = p.duplicate, "transaction recorded");
             results.push(result_pb(&p));
         }
@@ -454,5 +464,45 @@ impl PaymentService for Matching {
             )
             .await?;
         Ok(Response::new(pb::UndoMatchResponse { payment_ids }))
+    }
+
+    async fn get_matching_settings(
+        &self,
+        req: Request<pb::GetMatchingSettingsRequest>,
+    ) -> std::result::Result<Response<pb::GetMatchingSettingsResponse>, Status> {
+        let (caller, _) = self.caller(&req).await?;
+        let tenant = caller.tenant(&req.get_ref().tenant)?;
+        let s = crate::settings::load(&self.log, &tenant).await?;
+        Ok(Response::new(pb::GetMatchingSettingsResponse {
+            settings: Some(self.settings_pb(&s)),
+        }))
+    }
+
+    async fn put_matching_settings(
+        &self,
+        req: Request<pb::PutMatchingSettingsRequest>,
+    ) -> std::result::Result<Response<pb::PutMatchingSettingsResponse>, Status> {
+        let (caller, metadata) = self.caller(&req).await?;
+        let r = req.into_inner();
+        let tenant = caller.tenant(&r.tenant)?;
+        let threshold = crate::settings::validate_threshold(r.threshold)?;
+        let s =
+            crate::settings::put(&self.log, &tenant, threshold, &r.request_id, &metadata).await?;
+        // This replica decides with it from the next entry on; others at their next refresh.
+        let cell = self.cache.tenant(&tenant);
+        cell.lock().await.settings = s.effective(self.settings);
+        tracing::info!(tenant = %tenant, threshold, "matching settings changed");
+        Ok(Response::new(pb::PutMatchingSettingsResponse {
+            settings: Some(self.settings_pb(&s)),
+        }))
+    }
+}
+
+impl Matching {
+    fn settings_pb(&self, s: &crate::settings::TenantSettings) -> pb::MatchingSettings {
+        pb::MatchingSettings {
+            threshold: u32::from(s.effective(self.settings).threshold),
+            is_default: s.threshold.is_none(),
+        }
     }
 }

@@ -168,8 +168,11 @@ impl Matching {
             if t.refreshed.is_none_or(|r| r.elapsed() >= IMPORT_REFRESH) {
                 self.refresh(tenant, &mut t).await?;
             }
+            let TenantItems {
+                items, settings, ..
+            } = &mut *t;
             let p = self
-                .process_entry(tenant, &mut t.items, &inc, metadata)
+                .process_entry(tenant, items, settings, &inc, metadata)
                 .await?;
             drop(t);
             summary.count(&p);
