@@ -15,6 +15,8 @@
 //! At start every row still `sending` becomes `unknown`: flagged for review, never resent.
 //! One dispatcher per service database (rows are not claimed across processes).
 
+mod report;
+
 use crate::case_file::CaseFile;
 use crate::channels::{Email, Outcome, PostJob, PostSpool, SmtpSender};
 use crate::documents::Documents;
@@ -29,10 +31,7 @@ use mahnwerk_eventlog::{
     AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, derived_event_id,
 };
 use mahnwerk_letters::LetterModel;
-use mahnwerk_letters::events::{
-    CopyTo, LetterCopySent, LetterDispatched, LetterFailed, LetterHeld, LetterRendered,
-    LetterSuppressed,
-};
+use mahnwerk_letters::events::{CopyTo, LetterRendered};
 use sqlx::AnyPool;
 use std::future::Future;
 use std::sync::Arc;
@@ -713,117 +712,6 @@ impl Dispatcher {
         row.reported = false;
         let _ = inputs;
         Ok(row)
-    }
-
-    /// Append the event of a final state, then mark the row reported.
-    async fn report(&self, row: &LedgerRow) -> Result<()> {
-        let inputs_step = match store::step(&self.pool, &row.tenant, &row.case_id, row.step).await?
-        {
-            Some((id, _)) => EventId(
-                uuid::Uuid::parse_str(&id)
-                    .map_err(|e| Error::invalid("event_id", e.to_string()))?,
-            ),
-            None => return Err(Error::NotFound(format!("step {}", row.step))),
-        };
-        let tenant: TenantId = row
-            .tenant
-            .parse()
-            .map_err(|_| Error::invalid("tenant", "not a tenant id"))?;
-        let stream = StreamId::new(&tenant, "case", &row.case_id);
-        let document = row.document.clone().unwrap_or_default();
-        let reason = row.reason.clone().unwrap_or_default();
-        let to_json = |v: serde_json::Result<serde_json::Value>| {
-            v.map_err(|e| Error::invalid("event", e.to_string()))
-        };
-        let (event_type, payload) = match row.state.as_str() {
-            state::SENT if row.recipient == "debtor" => (
-                "letter.dispatched.v1",
-                to_json(serde_json::to_value(LetterDispatched {
-                    letter_id: row.letter_id.clone(),
-                    step: row.step,
-                    channel: row.channel.clone(),
-                    provider_id: row.provider_id.clone().unwrap_or_default(),
-                    document_sha256: document,
-                    registered: row.channel == "post"
-                        && tenant::load(&self.log, &tenant)
-                            .await?
-                            .settings
-                            .is_some_and(|s| s.registered_steps.contains(&row.step)),
-                }))?,
-            ),
-            state::SENT => (
-                "letter.copy_sent.v1",
-                to_json(serde_json::to_value(LetterCopySent {
-                    letter_id: row.letter_id.clone(),
-                    step: row.step,
-                    channel: row.channel.clone(),
-                    provider_id: row.provider_id.clone().unwrap_or_default(),
-                    document_sha256: document,
-                }))?,
-            ),
-            state::FAILED | state::UNKNOWN => {
-                let fallback = store::rows_of_case(&self.pool, &row.tenant, &row.case_id)
-                    .await?
-                    .into_iter()
-                    .any(|r| r.letter_id == row.letter_id && r.channel == "post" && r.id != row.id)
-                    .then(|| "post".to_owned());
-                (
-                    "letter.failed.v1",
-                    to_json(serde_json::to_value(LetterFailed {
-                        letter_id: row.letter_id.clone(),
-                        step: row.step,
-                        channel: row.channel.clone(),
-                        recipient: row.recipient.clone(),
-                        permanent: row.state == state::FAILED,
-                        review_required: row.state == state::UNKNOWN,
-                        reason,
-                        fallback,
-                    }))?,
-                )
-            }
-            state::HELD => (
-                "letter.held.v1",
-                to_json(serde_json::to_value(LetterHeld {
-                    letter_id: row.letter_id.clone(),
-                    step: row.step,
-                    channel: row.channel.clone(),
-                    reason,
-                }))?,
-            ),
-            state::SUPPRESSED => (
-                "letter.suppressed.v1",
-                to_json(serde_json::to_value(LetterSuppressed {
-                    letter_id: row.letter_id.clone(),
-                    step: row.step,
-                    reason,
-                }))?,
-            ),
-            state::DRAFT => {
-                let step = store::step(&self.pool, &row.tenant, &row.case_id, row.step).await?;
-                let template_id = step
-                    .and_then(|(_, j)| serde_json::from_str::<StepReached>(&j).ok())
-                    .map(|s| s.template_id)
-                    .unwrap_or_default();
-                (
-                    "letter.rendered.v1",
-                    to_json(serde_json::to_value(LetterRendered {
-                        letter_id: row.letter_id.clone(),
-                        step: row.step,
-                        kind: mahnwerk_letters::events::kind_for_template(&template_id, row.step),
-                        document_sha256: document,
-                        letterhead_version: 0,
-                        templates: Vec::new(),
-                        draft: true,
-                        payment_reference: None,
-                    }))?,
-                )
-            }
-            _ => return Ok(()),
-        };
-        let event = self.event(inputs_step, row, event_type, payload);
-        self.append_case(&stream, event).await?;
-        store::mark_reported(&self.pool, &row.id).await?;
-        Ok(())
     }
 }
 
