@@ -17,6 +17,10 @@
 //! - `canonical`: RFC 8785 canonical JSON and the chained SHA-256 of an event.
 //! - `pg`, `sqlite`: the two backends (one schema design, one migration history each under
 //!   `migrations/`).
+//! - `stored`: a row as the backends read it, and [`JsonText`] (a payload as its stored text).
+//! - `sealing`: where the log uses [`privacy`]: the keyring opened with the log, personal data
+//!   sealed on append and opened on read ([`EventLog::open_events`]).
+//! - `trace`: the trace context an appended event without one gets ([`set_trace_context`]).
 //!
 //! ## How an append runs
 //! 1. In the caller's task: validate, canonicalise payloads (CPU work, in parallel).
@@ -55,7 +59,13 @@ mod canonical;
 mod pg;
 mod plan;
 pub mod privacy;
+mod sealing;
 mod sqlite;
+mod stored;
+pub(crate) use stored::StoredRow;
+pub use stored::{JsonText, RawRecordedEvent};
+mod trace;
+pub use trace::set_trace_context;
 mod verify;
 pub use verify::{BrokenEvent, VerifyReport, verify_report_text, verify_stream_events};
 mod writer;
@@ -66,18 +76,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
-
-/// Where appends take the trace context of an event that has none (see
-/// [`set_trace_context`]).
-static TRACE_CONTEXT: std::sync::OnceLock<fn() -> Option<String>> = std::sync::OnceLock::new();
-
-/// Install, once per process, the source of the current W3C `traceparent` (the binary passes
-/// `mahnwerk_bus::trace::current_traceparent` when it exports traces). From then on an
-/// appended event without a `traceparent` gets its stream's trace or the caller's, before it is
-/// hashed (the trace context is part of the hashed metadata).
-pub fn set_trace_context(current: fn() -> Option<String>) {
-    let _ = TRACE_CONTEXT.set(current);
-}
 
 /// Who and what caused an event; carried to JetStream headers and into the case file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -207,71 +205,6 @@ impl QueuedAppend {
             .into_iter()
             .map(|s| s.unwrap_or_else(|| Err(Error::Invalid("batch not processed".into()))))
             .collect())
-    }
-}
-
-/// Seal the personal data of every event (`privacy`): one batched key lookup for all, then,
-/// if that fails (an erased debtor, a database error), batch by batch, so only the batches that
-/// cannot be sealed are refused (their error in the returned slot).
-async fn seal_batches(
-    keyring: &privacy::Keyring,
-    batches: &mut [AppendBatch],
-) -> Vec<Option<Error>> {
-    async fn seal(keyring: &privacy::Keyring, batches: &mut [AppendBatch]) -> Result<()> {
-        let names: Vec<(String, String)> = batches
-            .iter()
-            .map(|b| (b.stream.tenant().to_string(), b.stream.to_string()))
-            .collect();
-        let mut items: Vec<(&str, &str, &mut serde_json::Value)> = Vec::new();
-        for ((tenant, stream), batch) in names.iter().zip(batches.iter_mut()) {
-            for e in &mut batch.events {
-                items.push((tenant.as_str(), stream.as_str(), &mut e.payload));
-            }
-        }
-        keyring.seal_payloads(&mut items).await
-    }
-    if seal(keyring, batches).await.is_ok() {
-        return Vec::new();
-    }
-    let mut refused = Vec::with_capacity(batches.len());
-    for i in 0..batches.len() {
-        refused.push(seal(keyring, &mut batches[i..=i]).await.err());
-    }
-    refused
-}
-
-/// An event with its payload as the stored JSON text.
-pub type RawRecordedEvent = RecordedEvent<JsonText>;
-
-/// A payload as the log stored it: JSON text, handed on without parsing. The log only stores
-/// JSON (canonical text it serialised itself; PostgreSQL's `json` type checks it again), so the
-/// text is not re-validated on the read path; a payload changed by hand behind the append-only
-/// guard is what `verify` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonText(String);
-
-impl Serialize for JsonText {
-    /// As the JSON value it is (not as a string).
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let raw: &serde_json::value::RawValue =
-            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
-        raw.serialize(s)
-    }
-}
-
-impl JsonText {
-    /// Wraps text the caller knows to be JSON (it is not checked).
-    pub fn new_unchecked(text: impl Into<String>) -> Self {
-        JsonText(text.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Parses the text into any deserialisable type.
-    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
-        serde_json::from_str(&self.0)
     }
 }
 
@@ -450,16 +383,7 @@ impl EventLog {
             },
         );
         let queue_units = (limits.queue_bytes / writer::QUEUE_UNIT).clamp(1, u32::MAX as usize);
-        let privacy = match master {
-            Some(master) => {
-                let db = match &*backend {
-                    Backend::Pg(b) => privacy::KeyDb::Pg(b.pool().clone()),
-                    Backend::Sqlite(b) => privacy::KeyDb::Sqlite(b.pool().clone()),
-                };
-                Some(privacy::Keyring::open(db, &master).await?)
-            }
-            None => None,
-        };
+        let privacy = sealing::open_keyring(&backend, master).await?;
         Ok(EventLog {
             inner: Arc::new(Inner {
                 backend,
@@ -507,11 +431,11 @@ impl EventLog {
     /// Waits while the writer's queue is full ([`Limits::queue_bytes`]); waiters are served in
     /// order. Dropped while waiting, it queues nothing.
     pub async fn enqueue_many(&self, mut batches: Vec<AppendBatch>) -> QueuedAppend {
-        if let Some(current) = TRACE_CONTEXT.get() {
+        if let Some(current) = trace::TRACE_CONTEXT.get() {
             self.fill_trace_context(&mut batches, *current).await;
         }
         let refused = match &self.inner.privacy {
-            Some(keyring) => seal_batches(keyring, &mut batches).await,
+            Some(keyring) => sealing::seal_batches(keyring, &mut batches).await,
             None => Vec::new(),
         };
         let (slots, prepared) = plan::prepare(batches, refused);
@@ -538,45 +462,6 @@ impl EventLog {
             Some(outcome)
         };
         QueuedAppend { slots, reply }
-    }
-
-    /// Gives every event without a `traceparent` one, so a case's events share one trace:
-    /// the trace of the stream's last event when the stream has one (a scheduler or worker
-    /// appending outside any request continues the case's trace; the current span is used
-    /// when it is part of that trace), else the current span's. One extra read per batch
-    /// appended to an existing stream without a trace context, only while tracing is on.
-    async fn fill_trace_context(
-        &self,
-        batches: &mut [AppendBatch],
-        current: fn() -> Option<String>,
-    ) {
-        let here = current();
-        for b in batches.iter_mut() {
-            if b.events.iter().all(|e| e.metadata.traceparent.is_some()) {
-                continue;
-            }
-            let inherited = match b.expected {
-                ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => None,
-                _ => self.last_traceparent(&b.stream).await,
-            };
-            let chosen = match (inherited, &here) {
-                (Some(i), Some(h)) if i.get(3..35) == h.get(3..35) => Some(h.clone()),
-                (Some(i), _) => Some(i),
-                (None, h) => h.clone(),
-            };
-            for e in b.events.iter_mut() {
-                if e.metadata.traceparent.is_none() {
-                    e.metadata.traceparent.clone_from(&chosen);
-                }
-            }
-        }
-    }
-
-    /// The `traceparent` of the last event of `stream` (`None`: no stream, none, or an error).
-    async fn last_traceparent(&self, stream: &StreamId) -> Option<String> {
-        let version = self.stream_version(stream).await.ok()??;
-        let last = self.read_stream(stream, version, 1).await.ok()?;
-        last.into_iter().next()?.metadata.traceparent
     }
 
     /// Events of `stream` with version ≥ `from_version`, ascending, at most `limit`.
@@ -612,25 +497,6 @@ impl EventLog {
             Backend::Sqlite(b) => b.read_stream(stream.as_str(), from, limit).await?,
         };
         rows.into_iter().map(StoredRow::into_recorded).collect()
-    }
-
-    /// The keyring when a master key is configured (`privacy`).
-    pub fn keyring(&self) -> Option<&privacy::Keyring> {
-        self.inner.privacy.as_ref()
-    }
-
-    /// Open the sealed personal data of `events` in place (no-op without a master key).
-    pub async fn open_events(&self, mut events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>> {
-        if let Some(keyring) = &self.inner.privacy {
-            let tenants: Vec<String> = events.iter().map(|e| e.tenant.to_string()).collect();
-            let mut items: Vec<(&str, &mut serde_json::Value)> = tenants
-                .iter()
-                .map(String::as_str)
-                .zip(events.iter_mut().map(|e| &mut e.payload))
-                .collect();
-            keyring.open_payloads(&mut items).await?;
-        }
-        Ok(events)
     }
 
     /// Events with position > `after_position`, ascending, at most `limit`.
@@ -740,72 +606,5 @@ impl EventLog {
             Backend::Pg(_) => None,
             Backend::Sqlite(b) => Some(b.pool()),
         }
-    }
-}
-
-/// A row as both backends read it, before validation into a [`RecordedEvent`].
-pub(crate) struct StoredRow {
-    pub position: i64,
-    pub event_id: Uuid,
-    pub stream: String,
-    pub version: i64,
-    pub tenant: String,
-    pub event_type: String,
-    pub payload: String,
-    pub occurred_at: DateTime<Utc>,
-    pub recorded_at: DateTime<Utc>,
-    pub correlation_id: Option<String>,
-    pub causation_id: Option<String>,
-    pub actor: String,
-    pub traceparent: Option<String>,
-    pub hash: String,
-    /// 1: the hash does not cover `recorded_at` (written before version 2); 2: it does.
-    pub hash_version: i64,
-}
-
-impl StoredRow {
-    pub(crate) fn into_recorded(self) -> Result<RecordedEvent> {
-        self.into_event(|text| serde_json::from_str(&text))
-    }
-
-    pub(crate) fn into_raw(self) -> Result<RawRecordedEvent> {
-        self.into_event(|text| Ok(JsonText(text)))
-    }
-
-    fn into_event<P>(
-        self,
-        parse: impl FnOnce(String) -> serde_json::Result<P>,
-    ) -> Result<RecordedEvent<P>> {
-        let stream: StreamId = self.stream.parse().map_err(|_| {
-            Error::Invalid(format!("stored stream id {:?} is malformed", self.stream))
-        })?;
-        let tenant: TenantId = self
-            .tenant
-            .parse()
-            .map_err(|_| Error::Invalid(format!("stored tenant {:?} is malformed", self.tenant)))?;
-        let payload = parse(self.payload).map_err(|e| {
-            Error::Invalid(format!(
-                "stored payload at position {} is not JSON: {e}",
-                self.position
-            ))
-        })?;
-        Ok(RecordedEvent {
-            position: self.position,
-            event_id: EventId(self.event_id),
-            stream,
-            version: u64::try_from(self.version).unwrap_or(0),
-            tenant,
-            event_type: self.event_type,
-            payload,
-            occurred_at: self.occurred_at,
-            recorded_at: self.recorded_at,
-            metadata: Metadata {
-                correlation_id: self.correlation_id,
-                causation_id: self.causation_id,
-                actor: self.actor,
-                traceparent: self.traceparent,
-            },
-            hash: self.hash,
-        })
     }
 }
