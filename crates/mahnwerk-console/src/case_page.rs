@@ -3,7 +3,7 @@
 //! service's RPC called with the signed-in user's key and a request id per form.
 
 use crate::i18n::Lang;
-use crate::pages::layout;
+use crate::pages::{column_heads, layout};
 use crate::projection;
 use crate::session::{Session, random_token};
 use crate::web::{self, Shared, WebError, WebResult, authed, html};
@@ -287,7 +287,7 @@ fn claim(lang: Lang, step: Option<&Value>) -> Markup {
         @if !periods.is_empty() {
             div.scroll { table {
                 caption { (lang.t("Zinsperioden", "Interest periods")) }
-                thead { tr { th scope="col" { (lang.t("von", "from")) } th scope="col" { (lang.t("bis", "to")) } th scope="col" { (lang.t("Tage", "days")) } th scope="col" { (lang.t("Satz % p.a.", "rate % p.a.")) } th scope="col" { (lang.t("Zinsen", "interest")) } } }
+                (column_heads(&[lang.t("von", "from"), lang.t("bis", "to"), lang.t("Tage", "days"), lang.t("Satz % p.a.", "rate % p.a."), lang.t("Zinsen", "interest")]))
                 tbody { @for r in &periods { tr {
                     td { (text(r, "from")) } td { (text(r, "to")) } td.num { (r["days"]) }
                     td.num { (r["rate"].as_str().map_or_else(|| r["rate"].to_string(), str::to_owned)) }
@@ -318,9 +318,7 @@ pub async fn case(
     let s = web::session(&app, &headers)?;
     let lang = web::lang(&headers);
     // Tenant scope first: a case id of another tenant is not found, whatever the services say.
-    let view = projection::case(&app.pool, &s.tenant, &case_id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let view = web::own_case(&app, &s, &case_id).await?;
     let mut cases = pb::case_service_client::CaseServiceClient::new(app.channel.clone());
     let file = cases
         .get_case_file(authed(
@@ -464,9 +462,7 @@ pub async fn action(
 ) -> WebResult {
     let s = web::session_checked(&app, &headers, &form)?;
     // Another tenant's case id: 404 before any service is called, nothing changes.
-    let view = projection::case(&app.pool, &s.tenant, &case_id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let view = web::own_case(&app, &s, &case_id).await?;
     let get = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
     let request_id = get("request_id");
     if request_id.is_empty() {
@@ -658,9 +654,7 @@ pub async fn document(
     headers: HeaderMap,
 ) -> WebResult {
     let s = web::session(&app, &headers)?;
-    projection::case(&app.pool, &s.tenant, &case_id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    web::own_case(&app, &s, &case_id).await?;
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(WebError::NotFound);
     }

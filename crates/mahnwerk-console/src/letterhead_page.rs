@@ -390,9 +390,7 @@ pub async fn preview(
 ) -> WebResult {
     let s = web::session(&app, &headers)?;
     // Another tenant's case is not found before the service is asked.
-    projection::case(&app.pool, &s.tenant, &q.case)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    web::own_case(&app, &s, &q.case).await?;
     let mut letters = pb::letter_service_client::LetterServiceClient::new(app.channel.clone());
     let doc = letters
         .preview_letter(authed(

@@ -54,6 +54,11 @@ pub fn layout(lang: Lang, s: Option<&Session>, title: &str, body: Markup) -> Mar
     }
 }
 
+/// A table's head row: one column header per label.
+pub fn column_heads(labels: &[&str]) -> Markup {
+    m! { thead { tr { @for l in labels { th scope="col" { (l) } } } } }
+}
+
 pub fn error_page(status: u16, msg: &str) -> Markup {
     layout(
         Lang::De,
@@ -101,7 +106,7 @@ pub fn overview_markup(lang: Lang, s: &Session, o: &Overview) -> Markup {
             section aria-labelledby="stages" {
                 h2 #stages { (lang.t("Rechnungen nach Stadium", "Invoices by stage")) }
                 table {
-                    thead { tr { th scope="col" { (lang.t("Stadium", "Stage")) } th scope="col" { (lang.t("Anzahl", "Count")) } th scope="col" { (lang.t("Offen", "Open")) } } }
+                    (column_heads(&[lang.t("Stadium", "Stage"), lang.t("Anzahl", "Count"), lang.t("Offen", "Open")]))
                     tbody {
                         @for f in &o.stages {
                             @let href = match f.stage {
@@ -226,14 +231,7 @@ pub async fn invoices(
             }
             div.scroll {
                 table #invoices {
-                    thead { tr {
-                        th scope="col" { (lang.t("Rechnung", "Invoice")) }
-                        th scope="col" { (lang.t("Kunde", "Debtor")) }
-                        th scope="col" { (lang.t("fällig", "due")) }
-                        th scope="col" { (lang.t("Stadium", "Stage")) }
-                        th scope="col" { (lang.t("offen", "open")) }
-                        th scope="col" { (lang.t("letztes Schreiben", "last letter")) }
-                    } }
+                    (column_heads(&[lang.t("Rechnung", "Invoice"), lang.t("Kunde", "Debtor"), lang.t("fällig", "due"), lang.t("Stadium", "Stage"), lang.t("offen", "open"), lang.t("letztes Schreiben", "last letter")]))
                     tbody {
                         @for r in &rows {
                             tr {
@@ -274,15 +272,7 @@ pub async fn debtors(State(app): State<Shared>, headers: HeaderMap) -> WebResult
         ),
         m! {
             div.scroll { table {
-                thead { tr {
-                    th scope="col" { (lang.t("Kunde", "Debtor")) }
-                    th scope="col" { (lang.t("Rechnungen", "Invoices")) }
-                    th scope="col" { (lang.t("Anteil gemahnt", "Share dunned")) }
-                    th scope="col" { (lang.t("Ø Tage verspätet", "Avg. days late")) }
-                    th scope="col" { (lang.t("offen", "open")) }
-                    th scope="col" { (lang.t("Zahlungszusagen", "Promises")) }
-                    th scope="col" { (lang.t("davon gebrochen", "broken")) }
-                } }
+                (column_heads(&[lang.t("Kunde", "Debtor"), lang.t("Rechnungen", "Invoices"), lang.t("Anteil gemahnt", "Share dunned"), lang.t("Ø Tage verspätet", "Avg. days late"), lang.t("offen", "open"), lang.t("Zahlungszusagen", "Promises"), lang.t("davon gebrochen", "broken")]))
                 tbody { @for d in &list { tr {
                     td { a href=(format!("/invoices?debtor={}", form_urlencoded::byte_serialize(d.debtor_key.as_bytes()).collect::<String>())) { (d.name) } }
                     td.num { (d.invoices) }
@@ -317,13 +307,7 @@ fn offers_markup(lang: Lang, s: &Session, offers: &[projection::Offer]) -> Marku
                 p { (lang.t("Keine Angebote offen.", "No offers waiting.")) }
             } @else {
                 div.scroll { table #offer-list {
-                    thead { tr {
-                        th scope="col" { (lang.t("Rechnung", "Invoice")) }
-                        th scope="col" { (lang.t("Kunde", "Debtor")) }
-                        th scope="col" { (lang.t("angeboten am", "offered on")) }
-                        th scope="col" { (lang.t("offen", "open")) }
-                        th scope="col" { (lang.t("Entscheidung", "Decision")) }
-                    } }
+                    (column_heads(&[lang.t("Rechnung", "Invoice"), lang.t("Kunde", "Debtor"), lang.t("angeboten am", "offered on"), lang.t("offen", "open"), lang.t("Entscheidung", "Decision")]))
                     tbody { @for o in offers { tr data-case=(o.case_id) {
                         td { a href=(format!("/cases/{}", o.case_id)) { (o.view.invoice_number) } }
                         td { (o.view.debtor_name) }
@@ -351,9 +335,7 @@ pub async fn offer_action(
 ) -> WebResult {
     let s = web::session_checked(&app, &headers, &form)?;
     // Another tenant's case: 404 before any service is called.
-    projection::case(&app.pool, &s.tenant, &case_id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    web::own_case(&app, &s, &case_id).await?;
     let get = |k: &str| form.get(k).map(|v| v.trim()).unwrap_or("");
     let request_id = match get("request_id") {
         "" => crate::session::random_token()[..32].to_owned(),
@@ -516,9 +498,7 @@ pub async fn review_action(
                     (_, n) if !n.is_empty() => resolve(n.to_owned()).await?,
                     (c, _) if !c.is_empty() => {
                         // A case id from the form must be this tenant's.
-                        projection::case(&app.pool, &s.tenant, c)
-                            .await?
-                            .ok_or(WebError::NotFound)?;
+                        web::own_case(&app, &s, c).await?;
                         c.to_owned()
                     }
                     _ => {

@@ -3,7 +3,7 @@
 //! version; idempotent by content, so a resubmitted save stores nothing twice).
 
 use crate::i18n::Lang;
-use crate::pages::layout;
+use crate::pages::{column_heads, layout};
 use crate::projection;
 use crate::session::Session;
 use crate::web::{self, Shared, WebError, WebResult, authed, html};
@@ -46,17 +46,7 @@ pub fn steps_markup(lang: Lang, policy: &Value) -> Markup {
     m! {
         div.scroll { table #steps {
             caption { (lang.t("Stufen", "Steps")) }
-            thead { tr {
-                th scope="col" { "#" }
-                th scope="col" { (lang.t("Titel", "Title")) }
-                th scope="col" { (lang.t("Tage nach", "Days after")) }
-                th scope="col" { (lang.t("Ton", "Tone")) }
-                th scope="col" { (lang.t("Vorlage", "Template")) }
-                th scope="col" { (lang.t("Gebühr", "Fee")) }
-                th scope="col" { (lang.t("Zinsen", "Interest")) }
-                th scope="col" { (lang.t("Zahlungsfrist (Tage)", "Pay within (days)")) }
-                th scope="col" { (lang.t("Kanäle", "Channels")) }
-            } }
+            (column_heads(&["#", lang.t("Titel", "Title"), lang.t("Tage nach", "Days after"), lang.t("Ton", "Tone"), lang.t("Vorlage", "Template"), lang.t("Gebühr", "Fee"), lang.t("Zinsen", "Interest"), lang.t("Zahlungsfrist (Tage)", "Pay within (days)"), lang.t("Kanäle", "Channels")]))
             tbody { @for (i, st) in steps.iter().enumerate() { tr {
                 td.num { (i + 1) }
                 td { (st["title"].as_str().unwrap_or("")) }
@@ -138,12 +128,7 @@ async fn render(app: &Shared, s: &Session, lang: Lang, status: StatusCode, v: Vi
         section aria-labelledby="policies-h" {
             h2 #policies-h { (lang.t("Mahnregeln des Mandanten", "The tenant's policies")) }
             div.scroll { table #policies {
-                thead { tr {
-                    th scope="col" { (lang.t("Regel", "Policy")) }
-                    th scope="col" { (lang.t("Name", "Name")) }
-                    th scope="col" { (lang.t("aktuelle Version", "current version")) }
-                    th scope="col" { (lang.t("Versionen", "versions")) }
-                } }
+                (column_heads(&[lang.t("Regel", "Policy"), lang.t("Name", "Name"), lang.t("aktuelle Version", "current version"), lang.t("Versionen", "versions")]))
                 tbody { @for p in &list { tr data-policy=(p.policy_id) {
                     td { a href=(format!("/policies?id={}", form_urlencoded::byte_serialize(p.policy_id.as_bytes()).collect::<String>())) { (p.policy_id) } }
                     td { (p.name) @if p.builtin { " (" (lang.t("eingebaut", "built-in")) ")" } }
@@ -188,13 +173,7 @@ async fn render(app: &Shared, s: &Session, lang: Lang, status: StatusCode, v: Vi
                     dt { (lang.t("Zinsen", "Interest")) } dd { (money_pb(lang, pr.interest.as_ref())) }
                 }
                 div.scroll { table #preview-lines {
-                    thead { tr {
-                        th scope="col" { (lang.t("Datum", "Date")) }
-                        th scope="col" { (lang.t("Rechnung", "Invoice")) }
-                        th scope="col" { (lang.t("Ereignis", "Event")) }
-                        th scope="col" { (lang.t("Gebühr", "Fee")) }
-                        th scope="col" { (lang.t("Saldo", "Balance")) }
-                    } }
+                    (column_heads(&[lang.t("Datum", "Date"), lang.t("Rechnung", "Invoice"), lang.t("Ereignis", "Event"), lang.t("Gebühr", "Fee"), lang.t("Saldo", "Balance")]))
                     tbody { @for l in lines.iter().take(PREVIEW_LINES) { tr {
                         td { (l["date"].as_str().unwrap_or("")) }
                         td { @let id = l["case_id"].as_str().unwrap_or(""); a href=(format!("/cases/{id}")) { (numbers.get(id).map_or(id, String::as_str)) } }

@@ -132,6 +132,18 @@ pub fn session_checked(
     }
 }
 
+/// A case of the signed-in tenant. Tenant scope comes first: another tenant's case id (or an
+/// unknown one) is not found, before any service is asked.
+pub async fn own_case(
+    app: &App,
+    s: &Session,
+    case_id: &str,
+) -> Result<crate::stage::CaseView, WebError> {
+    crate::projection::case(&app.pool, &s.tenant, case_id)
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
 /// A gRPC request authenticated as the signed-in user.
 pub fn authed<T>(s: &Session, body: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(body);
