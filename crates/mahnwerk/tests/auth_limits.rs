@@ -30,7 +30,7 @@ fn rss_kib() -> u64 {
 #[tokio::test]
 async fn random_tokens_from_one_peer_are_rate_limited_and_valid_keys_still_work() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let server = start(&url).await;
     let key = tenant_key(&url, "acme").await;
     let mut client = InvoiceServiceClient::new(server.channel().await);
@@ -80,7 +80,7 @@ async fn random_tokens_from_one_peer_are_rate_limited_and_valid_keys_still_work(
 #[tokio::test]
 async fn apikey_rotate_and_expiry_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let old = tenant_key(&url, "acme").await;
     let old_id = old.split('_').nth(1).unwrap().to_owned();
     let cli = |args: &[&str]| {
@@ -130,7 +130,7 @@ async fn a_hundred_thousand_random_tokens_keep_memory_flat_and_partner_keys_are_
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let docs = dir.path().join("documents");
     let server = start_with(&url, |a| {
         a.services = vec![

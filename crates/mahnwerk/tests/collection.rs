@@ -21,40 +21,6 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use tonic::Code;
 
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = std::env::var("MAHNWERK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "no python with nats-py, grpcio and jsonschema at {}: run `make pyenv`",
-        p.display()
-    );
-    p
-}
-
-async fn create(
-    invoices: &mut InvoiceServiceClient<tonic::transport::Channel>,
-    key: &str,
-    number: &str,
-) -> String {
-    invoices
-        .create_invoice(authed(
-            key,
-            pb::CreateInvoiceRequest {
-                invoice: Some(invoice(number)),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .invoice
-        .unwrap()
-        .case_id
-}
-
 fn report(request_id: &str, case_id: &str, r: pb::report_request::Report) -> pb::ReportRequest {
     pb::ReportRequest {
         request_id: request_id.into(),
@@ -109,7 +75,7 @@ fn s3_env(c: &mahnwerk_docstore::S3Config) -> Vec<(&'static str, String)> {
 /// else in a filesystem directory.
 async fn handover_path(s3: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let docs = dir.path().join("documents");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let moto = if s3 {
@@ -134,15 +100,7 @@ async fn handover_path(s3: bool) {
         ];
         a.simulated_clock = Some("2026-03-01".parse().unwrap());
         match &moto {
-            Some(m) => {
-                let c = &m.config;
-                a.letters.documents_s3_bucket = Some(c.bucket.clone());
-                a.letters.documents_s3_endpoint = c.endpoint.clone();
-                a.letters.documents_s3_region = c.region.clone();
-                a.letters.documents_s3_prefix = c.prefix.clone();
-                a.letters.documents_s3_access_key_id = c.access_key_id.clone();
-                a.letters.documents_s3_secret_access_key = c.secret_access_key.clone();
-            }
+            Some(m) => use_s3(a, &m.config),
             None => a.collection_documents_dir = Some(docs.clone()),
         }
     })
@@ -156,53 +114,34 @@ async fn handover_path(s3: bool) {
     let mut dunning = DunningServiceClient::new(ch.clone());
 
     // A partner of acme that takes consumer cases in DE from 10.00 EUR, automatically.
-    let partner = pb::Partner {
-        partner_id: "inkasso-nord".into(),
-        name: "Inkasso Nord GmbH".into(),
-        subject_token: "nord".into(),
-        min_amount_minor: 1000,
-        debtor_kinds: vec![pb::DebtorKind::Consumer as i32],
-        countries: vec!["DE".into()],
-        mode: pb::HandoverMode::Auto as i32,
-        waive_costs_if_principal_paid: true,
-        active: true,
-    };
-    let put = col
-        .put_partner(authed(
+    let partner = partner(pb::HandoverMode::Auto, true);
+    let put_partner = |p: pb::Partner| {
+        authed(
             &key,
             pb::PutPartnerRequest {
                 tenant: String::new(),
-                partner: Some(partner.clone()),
+                partner: Some(p),
             },
-        ))
+        )
+    };
+    let put = col
+        .put_partner(put_partner(partner.clone()))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(put.version, 1);
     // Idempotent by content; a bad field is named.
     let again = col
-        .put_partner(authed(
-            &key,
-            pb::PutPartnerRequest {
-                tenant: String::new(),
-                partner: Some(partner.clone()),
-            },
-        ))
+        .put_partner(put_partner(partner.clone()))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(again.version, 1);
     let bad = col
-        .put_partner(authed(
-            &key,
-            pb::PutPartnerRequest {
-                tenant: String::new(),
-                partner: Some(pb::Partner {
-                    subject_token: "a.b".into(),
-                    ..partner.clone()
-                }),
-            },
-        ))
+        .put_partner(put_partner(pb::Partner {
+            subject_token: "a.b".into(),
+            ..partner.clone()
+        }))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
@@ -223,22 +162,9 @@ async fn handover_path(s3: bool) {
         .token;
 
     // Case 1 goes the whole way; beta (another tenant) has a case of the same number.
-    let case1 = create(&mut invoices, &key, "RE-COL-1").await;
-    let beta_case = create(&mut invoices, &beta_key, "RE-COL-1").await;
-    for c in [&case1] {
-        wait_for("dunning to open the case", 20, || {
-            let mut d = dunning.clone();
-            let req = authed(
-                &key,
-                pb::ExplainCaseRequest {
-                    case_id: c.clone(),
-                    ..Default::default()
-                },
-            );
-            async move { d.explain_case(req).await.is_ok() }
-        })
-        .await;
-    }
+    let case1 = create_case_of(&ch, &key, invoice("RE-COL-1")).await;
+    let beta_case = create_case_of(&ch, &beta_key, invoice("RE-COL-1")).await;
+    wait_dunning_opened(&ch, &key, &case1, 20).await;
     // The letters service (its own branch) records a rendered letter with its PDF in the
     // document store; here the test does what it would.
     let pdf = b"%PDF-1.4\n% Zahlungserinnerung RE-COL-1\n%%EOF\n".to_vec();
@@ -311,7 +237,7 @@ async fn handover_path(s3: bool) {
     let subject = format!("{}.collection.acme.nord.handover", server.namespace);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../mahnwerk-collection/tests/py/collector.py");
-    let out = tokio::process::Command::new(python())
+    let out = tokio::process::Command::new(python("nats-py, grpcio and jsonschema"))
         .arg(script)
         .args([
             nats_url(),
@@ -504,7 +430,7 @@ async fn handover_path(s3: bool) {
     // schema of its type in docs/schemas/ (checked by a nats-py + jsonschema collector).
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../mahnwerk-collection/tests/py/partner_events.py");
-    let out = tokio::process::Command::new(python())
+    let out = tokio::process::Command::new(python("nats-py, grpcio and jsonschema"))
         .arg(script)
         .args([
             nats_url(),
@@ -674,7 +600,7 @@ async fn handover_path(s3: bool) {
 #[tokio::test]
 async fn partners_and_partner_keys_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     tenant_key(&url, "acme").await;
     let bin = env!("CARGO_BIN_EXE_mahnwerk");
     let run = |args: &[&str]| {
@@ -718,7 +644,7 @@ async fn partners_and_partner_keys_from_the_cli() {
 #[tokio::test]
 async fn case_export_holds_the_original_e_invoice_and_verify_names_it_when_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let docs = dir.path().join("documents");
     let d = docs.clone();
     let server = start_with(&url, move |a| {
@@ -736,16 +662,11 @@ async fn case_export_holds_the_original_e_invoice_and_verify_names_it_when_chang
     let r = invoices
         .import_e_invoice(authed(
             &key,
-            pb::ImportEInvoiceRequest {
-                content: content.clone(),
-                file_name: "xrechnung_01.07a-INVOICE_ubl.xml".into(),
-                default_creditor_account: Some(pb::BankAccount {
-                    iban: "DE89370400440532013000".into(),
-                    bic: String::new(),
-                    holder: "Acme GmbH".into(),
-                }),
-                ..Default::default()
-            },
+            einvoice_request(
+                content.clone(),
+                "xrechnung_01.07a-INVOICE_ubl.xml",
+                "Acme GmbH",
+            ),
         ))
         .await
         .unwrap()

@@ -13,8 +13,6 @@ mod console_support;
 use common::*;
 use console_support::*;
 use mahnwerk_proto::v1 as pb;
-use std::path::PathBuf;
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_creditor_works_a_case_in_chromium_and_the_log_records_the_user() {
@@ -23,36 +21,18 @@ async fn a_creditor_works_a_case_in_chromium_and_the_log_records_the_user() {
     let acme = prepare(&server, &url, "acme", "RE-CON").await;
     remind(&server, &url, &[&acme]).await;
 
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/console_browser.py");
-    let run = tokio::process::Command::new(python())
-        .arg(script)
-        .args([
-            &base,
-            &acme.key,
-            &out.display().to_string(),
-            &acme.reminder_number,
-            &acme.payment_number,
-        ])
-        .output();
-    let run = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("browser test timed out")
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "browser: {}\n{}",
-        String::from_utf8_lossy(&run.stderr),
-        String::from_utf8_lossy(&run.stdout)
-    );
-    let seen: serde_json::Value = serde_json::from_str(
-        String::from_utf8_lossy(&run.stdout)
-            .trim()
-            .lines()
-            .last()
-            .unwrap(),
+    let out = screenshots();
+    let seen = run_browser(
+        "console_browser.py",
+        &[
+            base.clone(),
+            acme.key.clone(),
+            out.display().to_string(),
+            acme.reminder_number.clone(),
+            acme.payment_number.clone(),
+        ],
     )
-    .unwrap();
+    .await;
     let actor = format!("apikey:{}", acme.key_id);
     assert_eq!(seen["session_cookie"]["http_only"], true, "{seen}");
     assert_eq!(seen["session_cookie"]["same_site"], "Strict", "{seen}");

@@ -69,26 +69,12 @@ async fn every_case_action_and_a_split_payment_is_on_the_log_with_the_user_as_ac
     let acme = prepare(&server, &url, "acme", "RE-ACT").await;
     let key = acme.key.clone();
     // A partner that takes consumer cases only on the creditor's approval.
-    pb::collection_service_client::CollectionServiceClient::new(server.channel().await)
-        .put_partner(authed(
-            &key,
-            pb::PutPartnerRequest {
-                tenant: String::new(),
-                partner: Some(pb::Partner {
-                    partner_id: "inkasso-nord".into(),
-                    name: "Inkasso Nord GmbH".into(),
-                    subject_token: "nord".into(),
-                    min_amount_minor: 1000,
-                    debtor_kinds: vec![pb::DebtorKind::Consumer as i32],
-                    countries: vec!["DE".into()],
-                    mode: pb::HandoverMode::Approval as i32,
-                    waive_costs_if_principal_paid: true,
-                    active: true,
-                }),
-            },
-        ))
-        .await
-        .unwrap();
+    put_partner(
+        &server.channel().await,
+        &key,
+        partner(pb::HandoverMode::Approval, true),
+    )
+    .await;
     let mut cases = Vec::new();
     for i in 3..=10 {
         let number = format!("RE-ACT-{i}");

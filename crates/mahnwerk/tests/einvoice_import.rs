@@ -24,18 +24,11 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
 
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = std::env::var("MAHNWERK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "no python with drafthorse at {}: run `make pyenv`",
-        p.display()
-    );
-    p
-}
+// More of this binary, by idea (one binary: one link).
+#[path = "einvoice_import/downstream.rs"]
+mod downstream;
+#[path = "einvoice_import/settings.rs"]
+mod settings;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mahnwerk-formats/tests/fixtures")
@@ -66,16 +59,7 @@ fn streamed(file: pb::ImportEInvoiceRequest) -> pb::ImportEInvoicesRequest {
 }
 
 fn request(content: Vec<u8>, name: &str) -> pb::ImportEInvoiceRequest {
-    pb::ImportEInvoiceRequest {
-        content,
-        file_name: name.into(),
-        default_creditor_account: Some(pb::BankAccount {
-            iban: "DE89370400440532013000".into(),
-            bic: String::new(),
-            holder: "Tenant GmbH".into(),
-        }),
-        ..Default::default()
-    }
+    einvoice_request(content, name, "Tenant GmbH")
 }
 
 struct Env {
@@ -345,7 +329,7 @@ async fn drafthorse_invoices_import_over_grpc_with_exactly_their_data() {
     eprintln!("einvoice import seed {seed}; rerun with MAHNWERK_TEST_SEED={seed}");
     let generated = tempfile::tempdir().unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/gen_einvoice_claims.py");
-    let out = std::process::Command::new(python())
+    let out = std::process::Command::new(python("drafthorse"))
         .arg(script)
         .arg(seed.to_string())
         .arg("16")
@@ -361,7 +345,7 @@ async fn drafthorse_invoices_import_over_grpc_with_exactly_their_data() {
         serde_json::from_slice(&std::fs::read(generated.path().join("manifest.json")).unwrap())
             .unwrap();
     let docs = manifest["documents"].as_array().unwrap();
-    let e = env(|d| format!("sqlite:{}?mode=rwc", d.path().join("m.db").display())).await;
+    let e = env(sqlite_db).await;
     let key = tenant_key(&e.server.database_url, "acme").await;
     let mut client = InvoiceServiceClient::new(e.server.channel().await);
     let files: Vec<Vec<u8>> = docs
@@ -475,7 +459,7 @@ async fn drafthorse_invoices_import_over_grpc_with_exactly_their_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_files_are_rejected_naming_the_problem_and_the_log_is_unchanged() {
-    let e = env(|d| format!("sqlite:{}?mode=rwc", d.path().join("m.db").display())).await;
+    let e = env(sqlite_db).await;
     let url = e.server.database_url.clone();
     let key = tenant_key(&url, "acme").await;
     let mut client = InvoiceServiceClient::new(e.server.channel().await);
@@ -580,7 +564,7 @@ async fn bad_files_are_rejected_naming_the_problem_and_the_log_is_unchanged() {
 /// `mahnwerk import invoices DIR`: every file once, a summary, and a second run changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_imports_a_directory_with_a_summary() {
-    let e = env(|d| format!("sqlite:{}?mode=rwc", d.path().join("m.db").display())).await;
+    let e = env(sqlite_db).await;
     let key = tenant_key(&e.server.database_url, "acme").await;
     let server = format!("http://{}", e.server.addr);
     let args = || mahnwerk::einvoice_import::ImportInvoicesArgs {
@@ -631,404 +615,3 @@ async fn the_cli_imports_a_directory_with_a_summary() {
     );
     e.server.stop().await;
 }
-
-const RABATTE: &str = "mustang_ZUGFeRD-invoice_rabatte_3_abschlag_duepayableamount.xml";
-
-/// The tenant's import settings are stored (`PutImportSettings`, versioned as events) and fill
-/// every field an `ImportEInvoice` request leaves unset; a field the request sets still wins.
-/// The "rabatte" sample names no payee IBAN, no due date and no business evidence, so all
-/// three settings decide.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stored_import_settings_fill_what_a_request_leaves_unset() {
-    let e = env(|d| format!("sqlite:{}?mode=rwc", d.path().join("m.db").display())).await;
-    let url = e.server.database_url.clone();
-    let key = tenant_key(&url, "acme").await;
-    let mut client = InvoiceServiceClient::new(e.server.channel().await);
-    let bare = |content: Vec<u8>| pb::ImportEInvoiceRequest {
-        content,
-        file_name: "bare".into(),
-        ..Default::default()
-    };
-    let get_settings = |client: &mut InvoiceServiceClient<Channel>| {
-        let mut c = client.clone();
-        let key = key.clone();
-        async move {
-            c.get_import_settings(authed(&key, pb::GetImportSettingsRequest::default()))
-                .await
-                .unwrap()
-                .into_inner()
-        }
-    };
-    let none = get_settings(&mut client).await;
-    assert_eq!(none.version, 0);
-    assert_eq!(none.settings, Some(pb::ImportSettings::default()));
-    // Nothing stored, nothing sent: no account for a document without a payee IBAN.
-    let s = client
-        .import_e_invoice(authed(&key, bare(sample(RABATTE))))
-        .await
-        .unwrap_err();
-    assert!(
-        s.message().contains("no default account of the tenant"),
-        "{s}"
-    );
-
-    let settings = pb::ImportSettings {
-        unknown_buyer_kind: pb::DebtorKind::Business as i32,
-        default_term_days: 30,
-        default_creditor_account: Some(pb::BankAccount {
-            iban: "DE89370400440532013000".into(),
-            bic: String::new(),
-            holder: "Tenant GmbH".into(),
-        }),
-    };
-    let put = |s: pb::ImportSettings, rid: &str| {
-        authed(
-            &key,
-            pb::PutImportSettingsRequest {
-                tenant: String::new(),
-                settings: Some(s),
-                request_id: rid.into(),
-            },
-        )
-    };
-    let bad = client
-        .put_import_settings(put(
-            pb::ImportSettings {
-                default_term_days: 400,
-                ..settings.clone()
-            },
-            "s-0",
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
-    assert!(
-        bad.message().contains("settings.default_term_days"),
-        "{bad}"
-    );
-    let stored = client
-        .put_import_settings(put(settings.clone(), "s-1"))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (stored.version, stored.settings),
-        (1, Some(settings.clone()))
-    );
-    // Retried: nothing new; the key for other settings is ALREADY_EXISTS.
-    let retried = client
-        .put_import_settings(put(settings.clone(), "s-1"))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(retried.version, 1);
-    let other = client
-        .put_import_settings(put(
-            pb::ImportSettings {
-                default_term_days: 10,
-                ..settings.clone()
-            },
-            "s-1",
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(other.code(), tonic::Code::AlreadyExists, "{other}");
-    let got = get_settings(&mut client).await;
-    assert_eq!((got.version, got.settings), (1, Some(settings.clone())));
-    let log = mahnwerk_eventlog::EventLog::connect(&url).await.unwrap();
-    let tenant: mahnwerk_domain::TenantId = "acme".parse().unwrap();
-    let events = log
-        .read_stream(
-            &mahnwerk_domain::StreamId::new(&tenant, "import_settings", "default"),
-            1,
-            10,
-        )
-        .await
-        .unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].event_type, "import_settings.updated.v1");
-
-    // The request sends nothing: the stored settings decide.
-    let r = client
-        .import_e_invoice(authed(&key, bare(sample(RABATTE))))
-        .await
-        .unwrap_or_else(|s| panic!("{s}"))
-        .into_inner()
-        .result
-        .unwrap();
-    assert_eq!(r.outcome, "created", "{r:?}");
-    let i = get(&mut client, &key, "ST-1499").await;
-    assert_eq!(
-        i.debtor.as_ref().unwrap().kind,
-        pb::DebtorKind::Business as i32
-    );
-    assert_eq!(i.due_date, "2019-08-25", "2019-07-26 + 30 days");
-    assert_eq!(
-        i.creditor_account.as_ref().unwrap().iban,
-        "DE89370400440532013000"
-    );
-    // The request sets two fields: they win; the account still comes from the settings.
-    let other_doc = String::from_utf8(sample(RABATTE))
-        .unwrap()
-        .replace("<ram:ID>ST-1499</ram:ID>", "<ram:ID>ST-1500</ram:ID>");
-    let mut req = bare(other_doc.into_bytes());
-    req.unknown_buyer_kind = pb::DebtorKind::Consumer as i32;
-    req.default_term_days = 10;
-    client
-        .import_e_invoice(authed(&key, req))
-        .await
-        .unwrap_or_else(|s| panic!("{s}"));
-    let i = get(&mut client, &key, "ST-1500").await;
-    assert_eq!(
-        i.debtor.as_ref().unwrap().kind,
-        pb::DebtorKind::Consumer as i32
-    );
-    assert_eq!(i.due_date, "2019-08-05", "2019-07-26 + 10 days");
-    assert_eq!(
-        i.creditor_account.as_ref().unwrap().iban,
-        "DE89370400440532013000"
-    );
-    // The CLI shows them, and stores new ones (twice the same command: one change).
-    let server = format!("http://{}", e.server.addr);
-    let cli = |term: Option<u32>| mahnwerk::einvoice_import::ImportSettingsArgs {
-        unknown_buyer: term.map(|_| "business".into()),
-        default_term_days: term,
-        default_iban: term.map(|_| "DE89370400440532013000".into()),
-        default_holder: None,
-        request_id: None,
-    };
-    let mut out = Vec::new();
-    mahnwerk::einvoice_import::import_settings(&server, &key, "", cli(None), &mut out)
-        .await
-        .unwrap();
-    assert_eq!(
-        String::from_utf8(out).unwrap(),
-        "import settings version 1: unknown buyer business, default term days 30, default IBAN DE89370400440532013000\n"
-    );
-    for _ in 0..2 {
-        let mut out = Vec::new();
-        mahnwerk::einvoice_import::import_settings(&server, &key, "", cli(Some(20)), &mut out)
-            .await
-            .unwrap();
-        assert!(String::from_utf8(out).unwrap().starts_with(
-            "import settings version 2: unknown buyer business, default term days 20"
-        ),);
-    }
-    // Another tenant does not see acme's settings.
-    let beta = tenant_key(&url, "beta").await;
-    let s = client
-        .import_e_invoice(authed(&beta, bare(sample(RABATTE))))
-        .await
-        .unwrap_err();
-    assert!(
-        s.message().contains("no default account of the tenant"),
-        "{s}"
-    );
-    e.server.stop().await;
-}
-
-/// The original of an imported e-invoice is kept in the S3 document store (moto) under its
-/// SHA-256, which `invoice.issued` names; the filesystem store is not touched.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_original_is_kept_in_the_s3_document_store_under_the_hash_invoice_issued_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
-    let fs_docs = dir.path().join("documents");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let moto = mahnwerk_docstore::testing::moto(&root, "mahnwerk-einvoices").await;
-    let c = moto.config.clone();
-    let d = fs_docs.clone();
-    let server = start_with(&url, move |a| {
-        a.services = vec![mahnwerk::config::Service::Ingest];
-        a.letters.documents_dir = d;
-        a.letters.documents_s3_bucket = Some(c.bucket.clone());
-        a.letters.documents_s3_endpoint = c.endpoint.clone();
-        a.letters.documents_s3_region = c.region.clone();
-        a.letters.documents_s3_prefix = c.prefix.clone();
-        a.letters.documents_s3_access_key_id = c.access_key_id.clone();
-        a.letters.documents_s3_secret_access_key = c.secret_access_key.clone();
-    })
-    .await;
-    let key = tenant_key(&url, "acme").await;
-    let mut client = InvoiceServiceClient::new(server.channel().await);
-    let content = sample("xrechnung_01.07a-INVOICE_ubl.xml");
-    let r = import(&mut client, &key, content.clone(), "x.xml")
-        .await
-        .unwrap();
-    assert_eq!(r.outcome, "created", "{r:?}");
-    let sha = mahnwerk_docstore::sha256_hex(&content);
-    assert_eq!(r.document_sha256, sha);
-    // invoice.issued names the file by its hash.
-    let log = mahnwerk_eventlog::EventLog::connect(&url).await.unwrap();
-    let tenant: mahnwerk_domain::TenantId = "acme".parse().unwrap();
-    let case: mahnwerk_domain::CaseId = r.case_id.parse().unwrap();
-    let events = log.read_stream(&case.stream(&tenant), 1, 10).await.unwrap();
-    assert_eq!(events[0].event_type, "invoice.issued.v1");
-    let source = &events[0].payload["invoice"]["source"];
-    assert_eq!(source["sha256"], sha.as_str(), "{source}");
-    assert_eq!(source["size"], content.len() as u64);
-    assert_eq!(source["media_type"], "application/xml");
-    // The bytes are in the bucket, read back through the store as an operator configures it.
-    let store = mahnwerk_docstore::DocumentConfig::S3(moto.config.clone())
-        .open()
-        .unwrap();
-    let kept = store.get(&sha).await.unwrap().expect("the original in S3");
-    assert_eq!(kept.as_ref(), content.as_slice(), "byte for byte");
-    assert!(
-        !fs_docs.exists() || std::fs::read_dir(&fs_docs).unwrap().next().is_none(),
-        "the S3 run must not touch the filesystem store"
-    );
-    server.stop().await;
-}
-
-/// The Skonto hand-off: an e-invoice with "2 % Skonto innerhalb 10 Tagen, 30 Tage netto"
-/// (571.04 EUR issued 2020-11-21: discount 11.42 until 2020-12-01, net 2020-12-21) paid with
-/// the discounted 559.62 within the 10 days settles in full, for matching and for dunning (no
-/// claim left, no dunning step ever); the same amount after day 10 leaves the 2 % open. The
-/// payments go through PaymentService against the running matching and dunning services.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_skonto_payment_within_the_period_settles_in_full_and_after_it_leaves_the_discount_open()
-{
-    use pb::dunning_service_client::DunningServiceClient;
-    use pb::payment_service_client::PaymentServiceClient;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
-    let docs = dir.path().join("documents");
-    let server = start_with(&url, move |a| {
-        a.services = vec![
-            mahnwerk::config::Service::Ingest,
-            mahnwerk::config::Service::Relay,
-            mahnwerk::config::Service::Matching,
-            mahnwerk::config::Service::Dunning,
-        ];
-        a.simulated_clock = Some("2020-11-25".parse().unwrap());
-        a.letters.documents_dir = docs;
-    })
-    .await;
-    let key = tenant_key(&url, "acme").await;
-    let ch = server.channel().await;
-    let mut invoices = InvoiceServiceClient::new(ch.clone());
-    let mut payments = PaymentServiceClient::new(ch.clone());
-    let dunning = DunningServiceClient::new(ch);
-    let skonto = |number: &str| {
-        String::from_utf8(sample(FX_SAMPLE))
-            .unwrap()
-            .replace("RE-20201121/508", number)
-            .replace(
-                "<ram:Description>Zahlbar ohne Abzug bis 12.12.2020</ram:Description>",
-                "<ram:Description>2 % Skonto innerhalb 10 Tagen, 30 Tage netto</ram:Description>",
-            )
-            .replace(
-                "<ram:DueDateDateTime>\n          <udt:DateTimeString format=\"102\">20201212</udt:DateTimeString>\n        </ram:DueDateDateTime>",
-                "",
-            )
-            .into_bytes()
-    };
-    let mut cases = Vec::new();
-    for number in ["RE-SKONTO-1", "RE-SKONTO-2"] {
-        let r = import(&mut invoices, &key, skonto(number), number)
-            .await
-            .unwrap_or_else(|s| panic!("{number}: {s}"));
-        assert_eq!(r.outcome, "created", "{r:?}");
-        let i = get(&mut invoices, &key, number).await;
-        assert_eq!(i.due_date, "2020-12-21", "30 Tage netto");
-        let d: Vec<(String, String, i64)> = i
-            .cash_discounts
-            .iter()
-            .map(|c| (c.until.clone(), c.percent.clone(), c.discount_amount))
-            .collect();
-        assert_eq!(d, [("2020-12-01".into(), "2.00".into(), 1142)]);
-        cases.push(r.case_id);
-    }
-    let explain = |case_id: &str| {
-        let mut d = dunning.clone();
-        let req = authed(
-            &key,
-            pb::ExplainCaseRequest {
-                case_id: case_id.to_owned(),
-                ..Default::default()
-            },
-        );
-        async move { d.explain_case(req).await.map(|r| r.into_inner()) }
-    };
-    // Dunning opened the cases, and matching's open items hold them (its own table).
-    let pool = mahnwerk_auth::connect_any(&url).await.unwrap();
-    for c in &cases {
-        wait_for("dunning to open the case", 30, || async {
-            explain(c).await.is_ok()
-        })
-        .await;
-        wait_for("matching to know the open item", 30, || async {
-            let n: Result<(i64,), _> =
-                sqlx::query_as("SELECT COUNT(*) FROM matching_items WHERE case_id = $1")
-                    .bind(c.clone())
-                    .fetch_one(&pool)
-                    .await;
-            n.is_ok_and(|(n,)| n == 1)
-        })
-        .await;
-    }
-    let pay = |reference: &str, number: &str, booked: &str| pb::Transaction {
-        bank_reference: reference.into(),
-        account: "DE88200800000970375700".into(),
-        amount: Some(pb::Money {
-            minor: 55962,
-            currency: "EUR".into(),
-        }),
-        booking_date: booked.into(),
-        counterparty_name: "Theodor Est".into(),
-        remittance: format!("Rechnung {number} abzgl. 2 % Skonto"),
-        ..Default::default()
-    };
-    let res = payments
-        .record_transactions(authed(
-            &key,
-            pb::RecordTransactionsRequest {
-                tenant: String::new(),
-                transactions: vec![
-                    // Day 9: within the discount period.
-                    pay("SK-1", "RE-SKONTO-1", "2020-11-30"),
-                    // Day 14: too late for the discount.
-                    pay("SK-2", "RE-SKONTO-2", "2020-12-05"),
-                ],
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let open_after = |r: &pb::EntryResult| {
-        r.allocations
-            .iter()
-            .map(|a| a.open_after.as_ref().map_or(-1, |m| m.minor))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(res.results[0].decision, "applied", "{:?}", res.results[0]);
-    assert_eq!(open_after(&res.results[0]), [0], "{:?}", res.results[0]);
-    assert_eq!(open_after(&res.results[1]), [1142], "{:?}", res.results[1]);
-
-    // Dunning: the first case is settled with nothing left, the second owes the 2 %.
-    wait_for("dunning to see both payments", 30, || async {
-        let a = explain(&cases[0]).await.unwrap();
-        let b = explain(&cases[1]).await.unwrap();
-        a.status == "settled" && b.principal_open.as_ref().is_some_and(|m| m.minor == 1142)
-    })
-    .await;
-    let a = explain(&cases[0]).await.unwrap();
-    assert_eq!(a.balance.as_ref().map(|m| m.minor), Some(0), "{a:?}");
-    assert_eq!(a.principal_open.as_ref().map(|m| m.minor), Some(0), "{a:?}");
-    // Months later: no dunning for the settled case; the other one is dunned for the rest.
-    dunning
-        .clone()
-        .advance_clock(authed(&key, pb::AdvanceClockRequest { days: 90 }))
-        .await
-        .unwrap();
-    let a = explain(&cases[0]).await.unwrap();
-    assert_eq!(a.status, "settled");
-    assert!(a.steps.is_empty(), "no dunning of a Skonto payment: {a:?}");
-    let b = explain(&cases[1]).await.unwrap();
-    assert_ne!(b.status, "settled", "{b:?}");
-    assert!(!b.steps.is_empty(), "the 2 % left open is dunned: {b:?}");
-    server.stop().await;
-}
-
-const FX_SAMPLE: &str = "mustang_factur-x.xml";

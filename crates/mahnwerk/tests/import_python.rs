@@ -8,19 +8,6 @@ mod common;
 use common::*;
 use std::path::PathBuf;
 
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = std::env::var("MAHNWERK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "no python with grpcio at {}: run `make pyenv`",
-        p.display()
-    );
-    p
-}
-
 /// Resident set size of this process (the in-process server) in MiB.
 fn rss_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -39,7 +26,7 @@ async fn a_grpcio_client_streams_invoices_as_fast_as_it_can_with_two_bad_items()
         .unwrap_or(40_000);
     let (other, nul) = (n / 3, 2 * n / 3);
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let server = start(&url).await;
     let key = tenant_key(&url, "acme").await;
     let before = rss_mib();
@@ -56,7 +43,7 @@ async fn a_grpcio_client_streams_invoices_as_fast_as_it_can_with_two_bad_items()
         }
     });
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/grpc_import.py");
-    let out = tokio::process::Command::new(python())
+    let out = tokio::process::Command::new(python("grpcio"))
         .arg(script)
         .args([
             server.addr.to_string(),

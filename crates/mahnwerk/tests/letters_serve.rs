@@ -55,23 +55,9 @@ async fn serve_runs_letters_a_step_becomes_a_spooled_letter() {
     assert_eq!(status, ServingStatus::Serving as i32);
 
     let key = tenant_key(&url, "acme").await;
-    let mut letters = pb::letter_service_client::LetterServiceClient::new(server.channel().await);
-    let mut settings = serde_json::json!({
-        "letterhead": serde_json::to_value(mahnwerk_letters::model::sample().letterhead).unwrap(),
-        "email_from": "buchhaltung@muster-handel.test",
-        "copy_to": {"mode": "inbox"}
-    });
-    settings["signature"] = "Erika Muster".into();
-    letters
-        .put_letterhead(authed(
-            &key,
-            pb::PutLetterheadRequest {
-                tenant: String::new(),
-                settings_json: settings.to_string(),
-            },
-        ))
-        .await
-        .unwrap();
+    let ch = server.channel().await;
+    put_sample_letterhead(&ch, &key).await;
+    let mut letters = pb::letter_service_client::LetterServiceClient::new(ch);
 
     // An invoice and its first dunning step, as ingest and the dunning service write them.
     let log = EventLog::connect(&url).await.unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_beyond_the_grpc_concurrency_limit_waits_for_a_slot() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let key = tenant_key(&url, "acme").await;
     let server = start_with(&url, |a| a.grpc_concurrency = 1).await;
 

@@ -91,14 +91,6 @@ impl TraceService for Receiver {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn scrape(addr: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -138,7 +130,7 @@ async fn one_trace_per_invoice_across_every_service_metrics_and_a_clean_sigterm(
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let key = tenant_key(&url, "acme").await;
     let (grpc, metrics) = (
         format!("127.0.0.1:{}", free_port()),
@@ -187,73 +179,13 @@ async fn one_trace_per_invoice_across_every_service_metrics_and_a_clean_sigterm(
     };
 
     // The creditor's letterhead and an automatic collection partner.
-    let mut letters = pb::letter_service_client::LetterServiceClient::new(channel.clone());
-    let settings = serde_json::json!({
-        "letterhead": serde_json::to_value(mahnwerk_letters::model::sample().letterhead).unwrap(),
-        "email_from": "buchhaltung@muster-handel.test",
-        "signature": "Erika Muster",
-        "copy_to": {"mode": "inbox"}
-    });
-    letters
-        .put_letterhead(authed(
-            &key,
-            pb::PutLetterheadRequest {
-                settings_json: settings.to_string(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap();
-    let mut col = pb::collection_service_client::CollectionServiceClient::new(channel.clone());
-    col.put_partner(authed(
-        &key,
-        pb::PutPartnerRequest {
-            tenant: String::new(),
-            partner: Some(pb::Partner {
-                partner_id: "inkasso-nord".into(),
-                name: "Inkasso Nord GmbH".into(),
-                subject_token: "nord".into(),
-                min_amount_minor: 1000,
-                debtor_kinds: vec![pb::DebtorKind::Consumer as i32],
-                countries: vec!["DE".into()],
-                mode: pb::HandoverMode::Auto as i32,
-                waive_costs_if_principal_paid: true,
-                active: true,
-            }),
-        },
-    ))
-    .await
-    .unwrap();
+    put_sample_letterhead(&channel, &key).await;
+    put_partner(&channel, &key, partner(pb::HandoverMode::Auto, true)).await;
 
     // The invoice (no trace context from the caller: the RPC's span starts the trace).
-    let mut invoices = pb::invoice_service_client::InvoiceServiceClient::new(channel.clone());
-    let case_id = invoices
-        .create_invoice(authed(
-            &key,
-            pb::CreateInvoiceRequest {
-                invoice: Some(invoice("RE-TRACE-1")),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .invoice
-        .unwrap()
-        .case_id;
+    let case_id = create_case_of(&channel, &key, invoice("RE-TRACE-1")).await;
+    wait_dunning_opened(&channel, &key, &case_id, 30).await;
     let mut dunning = pb::dunning_service_client::DunningServiceClient::new(channel.clone());
-    wait_for("dunning to open the case", 30, || {
-        let mut d = dunning.clone();
-        let req = authed(
-            &key,
-            pb::ExplainCaseRequest {
-                case_id: case_id.clone(),
-                ..Default::default()
-            },
-        );
-        async move { d.explain_case(req).await.is_ok() }
-    })
-    .await;
     // A part payment by its RF reference (matching), then time passes to the hand-over.
     let mut payments = pb::payment_service_client::PaymentServiceClient::new(channel.clone());
     payments

@@ -52,25 +52,12 @@ async fn create_partner_key_is_safe_to_retry() {
         .await;
         let key = tenant_key(&url, "acme").await;
         let mut c = CollectionServiceClient::new(server.channel().await);
-        c.put_partner(authed(
+        put_partner(
+            &server.channel().await,
             &key,
-            pb::PutPartnerRequest {
-                tenant: String::new(),
-                partner: Some(pb::Partner {
-                    partner_id: "inkasso-nord".into(),
-                    name: "Inkasso Nord GmbH".into(),
-                    subject_token: "nord".into(),
-                    min_amount_minor: 1000,
-                    debtor_kinds: vec![pb::DebtorKind::Consumer as i32],
-                    countries: vec!["DE".into()],
-                    mode: pb::HandoverMode::Auto as i32,
-                    waive_costs_if_principal_paid: false,
-                    active: true,
-                }),
-            },
-        ))
-        .await
-        .unwrap();
+            partner(pb::HandoverMode::Auto, false),
+        )
+        .await;
         let req = |rid: &str, label: &str| pb::CreatePartnerKeyRequest {
             tenant: String::new(),
             partner_id: "inkasso-nord".into(),

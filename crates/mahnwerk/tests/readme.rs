@@ -4,6 +4,9 @@
 //! cannot drift from what works. `make run` itself only adds the release
 //! build in front of `scripts/run.sh`.
 
+mod common;
+
+use common::{free_port, python};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -41,26 +44,6 @@ fn readme_section(name: &str) -> String {
         .find(&end)
         .unwrap_or_else(|| panic!("README.md has no {end}"));
     text[from + begin.len()..from + to].to_owned()
-}
-
-fn python() -> PathBuf {
-    let p = std::env::var("MAHNWERK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "no python with grpcio at {}: run `make pyenv`",
-        p.display()
-    );
-    p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -168,7 +151,7 @@ fn make_run_then_the_readme_examples_work() {
     // The README's Python block, with grpcio from the venv and the stubs generated from proto/.
     std::os::unix::fs::symlink(root().join("proto"), work.path().join("proto")).unwrap();
     let py = readme_block("grpc_tools.protoc")
-        .replace(".venv/bin/python", &python().display().to_string());
+        .replace(".venv/bin/python", &python("grpcio").display().to_string());
     let py_out = Command::new("bash")
         .args([
             "-euo",
@@ -204,7 +187,7 @@ fn make_run_then_the_readme_examples_work() {
     let run_block = |block: &str| {
         let script = block
             .replace("target/release/mahnwerk", &bin.display().to_string())
-            .replace(".venv/bin/python", &python().display().to_string())
+            .replace(".venv/bin/python", &python("grpcio").display().to_string())
             .replace("127.0.0.1:50051", &format!("127.0.0.1:{port}"));
         let out = Command::new("timeout")
             .args(["120", "bash", "-euo", "pipefail", "-c", &script])
@@ -238,7 +221,7 @@ fn make_run_then_the_readme_examples_work() {
         text.contains("sent by post"),
         "Max Muster has no email: {text}"
     );
-    let page = Command::new(python())
+    let page = Command::new(python("grpcio"))
         .args([
             "-c",
             "import pypdf,sys; print(pypdf.PdfReader(sys.argv[1]).pages[0].extract_text())",

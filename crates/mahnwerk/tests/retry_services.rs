@@ -13,7 +13,6 @@ use mahnwerk_eventlog::EventLog;
 use mahnwerk_proto::v1 as pb;
 use pb::collection_service_client::CollectionServiceClient;
 use pb::dunning_service_client::DunningServiceClient;
-use pb::invoice_service_client::InvoiceServiceClient;
 use pb::payment_service_client::PaymentServiceClient;
 use std::fmt::Debug;
 use std::future::Future;
@@ -95,7 +94,7 @@ struct World {
     server: Running,
     log: EventLog,
     key: String,
-    invoices: InvoiceServiceClient<tonic::transport::Channel>,
+    channel: tonic::transport::Channel,
     dunning: DunningServiceClient<tonic::transport::Channel>,
     payments: PaymentServiceClient<tonic::transport::Channel>,
     collection: CollectionServiceClient<tonic::transport::Channel>,
@@ -122,7 +121,7 @@ impl World {
             server,
             log,
             key,
-            invoices: InvoiceServiceClient::new(ch.clone()),
+            channel: ch.clone(),
             dunning: DunningServiceClient::new(ch.clone()),
             payments: PaymentServiceClient::new(ch.clone()),
             collection: CollectionServiceClient::new(ch),
@@ -135,31 +134,8 @@ impl World {
 
     /// Record an invoice and wait until dunning knows its case.
     async fn case(&mut self, inv: pb::Invoice) -> String {
-        let case = self
-            .invoices
-            .create_invoice(self.req(pb::CreateInvoiceRequest {
-                invoice: Some(inv),
-                ..Default::default()
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .invoice
-            .unwrap()
-            .case_id;
-        let (d, key) = (self.dunning.clone(), self.key.clone());
-        wait_for("dunning to open the case", 30, || {
-            let mut d = d.clone();
-            let req = authed(
-                &key,
-                pb::ExplainCaseRequest {
-                    case_id: case.clone(),
-                    ..Default::default()
-                },
-            );
-            async move { d.explain_case(req).await.is_ok() }
-        })
-        .await;
+        let case = create_case_of(&self.channel, &self.key, inv).await;
+        wait_dunning_opened(&self.channel, &self.key, &case, 30).await;
         case
     }
 

@@ -8,23 +8,10 @@ use mahnwerk_proto::v1 as pb;
 use pb::invoice_service_client::InvoiceServiceClient;
 use std::path::PathBuf;
 
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = std::env::var("MAHNWERK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "no python with nats-py at {}: run `make pyenv`",
-        p.display()
-    );
-    p
-}
-
 #[tokio::test]
 async fn a_nats_py_subscriber_receives_the_documented_events() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let server = start(&url).await;
     let key = tenant_key(&url, "acme").await;
     let mut client = InvoiceServiceClient::new(server.channel().await);
@@ -59,7 +46,7 @@ async fn a_nats_py_subscriber_receives_the_documented_events() {
         .unwrap();
     let subject = format!("{}.events.acme.case.>", server.namespace);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/nats_subscriber.py");
-    let out = tokio::process::Command::new(python())
+    let out = tokio::process::Command::new(python("nats-py"))
         .arg(script)
         .args([nats_url(), subject, "2".into()])
         .output()

@@ -155,7 +155,7 @@ fn free_addr() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_an_import_load_then_restart_handles_every_event_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let key = tenant_key(&url, "acme").await;
     let pool = mahnwerk_auth::connect_any(&url).await.unwrap();
     let (grpc, namespace) = (free_addr(), unique("term"));

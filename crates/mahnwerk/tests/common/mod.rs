@@ -1,7 +1,17 @@
 //! Test harness: a fresh database per test (SQLite always, PostgreSQL when DATABASE_URL is set),
 //! a unique JetStream namespace, and the services started in-process on 127.0.0.1:0.
+//! `calls`: the setup calls many tests make (letterhead, invoices, partner); `process`: the
+//! Python, ports, child processes and nats-server of the tests that run more than that.
 
 #![allow(dead_code)]
+
+mod calls;
+mod process;
+// Each test binary uses part of the harness.
+#[allow(unused_imports)]
+pub use calls::*;
+#[allow(unused_imports)]
+pub use process::*;
 
 use mahnwerk::config::{ServeArgs, Service, StoreArgs};
 use mahnwerk_proto::v1 as pb;
@@ -44,6 +54,11 @@ pub async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
         eprintln!("DATABASE_URL not set: this test ran on SQLite only");
     }
     urls
+}
+
+/// A SQLite database `m.db` in `dir`.
+pub fn sqlite_db(dir: &tempfile::TempDir) -> String {
+    format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display())
 }
 
 pub struct Running {
@@ -122,6 +137,16 @@ pub async fn start_with(database_url: &str, change: impl FnOnce(&mut ServeArgs))
         stop: Some(stop),
         task,
     }
+}
+
+/// Keep documents in the S3 bucket of `c` (e.g. a `mahnwerk_docstore::testing::moto` server).
+pub fn use_s3(a: &mut ServeArgs, c: &mahnwerk_docstore::S3Config) {
+    a.letters.documents_s3_bucket = Some(c.bucket.clone());
+    a.letters.documents_s3_endpoint = c.endpoint.clone();
+    a.letters.documents_s3_region = c.region.clone();
+    a.letters.documents_s3_prefix = c.prefix.clone();
+    a.letters.documents_s3_access_key_id = c.access_key_id.clone();
+    a.letters.documents_s3_secret_access_key = c.secret_access_key.clone();
 }
 
 /// Create a tenant and a key for it directly in the store (as `mahnwerk tenant create` does).

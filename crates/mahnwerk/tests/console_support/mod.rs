@@ -11,24 +11,6 @@ use mahnwerk_proto::v1 as pb;
 use pb::case_service_client::CaseServiceClient;
 use std::path::PathBuf;
 
-pub fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = std::env::var("MAHNWERK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "no python with playwright at {}: run `make pyenv`",
-        p.display()
-    );
-    p
-}
-
-pub fn free_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 /// One tenant's data: a case that gets a reminder, a case a payment is matched to by hand, and
 /// an entry in the review queue.
 pub struct Tenant {
@@ -46,51 +28,12 @@ pub async fn prepare(server: &Running, url: &str, name: &str, prefix: &str) -> T
     let key = tenant_key(url, name).await;
     let key_id = key.split('_').nth(1).unwrap().to_owned();
     let ch = server.channel().await;
-    let mut letters = pb::letter_service_client::LetterServiceClient::new(ch.clone());
-    let mut settings = serde_json::json!({
-        "letterhead": serde_json::to_value(mahnwerk_letters::model::sample().letterhead).unwrap(),
-        "email_from": "buchhaltung@muster-handel.test",
-        "copy_to": {"mode": "inbox"}
-    });
-    settings["signature"] = "Erika Muster".into();
-    letters
-        .put_letterhead(authed(
-            &key,
-            pb::PutLetterheadRequest {
-                tenant: String::new(),
-                settings_json: settings.to_string(),
-            },
-        ))
-        .await
-        .unwrap();
-    let invoices = pb::invoice_service_client::InvoiceServiceClient::new(ch.clone());
-    let create = |number: String, debtor: &str, customer: &str| {
-        let mut inv = invoice(&number);
-        let d = inv.debtor.as_mut().unwrap();
-        d.name = debtor.into();
-        d.customer_number = customer.into();
-        let req = authed(
-            &key,
-            pb::CreateInvoiceRequest {
-                invoice: Some(inv),
-                ..Default::default()
-            },
-        );
-        let mut c = invoices.clone();
-        async move {
-            c.create_invoice(req)
-                .await
-                .unwrap()
-                .into_inner()
-                .invoice
-                .unwrap()
-                .case_id
-        }
-    };
+    put_sample_letterhead(&ch, &key).await;
     let reminder_number = format!("{prefix}-1");
     let payment_number = format!("{prefix}-2");
-    let reminder_case = create(reminder_number.clone(), "Erika Mustermann", "K-1").await;
-    let payment_case = create(payment_number.clone(), "Max Beispiel", "K-2").await;
+    let reminder_case =
+        create_case(server, &key, &reminder_number, "Erika Mustermann", "K-1").await;
+    let payment_case = create_case(server, &key, &payment_number, "Max Beispiel", "K-2").await;
     // A credit nobody's reference points at: the review queue.
     let mut payments = pb::payment_service_client::PaymentServiceClient::new(ch);
     let res = payments
@@ -138,8 +81,8 @@ pub async fn start_console_with(
     dir: &tempfile::TempDir,
     extra: &[Service],
 ) -> (Running, String, String) {
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.db").display());
-    let console = free_port();
+    let url = sqlite_db(dir);
+    let console = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let (docs, spool) = (dir.path().join("documents"), dir.path().join("spool"));
     let extra = extra.to_vec();
     let server = start_with(&url, move |a| {
@@ -175,20 +118,7 @@ pub async fn create_case(
     let d = inv.debtor.as_mut().unwrap();
     d.name = debtor.into();
     d.customer_number = customer.into();
-    pb::invoice_service_client::InvoiceServiceClient::new(server.channel().await)
-        .create_invoice(authed(
-            key,
-            pb::CreateInvoiceRequest {
-                invoice: Some(inv),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .invoice
-        .unwrap()
-        .case_id
+    create_case_of(&server.channel().await, key, inv).await
 }
 
 /// Wait until the console's projection row of a case satisfies `pred` (its view as JSON).
@@ -201,22 +131,24 @@ pub async fn wait_view(
 ) {
     let pool = mahnwerk_auth::connect_any(url).await.unwrap();
     let pred = &pred;
-    wait_for(what, 60, || {
-        let pool = pool.clone();
-        let (tenant, case) = (tenant.to_owned(), case_id.to_owned());
-        async move {
-            let view: Option<(String,)> = sqlx::query_as(
-                "SELECT view_json FROM console_cases WHERE tenant = $1 AND case_id = $2",
-            )
-            .bind(tenant)
-            .bind(case)
-            .fetch_optional(&pool)
+    wait_for(what, 60, || async {
+        console_view(&pool, tenant, case_id)
             .await
-            .unwrap();
-            view.is_some_and(|(v,)| pred(&serde_json::from_str(&v).unwrap()))
-        }
+            .is_some_and(|v| pred(&serde_json::from_str(&v).unwrap()))
     })
     .await;
+}
+
+/// The console's projection row of a case (its view as JSON text), if it has one.
+async fn console_view(pool: &sqlx::AnyPool, tenant: &str, case_id: &str) -> Option<String> {
+    let view: Option<(String,)> =
+        sqlx::query_as("SELECT view_json FROM console_cases WHERE tenant = $1 AND case_id = $2")
+            .bind(tenant.to_owned())
+            .bind(case_id.to_owned())
+            .fetch_optional(pool)
+            .await
+            .unwrap();
+    view.map(|(v,)| v)
 }
 
 /// The case file's events of `event_type` (e.g. `dunning.resumed.v1`).
@@ -234,7 +166,7 @@ pub async fn run_browser(script: &str, args: &[String]) -> serde_json::Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/py")
         .join(script);
-    let run = tokio::process::Command::new(python())
+    let run = tokio::process::Command::new(python("playwright"))
         .arg(script)
         .args(args)
         .output();
@@ -299,27 +231,16 @@ pub async fn remind(server: &Running, url: &str, tenants: &[&Tenant]) {
                 .any(|e| e.r#type == "letter.dispatched.v1")
         })
         .await;
-        wait_for("the console projection", 30, || {
-            let pool = pool.clone();
-            let (tenant, case) = (t.name.clone(), t.reminder_case.clone());
-            async move {
-                let view: Option<(String,)> = sqlx::query_as(
-                    "SELECT view_json FROM console_cases WHERE tenant = $1 AND case_id = $2",
-                )
-                .bind(tenant.clone())
-                .bind(case)
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
-                let (open,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM console_review WHERE tenant = $1 AND open = 1",
-                )
-                .bind(tenant)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-                open == 1 && view.is_some_and(|(v,)| v.contains("\"last_letter\":{"))
-            }
+        wait_for("the console projection", 30, || async {
+            let view = console_view(&pool, &t.name, &t.reminder_case).await;
+            let (open,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM console_review WHERE tenant = $1 AND open = 1",
+            )
+            .bind(t.name.clone())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            open == 1 && view.is_some_and(|v| v.contains("\"last_letter\":{"))
         })
         .await;
     }
