@@ -174,3 +174,26 @@ fn the_lump_sum_stays_with_each_business_claim() {
     }
     assert_eq!(letters[0].fee, Money::eur(0));
 }
+
+#[test]
+fn a_stamped_letter_carries_its_consolidation_on_every_line_and_a_single_line_stays_plain() {
+    let mut letters = consolidate_debtor(one_debtors_day());
+    for l in &mut letters {
+        l.stamp("c-1");
+    }
+    let (reminder, last) = (&letters[0], &letters[1]);
+    assert!(reminder.lines[0].step.consolidation.is_none(), "one line: a plain step");
+    for line in &last.lines {
+        let c = line.step.consolidation.as_ref().expect("stamped");
+        assert_eq!(c.id, "c-1");
+        assert_eq!(c.cases, ["RE-A", "RE-C"]);
+        assert_eq!(c.carrier, "RE-A");
+        assert_eq!((c.step, c.title.as_str()), (3, "Letzte Mahnung"));
+        assert_eq!((c.fee, c.total), (last.fee, last.total));
+        assert_eq!(c.deadline, last.deadline);
+        // The stamped step is the event as stored and read back.
+        let ev = Ev::StepReached(Box::new(line.step.clone()));
+        let back = Ev::from_parts(ev.event_type(), &ev.to_payload()).unwrap();
+        assert_eq!(back, Some(ev));
+    }
+}
