@@ -136,7 +136,12 @@ impl Dunning {
             .collect();
         let mut lines: HashMap<String, StepReached> = HashMap::new();
         for mut letter in consolidate(due) {
-            let top = letter.lines.iter().map(|l| l.step.number).max().unwrap_or(0);
+            let top = letter
+                .lines
+                .iter()
+                .map(|l| l.step.number)
+                .max()
+                .unwrap_or(0);
             let id = consolidation_id(
                 tenant,
                 debtor,
@@ -160,7 +165,10 @@ impl Dunning {
                 Member { plan, ..m }
             })
             .collect();
-        let writing: Vec<&Member> = members.iter().filter(|m| !m.plan.events.is_empty()).collect();
+        let writing: Vec<&Member> = members
+            .iter()
+            .filter(|m| !m.plan.events.is_empty())
+            .collect();
         let batches = writing
             .iter()
             .map(|m| AppendBatch {
@@ -203,7 +211,10 @@ impl Dunning {
                 );
                 continue;
             }
-            let version = appended.get(&m.case.to_string()).copied().unwrap_or(m.folded.version);
+            let version = appended
+                .get(&m.case.to_string())
+                .copied()
+                .unwrap_or(m.folded.version);
             let next = m.plan.state.as_ref().and_then(next_action_at);
             out.push(Reconciled {
                 tenant: tenant.clone(),

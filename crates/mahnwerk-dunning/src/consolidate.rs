@@ -84,7 +84,11 @@ impl Letter {
         if self.lines.len() < 2 {
             return;
         }
-        let Some(top) = self.lines.iter().max_by_key(|l| (l.step.number, l.step.tone)) else {
+        let Some(top) = self
+            .lines
+            .iter()
+            .max_by_key(|l| (l.step.number, l.step.tone))
+        else {
             return;
         };
         let carrier = self

@@ -182,7 +182,10 @@ fn a_stamped_letter_carries_its_consolidation_on_every_line_and_a_single_line_st
         l.stamp("c-1");
     }
     let (reminder, last) = (&letters[0], &letters[1]);
-    assert!(reminder.lines[0].step.consolidation.is_none(), "one line: a plain step");
+    assert!(
+        reminder.lines[0].step.consolidation.is_none(),
+        "one line: a plain step"
+    );
     for line in &last.lines {
         let c = line.step.consolidation.as_ref().expect("stamped");
         assert_eq!(c.id, "c-1");

@@ -97,12 +97,9 @@ impl Inputs {
             .map_err(|_| Error::invalid("case_id", "not a case id"))?;
         let registered = row.channel == "post" && settings.registered_steps.contains(&row.step);
         let mut model = match &self.consolidated {
-            Some(c) => mapping::consolidated_model(
-                &c.consolidation,
-                &c.included(),
-                settings,
-                registered,
-            )?,
+            Some(c) => {
+                mapping::consolidated_model(&c.consolidation, &c.included(), settings, registered)?
+            }
             None => mapping::letter_model(&self.step, &self.invoice, case, settings, registered)?,
         };
         if row.channel == "email" && !self.invoice.has_postal_address() {

@@ -209,7 +209,13 @@ pub fn consolidated_model(
     let first = members
         .first()
         .ok_or_else(|| Error::invalid("consolidation", "no member left"))?;
-    let mut model = letter_model(&first.step, &first.invoice, first.case, settings, registered)?;
+    let mut model = letter_model(
+        &first.step,
+        &first.invoice,
+        first.case,
+        settings,
+        registered,
+    )?;
     let currency = first.step.balance.currency;
     let mut claims = Vec::new();
     let mut total = Money::zero(currency);

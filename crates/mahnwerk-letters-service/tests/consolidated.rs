@@ -67,7 +67,10 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
     }
     // A second consolidation whose only members are settled before the send.
     let [gone1, gone2] = ["RE-G-1", "RE-G-2"].map(|n| invoice(n, mail));
-    let gone: Vec<_> = [&gone1, &gone2].iter().map(|i| case_of(&h.tenant, i)).collect();
+    let gone: Vec<_> = [&gone1, &gone2]
+        .iter()
+        .map(|i| case_of(&h.tenant, i))
+        .collect();
     let gone_ids: Vec<&mahnwerk_domain::CaseId> = gone.iter().map(|(c, _)| c).collect();
     let cg = consolidation("c-gone", &gone_ids);
     for (inv, (_, stream)) in [&gone1, &gone2].iter().zip(&gone) {
@@ -79,10 +82,7 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
 
     wait_for("the letters final and reported", 60, || async {
         let rows = h.rows().await;
-        rows.iter()
-            .filter(|r| r.seq.starts_with("c:"))
-            .count()
-            == 3
+        rows.iter().filter(|r| r.seq.starts_with("c:")).count() == 3
             && rows.iter().all(|r| {
                 r.reported
                     && ![state::INTENT, state::RENDERED, state::SENDING].contains(&r.state.as_str())
@@ -92,13 +92,20 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
     .await;
     let rows = h.rows().await;
     let one_rows: Vec<_> = rows.iter().filter(|r| r.seq == "c:c-one").collect();
-    assert_eq!(one_rows.len(), 2, "one debtor letter and one copy: {rows:#?}");
+    assert_eq!(
+        one_rows.len(),
+        2,
+        "one debtor letter and one copy: {rows:#?}"
+    );
     assert!(one_rows.iter().all(|r| r.state == state::SENT));
     let gone_rows: Vec<_> = rows.iter().filter(|r| r.seq == "c:c-gone").collect();
     assert_eq!(gone_rows.len(), 1);
     assert_eq!(gone_rows[0].state, state::SUPPRESSED);
     // RE-S-4's own (plain) letter.
-    assert!(rows.iter().any(|r| r.seq.is_empty() && r.state == state::SENT));
+    assert!(
+        rows.iter()
+            .any(|r| r.seq.is_empty() && r.state == state::SENT)
+    );
 
     // The open members carry the letter; the paid one and the one decided alone do not.
     let letter_id = &one_rows[0].letter_id;
@@ -114,7 +121,11 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
             .filter(|(t, p)| t == "letter.dispatched.v1" && p["letter_id"] == *letter_id)
             .count();
         if i < 2 {
-            assert_eq!((rendered.len(), dispatched), (1, 1), "member {i}: {file:#?}");
+            assert_eq!(
+                (rendered.len(), dispatched),
+                (1, 1),
+                "member {i}: {file:#?}"
+            );
             assert_eq!(rendered[0].1["kind"], "consolidated_notice");
             let rf = rendered[0].1["payment_reference"].as_str().unwrap();
             assert_eq!(
@@ -142,7 +153,10 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
 
     // One email for the consolidated letter (the PDF lists RE-S-1 and RE-S-2 only) and one for
     // RE-S-4's own letter, each with its copy.
-    wait_for("four messages", 10, || async { received(&h.mail_dir).len() == 4 }).await;
+    wait_for("four messages", 10, || async {
+        received(&h.mail_dir).len() == 4
+    })
+    .await;
     let to_debtor: Vec<String> = received(&h.mail_dir)
         .into_iter()
         .filter(|m| m.starts_with("X-Rcpt-To: kunde@debtor.test"))
@@ -159,6 +173,9 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
         .expect("pdftotext (poppler-utils)");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("RE-S-1") && text.contains("RE-S-2"), "{text}");
-    assert!(!text.contains("RE-S-3") && !text.contains("RE-S-4"), "{text}");
+    assert!(
+        !text.contains("RE-S-3") && !text.contains("RE-S-4"),
+        "{text}"
+    );
     service.abort();
 }

@@ -18,7 +18,7 @@ use common::*;
 use mahnwerk::config::Service;
 use mahnwerk_domain::{DebtorKind, Money};
 use mahnwerk_dunning::dunning_case::{
-    CaseFacts, DunningCommand, DunningEvent, DunningCase, decide, evolve,
+    CaseFacts, DunningCase, DunningCommand, DunningEvent, decide, evolve,
 };
 use mahnwerk_dunning::law::calendar::FederalState;
 use mahnwerk_dunning::policy::Policy;
@@ -35,7 +35,11 @@ fn python() -> PathBuf {
     let p = std::env::var("MAHNWERK_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join(".venv/bin/python"));
-    assert!(p.exists(), "no python with aiosmtpd at {}: run `make pyenv`", p.display());
+    assert!(
+        p.exists(),
+        "no python with aiosmtpd at {}: run `make pyenv`",
+        p.display()
+    );
     p
 }
 
@@ -77,7 +81,10 @@ async fn smtp_sink(mail: &Path) -> (Killed, u16) {
         .is_err()
     {
         assert!(sink.0.try_wait().unwrap().is_none(), "smtp_sink.py exited");
-        assert!(tokio::time::Instant::now() < deadline, "the SMTP sink did not listen");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the SMTP sink did not listen"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (sink, port)
@@ -102,8 +109,16 @@ fn read_back(pdf: &[u8]) -> (String, Vec<String>) {
     std::fs::write(&path, pdf).unwrap();
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mahnwerk-letters/tests/readback.py");
-    let out = Command::new(python()).arg(script).arg(&path).output().unwrap();
-    assert!(out.status.success(), "readback: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python())
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "readback: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = v["pages"]
         .as_array()
@@ -188,7 +203,10 @@ struct World {
 
 impl World {
     async fn start(&self, today: NaiveDate) -> Running {
-        let (docs, spool) = (self.dir.path().join("documents"), self.dir.path().join("spool"));
+        let (docs, spool) = (
+            self.dir.path().join("documents"),
+            self.dir.path().join("spool"),
+        );
         let port = self.smtp_port;
         start_with(&self.url, move |a| {
             a.services = vec![
@@ -297,9 +315,17 @@ async fn consolidation_of(server: &Running, key: &str, cases: &[String]) -> (Str
 }
 
 /// The document of a case's last `letter.rendered.v1`, read back.
-async fn last_letter(server: &Running, key: &str, case: &str) -> (serde_json::Value, String, Vec<String>) {
+async fn last_letter(
+    server: &Running,
+    key: &str,
+    case: &str,
+) -> (serde_json::Value, String, Vec<String>) {
     let file = events(server, key, case).await;
-    let rendered = all(&file, "letter.rendered.v1").last().copied().unwrap().clone();
+    let rendered = all(&file, "letter.rendered.v1")
+        .last()
+        .copied()
+        .unwrap()
+        .clone();
     let pdf = pb::letter_service_client::LetterServiceClient::new(server.channel().await)
         .get_document(authed(
             key,
@@ -371,10 +397,41 @@ async fn a_debtors_invoices_due_the_same_day_get_one_letter_with_one_fee_and_one
     let mut a = Vec::new();
     let mut b = Vec::new();
     for (i, net) in nets.iter().enumerate() {
-        a.push(issue(&server, &key, &format!("RE-CA-{}", i + 1), "K-A", "a@debtor.test", due, *net).await);
-        b.push(issue(&server, &key, &format!("RE-CB-{}", i + 1), "K-B", "b@debtor.test", due, *net).await);
+        a.push(
+            issue(
+                &server,
+                &key,
+                &format!("RE-CA-{}", i + 1),
+                "K-A",
+                "a@debtor.test",
+                due,
+                *net,
+            )
+            .await,
+        );
+        b.push(
+            issue(
+                &server,
+                &key,
+                &format!("RE-CB-{}", i + 1),
+                "K-B",
+                "b@debtor.test",
+                due,
+                *net,
+            )
+            .await,
+        );
     }
-    let b4 = issue(&server, &key, "RE-CB-4", "K-B", "b@debtor.test", due4, 8_000).await;
+    let b4 = issue(
+        &server,
+        &key,
+        "RE-CB-4",
+        "K-B",
+        "b@debtor.test",
+        due4,
+        8_000,
+    )
+    .await;
 
     // The reminder day: one consolidated letter per debtor.
     advance_until(&server, &key, &a[0], 1).await;
@@ -389,13 +446,21 @@ async fn a_debtors_invoices_due_the_same_day_get_one_letter_with_one_fee_and_one
     .await;
     let mails = mails_to(&w.mail, "a@debtor.test");
     assert_eq!(mails.len(), 1, "one email for three invoices");
-    assert_eq!(mails[0].matches("application/pdf").count(), 1, "one PDF attached");
+    assert_eq!(
+        mails[0].matches("application/pdf").count(),
+        1,
+        "one PDF attached"
+    );
     let (rendered, text, qr) = last_letter(&server, &key, &a[0]).await;
     for n in ["RE-CA-1", "RE-CA-2", "RE-CA-3"] {
         assert!(text.contains(n), "the letter lists {n}: {text}");
     }
     let total_a: i64 = nets.iter().map(|n| n + n * 19 / 100).sum();
-    assert!(text.contains(&euro(total_a)), "the total {}: {text}", euro(total_a));
+    assert!(
+        text.contains(&euro(total_a)),
+        "the total {}: {text}",
+        euro(total_a)
+    );
     let reference = rendered["payment_reference"].as_str().unwrap().to_owned();
     assert_eq!(
         Some(reference.clone()),
@@ -407,7 +472,11 @@ async fn a_debtors_invoices_due_the_same_day_get_one_letter_with_one_fee_and_one
         .expect("a GiroCode")
         .lines()
         .collect();
-    assert_eq!(epc.get(7).copied(), Some(format!("EUR{}.{:02}", total_a / 100, total_a % 100).as_str()), "{epc:?}");
+    assert_eq!(
+        epc.get(7).copied(),
+        Some(format!("EUR{}.{:02}", total_a / 100, total_a % 100).as_str()),
+        "{epc:?}"
+    );
     assert_eq!(epc.get(9).copied(), Some(reference.as_str()), "{epc:?}");
     // Every member case records the same letter and reference.
     for case in &a {
@@ -440,13 +509,22 @@ async fn a_debtors_invoices_due_the_same_day_get_one_letter_with_one_fee_and_one
         .unwrap()
         .into_inner();
     let entry = &res.results[0];
-    assert_eq!((entry.decision.as_str(), entry.rule.as_str()), ("split", "rf_reference"), "{entry:?}");
+    assert_eq!(
+        (entry.decision.as_str(), entry.rule.as_str()),
+        ("split", "rf_reference"),
+        "{entry:?}"
+    );
     assert_eq!(entry.allocations.len(), 3, "{entry:?}");
     for case in &a {
-        wait_for("invoice.settled and dunning.settled on every member", 60, || async {
-            let file = events(&server, &key, case).await;
-            all(&file, "invoice.settled.v1").len() == 1 && all(&file, "dunning.settled.v1").len() == 1
-        })
+        wait_for(
+            "invoice.settled and dunning.settled on every member",
+            60,
+            || async {
+                let file = events(&server, &key, case).await;
+                all(&file, "invoice.settled.v1").len() == 1
+                    && all(&file, "dunning.settled.v1").len() == 1
+            },
+        )
         .await;
     }
 
@@ -472,15 +550,31 @@ async fn a_debtors_invoices_due_the_same_day_get_one_letter_with_one_fee_and_one
         waived += usize::from(!step["fee_waived"].is_null());
         total_b += step["balance"]["minor"].as_i64().unwrap();
     }
-    assert_eq!((fees, waived), (250, 2), "one fee (€ 2.50) for the letter, waived on the others");
+    assert_eq!(
+        (fees, waived),
+        (250, 2),
+        "one fee (€ 2.50) for the letter, waived on the others"
+    );
     let (_, text, qr) = last_letter(&server, &key, &b[0]).await;
     for n in ["RE-CB-1", "RE-CB-2", "RE-CB-3"] {
         assert!(text.contains(n), "the 1. Mahnung lists {n}: {text}");
     }
     assert!(!text.contains("RE-CB-4"), "{text}");
-    assert!(text.contains(&euro(total_b)), "the total {}: {text}", euro(total_b));
-    let epc: Vec<&str> = qr.iter().find(|q| q.starts_with("BCD")).unwrap().lines().collect();
-    assert_eq!(epc.get(7).copied(), Some(format!("EUR{}.{:02}", total_b / 100, total_b % 100).as_str()));
+    assert!(
+        text.contains(&euro(total_b)),
+        "the total {}: {text}",
+        euro(total_b)
+    );
+    let epc: Vec<&str> = qr
+        .iter()
+        .find(|q| q.starts_with("BCD"))
+        .unwrap()
+        .lines()
+        .collect();
+    assert_eq!(
+        epc.get(7).copied(),
+        Some(format!("EUR{}.{:02}", total_b / 100, total_b % 100).as_str())
+    );
 
     // The last-notice day: B1–B3 in the Letzte Mahnung, B4 (first step) in a letter of its own.
     let on = advance_until(&server, &key, &b[0], 3).await;
@@ -488,14 +582,20 @@ async fn a_debtors_invoices_due_the_same_day_get_one_letter_with_one_fee_and_one
     letters_out(&server, &key, &b, 3).await;
     letters_out(&server, &key, std::slice::from_ref(&b4), 1).await;
     let (_, members_last) = consolidation_of(&server, &key, &b).await;
-    assert!(!members_last.contains(&b4), "a first step is not put into the last notice");
+    assert!(
+        !members_last.contains(&b4),
+        "a first step is not put into the last notice"
+    );
     let file4 = events(&server, &key, &b4).await;
     let step4 = all(&file4, "dunning.step_reached.v1")[0].clone();
     assert_eq!(step4["number"], 1);
     assert_eq!(step4["date"], serde_json::json!(last_day.to_string()));
     assert!(step4["consolidation"].is_null(), "{step4}");
     let (_, text, _) = last_letter(&server, &key, &b[0]).await;
-    assert!(text.contains("Letzte Mahnung") && !text.contains("RE-CB-4"), "{text}");
+    assert!(
+        text.contains("Letzte Mahnung") && !text.contains("RE-CB-4"),
+        "{text}"
+    );
 
     // Exactly once, through the restart and the replay: A one letter, B four, one copy each.
     wait_for("B's four emails and the copies", 30, || async {

@@ -83,8 +83,8 @@ impl Dispatcher {
         let json = store::consolidation(&self.pool, &row.tenant, id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("consolidation {id}")))?;
-        let consolidation: Consolidation =
-            serde_json::from_str(&json).map_err(|e| Error::invalid("consolidation", e.to_string()))?;
+        let consolidation: Consolidation = serde_json::from_str(&json)
+            .map_err(|e| Error::invalid("consolidation", e.to_string()))?;
         let mut members = Vec::new();
         for case_id in &consolidation.cases {
             let case: CaseId = case_id
