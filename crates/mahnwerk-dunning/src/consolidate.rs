@@ -12,7 +12,9 @@
 //!   is not put into a letter of a later step such as the "Letzte Mahnung": those lines get a
 //!   letter of their own at their own step (with its own one fee).
 //! - The letter takes the title and tone of its most advanced step and the latest payment
-//!   deadline of its lines, so no case's deadline is shortened; each line keeps its own step.
+//!   deadline of its lines, so no case's deadline is shortened; each line keeps its own step,
+//!   and its next step or hand-over waits for the printed deadline (`printed_deadline` of the
+//!   case state, from the line's [`Consolidation`]).
 //!
 //! Steps are decided per case ([`crate::dunning_case::decide`]); apply [`consolidate_debtor`] to the
 //! steps due on one day for one debtor before they are appended, [`Letter::stamp`] each letter
