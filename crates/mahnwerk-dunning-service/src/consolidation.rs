@@ -80,6 +80,7 @@ impl Dunning {
         tenant: &TenantId,
         case: CaseId,
         today: NaiveDate,
+        debtors_done: &std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     ) -> Result<Vec<Reconciled>> {
         let folded = self.read_case(&case.stream(tenant)).await?;
         let policy = self.policy_for(tenant, &folded).await?;
@@ -89,11 +90,24 @@ impl Dunning {
             _ => String::new(),
         };
         if !debtor.is_empty() {
+            let key = (tenant.as_str().to_owned(), debtor.clone());
+            if debtors_done.lock().is_ok_and(|done| done.contains(&key)) {
+                // The debtor's cases were decided together in this pass already: what is left
+                // (usually nothing) is decided on a fresh read.
+                return Ok(vec![
+                    self.decide_and_append_from(tenant, case, None, true, today, None)
+                        .await?,
+                ]);
+            }
             let me = case.to_string();
             let cases =
                 projection::open_debtor_cases(self.pool(), tenant.as_str(), &debtor).await?;
             if cases.iter().any(|c| *c != me) {
-                return self.advance_debtor(tenant, &debtor, cases, today).await;
+                let done = self.advance_debtor(tenant, &debtor, cases, today).await?;
+                if let Ok(mut set) = debtors_done.lock() {
+                    set.insert(key);
+                }
+                return Ok(done);
             }
         }
         Ok(vec![

@@ -356,6 +356,9 @@ impl Dunning {
     /// its own (random) order, so replicas mostly pick different cases first.
     pub async fn run_due(&self, today: NaiveDate) -> Result<u64> {
         let mut handled: HashSet<(String, String)> = HashSet::new();
+        // (tenant, debtor key) whose cases were decided together (consolidation) in this pass.
+        let debtors_done = std::sync::Mutex::new(HashSet::new());
+        let debtors_done = &debtors_done;
         let mut acted = 0;
         loop {
             let rows = projection::due(&self.inner.pool, today, PASS_BATCH).await?;
@@ -373,7 +376,9 @@ impl Dunning {
                         else {
                             return Ok(None);
                         };
-                        self.advance_case(&tenant, case, today).await.map(Some)
+                        self.advance_case(&tenant, case, today, debtors_done)
+                            .await
+                            .map(Some)
                     })
                     .buffer_unordered(PASS_CONCURRENCY)
                     .collect()
