@@ -136,7 +136,7 @@ impl Dunning {
         }))?)
     }
 
-    async fn policy_for(
+    pub(crate) async fn policy_for(
         &self,
         tenant: &TenantId,
         folded: &Folded,
@@ -203,10 +203,30 @@ impl Dunning {
         advance: bool,
         today: NaiveDate,
     ) -> Result<Reconciled> {
+        self.decide_and_append_from(tenant, case, intervention, advance, today, None)
+            .await
+    }
+
+    /// [`Dunning::decide_and_append`], starting from a stream already read and its policy.
+    pub(crate) async fn decide_and_append_from(
+        &self,
+        tenant: &TenantId,
+        case: CaseId,
+        intervention: Option<(&DunningCommand, &Metadata)>,
+        advance: bool,
+        today: NaiveDate,
+        mut first: Option<(Folded, Option<mahnwerk_dunning::policy::Policy>)>,
+    ) -> Result<Reconciled> {
         let stream = case.stream(tenant);
         for _ in 0..8 {
-            let folded = self.read_case(&stream).await?;
-            let policy = self.policy_for(tenant, &folded).await?;
+            let (folded, policy) = match first.take() {
+                Some(read) => read,
+                None => {
+                    let folded = self.read_case(&stream).await?;
+                    let policy = self.policy_for(tenant, &folded).await?;
+                    (folded, policy)
+                }
+            };
             let plan = plan(
                 &folded,
                 policy.as_ref(),
@@ -218,32 +238,7 @@ impl Dunning {
             let appended: Vec<&'static str> =
                 plan.events.iter().map(|(e, _)| e.event_type()).collect();
             if !plan.events.is_empty() {
-                let now = self.inner.clock.now();
-                let events = plan
-                    .events
-                    .iter()
-                    .map(|(e, origin)| NewEvent {
-                        event_id: event_id_now(),
-                        event_type: e.event_type().to_owned(),
-                        payload: e.to_payload(),
-                        occurred_at: now,
-                        metadata: match origin {
-                            Origin::Intervention => {
-                                intervention.map(|(_, m)| m.clone()).unwrap_or_default()
-                            }
-                            Origin::Fact(id) => Metadata {
-                                causation_id: Some(id.clone()),
-                                actor: ACTOR.into(),
-                                ..Default::default()
-                            },
-                            Origin::Schedule => Metadata {
-                                causation_id: Some(format!("clock:{today}")),
-                                actor: ACTOR.into(),
-                                ..Default::default()
-                            },
-                        },
-                    })
-                    .collect();
+                let events = self.new_events(&plan.events, intervention, today);
                 let batch = AppendBatch {
                     stream: stream.clone(),
                     expected: if version == 0 {
@@ -261,18 +256,7 @@ impl Dunning {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                for (e, _) in &plan.events {
-                    let DunningEvent::StepReached(step) = e else {
-                        continue;
-                    };
-                    metrics::counter!("mahnwerk_dunning_steps_total").increment(1);
-                    if step.interest.as_ref().is_some_and(|i| i.provisional) {
-                        // The base-rate table needs its next half-year: operators must add it.
-                        metrics::counter!("mahnwerk_dunning_provisional_interest_total")
-                            .increment(1);
-                        tracing::warn!(case = %case, step = step.number, "interest charged at a provisional base rate; update the base-rate table");
-                    }
-                }
+                count_steps(case, &plan.events);
                 tracing::debug!(case = %case, events = appended.len(), "dunning events appended");
             }
             let next = plan.state.as_ref().and_then(next_action_at);
@@ -293,6 +277,41 @@ impl Dunning {
             });
         }
         Err(Error::Conflict)
+    }
+
+    /// The stored form of a plan's events: metadata per origin (the fact's id, the caller's
+    /// intervention, or the clock).
+    pub(crate) fn new_events(
+        &self,
+        events: &[(DunningEvent, Origin)],
+        intervention: Option<(&DunningCommand, &Metadata)>,
+        today: NaiveDate,
+    ) -> Vec<NewEvent> {
+        let now = self.inner.clock.now();
+        events
+            .iter()
+            .map(|(e, origin)| NewEvent {
+                event_id: event_id_now(),
+                event_type: e.event_type().to_owned(),
+                payload: e.to_payload(),
+                occurred_at: now,
+                metadata: match origin {
+                    Origin::Intervention => {
+                        intervention.map(|(_, m)| m.clone()).unwrap_or_default()
+                    }
+                    Origin::Fact(id) => Metadata {
+                        causation_id: Some(id.clone()),
+                        actor: ACTOR.into(),
+                        ..Default::default()
+                    },
+                    Origin::Schedule => Metadata {
+                        causation_id: Some(format!("clock:{today}")),
+                        actor: ACTOR.into(),
+                        ..Default::default()
+                    },
+                },
+            })
+            .collect()
     }
 
     /// The handler's part: fold the case as it is now and record when the scheduler must wake
@@ -337,6 +356,9 @@ impl Dunning {
     /// its own (random) order, so replicas mostly pick different cases first.
     pub async fn run_due(&self, today: NaiveDate) -> Result<u64> {
         let mut handled: HashSet<(String, String)> = HashSet::new();
+        // (tenant, debtor key) whose cases were decided together (consolidation) in this pass.
+        let debtors_done = std::sync::Mutex::new(HashSet::new());
+        let debtors_done = &debtors_done;
         let mut acted = 0;
         loop {
             let rows = projection::due(&self.inner.pool, today, PASS_BATCH).await?;
@@ -346,7 +368,7 @@ impl Dunning {
                 return Ok(acted);
             }
             fresh.sort_by_key(|r| self.inner.order.hash_one(r));
-            let results: Vec<Result<Option<Reconciled>>> =
+            let results: Vec<Result<Option<Vec<Reconciled>>>> =
                 futures::stream::iter(fresh.iter().cloned())
                     .map(|(tenant, case)| async move {
                         let (Ok(tenant), Ok(case)) =
@@ -354,7 +376,7 @@ impl Dunning {
                         else {
                             return Ok(None);
                         };
-                        self.decide_and_append(&tenant, case, None, true, today)
+                        self.advance_case(&tenant, case, today, debtors_done)
                             .await
                             .map(Some)
                     })
@@ -366,11 +388,13 @@ impl Dunning {
             let mut first_err = None;
             for r in results {
                 match r {
-                    Ok(Some(r)) => {
-                        if !r.appended.is_empty() {
-                            acted += 1;
+                    Ok(Some(rs)) => {
+                        for r in rs {
+                            if !r.appended.is_empty() {
+                                acted += 1;
+                            }
+                            done.push(r);
                         }
-                        done.push(r);
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -378,6 +402,11 @@ impl Dunning {
                     }
                 }
             }
+            // Cases decided with a due case of the same debtor (consolidation) are done too.
+            handled.extend(
+                done.iter()
+                    .map(|r| (r.tenant.as_str().to_owned(), r.case.to_string())),
+            );
             self.record(&done).await?;
             if let Some(e) = first_err {
                 return Err(e);
@@ -424,6 +453,21 @@ impl Dunning {
                 () = self.inner.wake.notified() => {}
                 () = tokio::time::sleep(tick) => {}
             }
+        }
+    }
+}
+
+/// Metrics (and the operator warning) for the steps just appended to `case`.
+pub(crate) fn count_steps(case: CaseId, events: &[(DunningEvent, Origin)]) {
+    for (e, _) in events {
+        let DunningEvent::StepReached(step) = e else {
+            continue;
+        };
+        metrics::counter!("mahnwerk_dunning_steps_total").increment(1);
+        if step.interest.as_ref().is_some_and(|i| i.provisional) {
+            // The base-rate table needs its next half-year: operators must add it.
+            metrics::counter!("mahnwerk_dunning_provisional_interest_total").increment(1);
+            tracing::warn!(case = %case, step = step.number, "interest charged at a provisional base rate; update the base-rate table");
         }
     }
 }

@@ -21,6 +21,7 @@
 //! # Layout
 //! - [`facts`]: pure: case-stream events → core commands, pending facts, [`facts::plan`].
 //! - [`engine`]: [`Dunning`]: reconcile a case (read, decide, append, record), scheduler passes.
+//! - [`consolidation`]: a debtor's steps due the same day as one letter ("Sammelmahnung").
 //! - [`handler`]: the bus handler (facts → next action).
 //! - [`projection`]: the service's tables.
 //! - [`policies`]: tenant policies as `{tenant}/policy/{id}` streams.
@@ -33,6 +34,7 @@
 //! handler never appends. No personal data in logs.
 
 pub mod assignments;
+pub mod consolidation;
 pub mod engine;
 pub mod error;
 pub mod facts;

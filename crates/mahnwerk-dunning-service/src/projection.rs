@@ -275,3 +275,20 @@ pub async fn debtor_cases(
     .await?;
     Ok(rows.into_iter().map(|(c,)| c).collect())
 }
+
+/// The open cases of one debtor (by debtor key): those a step can still be due for
+/// (consolidation looks at them when one of them reaches a step).
+pub async fn open_debtor_cases(
+    pool: &AnyPool,
+    tenant: &str,
+    debtor_key: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT case_id FROM dunning_cases WHERE tenant = $1 AND debtor_key = $2 AND status NOT IN ('pending', 'settled', 'cancelled', 'credited', 'written_off', 'escalated') ORDER BY case_id",
+    )
+    .bind(tenant.to_owned())
+    .bind(debtor_key.to_owned())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(c,)| c).collect())
+}

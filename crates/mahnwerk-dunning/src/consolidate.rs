@@ -12,11 +12,14 @@
 //!   is not put into a letter of a later step such as the "Letzte Mahnung": those lines get a
 //!   letter of their own at their own step (with its own one fee).
 //! - The letter takes the title and tone of its most advanced step and the latest payment
-//!   deadline of its lines, so no case's deadline is shortened; each line keeps its own step.
+//!   deadline of its lines, so no case's deadline is shortened; each line keeps its own step,
+//!   and its next step or hand-over waits for the printed deadline (`printed_deadline` of the
+//!   case state, from the line's [`Consolidation`]).
 //!
 //! Steps are decided per case ([`crate::dunning_case::decide`]); apply [`consolidate_debtor`] to the
-//! steps due on one day for one debtor before they are appended, and append each line's
-//! adjusted [`StepReached`].
+//! steps due on one day for one debtor before they are appended, [`Letter::stamp`] each letter
+//! of more than one line with its [`Consolidation`], and append each line's adjusted
+//! [`StepReached`] to its own case stream.
 
 use crate::dunning_case::StepReached;
 use crate::policy::Tone;
@@ -48,6 +51,70 @@ pub struct Letter {
     pub total: Money,
     /// The lines, by case id, with their steps as they are to be appended.
     pub lines: Vec<DueStep>,
+}
+
+/// What every line of a consolidated letter carries (`consolidation` of
+/// `dunning.step_reached.v1`): the letter as a whole, so the letters service can write one
+/// letter from any of its lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consolidation {
+    /// Deterministic id of the letter (the service derives it from tenant, debtor, date and
+    /// step), so two writers deciding the same day produce the same consolidation.
+    pub id: String,
+    /// The member cases (ids as in their streams), sorted.
+    pub cases: Vec<String>,
+    /// The case whose line carries the letter's one fee.
+    pub carrier: String,
+    /// The letter's step number (its most advanced line's).
+    pub step: u32,
+    pub title: String,
+    pub tone: Tone,
+    pub template_id: String,
+    /// The channels of the most advanced line's step (the letter goes as that step says).
+    pub channels: Vec<crate::policy::Channel>,
+    /// The latest payment deadline of the lines: the one the letter prints.
+    pub deadline: NaiveDate,
+    /// The letter's one fee and its total (sum of the lines' balances) as decided.
+    pub fee: Money,
+    pub total: Money,
+}
+
+impl Letter {
+    /// Mark the lines of a letter of more than one line as its consolidation `id` (a letter
+    /// of one line stays a plain step).
+    pub fn stamp(&mut self, id: &str) {
+        if self.lines.len() < 2 {
+            return;
+        }
+        let Some(top) = self
+            .lines
+            .iter()
+            .max_by_key(|l| (l.step.number, l.step.tone))
+        else {
+            return;
+        };
+        let carrier = self
+            .lines
+            .iter()
+            .find(|l| l.step.fee.minor > 0)
+            .unwrap_or(top);
+        let c = Consolidation {
+            id: id.to_owned(),
+            cases: self.lines.iter().map(|l| l.case_id.clone()).collect(),
+            carrier: carrier.case_id.clone(),
+            step: top.step.number,
+            title: self.title.clone(),
+            tone: self.tone,
+            template_id: top.step.template_id.clone(),
+            channels: top.step.channels.clone(),
+            deadline: self.deadline,
+            fee: self.fee,
+            total: self.total,
+        };
+        for line in &mut self.lines {
+            line.step.consolidation = Some(c.clone());
+        }
+    }
 }
 
 /// Why a line's fee was not charged on a consolidated letter.

@@ -174,3 +174,97 @@ fn the_lump_sum_stays_with_each_business_claim() {
     }
     assert_eq!(letters[0].fee, Money::eur(0));
 }
+
+#[test]
+fn a_stamped_letter_carries_its_consolidation_on_every_line_and_a_single_line_stays_plain() {
+    let mut letters = consolidate_debtor(one_debtors_day());
+    for l in &mut letters {
+        l.stamp("c-1");
+    }
+    let (reminder, last) = (&letters[0], &letters[1]);
+    assert!(
+        reminder.lines[0].step.consolidation.is_none(),
+        "one line: a plain step"
+    );
+    for line in &last.lines {
+        let c = line.step.consolidation.as_ref().expect("stamped");
+        assert_eq!(c.id, "c-1");
+        assert_eq!(c.cases, ["RE-A", "RE-C"]);
+        assert_eq!(c.carrier, "RE-A");
+        assert_eq!((c.step, c.title.as_str()), (3, "Letzte Mahnung"));
+        assert_eq!((c.fee, c.total), (last.fee, last.total));
+        assert_eq!(c.deadline, last.deadline);
+        // The stamped step is the event as stored and read back.
+        let ev = Ev::StepReached(Box::new(line.step.clone()));
+        let back = Ev::from_parts(ev.event_type(), &ev.to_payload()).unwrap();
+        assert_eq!(back, Some(ev));
+    }
+}
+
+/// The case state just before its step on `day`, and that step.
+fn state_before(facts: CaseFacts, policy: &Policy, day: &str) -> (DunningCase, StepReached) {
+    let open = Cmd::Open {
+        facts,
+        policy: policy.clone(),
+    };
+    let mut state: Option<DunningCase> = decide(None, &open, d("2026-02-01"))
+        .unwrap()
+        .iter()
+        .fold(None, evolve);
+    let mut on = state.as_ref().unwrap().due_date;
+    while on <= d(day) {
+        for e in decide(state.as_ref(), &Cmd::Advance, on).unwrap() {
+            if let (Ev::StepReached(s), true) = (&e, on == d(day)) {
+                return (state.unwrap(), StepReached::clone(s));
+            }
+            state = evolve(state, &e);
+        }
+        on = on.succ_opt().unwrap();
+    }
+    panic!("no step on {day}");
+}
+
+/// Regression: a consolidated letter prints the latest deadline of its lines; a line whose own
+/// deadline is shorter (the Letzte Mahnung's 7 days beside a 1. Mahnung's 10) must not be
+/// handed over before the printed deadline has passed.
+#[test]
+fn a_line_of_a_consolidated_letter_waits_for_the_deadline_the_letter_printed() {
+    let p = Policy::default_consumer(FederalState::NW);
+    let c = DebtorKind::Consumer;
+    let (before_a, _) = state_before(facts("RE-A", c, "2026-03-15", 11_900), &p, "2026-04-21");
+    let mut letters = consolidate_debtor(one_debtors_day());
+    let last = letters
+        .iter_mut()
+        .find(|l| l.title == "Letzte Mahnung")
+        .unwrap();
+    last.stamp("c-1");
+    let line = last.lines.iter().find(|l| l.case_id == "RE-A").unwrap();
+    assert!(
+        line.step.deadline.deadline < last.deadline,
+        "RE-A's own deadline is shorter"
+    );
+    let plain = evolve(
+        Some(before_a.clone()),
+        &Ev::StepReached(Box::new(StepReached {
+            consolidation: None,
+            ..line.step.clone()
+        })),
+    )
+    .unwrap();
+    let stamped = evolve(
+        Some(before_a),
+        &Ev::StepReached(Box::new(line.step.clone())),
+    )
+    .unwrap();
+    assert_eq!(stamped.last_deadline(), Some(last.deadline));
+    let handover = stamped.escalation_date().unwrap();
+    assert!(
+        handover > last.deadline,
+        "{handover} after {}",
+        last.deadline
+    );
+    assert!(
+        plain.escalation_date().unwrap() <= last.deadline,
+        "without the rule it was earlier"
+    );
+}

@@ -94,6 +94,23 @@ pub fn for_invoice(
         .ok()
 }
 
+/// The RF reference of a consolidated letter ("Sammelmahnung"), from its id: `S` and the first
+/// 20 letters and digits of the id (a UUID: 80 bits). The letters service prints it and records
+/// it on every member case (`payment_reference` of `letter.rendered.v1`), so the matching
+/// engine finds all the letter's invoices under it and splits a payment over them (§ 366).
+/// `None` when the id holds no letter or digit.
+pub fn for_consolidation(consolidation_id: &str) -> Option<RfReference> {
+    let body: String = consolidation_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(MAX_BODY_LEN - 1)
+        .collect();
+    if body.is_empty() {
+        return None;
+    }
+    RfReference::create(&format!("S{body}")).ok()
+}
+
 /// `true` when `text` is a valid RF reference (spaces allowed).
 pub fn is_valid(text: &str) -> bool {
     RfReference::parse(text).is_ok()
@@ -165,6 +182,20 @@ fn mod97(chars: impl Iterator<Item = u8>) -> Result<u32> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_consolidated_letters_reference_is_valid_and_stable_per_id() {
+        let id = "3f2a9c1e-7b4d-5e6f-8a9b-0c1d2e3f4a5b";
+        let rf = for_consolidation(id).unwrap();
+        assert!(is_valid(rf.as_str()));
+        assert_eq!(rf.body(), "S3f2a9c1e7b4d5e6f8a9b".to_uppercase());
+        assert_eq!(for_consolidation(id), Some(rf));
+        assert_ne!(
+            for_consolidation("3f2a9c1e-7b4d-5e6f-8a9c-0c1d2e3f4a5b"),
+            for_consolidation(id)
+        );
+        assert_eq!(for_consolidation("--"), None);
+    }
 
     #[test]
     fn known_references_from_the_standard() {

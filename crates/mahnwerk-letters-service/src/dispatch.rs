@@ -15,6 +15,7 @@
 //! At start every row still `sending` becomes `unknown`: flagged for review, never resent.
 //! One dispatcher per service database (rows are not claimed across processes).
 
+mod consolidated;
 mod report;
 
 use crate::case_file::CaseFile;
@@ -64,6 +65,8 @@ struct Inputs {
     step: StepReached,
     invoice: Invoice,
     config: TenantConfig,
+    /// A consolidated letter's consolidation and members ([`consolidated`]).
+    consolidated: Option<consolidated::Consolidated>,
 }
 
 impl Inputs {
@@ -93,8 +96,12 @@ impl Inputs {
             .parse()
             .map_err(|_| Error::invalid("case_id", "not a case id"))?;
         let registered = row.channel == "post" && settings.registered_steps.contains(&row.step);
-        let mut model =
-            mapping::letter_model(&self.step, &self.invoice, case, settings, registered)?;
+        let mut model = match &self.consolidated {
+            Some(c) => {
+                mapping::consolidated_model(&c.consolidation, &c.included(), settings, registered)?
+            }
+            None => mapping::letter_model(&self.step, &self.invoice, case, settings, registered)?,
+        };
         if row.channel == "email" && !self.invoice.has_postal_address() {
             mapping::email_window(&mut model, &self.invoice);
         }
@@ -175,6 +182,9 @@ impl Dispatcher {
     }
 
     async fn inputs(&self, row: &LedgerRow) -> Result<Inputs> {
+        if let Some(id) = store::consolidation_of_seq(&row.seq) {
+            return self.consolidated_inputs(row, id).await;
+        }
         let tenant: TenantId = row
             .tenant
             .parse()
@@ -198,6 +208,7 @@ impl Dispatcher {
             step,
             invoice,
             config,
+            consolidated: None,
         })
     }
 
@@ -250,8 +261,31 @@ impl Dispatcher {
         Ok(row)
     }
 
+    /// A letter with nothing left to send (a consolidated letter whose members all dropped out).
+    async fn suppress(&self, mut row: LedgerRow, from: &str, reason: &str) -> Result<LedgerRow> {
+        store::transition(
+            &self.pool,
+            &row.id,
+            from,
+            state::SUPPRESSED,
+            None,
+            None,
+            Some(reason),
+            false,
+        )
+        .await?;
+        tracing::info!(letter = %row.letter_id, step = row.step, reason = %reason, "letter suppressed");
+        row.state = state::SUPPRESSED.into();
+        row.reason = Some(reason.into());
+        row.reported = false;
+        Ok(row)
+    }
+
     async fn render(&self, mut row: LedgerRow) -> Result<LedgerRow> {
         let inputs = self.inputs(&row).await?;
+        if let Some(reason) = inputs.consolidated.as_ref().and_then(|c| c.none_left()) {
+            return self.suppress(row, state::INTENT, &reason).await;
+        }
         let built = inputs.model(&row).and_then(|model| {
             let r = self.renderers.for_tenant(&inputs.tenant, &inputs.config)?;
             Ok((model, r))
@@ -386,7 +420,7 @@ impl Dispatcher {
     }
 
     async fn send(&self, mut row: LedgerRow) -> Result<LedgerRow> {
-        let inputs = self.inputs(&row).await?;
+        let mut inputs = self.inputs(&row).await?;
         let stream = StreamId::new(&inputs.tenant, "case", &row.case_id);
         let document = row
             .document
@@ -394,7 +428,13 @@ impl Dispatcher {
             .ok_or_else(|| Error::Precondition("rendered letter without document".into()))?;
         // The check just before sending, made atomic with the rendered event.
         let mut suppressed = None;
+        if inputs.consolidated.is_some() {
+            suppressed = self.check_consolidated(&mut row, &mut inputs).await?;
+        }
         for attempt in 0.. {
+            if inputs.consolidated.is_some() {
+                break;
+            }
             if attempt == 20 {
                 return Err(Error::Conflict);
             }
@@ -446,23 +486,10 @@ impl Dispatcher {
             }
         }
         if let Some(reason) = suppressed {
-            store::transition(
-                &self.pool,
-                &row.id,
-                state::RENDERED,
-                state::SUPPRESSED,
-                None,
-                None,
-                Some(&reason),
-                false,
-            )
-            .await?;
-            tracing::info!(letter = %row.letter_id, step = row.step, reason = %reason, "letter suppressed");
-            row.state = state::SUPPRESSED.into();
-            row.reason = Some(reason);
-            row.reported = false;
-            return Ok(row);
+            return self.suppress(row, state::RENDERED, &reason).await;
         }
+        // A consolidated letter may have been rendered again without a member.
+        let document = row.document.clone().unwrap_or(document);
         let pdf = self
             .docs
             .get(&document)

@@ -99,16 +99,28 @@ impl Handler for LettersHandler {
                     &event.payload.to_string(),
                 )
                 .await?;
-                let letter = store::letter_id(tenant, case_id, step.number, "debtor", "");
+                // A consolidated step: one letter per consolidation, keyed on its first case
+                // (whichever member's step arrives first records it; the rest change nothing).
+                let (row_case, row_step, seq, channels) = match &step.consolidation {
+                    Some(c) => {
+                        let json = serde_json::to_string(c)
+                            .map_err(|e| HandlerError::Permanent(format!("consolidation: {e}")))?;
+                        store::put_consolidation(&mut **tx, tenant, &c.id, &json).await?;
+                        let lead = c.cases.first().map_or(case_id, String::as_str);
+                        (lead, c.step, store::consolidation_seq(&c.id), &c.channels)
+                    }
+                    None => (case_id, step.number, String::new(), &step.channels),
+                };
+                let letter = store::letter_id(tenant, row_case, row_step, "debtor", &seq);
                 store::insert_row(
                     &mut **tx,
                     &NewRow {
                         tenant,
-                        case_id,
-                        step: step.number,
-                        channel: debtor_channel(&step.channels, &invoice),
+                        case_id: row_case,
+                        step: row_step,
+                        channel: debtor_channel(channels, &invoice),
                         recipient: "debtor",
-                        seq: "",
+                        seq: &seq,
                         letter_id: &letter,
                         state: state::INTENT,
                         document: None,

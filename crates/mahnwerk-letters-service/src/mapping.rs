@@ -180,6 +180,70 @@ pub fn letter_model(
     })
 }
 
+/// One invoice of a consolidated letter: its case, its line's step, its invoice.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub case: CaseId,
+    pub step: StepReached,
+    pub invoice: Invoice,
+}
+
+/// The RF reference of a consolidated letter ([`mahnwerk_formats::rf::for_consolidation`]).
+pub fn consolidation_reference(consolidation_id: &str) -> String {
+    mahnwerk_formats::rf::for_consolidation(consolidation_id)
+        .map(|r| r.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// The consolidated letter ("Sammelmahnung") over `members` (oldest due date first): each
+/// invoice's lines as its own letter would list them (open principal, interest periods, lump
+/// sum, the one fee on the line that carries it, earlier costs), the total of their balances,
+/// the title, tone and (latest) deadline of the consolidation, and one RF reference for the
+/// whole letter, which every member's `letter.rendered.v1` records for the matching.
+pub fn consolidated_model(
+    c: &mahnwerk_dunning::consolidate::Consolidation,
+    members: &[Member],
+    settings: &LetterSettings,
+    registered: bool,
+) -> Result<LetterModel> {
+    let first = members
+        .first()
+        .ok_or_else(|| Error::invalid("consolidation", "no member left"))?;
+    let mut model = letter_model(
+        &first.step,
+        &first.invoice,
+        first.case,
+        settings,
+        registered,
+    )?;
+    let currency = first.step.balance.currency;
+    let mut claims = Vec::new();
+    let mut total = Money::zero(currency);
+    let mut consumer_notice = false;
+    for m in members {
+        let one = letter_model(&m.step, &m.invoice, m.case, settings, registered)?;
+        claims.extend(one.claims);
+        total = total.checked_add(m.step.balance).map_err(field)?;
+        consumer_notice |= one.notices.consumer_default_notice;
+        if model.interest_method.is_none() {
+            model.interest_method = one.interest_method;
+        }
+    }
+    model.kind = LetterKind::ConsolidatedNotice;
+    model.tone = tone(c.tone);
+    model.title = Some(c.title.clone());
+    model.claims = claims;
+    model.total = Some(total);
+    model.deadline = Some(c.deadline);
+    model.references.case_reference = None;
+    model.notices.consumer_default_notice = consumer_notice;
+    model.notices.offer_payment_plan = true;
+    if let Some(p) = &mut model.payment {
+        p.reference = consolidation_reference(&c.id);
+    }
+    Ok(model)
+}
+
 /// The window of a letter emailed to a debtor without a postal address (an e-invoice that
 /// named only the country): the name, "per E-Mail" and the email address (and the country),
 /// never an empty window.
@@ -276,6 +340,7 @@ mod tests {
             principal_open: Money::eur(119_000),
             balance: Money::eur(balance),
             draft: false,
+            consolidation: None,
         };
         let settings = LetterSettings {
             letterhead: sample.letterhead,

@@ -21,6 +21,7 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS letters_ledger_work ON letters_ledger (state, next_attempt_ms)",
     "CREATE INDEX IF NOT EXISTS letters_ledger_case ON letters_ledger (tenant, case_id)",
     "CREATE TABLE IF NOT EXISTS letters_inbox (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, case_id TEXT NOT NULL, step BIGINT NOT NULL, letter_id TEXT NOT NULL, document TEXT NOT NULL, draft BIGINT NOT NULL, created_ms BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS letters_consolidations (tenant TEXT NOT NULL, consolidation_id TEXT NOT NULL, consolidation_json TEXT NOT NULL, PRIMARY KEY (tenant, consolidation_id))",
     "CREATE TABLE IF NOT EXISTS letters_requests (tenant TEXT NOT NULL, request_id TEXT NOT NULL, fingerprint TEXT NOT NULL, letter_id TEXT NOT NULL, PRIMARY KEY (tenant, request_id))",
 ];
 
@@ -381,6 +382,55 @@ where
 }
 
 /// The step event's id and payload.
+/// The ledger key (`seq`) of a consolidated letter: one letter per consolidation id, whichever
+/// member's step arrives first.
+pub fn consolidation_seq(consolidation_id: &str) -> String {
+    format!("c:{consolidation_id}")
+}
+
+/// The consolidation id of a ledger row's `seq`, when it is a consolidated letter's.
+pub fn consolidation_of_seq(seq: &str) -> Option<&str> {
+    seq.strip_prefix("c:")
+}
+
+/// Remember a consolidation (its members and what the letter prints) the first time a member's
+/// step arrives.
+pub async fn put_consolidation<'e, E>(
+    ex: E,
+    tenant: &str,
+    consolidation_id: &str,
+    json: &str,
+) -> Result<(), sqlx::Error>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO letters_consolidations (tenant, consolidation_id, consolidation_json) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant, consolidation_id) DO NOTHING",
+    )
+    .bind(tenant.to_owned())
+    .bind(consolidation_id.to_owned())
+    .bind(json.to_owned())
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn consolidation(
+    pool: &AnyPool,
+    tenant: &str,
+    consolidation_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT consolidation_json FROM letters_consolidations WHERE tenant = $1 AND consolidation_id = $2",
+    )
+    .bind(tenant.to_owned())
+    .bind(consolidation_id.to_owned())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(j,)| j))
+}
+
 pub async fn step(
     pool: &AnyPool,
     tenant: &str,

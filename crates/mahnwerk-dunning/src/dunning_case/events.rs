@@ -46,6 +46,10 @@ pub struct StepReached {
     /// send itself, never dispatched.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub draft: bool,
+    /// This step is one line of a consolidated letter ("Sammelmahnung", see
+    /// [`crate::consolidate`]): the letter's id, its cases and what it prints as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consolidation: Option<crate::consolidate::Consolidation>,
 }
 
 /// Events of the dunning case stream. Past tense, versioned (see [`DunningEvent::event_type`]).

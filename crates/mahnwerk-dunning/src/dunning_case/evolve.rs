@@ -26,6 +26,7 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
             pauses: Vec::new(),
             reanchor: None,
             approval: ApprovalState::None,
+            printed_deadline: None,
         });
     }
     let mut s = state?;
@@ -67,6 +68,7 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
         }
         DunningEvent::StepReached(step) => {
             s.steps.push((step.number, step.date));
+            s.printed_deadline = step.consolidation.as_ref().map(|c| c.deadline);
             s.fees += step.fee.minor;
             s.lump_sum += step.lump_sum.minor;
             s.lump_sum_offset += step.fee_offset.map_or(0, |m| m.minor);

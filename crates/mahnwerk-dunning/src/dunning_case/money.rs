@@ -168,5 +168,6 @@ pub(super) fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<D
         principal_open: after.principal_open(),
         balance: after.balance(),
         draft: state.declined(),
+        consolidation: None,
     }))))
 }

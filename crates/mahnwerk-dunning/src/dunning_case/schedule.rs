@@ -8,20 +8,23 @@ use crate::policy::AfterLast;
 use chrono::{Duration, NaiveDate};
 
 impl DunningCase {
-    /// The payment deadline printed on the last letter (§ 193 applied), if any.
+    /// The payment deadline printed on the last letter (§ 193 applied), if any: the step's own,
+    /// or the later one a consolidated letter printed for all its lines.
     pub fn last_deadline(&self) -> Option<NaiveDate> {
         let (number, date) = *self.steps.last()?;
         let step = self
             .policy
             .steps
             .get(usize::try_from(number).ok()?.checked_sub(1)?)?;
+        let own = deadline(
+            self.place_of_performance(),
+            date,
+            i64::from(step.payment_deadline_days),
+        )
+        .deadline;
         Some(
-            deadline(
-                self.place_of_performance(),
-                date,
-                i64::from(step.payment_deadline_days),
-            )
-            .deadline,
+            self.printed_deadline
+                .map_or(own, |printed| printed.max(own)),
         )
     }
 

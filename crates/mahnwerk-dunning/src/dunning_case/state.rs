@@ -114,6 +114,11 @@ pub struct DunningCase {
     /// The creditor's decision in approval mode.
     #[serde(default)]
     pub approval: ApprovalState,
+    /// The deadline the last letter printed when it was a consolidated one (the latest of its
+    /// lines', which may be later than this case's own): the next step and the hand-over wait
+    /// for it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub printed_deadline: Option<NaiveDate>,
 }
 
 impl DunningCase {

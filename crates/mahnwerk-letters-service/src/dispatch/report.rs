@@ -13,19 +13,30 @@ use mahnwerk_letters::events::{
 impl Dispatcher {
     /// Append the event of a final state, then mark the row reported.
     pub(super) async fn report(&self, row: &LedgerRow) -> Result<()> {
-        let inputs_step = match store::step(&self.pool, &row.tenant, &row.case_id, row.step).await?
-        {
-            Some((id, _)) => EventId(
-                uuid::Uuid::parse_str(&id)
-                    .map_err(|e| Error::invalid("event_id", e.to_string()))?,
-            ),
-            None => return Err(Error::NotFound(format!("step {}", row.step))),
-        };
         let tenant: TenantId = row
             .tenant
             .parse()
             .map_err(|_| Error::invalid("tenant", "not a tenant id"))?;
-        let stream = StreamId::new(&tenant, "case", &row.case_id);
+        // Where the event goes: the row's case, or every member of a consolidated letter.
+        let targets: Vec<(StreamId, EventId)> = match store::consolidation_of_seq(&row.seq) {
+            Some(id) => self
+                .consolidated_targets(row, id)
+                .await?
+                .into_iter()
+                .map(|(stream, step_event, _)| (stream, step_event))
+                .collect(),
+            None => {
+                let inputs_step =
+                    match store::step(&self.pool, &row.tenant, &row.case_id, row.step).await? {
+                        Some((id, _)) => EventId(
+                            uuid::Uuid::parse_str(&id)
+                                .map_err(|e| Error::invalid("event_id", e.to_string()))?,
+                        ),
+                        None => return Err(Error::NotFound(format!("step {}", row.step))),
+                    };
+                vec![(StreamId::new(&tenant, "case", &row.case_id), inputs_step)]
+            }
+        };
         let document = row.document.clone().unwrap_or_default();
         let reason = row.reason.clone().unwrap_or_default();
         let to_json = |v: serde_json::Result<serde_json::Value>| {
@@ -116,8 +127,10 @@ impl Dispatcher {
             }
             _ => return Ok(()),
         };
-        let event = self.event(inputs_step, row, event_type, payload);
-        self.append_case(&stream, event).await?;
+        for (stream, inputs_step) in targets {
+            let event = self.event(inputs_step, row, event_type, payload.clone());
+            self.append_case(&stream, event).await?;
+        }
         store::mark_reported(&self.pool, &row.id).await?;
         Ok(())
     }

@@ -207,6 +207,7 @@ pub fn step(number: u32) -> StepReached {
         principal_open: Money::eur(119_000),
         balance: Money::eur(123_500),
         draft: false,
+        consolidation: None,
     }
 }
 

@@ -1,0 +1,156 @@
+//! Consolidated steps in the dunning service, against the real event log (SQLite, and
+//! PostgreSQL when DATABASE_URL is set): two replicas running the same day's pass at the same
+//! time append each case's step once, as one consolidation with one fee.
+
+use chrono::{Duration, NaiveDate};
+use mahnwerk_clock::{Clock, SharedClock, SimulatedClock};
+use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::{CaseId, InvoiceNumber, TenantId};
+use mahnwerk_dunning::dunning_case::{DunningEvent, StepReached};
+use mahnwerk_dunning::law::calendar::FederalState;
+use mahnwerk_dunning_service::Dunning;
+use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
+use std::sync::Arc;
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
+    let mut urls = vec![format!(
+        "sqlite:{}?mode=rwc",
+        dir.path().join("consolidation.db").display()
+    )];
+    if let Ok(admin) = std::env::var("DATABASE_URL") {
+        let name = format!("mwc_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .expect("DATABASE_URL must reach PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        urls.push(format!("{base}/{name}"));
+    }
+    urls
+}
+
+fn issued(number: &str, due: NaiveDate) -> NewEvent {
+    let invoice = serde_json::from_value(serde_json::json!({
+        "number": number, "issue_date": "2026-03-01", "due_date": due.to_string(),
+        "currency": "EUR", "net": 10000, "tax": 1900, "gross": 11900,
+        "debtor": {"name": "Erika Mustermann", "kind": "consumer",
+                   "address": {"street": ["Heidestraße 17"], "postal_code": "51147", "city": "Köln", "country": "DE"},
+                   "language": "de", "customer_number": "K-9"},
+        "creditor_account": {"iban": "DE89370400440532013000"}
+    }))
+    .unwrap();
+    let e = CaseEvent::InvoiceIssued(InvoiceIssued { invoice });
+    NewEvent {
+        event_id: event_id_now(),
+        event_type: e.event_type().into(),
+        payload: e.to_payload(),
+        occurred_at: chrono::Utc::now(),
+        metadata: Metadata {
+            actor: "test".into(),
+            ..Default::default()
+        },
+    }
+}
+
+async fn steps(log: &EventLog, tenant: &TenantId, case: CaseId) -> Vec<StepReached> {
+    log.read_stream(&case.stream(tenant), 1, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(
+            |e| match DunningEvent::from_parts(&e.event_type, &e.payload) {
+                Ok(Some(DunningEvent::StepReached(s))) => Some(*s),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deciding_the_same_day_append_one_consolidation_with_one_fee() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(&dir).await {
+        let tenant: TenantId = "acme".parse().unwrap();
+        let clock = SimulatedClock::starting_on(d("2026-03-01"));
+        let mut replicas = Vec::new();
+        for _ in 0..2 {
+            let log = EventLog::connect(&url).await.unwrap();
+            let pool = mahnwerk_auth::connect_any(&url).await.unwrap();
+            mahnwerk_dunning_service::ensure_schema(&pool)
+                .await
+                .unwrap();
+            let shared: SharedClock = Arc::new(clock.clone());
+            replicas.push(Dunning::new(log, pool, shared, FederalState::NW));
+        }
+        let log = replicas[0].log().clone();
+        let due = d("2026-03-16");
+        let mut cases = Vec::new();
+        for number in ["RE-K9-1", "RE-K9-2", "RE-K9-3"] {
+            let case = CaseId::for_invoice(&tenant, &number.parse::<InvoiceNumber>().unwrap());
+            log.append(AppendBatch {
+                stream: case.stream(&tenant),
+                expected: ExpectedVersion::NoStream,
+                events: vec![issued(number, due)],
+            })
+            .await
+            .unwrap();
+            // What the handler does on invoice.issued: open the case and record its next action.
+            replicas[0]
+                .reconcile(&tenant, case, None, false, clock.today())
+                .await
+                .unwrap();
+            cases.push(case);
+        }
+        // Day by day, both replicas run the pass at the same time, until the 1. Mahnung.
+        let mut today = clock.today();
+        while steps(&log, &tenant, cases[0]).await.len() < 2 {
+            assert!(today < due + Duration::days(40), "no 1. Mahnung by {today}");
+            clock.advance(Duration::days(1));
+            today = clock.today();
+            let (a, b) = tokio::join!(replicas[0].run_due(today), replicas[1].run_due(today));
+            a.unwrap();
+            b.unwrap();
+        }
+        let mut sorted: Vec<String> = cases.iter().map(|c| c.to_string()).collect();
+        sorted.sort();
+        for number in [1, 2] {
+            let lines: Vec<StepReached> = {
+                let mut v = Vec::new();
+                for case in &cases {
+                    let s = steps(&log, &tenant, *case).await;
+                    assert_eq!(s.len(), 2, "{url}: each step once: {s:?}");
+                    v.push(s[number - 1].clone());
+                }
+                v
+            };
+            let ids: Vec<&str> = lines
+                .iter()
+                .map(|l| l.consolidation.as_ref().expect("consolidated").id.as_str())
+                .collect();
+            assert!(
+                ids.iter().all(|i| *i == ids[0]),
+                "{url}: one consolidation: {ids:?}"
+            );
+            assert_eq!(lines[0].consolidation.as_ref().unwrap().cases, sorted);
+            let fees: i64 = lines.iter().map(|l| l.fee.minor).sum();
+            let expected = if number == 1 { 0 } else { 250 };
+            assert_eq!(fees, expected, "{url}: one fee for step {number}");
+            if number == 2 {
+                assert_eq!(lines.iter().filter(|l| l.fee_waived.is_some()).count(), 2);
+                let c = lines[0].consolidation.as_ref().unwrap();
+                assert_eq!(c.fee.minor, 250);
+                assert_eq!(
+                    c.total.minor,
+                    lines.iter().map(|l| l.balance.minor).sum::<i64>()
+                );
+            }
+        }
+    }
+}
