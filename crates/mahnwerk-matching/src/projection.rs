@@ -19,7 +19,7 @@ use sqlx::{Any, AnyPool, Transaction};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS matching_items (tenant TEXT NOT NULL, case_id TEXT NOT NULL, item_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, case_id))",
-    "CREATE INDEX IF NOT EXISTS matching_items_position ON matching_items (tenant, position)",
+    "CREATE INDEX IF NOT EXISTS matching_items_cursor ON matching_items (tenant, position, case_id)",
     "CREATE TABLE IF NOT EXISTS matching_unmatched (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, status TEXT NOT NULL, entry_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
     "CREATE INDEX IF NOT EXISTS matching_unmatched_open ON matching_unmatched (tenant, status, position)",
     "CREATE TABLE IF NOT EXISTS matching_applied (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, e2e TEXT NOT NULL, iban TEXT NOT NULL, amount_minor BIGINT NOT NULL, currency TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
@@ -67,38 +67,57 @@ pub async fn ensure_schema(pool: &AnyPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Rows of `matching_items` read per query: a refresh over a million open items never holds
+/// more than one page of JSON rows besides the index it builds.
+pub const ITEM_PAGE: i64 = 2000;
+
 /// The open items of a tenant, as the engine indexes them.
 pub async fn load_items(pool: &AnyPool, tenant: &str) -> Result<OpenItems, sqlx::Error> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT item_json FROM matching_items WHERE tenant = $1")
-            .bind(tenant.to_owned())
-            .fetch_all(pool)
-            .await?;
     let mut items = OpenItems::new();
-    for item in items_from_rows(tenant, rows.into_iter().map(|(j,)| j).collect()).await? {
-        items.upsert(item);
+    let mut after = ItemCursor::default();
+    while let Some(page) = load_items_page(pool, tenant, &after, ITEM_PAGE).await? {
+        for item in page.0 {
+            items.upsert(item);
+        }
+        after = page.1;
     }
     Ok(items)
 }
 
-/// Items of a tenant changed after `after` (a log position), and the highest position seen.
-pub async fn load_items_since(
+/// Where a paged read of `matching_items` stands: the last (position, case id) read. Rows are
+/// read in that order, so rows sharing a position are never split across pages and lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemCursor {
+    pub position: i64,
+    pub case_id: String,
+}
+
+/// The next page (at most `limit` items) of a tenant's items changed after `after`, and the
+/// cursor after it; `None` when there are none.
+pub async fn load_items_page(
     pool: &AnyPool,
     tenant: &str,
-    after: i64,
-) -> Result<(Vec<OpenItem>, i64), sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT item_json, position FROM matching_items WHERE tenant = $1 AND position > $2 ORDER BY position",
+    after: &ItemCursor,
+    limit: i64,
+) -> Result<Option<(Vec<OpenItem>, ItemCursor)>, sqlx::Error> {
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT item_json, position, case_id FROM matching_items WHERE tenant = $1 AND position >= $2 AND (position > $2 OR case_id > $3) ORDER BY position, case_id LIMIT $4",
     )
     .bind(tenant.to_owned())
-    .bind(after)
+    .bind(after.position)
+    .bind(after.case_id.clone())
+    .bind(limit)
     .fetch_all(pool)
     .await?;
-    let max = rows.last().map_or(after, |r| r.1);
-    Ok((
-        items_from_rows(tenant, rows.into_iter().map(|(j, _)| j).collect()).await?,
-        max,
-    ))
+    let Some((_, position, case_id)) = rows.last() else {
+        return Ok(None);
+    };
+    let cursor = ItemCursor {
+        position: *position,
+        case_id: case_id.clone(),
+    };
+    let items = items_from_rows(tenant, rows.into_iter().map(|(j, _, _)| j).collect()).await?;
+    Ok(Some((items, cursor)))
 }
 
 /// Whether the projection holds `case_id` (tests and read-your-writes).

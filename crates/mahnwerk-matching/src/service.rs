@@ -2,7 +2,8 @@
 //! the edge, then record and apply through [`crate::apply`].
 
 use crate::apply::{
-    Incoming, Plan, PriorRequest, Processed, apply_to_case, check_request_id, fold_entry,
+    CHUNK, Incoming, Plan, PriorRequest, Processed, apply_to_case, check_request_id, chunkable, fold_entry,
+    process_chunk,
     manual_payment_id, process, read_all, request_id_reused, reverse_on_case,
 };
 use crate::engine::{OpenItems, Outcome, Rule, Settings};
@@ -61,7 +62,7 @@ pub struct TenantItems {
     pub items: OpenItems,
     /// The tenant's settings as of the last refresh.
     pub settings: Settings,
-    position: i64,
+    cursor: projection::ItemCursor,
     refreshed: Option<Instant>,
 }
 
@@ -88,12 +89,17 @@ impl Matching {
 
     /// Bring a tenant's cached items up to the projection.
     async fn refresh(&self, tenant: &TenantId, t: &mut TenantItems) -> Result<()> {
-        let (changed, position) =
-            projection::load_items_since(&self.pool, tenant.as_str(), t.position).await?;
-        for item in changed {
-            t.items.upsert(item);
+        // Page by page: the first refresh of a tenant with a million open items holds one
+        // page of rows at a time besides the index.
+        while let Some((changed, cursor)) =
+            projection::load_items_page(&self.pool, tenant.as_str(), &t.cursor, projection::ITEM_PAGE)
+                .await?
+        {
+            for item in changed {
+                t.items.upsert(item);
+            }
+            t.cursor = cursor;
         }
-        t.position = position;
         t.settings = crate::settings::load(&self.log, tenant)
             .await?
             .effective(self.settings);
@@ -119,13 +125,7 @@ impl Matching {
         metadata: &Metadata,
     ) -> Result<Processed> {
         let mut p = process(&self.log, tenant, items, settings, inc, metadata).await?;
-        metrics::counter!(
-            "mahnwerk_matching_entries_total",
-            "decision" => p.decision.outcome.as_str(),
-            "rule" => p.decision.rule.as_str(),
-            "duplicate" => if p.duplicate { "true" } else { "false" },
-        )
-        .increment(1);
+        count_entry(&p);
         let e = &inc.entry;
         let is_return = e.booked
             && e.amount.is_some_and(|a| a.minor < 0)
@@ -213,6 +213,39 @@ impl Matching {
         Ok(p)
     }
 
+    /// Record and apply `incoming` in order: runs of [`chunkable`] entries in chunks of up to
+    /// [`CHUNK`] (two group commits each, [`process_chunk`]), the others one at a time through
+    /// [`Matching::process_entry`].
+    pub async fn process_entries(
+        &self,
+        tenant: &TenantId,
+        items: &mut OpenItems,
+        settings: &Settings,
+        incoming: &[Incoming],
+        metadata: &Metadata,
+    ) -> Result<Vec<Processed>> {
+        let mut out = Vec::with_capacity(incoming.len());
+        let mut rest = incoming;
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take(CHUNK).take_while(|i| chunkable(i)).count();
+            if run == 0 {
+                out.push(
+                    self.process_entry(tenant, items, settings, first, metadata)
+                        .await?,
+                );
+                rest = &rest[1..];
+                continue;
+            }
+            let (chunk, tail) = rest.split_at(run);
+            for p in process_chunk(&self.log, tenant, items, settings, chunk, metadata).await? {
+                count_entry(&p);
+                out.push(p);
+            }
+            rest = tail;
+        }
+        Ok(out)
+    }
+
     async fn append_entry(
         &self,
         stream: &StreamId,
@@ -240,6 +273,16 @@ impl Matching {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+fn count_entry(p: &Processed) {
+    metrics::counter!(
+        "mahnwerk_matching_entries_total",
+        "decision" => p.decision.outcome.as_str(),
+        "rule" => p.decision.rule.as_str(),
+        "duplicate" => if p.duplicate { "true" } else { "false" },
+    )
+    .increment(1);
 }
 
 #[tonic::async_trait]
@@ -270,13 +313,13 @@ impl PaymentService for Matching {
         let TenantItems {
             items, settings, ..
         } = &mut *t;
-        let mut results = Vec::with_capacity(incoming.len());
-        for inc in &incoming {
-            let p = self
-                .process_entry(&tenant, items, settings, inc, &metadata)
-                .await?;
+        let processed = self
+            .process_entries(&tenant, items, settings, &incoming, &metadata)
+            .await?;
+        let mut results = Vec::with_capacity(processed.len());
+        for p in &processed {
             tracing::info!(entry = %p.entry_id, decision = p.decision.outcome.as_str(), rule = p.decision.rule.as_str(), duplicate = p.duplicate, "transaction recorded");
-            results.push(result_pb(&p));
+            results.push(result_pb(p));
         }
         Ok(Response::new(pb::RecordTransactionsResponse { results }))
     }

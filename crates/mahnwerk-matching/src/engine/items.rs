@@ -3,7 +3,7 @@
 
 use super::types::{BankEntry, Decision, OpenItem};
 use crate::text;
-use mahnwerk_domain::Currency;
+use mahnwerk_domain::{Currency, Money};
 use mahnwerk_formats::rf;
 use std::collections::HashMap;
 
@@ -181,6 +181,21 @@ impl OpenItems {
             }
             self.upsert(item);
         }
+    }
+
+    /// Set an item's open balance and closed state to what its case stream holds (undoes what
+    /// [`OpenItems::apply`] assumed for a decision that was not applied after all).
+    pub fn set_balance(&mut self, case_id: &str, open: Money, closed: Option<String>) {
+        let Some(&i) = self.by_case.get(case_id) else {
+            return;
+        };
+        if self.items[i].open == open && self.items[i].closed == closed {
+            return;
+        }
+        let mut item = self.items[i].clone();
+        item.open = open;
+        item.closed = closed;
+        self.upsert(item);
     }
 
     pub(super) fn lookup_numbers(&self, text: &str) -> (Vec<usize>, Vec<text::Candidate>) {
