@@ -2,9 +2,9 @@
 //! the edge, then record and apply through [`crate::apply`].
 
 use crate::apply::{
-    CHUNK, Incoming, Plan, PriorRequest, Processed, apply_to_case, check_request_id, chunkable, fold_entry,
-    process_chunk,
-    manual_payment_id, process, read_all, request_id_reused, reverse_on_case,
+    CHUNK, Incoming, Plan, PriorRequest, Processed, apply_to_case, check_request_id, chunkable,
+    fold_entry, manual_payment_id, process, process_chunk, read_all, request_id_reused,
+    reverse_on_case,
 };
 use crate::engine::{OpenItems, Outcome, Rule, Settings};
 use crate::entry::{account_of, bank_entry, entry_id, statement_reader};
@@ -91,9 +91,13 @@ impl Matching {
     async fn refresh(&self, tenant: &TenantId, t: &mut TenantItems) -> Result<()> {
         // Page by page: the first refresh of a tenant with a million open items holds one
         // page of rows at a time besides the index.
-        while let Some((changed, cursor)) =
-            projection::load_items_page(&self.pool, tenant.as_str(), &t.cursor, projection::ITEM_PAGE)
-                .await?
+        while let Some((changed, cursor)) = projection::load_items_page(
+            &self.pool,
+            tenant.as_str(),
+            &t.cursor,
+            projection::ITEM_PAGE,
+        )
+        .await?
         {
             for item in changed {
                 t.items.upsert(item);

@@ -6,9 +6,7 @@ use mahnwerk_domain::case::{CaseEvent, InvoiceCancelled, InvoiceIssued};
 use mahnwerk_domain::{
     BankAccount, CaseId, Currency, Debtor, DebtorKind, Invoice, Money, PostalAddress, TenantId,
 };
-use mahnwerk_eventlog::{
-    AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now,
-};
+use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_matching::apply::{Incoming, process_chunk};
 use mahnwerk_matching::engine::{BankEntry, OpenItem, OpenItems, Outcome, Settings, decide};
 use mahnwerk_matching::events::{ENTRY_KIND, EntryEvent, Payer, TransactionReceived};
@@ -253,11 +251,7 @@ async fn a_chunk_killed_between_its_two_commits_is_applied_exactly_once_on_resta
         }));
         w.log
             .append(AppendBatch {
-                stream: mahnwerk_domain::StreamId::new(
-                    &w.tenant,
-                    ENTRY_KIND,
-                    &inc.entry.entry_ref,
-                ),
+                stream: mahnwerk_domain::StreamId::new(&w.tenant, ENTRY_KIND, &inc.entry.entry_ref),
                 expected: ExpectedVersion::NoStream,
                 events: vec![NewEvent {
                     event_id: event_id_now(),
