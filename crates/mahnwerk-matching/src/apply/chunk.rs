@@ -8,8 +8,8 @@
 //!    restart after a kill, a booked entry after its pending one, the same entry twice in the
 //!    chunk) is not recorded again: it goes through [`process`], which reads its stream and
 //!    re-applies the recorded decision idempotently.
-//! 3. The case streams of the newly recorded entries are read (once each, a few at a time) and
-//!    folded; each allocation is checked against the fold exactly as [`apply_to_case`] does
+//! 3. The case streams of the newly recorded entries are read (once each, a few at a time,
+//!    while the writer commits step 2) and folded; each allocation is checked against the fold exactly as [`apply_to_case`] does
 //!    (payment id already there: done; closed or another balance: the entry goes to review),
 //!    and all payments are appended in one more `append_many`, expected versions chained per
 //!    case. A case appended to by someone else meanwhile conflicts: that entry is applied
@@ -54,11 +54,23 @@ pub async fn process_chunk(
         received.push(r);
         batches.push(batch);
     }
-    // 2. Record every entry once.
+    // 2. Record every entry once. While the writer commits, the case streams the decisions
+    //    apply to are read (they are only appended to after the commit).
+    let queued = log.enqueue_many(batches).await;
+    let wanted = |only: &dyn Fn(usize) -> bool| {
+        let mut cases: Vec<String> = (0..chunk.len())
+            .filter(|&i| only(i) && received[i].decision.outcome.applies())
+            .flat_map(|i| cases_of(&received[i]))
+            .collect();
+        cases.sort_unstable();
+        cases.dedup();
+        cases
+    };
+    let mut balances = read_balances(log, tenant, wanted(&|_| true)).await?;
     let mut out: Vec<Option<Processed>> = vec![None; chunk.len()];
     let mut off_plan: HashSet<String> = HashSet::new();
     let mut seen = Vec::new();
-    for (i, r) in log.append_many(batches).await?.into_iter().enumerate() {
+    for (i, r) in queued.outcome().await?.into_iter().enumerate() {
         match r {
             Ok(_) => {}
             Err(mahnwerk_eventlog::Error::Conflict { .. }) => seen.push(i),
@@ -72,25 +84,13 @@ pub async fn process_chunk(
         for &i in &seen {
             out[i] = Some(process(log, tenant, items, settings, &chunk[i], metadata).await?);
         }
+        // Those may have applied to cases just read: read again.
+        balances = read_balances(log, tenant, wanted(&|i| out[i].is_none())).await?;
     }
     // 3. Apply the new entries' payments.
     let fresh: Vec<usize> = (0..chunk.len())
         .filter(|&i| out[i].is_none() && received[i].decision.outcome.applies())
         .collect();
-    let mut wanted: Vec<String> = fresh.iter().flat_map(|&i| cases_of(&received[i])).collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let mut balances: HashMap<String, CaseBalance> = futures::stream::iter(wanted)
-        .map(|case_id| async move {
-            let bal = match case_id.parse::<CaseId>() {
-                Ok(case) => fold_case(&read_all(log, &case.stream(tenant)).await?),
-                Err(_) => CaseBalance::default(),
-            };
-            Ok::<_, Error>((case_id, bal))
-        })
-        .buffer_unordered(READERS)
-        .try_collect()
-        .await?;
     let mut case_batches = Vec::new();
     let mut owner = Vec::new();
     let mut stale: Vec<(usize, String)> = Vec::new();
@@ -153,6 +153,25 @@ pub async fn process_chunk(
             })
         })
         .collect())
+}
+
+/// The case streams of `cases` folded, a few read at a time.
+async fn read_balances(
+    log: &EventLog,
+    tenant: &TenantId,
+    cases: Vec<String>,
+) -> Result<HashMap<String, CaseBalance>> {
+    futures::stream::iter(cases)
+        .map(|case_id| async move {
+            let bal = match case_id.parse::<CaseId>() {
+                Ok(case) => fold_case(&read_all(log, &case.stream(tenant)).await?),
+                Err(_) => CaseBalance::default(),
+            };
+            Ok::<_, Error>((case_id, bal))
+        })
+        .buffer_unordered(READERS)
+        .try_collect()
+        .await
 }
 
 fn cases_of(r: &TransactionReceived) -> impl Iterator<Item = String> + '_ {
