@@ -18,7 +18,7 @@
 mod items;
 mod types;
 
-pub use items::OpenItems;
+pub use items::{OpenItems, amount_key, entry_keys};
 use items::norm_iban;
 pub use types::{Allocation, BankEntry, CashDiscount, Decision, OpenItem, Outcome, Rule, Settings};
 

@@ -6,7 +6,7 @@ use crate::apply::{
     fold_entry, manual_payment_id, process, process_chunk, read_all, request_id_reused,
     reverse_on_case,
 };
-use crate::engine::{OpenItems, Outcome, Rule, Settings};
+use crate::engine::{OpenItem, OpenItems, Outcome, Rule, Settings, entry_keys};
 use crate::entry::{account_of, bank_entry, entry_id, statement_reader};
 use crate::error::{Error, Result};
 use crate::events::{
@@ -51,22 +51,20 @@ pub struct Matching {
     cache: ItemCache,
 }
 
-/// The open items of each tenant in memory, refreshed from the projection by position (only rows
-/// changed since the last refresh are read). One lock per tenant: entries of one tenant are
-/// decided one at a time, so two calls never decide on the same balance.
+/// Per tenant: the settings the engine decides with, and the lock that decides one tenant's
+/// entries one chunk at a time (two calls never decide on the same balance). The open items are
+/// not held: each chunk loads the items its entries can reach ([`Matching::items_for`]).
 #[derive(Clone, Default)]
 struct ItemCache(Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<TenantItems>>>>>);
 
 #[derive(Default)]
 pub struct TenantItems {
-    pub items: OpenItems,
     /// The tenant's settings as of the last refresh.
     pub settings: Settings,
-    cursor: projection::ItemCursor,
     refreshed: Option<Instant>,
 }
 
-/// How old the cached items of a statement import may get before they are refreshed.
+/// How old the cached settings of a statement import may get before they are read again.
 const IMPORT_REFRESH: Duration = Duration::from_secs(1);
 
 impl ItemCache {
@@ -87,27 +85,79 @@ impl Matching {
         }
     }
 
-    /// Bring a tenant's cached items up to the projection.
+    /// Read a tenant's settings again.
     async fn refresh(&self, tenant: &TenantId, t: &mut TenantItems) -> Result<()> {
-        // Page by page: the first refresh of a tenant with a million open items holds one
-        // page of rows at a time besides the index.
-        while let Some((changed, cursor)) = projection::load_items_page(
-            &self.pool,
-            tenant.as_str(),
-            &t.cursor,
-            projection::ITEM_PAGE,
-        )
-        .await?
-        {
-            for item in changed {
-                t.items.upsert(item);
-            }
-            t.cursor = cursor;
-        }
         t.settings = crate::settings::load(&self.log, tenant)
             .await?
             .effective(self.settings);
         t.refreshed = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The open items `incoming` can reach: those the projection holds under the entries' lookup
+    /// keys ([`entry_keys`]; then the rest after the numbers found, for texts cut at the SEPA
+    /// limit), each with the balance its case stream holds now (the projection may lag behind
+    /// payments just applied). The engine decides on these exactly as on all open items.
+    pub async fn items_for(&self, tenant: &TenantId, incoming: &[Incoming]) -> Result<OpenItems> {
+        let mut keys: Vec<String> = incoming.iter().flat_map(|i| entry_keys(&i.entry)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut items = OpenItems::new();
+        let found = projection::load_items_for_keys(&self.pool, tenant.as_str(), &keys).await?;
+        self.upsert_current(tenant, &mut items, found).await?;
+        let mut rest: Vec<String> = incoming
+            .iter()
+            .filter_map(|i| items.rest_key(&i.entry))
+            .filter(|k| keys.binary_search(k).is_err())
+            .collect();
+        if !rest.is_empty() {
+            rest.sort_unstable();
+            rest.dedup();
+            let more: Vec<OpenItem> =
+                projection::load_items_for_keys(&self.pool, tenant.as_str(), &rest)
+                    .await?
+                    .into_iter()
+                    .filter(|i| items.get(&i.case_id).is_none())
+                    .collect();
+            self.upsert_current(tenant, &mut items, more).await?;
+        }
+        Ok(items)
+    }
+
+    /// Add `found` to `items` with the balances their case streams hold.
+    async fn upsert_current(
+        &self,
+        tenant: &TenantId,
+        items: &mut OpenItems,
+        found: Vec<OpenItem>,
+    ) -> Result<()> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        let log = &self.log;
+        let current: Vec<(OpenItem, crate::apply::CaseBalance)> = futures::stream::iter(found)
+            .map(|item| async move {
+                let bal = match item.case_id.parse::<mahnwerk_domain::CaseId>() {
+                    Ok(case) => {
+                        crate::apply::fold_case(&read_all(log, &case.stream(tenant)).await?)
+                    }
+                    Err(_) => crate::apply::CaseBalance::default(),
+                };
+                Ok::<_, Error>((item, bal))
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        for (mut item, bal) in current {
+            if let Some(open) = bal.open {
+                item.open = open;
+                if open.minor == 0 {
+                    item.cash_discount = None;
+                }
+            }
+            if bal.closed.is_some() {
+                item.closed = bal.closed;
+            }
+            items.upsert(item);
+        }
         Ok(())
     }
 
@@ -314,11 +364,9 @@ impl PaymentService for Matching {
         let cell = self.cache.tenant(&tenant);
         let mut t = cell.lock().await;
         self.refresh(&tenant, &mut t).await?;
-        let TenantItems {
-            items, settings, ..
-        } = &mut *t;
+        let mut items = self.items_for(&tenant, &incoming).await?;
         let processed = self
-            .process_entries(&tenant, items, settings, &incoming, &metadata)
+            .process_entries(&tenant, &mut items, &t.settings, &incoming, &metadata)
             .await?;
         let mut results = Vec::with_capacity(processed.len());
         for p in &processed {

@@ -191,11 +191,9 @@ impl Matching {
             if t.refreshed.is_none_or(|r| r.elapsed() >= IMPORT_REFRESH) {
                 self.refresh(tenant, &mut t).await?;
             }
-            let TenantItems {
-                items, settings, ..
-            } = &mut *t;
+            let mut items = self.items_for(tenant, &batch).await?;
             let processed = self
-                .process_entries(tenant, items, settings, &batch, metadata)
+                .process_entries(tenant, &mut items, &t.settings, &batch, metadata)
                 .await?;
             drop(t);
             batch.clear();
