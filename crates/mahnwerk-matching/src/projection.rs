@@ -154,7 +154,8 @@ pub async fn load_items_for_keys(
         let sql = format!(
             "SELECT DISTINCT case_id FROM matching_keys WHERE tenant = $1 AND lookup IN ({list})"
         );
-        let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql)).bind(tenant.to_owned());
+        let mut q =
+            sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql)).bind(tenant.to_owned());
         for k in part {
             q = q.bind(k.clone());
         }
@@ -171,7 +172,8 @@ pub async fn load_items_for_keys(
         let sql = format!(
             "SELECT item_json FROM matching_items WHERE tenant = $1 AND case_id IN ({list})"
         );
-        let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql)).bind(tenant.to_owned());
+        let mut q =
+            sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql)).bind(tenant.to_owned());
         for c in part {
             q = q.bind(c.clone());
         }

@@ -49,6 +49,7 @@ pub struct Matching {
     pub pool: AnyPool,
     pub settings: Settings,
     cache: ItemCache,
+    recent: Recent,
 }
 
 /// Per tenant: the settings the engine decides with, and the lock that decides one tenant's
@@ -63,6 +64,19 @@ pub struct TenantItems {
     pub settings: Settings,
     refreshed: Option<Instant>,
 }
+
+/// The balances this process applied, by case: laid over the items loaded from the projection,
+/// which may not have seen them yet. Bounded ([`RECENT`]); a balance it forgot (or another
+/// replica applied) is still caught when the payment is applied: the case stream is checked
+/// and the entry goes to review.
+#[derive(Clone, Default)]
+struct Recent(Arc<std::sync::Mutex<HashMap<String, (Money, Instant)>>>);
+
+/// Cases [`Recent`] holds before it starts over.
+const RECENT: usize = 100_000;
+/// How long a remembered balance is laid over the projection's (which catches up within
+/// moments; an undo or a manual match since is then seen).
+const RECENT_FOR: Duration = Duration::from_secs(30);
 
 /// How old the cached settings of a statement import may get before they are read again.
 const IMPORT_REFRESH: Duration = Duration::from_secs(1);
@@ -82,6 +96,7 @@ impl Matching {
             pool,
             settings,
             cache: ItemCache::default(),
+            recent: Recent::default(),
         }
     }
 
@@ -96,8 +111,8 @@ impl Matching {
 
     /// The open items `incoming` can reach: those the projection holds under the entries' lookup
     /// keys ([`entry_keys`]; then the rest after the numbers found, for texts cut at the SEPA
-    /// limit), each with the balance its case stream holds now (the projection may lag behind
-    /// payments just applied). The engine decides on these exactly as on all open items.
+    /// limit), with the balances this process applied since (the projection may lag behind).
+    /// The engine decides on these exactly as on all open items.
     pub async fn items_for(&self, tenant: &TenantId, incoming: &[Incoming]) -> Result<OpenItems> {
         let mut keys: Vec<String> = incoming.iter().flat_map(|i| entry_keys(&i.entry)).collect();
         keys.sort_unstable();
@@ -124,41 +139,69 @@ impl Matching {
         Ok(items)
     }
 
-    /// Add `found` to `items` with the balances their case streams hold.
+    /// Add `found` to `items`, with the balances this process applied since the projection
+    /// last saw them ([`Recent`]).
     async fn upsert_current(
         &self,
-        tenant: &TenantId,
+        _tenant: &TenantId,
         items: &mut OpenItems,
         found: Vec<OpenItem>,
     ) -> Result<()> {
-        use futures::{StreamExt as _, TryStreamExt as _};
-        let log = &self.log;
-        let current: Vec<(OpenItem, crate::apply::CaseBalance)> = futures::stream::iter(found)
-            .map(|item| async move {
-                let bal = match item.case_id.parse::<mahnwerk_domain::CaseId>() {
-                    Ok(case) => {
-                        crate::apply::fold_case(&read_all(log, &case.stream(tenant)).await?)
-                    }
-                    Err(_) => crate::apply::CaseBalance::default(),
-                };
-                Ok::<_, Error>((item, bal))
-            })
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        for (mut item, bal) in current {
-            if let Some(open) = bal.open {
-                item.open = open;
+        let recent = self.recent.0.lock().unwrap_or_else(|p| p.into_inner());
+        for mut item in found {
+            if let Some((open, at)) = recent.get(&item.case_id)
+                && at.elapsed() < RECENT_FOR
+            {
+                item.open = *open;
                 if open.minor == 0 {
                     item.cash_discount = None;
                 }
             }
-            if bal.closed.is_some() {
-                item.closed = bal.closed;
-            }
             items.upsert(item);
         }
         Ok(())
+    }
+
+    /// Decide, record and apply `incoming` in order, under the tenant's lock: the settings read
+    /// again when older than `settings_age`, the items the entries can reach loaded
+    /// ([`Matching::items_for`]), then [`Matching::process_entries`].
+    pub async fn record(
+        &self,
+        tenant: &TenantId,
+        incoming: &[Incoming],
+        metadata: &Metadata,
+        settings_age: Duration,
+    ) -> Result<Vec<Processed>> {
+        let cell = self.cache.tenant(tenant);
+        let mut t = cell.lock().await;
+        if t.refreshed.is_none_or(|r| r.elapsed() >= settings_age) {
+            self.refresh(tenant, &mut t).await?;
+        }
+        let mut items = self.items_for(tenant, incoming).await?;
+        let processed = self
+            .process_entries(tenant, &mut items, &t.settings, incoming, metadata)
+            .await?;
+        self.remember(&processed);
+        Ok(processed)
+    }
+
+    /// Remember the balances `processed` left on their cases.
+    fn remember(&self, processed: &[Processed]) {
+        let mut recent = self.recent.0.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() > RECENT {
+            recent.retain(|_, (_, at)| at.elapsed() < RECENT_FOR);
+            if recent.len() > RECENT {
+                recent.clear();
+            }
+        }
+        let now = Instant::now();
+        for p in processed.iter().filter(|p| !p.duplicate) {
+            if p.decision.outcome.applies() {
+                for a in &p.decision.allocations {
+                    recent.insert(a.case_id.clone(), (a.open_after, now));
+                }
+            }
+        }
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> std::result::Result<(Caller, Metadata), Status> {
@@ -361,12 +404,8 @@ impl PaymentService for Matching {
             .enumerate()
             .map(|(i, t)| transaction_entry(i, t))
             .collect::<Result<_>>()?;
-        let cell = self.cache.tenant(&tenant);
-        let mut t = cell.lock().await;
-        self.refresh(&tenant, &mut t).await?;
-        let mut items = self.items_for(&tenant, &incoming).await?;
         let processed = self
-            .process_entries(&tenant, &mut items, &t.settings, &incoming, &metadata)
+            .record(&tenant, &incoming, &metadata, Duration::ZERO)
             .await?;
         let mut results = Vec::with_capacity(processed.len());
         for p in &processed {

@@ -324,3 +324,66 @@ async fn a_case_cancelled_under_the_chunk_sends_its_entry_to_review_and_applies_
         (1000, Some("cancelled"))
     );
 }
+
+/// The matching projection built from the log by its consumer handler (what the NATS consumer
+/// does), up to the head.
+async fn project(log: &EventLog, pool: &sqlx::AnyPool, mut after: i64) -> i64 {
+    use mahnwerk_bus::{Envelope, Handler};
+    loop {
+        let events = log.read_all(after, 1000).await.unwrap();
+        let Some(last) = events.last() else {
+            return after;
+        };
+        after = last.position;
+        let mut tx = pool.begin().await.unwrap();
+        for e in &events {
+            mahnwerk_matching::projection::Projection
+                .handle(&Envelope::from(e), &mut tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_second_payment_before_the_projection_caught_up_sees_the_first() {
+    let mut w = World::new().await;
+    let case = w.issue("RE-2026-1001", 4000).await;
+    let url = format!("sqlite:{}?mode=rwc", w._dir.path().join("mw.db").display());
+    let pool = mahnwerk_auth::connect_any(&url).await.unwrap();
+    mahnwerk_matching::ensure_schema(&pool).await.unwrap();
+    let keys = mahnwerk_auth::KeyStore::open(pool.clone()).await.unwrap();
+    project(&w.log, &pool, 0).await;
+    let m = mahnwerk_matching::Matching::new(w.log.clone(), keys, pool, Settings::default());
+    let first = m
+        .record(
+            &w.tenant,
+            &[entry("K-1", 1500, "RE-2026-1001")],
+            &meta(),
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert_eq!(first[0].decision.outcome, Outcome::Partial);
+    // The projection has not seen the payment: the service's own balance is used.
+    let second = m
+        .record(
+            &w.tenant,
+            &[entry("K-2", 2500, "RE-2026-1001")],
+            &meta(),
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert_eq!(second[0].decision.outcome, Outcome::Applied, "{second:?}");
+    assert_eq!(
+        w.case_types(&case).await,
+        [
+            "invoice.issued.v1",
+            "payment.applied.v1",
+            "payment.applied.v1",
+            "invoice.settled.v1"
+        ]
+    );
+}

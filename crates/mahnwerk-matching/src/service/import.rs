@@ -159,7 +159,6 @@ impl Matching {
                 }
             }
         });
-        let cell = self.cache.tenant(tenant);
         let mut summary = ImportSummary {
             statements,
             warnings,
@@ -187,15 +186,9 @@ impl Matching {
             if batch.is_empty() {
                 continue;
             }
-            let mut t = cell.lock().await;
-            if t.refreshed.is_none_or(|r| r.elapsed() >= IMPORT_REFRESH) {
-                self.refresh(tenant, &mut t).await?;
-            }
-            let mut items = self.items_for(tenant, &batch).await?;
             let processed = self
-                .process_entries(tenant, &mut items, &t.settings, &batch, metadata)
+                .record(tenant, &batch, metadata, IMPORT_REFRESH)
                 .await?;
-            drop(t);
             batch.clear();
             for p in &processed {
                 summary.count(p);
