@@ -508,7 +508,7 @@ pub async fn run(
         let mut r = Row::new(
             &format!("B5/{backend}/rss"),
             format!(
-                "peak RSS of the process during the import (client + matching server with {n} open items in memory)"
+                "peak RSS of the process during the import (client + matching server, {n} open items in the projection, loaded per chunk by lookup key)"
             ),
             peak_mib,
             "MiB",

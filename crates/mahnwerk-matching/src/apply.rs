@@ -29,6 +29,9 @@ use mahnwerk_eventlog::{
 };
 use std::collections::{HashMap, HashSet};
 
+mod chunk;
+pub use chunk::{CHUNK, chunkable, process_chunk};
+
 /// Attempts on a contended stream before giving up with `ABORTED`.
 const ATTEMPTS: usize = 8;
 
@@ -232,7 +235,7 @@ pub fn manual_payment_id(entry_id: &str, case_id: &str, n: usize) -> String {
 }
 
 /// A case stream folded for payments.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct CaseBalance {
     pub version: Option<u64>,
     pub open: Option<Money>,
@@ -317,13 +320,7 @@ pub async fn apply_to_case(
         }
         let (amount, open_after, overpaid, discount) = match plan {
             Plan::Exact(a) => {
-                let assumed =
-                    a.amount.minor + a.open_after.minor + a.discount.map_or(0, |d| d.minor);
-                if open.currency != a.amount.currency || open.minor != assumed {
-                    return Err(Error::Stale(format!(
-                        "the open balance of case {case_id} changed since the decision"
-                    )));
-                }
+                check_assumed(case_id, open, a)?;
                 (a.amount, a.open_after, overpayment, a.discount)
             }
             Plan::Manual(m) => {
@@ -346,7 +343,7 @@ pub async fn apply_to_case(
                 )
             }
         };
-        let mut events = vec![PaymentEvent::Applied(PaymentApplied {
+        let applied = PaymentApplied {
             payment_id: payment_id.to_owned(),
             entry_id: entry_id.to_owned(),
             amount,
@@ -354,27 +351,11 @@ pub async fn apply_to_case(
             rule: rule.to_owned(),
             open_after,
             discount,
-        })];
-        if let Some(over) = overpaid {
-            events.push(PaymentEvent::Overpaid(OverpaymentRecorded {
-                payment_id: payment_id.to_owned(),
-                amount: over,
-                booked_on,
-            }));
-        }
-        if open_after.minor == 0 && open.minor > 0 {
-            events.push(PaymentEvent::Settled(InvoiceSettled {
-                settled_on: booked_on,
-                by: payment_id.to_owned(),
-            }));
-        }
+        };
         let batch = AppendBatch {
             stream: stream.clone(),
             expected: expected(bal.version),
-            events: events
-                .iter()
-                .map(|e| new_event(e.event_type(), e.to_payload(), metadata))
-                .collect(),
+            events: payment_events(applied, overpaid, open, metadata),
         };
         match log.append(batch).await {
             Ok(_) => return Ok(true),
@@ -383,6 +364,50 @@ pub async fn apply_to_case(
         }
     }
     Err(Error::Contended)
+}
+
+/// A [`Plan::Exact`] allocation applies only to the balance the engine decided on.
+pub(crate) fn check_assumed(case_id: &str, open: Money, a: &RecordedAllocation) -> Result<()> {
+    let assumed = a.amount.minor + a.open_after.minor + a.discount.map_or(0, |d| d.minor);
+    if open.currency != a.amount.currency || open.minor != assumed {
+        return Err(Error::Stale(format!(
+            "the open balance of case {case_id} changed since the decision"
+        )));
+    }
+    Ok(())
+}
+
+/// The events of one payment on a case stream: `payment.applied.v1`, the overpayment if any,
+/// `invoice.settled.v1` when it brings an open balance to zero.
+pub(crate) fn payment_events(
+    applied: PaymentApplied,
+    overpaid: Option<Money>,
+    open_before: Money,
+    metadata: &Metadata,
+) -> Vec<NewEvent> {
+    let (payment_id, booked_on, open_after) = (
+        applied.payment_id.clone(),
+        applied.booked_on,
+        applied.open_after,
+    );
+    let mut events = vec![PaymentEvent::Applied(applied)];
+    if let Some(over) = overpaid {
+        events.push(PaymentEvent::Overpaid(OverpaymentRecorded {
+            payment_id: payment_id.clone(),
+            amount: over,
+            booked_on,
+        }));
+    }
+    if open_after.minor == 0 && open_before.minor > 0 {
+        events.push(PaymentEvent::Settled(InvoiceSettled {
+            settled_on: booked_on,
+            by: payment_id,
+        }));
+    }
+    events
+        .iter()
+        .map(|e| new_event(e.event_type(), e.to_payload(), metadata))
+        .collect()
 }
 
 /// Reverse one payment on its case stream (operator undo, bank return). `Ok(None)` when it was
@@ -446,7 +471,7 @@ fn payer_of(inc: &Incoming) -> Payer {
 }
 
 /// Apply a recorded decision's allocations; a case that changed sends the entry to review.
-async fn apply_recorded(
+pub(crate) async fn apply_recorded(
     log: &EventLog,
     tenant: &TenantId,
     r: &TransactionReceived,
@@ -524,42 +549,7 @@ pub async fn process(
                 duplicate: true,
             });
         }
-        let amount = inc
-            .entry
-            .amount
-            .ok_or_else(|| Error::invalid("amount", "required"))?;
-        let received = TransactionReceived {
-            entry_id: id.clone(),
-            source: inc.source.to_owned(),
-            bank_reference: inc.bank_reference.clone(),
-            amount,
-            booked_on: inc.entry.booked_on,
-            booked: inc.entry.booked,
-            reversal: inc.entry.reversal,
-            return_reason: inc.entry.return_reason.clone(),
-            fingerprint: inc.fingerprint.clone(),
-            payer: payer_of(inc),
-            decision: (&d).into(),
-        };
-        let mut events = vec![EntryEvent::Received(Box::new(received.clone()))];
-        if d.outcome == Outcome::Review {
-            events.push(EntryEvent::Unmatched(UnmatchedPayload {
-                entry_id: id.clone(),
-                amount,
-                booked_on: inc.entry.booked_on,
-                reason: d.reason(),
-                candidates: d.candidates.clone(),
-                payer: payer_of(inc),
-            }));
-        }
-        let batch = AppendBatch {
-            stream: stream.clone(),
-            expected: expected(state.version),
-            events: events
-                .iter()
-                .map(|e| new_event(e.event_type(), e.to_payload(), metadata))
-                .collect(),
-        };
+        let (received, batch) = record_batch(tenant, inc, &d, expected(state.version), metadata)?;
         match log.append(batch).await {
             Ok(_) => {}
             Err(mahnwerk_eventlog::Error::Conflict { .. }) => continue,
@@ -568,21 +558,7 @@ pub async fn process(
         let mut decision = received.decision.clone();
         if d.outcome.applies() {
             if let Err(why) = apply_recorded(log, tenant, &received, metadata).await? {
-                tracing::warn!(entry = %id, "case changed before the payment was applied; to review");
-                let u = EntryEvent::Unmatched(UnmatchedPayload {
-                    entry_id: id.clone(),
-                    amount,
-                    booked_on: inc.entry.booked_on,
-                    reason: why.clone(),
-                    candidates: d.allocations.iter().map(|a| a.case_id.clone()).collect(),
-                    payer: payer_of(inc),
-                });
-                log.append(AppendBatch {
-                    stream: stream.clone(),
-                    expected: ExpectedVersion::Any,
-                    events: vec![new_event(u.event_type(), u.to_payload(), metadata)],
-                })
-                .await?;
+                to_review(log, &stream, inc, &received, &why, metadata).await?;
                 decision.outcome = Outcome::Review;
                 decision.reason = why;
             } else {
@@ -596,4 +572,85 @@ pub async fn process(
         });
     }
     Err(Error::Contended)
+}
+
+/// The receipt of an entry with the engine's decision, and the batch that records it on the
+/// entry's stream (with `payment.unmatched.v1` when the decision is review).
+pub(crate) fn record_batch(
+    tenant: &TenantId,
+    inc: &Incoming,
+    d: &crate::engine::Decision,
+    expected: ExpectedVersion,
+    metadata: &Metadata,
+) -> Result<(TransactionReceived, AppendBatch)> {
+    let id = &inc.entry.entry_ref;
+    let amount = inc
+        .entry
+        .amount
+        .ok_or_else(|| Error::invalid("amount", "required"))?;
+    let received = TransactionReceived {
+        entry_id: id.clone(),
+        source: inc.source.to_owned(),
+        bank_reference: inc.bank_reference.clone(),
+        amount,
+        booked_on: inc.entry.booked_on,
+        booked: inc.entry.booked,
+        reversal: inc.entry.reversal,
+        return_reason: inc.entry.return_reason.clone(),
+        fingerprint: inc.fingerprint.clone(),
+        payer: payer_of(inc),
+        decision: d.into(),
+    };
+    let mut events = vec![EntryEvent::Received(Box::new(received.clone()))];
+    if d.outcome == Outcome::Review {
+        events.push(EntryEvent::Unmatched(UnmatchedPayload {
+            entry_id: id.clone(),
+            amount,
+            booked_on: inc.entry.booked_on,
+            reason: d.reason(),
+            candidates: d.candidates.clone(),
+            payer: payer_of(inc),
+        }));
+    }
+    let batch = AppendBatch {
+        stream: StreamId::new(tenant, ENTRY_KIND, id),
+        expected,
+        events: events
+            .iter()
+            .map(|e| new_event(e.event_type(), e.to_payload(), metadata))
+            .collect(),
+    };
+    Ok((received, batch))
+}
+
+/// A recorded entry whose case changed before its payment was applied goes to review.
+pub(crate) async fn to_review(
+    log: &EventLog,
+    stream: &StreamId,
+    inc: &Incoming,
+    received: &TransactionReceived,
+    why: &str,
+    metadata: &Metadata,
+) -> Result<()> {
+    tracing::warn!(entry = %received.entry_id, "case changed before the payment was applied; to review");
+    let u = EntryEvent::Unmatched(UnmatchedPayload {
+        entry_id: received.entry_id.clone(),
+        amount: received.amount,
+        booked_on: inc.entry.booked_on,
+        reason: why.to_owned(),
+        candidates: received
+            .decision
+            .allocations
+            .iter()
+            .map(|a| a.case_id.clone())
+            .collect(),
+        payer: payer_of(inc),
+    });
+    log.append(AppendBatch {
+        stream: stream.clone(),
+        expected: ExpectedVersion::Any,
+        events: vec![new_event(u.event_type(), u.to_payload(), metadata)],
+    })
+    .await?;
+    Ok(())
 }

@@ -18,8 +18,8 @@
 mod items;
 mod types;
 
-pub use items::OpenItems;
 use items::norm_iban;
+pub use items::{OpenItems, amount_key, entry_keys};
 pub use types::{Allocation, BankEntry, CashDiscount, Decision, OpenItem, Outcome, Rule, Settings};
 
 use crate::text;

@@ -4,6 +4,8 @@
 //!   `invoice.*` and the payment facts on case streams, plus the payer IBANs learnt from applied
 //!   entries (`bank_transaction.received.v1` with allocations) and any RF reference a letter
 //!   printed other than the one the engine derives (`letter.rendered.v1`);
+//! - `matching_keys`: each item's lookup keys ([`OpenItems::item_keys`]: RF references, invoice
+//!   number keys, open amount), so a chunk of entries loads only the items it can reach;
 //! - `matching_unmatched`: the review queue, from `payment.unmatched.v1` and the review actions.
 //!
 //! Portable SQL (`sqlx::Any`): PostgreSQL and SQLite alike. The consumer library commits these
@@ -19,7 +21,10 @@ use sqlx::{Any, AnyPool, Transaction};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS matching_items (tenant TEXT NOT NULL, case_id TEXT NOT NULL, item_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, case_id))",
-    "CREATE INDEX IF NOT EXISTS matching_items_position ON matching_items (tenant, position)",
+    "CREATE INDEX IF NOT EXISTS matching_items_cursor ON matching_items (tenant, position, case_id)",
+    "CREATE TABLE IF NOT EXISTS matching_keys (tenant TEXT NOT NULL, lookup TEXT NOT NULL, case_id TEXT NOT NULL, PRIMARY KEY (tenant, lookup, case_id))",
+    "CREATE INDEX IF NOT EXISTS matching_keys_case ON matching_keys (tenant, case_id)",
+    "CREATE TABLE IF NOT EXISTS matching_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS matching_unmatched (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, status TEXT NOT NULL, entry_json TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
     "CREATE INDEX IF NOT EXISTS matching_unmatched_open ON matching_unmatched (tenant, status, position)",
     "CREATE TABLE IF NOT EXISTS matching_applied (tenant TEXT NOT NULL, entry_id TEXT NOT NULL, e2e TEXT NOT NULL, iban TEXT NOT NULL, amount_minor BIGINT NOT NULL, currency TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (tenant, entry_id))",
@@ -64,41 +69,170 @@ pub async fn ensure_schema(pool: &AnyPool) -> Result<(), sqlx::Error> {
     for stmt in SCHEMA {
         sqlx::query(*stmt).execute(pool).await?;
     }
+    backfill_keys(pool).await
+}
+
+/// Items projected before `matching_keys` existed get their keys, page by page, once.
+async fn backfill_keys(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    let done: Option<(String,)> =
+        sqlx::query_as("SELECT value FROM matching_meta WHERE name = 'keys_v1'")
+            .fetch_optional(pool)
+            .await?;
+    if done.is_some() {
+        return Ok(());
+    }
+    let tenants: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT tenant FROM matching_items")
+        .fetch_all(pool)
+        .await?;
+    for (tenant,) in tenants {
+        let mut after = ItemCursor::default();
+        while let Some((items, cursor)) = load_items_page(pool, &tenant, &after, ITEM_PAGE).await? {
+            let mut tx = pool.begin().await?;
+            for item in &items {
+                save_keys(&mut tx, &tenant, item).await?;
+            }
+            tx.commit().await?;
+            after = cursor;
+        }
+    }
+    sqlx::query("INSERT INTO matching_meta (name, value) VALUES ('keys_v1', 'done') ON CONFLICT (name) DO NOTHING")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
+/// Replace an item's lookup keys ([`OpenItems::item_keys`]).
+async fn save_keys(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    item: &OpenItem,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM matching_keys WHERE tenant = $1 AND case_id = $2")
+        .bind(tenant.to_owned())
+        .bind(item.case_id.clone())
+        .execute(&mut **tx)
+        .await?;
+    let keys = OpenItems::item_keys(item);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from("INSERT INTO matching_keys (tenant, lookup, case_id) VALUES ");
+    for i in 0..keys.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("($1, ${}, $2)", i + 3));
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING");
+    // Only placeholders are formatted into the statement; every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.to_owned())
+        .bind(item.case_id.clone());
+    for k in keys {
+        q = q.bind(k);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Lookup keys per query (bind parameters stay far below every backend's limit).
+const KEYS_PER_QUERY: usize = 500;
+
+/// The items of a tenant any of `keys` names ([`crate::engine::entry_keys`]): the part of the
+/// open items a chunk of entries can reach, never all of them.
+pub async fn load_items_for_keys(
+    pool: &AnyPool,
+    tenant: &str,
+    keys: &[String],
+) -> Result<Vec<OpenItem>, sqlx::Error> {
+    let mut cases: Vec<String> = Vec::new();
+    for part in keys.chunks(KEYS_PER_QUERY) {
+        let list = (0..part.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "SELECT DISTINCT case_id FROM matching_keys WHERE tenant = $1 AND lookup IN ({list})"
+        );
+        let mut q =
+            sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql)).bind(tenant.to_owned());
+        for k in part {
+            q = q.bind(k.clone());
+        }
+        cases.extend(q.fetch_all(pool).await?.into_iter().map(|(c,)| c));
+    }
+    cases.sort_unstable();
+    cases.dedup();
+    let mut rows = Vec::with_capacity(cases.len());
+    for part in cases.chunks(KEYS_PER_QUERY) {
+        let list = (0..part.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "SELECT item_json FROM matching_items WHERE tenant = $1 AND case_id IN ({list})"
+        );
+        let mut q =
+            sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql)).bind(tenant.to_owned());
+        for c in part {
+            q = q.bind(c.clone());
+        }
+        rows.extend(q.fetch_all(pool).await?.into_iter().map(|(j,)| j));
+    }
+    items_from_rows(tenant, rows).await
+}
+
+/// Rows of `matching_items` read per query: a refresh over a million open items never holds
+/// more than one page of JSON rows besides the index it builds.
+pub const ITEM_PAGE: i64 = 2000;
+
 /// The open items of a tenant, as the engine indexes them.
 pub async fn load_items(pool: &AnyPool, tenant: &str) -> Result<OpenItems, sqlx::Error> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT item_json FROM matching_items WHERE tenant = $1")
-            .bind(tenant.to_owned())
-            .fetch_all(pool)
-            .await?;
     let mut items = OpenItems::new();
-    for item in items_from_rows(tenant, rows.into_iter().map(|(j,)| j).collect()).await? {
-        items.upsert(item);
+    let mut after = ItemCursor::default();
+    while let Some(page) = load_items_page(pool, tenant, &after, ITEM_PAGE).await? {
+        for item in page.0 {
+            items.upsert(item);
+        }
+        after = page.1;
     }
     Ok(items)
 }
 
-/// Items of a tenant changed after `after` (a log position), and the highest position seen.
-pub async fn load_items_since(
+/// Where a paged read of `matching_items` stands: the last (position, case id) read. Rows are
+/// read in that order, so rows sharing a position are never split across pages and lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemCursor {
+    pub position: i64,
+    pub case_id: String,
+}
+
+/// The next page (at most `limit` items) of a tenant's items changed after `after`, and the
+/// cursor after it; `None` when there are none.
+pub async fn load_items_page(
     pool: &AnyPool,
     tenant: &str,
-    after: i64,
-) -> Result<(Vec<OpenItem>, i64), sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT item_json, position FROM matching_items WHERE tenant = $1 AND position > $2 ORDER BY position",
+    after: &ItemCursor,
+    limit: i64,
+) -> Result<Option<(Vec<OpenItem>, ItemCursor)>, sqlx::Error> {
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT item_json, position, case_id FROM matching_items WHERE tenant = $1 AND position >= $2 AND (position > $2 OR case_id > $3) ORDER BY position, case_id LIMIT $4",
     )
     .bind(tenant.to_owned())
-    .bind(after)
+    .bind(after.position)
+    .bind(after.case_id.clone())
+    .bind(limit)
     .fetch_all(pool)
     .await?;
-    let max = rows.last().map_or(after, |r| r.1);
-    Ok((
-        items_from_rows(tenant, rows.into_iter().map(|(j, _)| j).collect()).await?,
-        max,
-    ))
+    let Some((_, position, case_id)) = rows.last() else {
+        return Ok(None);
+    };
+    let cursor = ItemCursor {
+        position: *position,
+        case_id: case_id.clone(),
+    };
+    let items = items_from_rows(tenant, rows.into_iter().map(|(j, _, _)| j).collect()).await?;
+    Ok(Some((items, cursor)))
 }
 
 /// Whether the projection holds `case_id` (tests and read-your-writes).
@@ -255,6 +389,7 @@ async fn save_item(
     .bind(position)
     .execute(&mut **tx)
     .await?;
+    save_keys(tx, tenant, item).await?;
     Ok(())
 }
 

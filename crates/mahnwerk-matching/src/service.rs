@@ -2,10 +2,11 @@
 //! the edge, then record and apply through [`crate::apply`].
 
 use crate::apply::{
-    Incoming, Plan, PriorRequest, Processed, apply_to_case, check_request_id, fold_entry,
-    manual_payment_id, process, read_all, request_id_reused, reverse_on_case,
+    CHUNK, Incoming, Plan, PriorRequest, Processed, apply_to_case, check_request_id, chunkable,
+    fold_entry, manual_payment_id, process, process_chunk, read_all, request_id_reused,
+    reverse_on_case,
 };
-use crate::engine::{OpenItems, Outcome, Rule, Settings};
+use crate::engine::{OpenItem, OpenItems, Outcome, Rule, Settings, entry_keys};
 use crate::entry::{account_of, bank_entry, entry_id, statement_reader};
 use crate::error::{Error, Result};
 use crate::events::{
@@ -48,24 +49,36 @@ pub struct Matching {
     pub pool: AnyPool,
     pub settings: Settings,
     cache: ItemCache,
+    recent: Recent,
 }
 
-/// The open items of each tenant in memory, refreshed from the projection by position (only rows
-/// changed since the last refresh are read). One lock per tenant: entries of one tenant are
-/// decided one at a time, so two calls never decide on the same balance.
+/// Per tenant: the settings the engine decides with, and the lock that decides one tenant's
+/// entries one chunk at a time (two calls never decide on the same balance). The open items are
+/// not held: each chunk loads the items its entries can reach ([`Matching::items_for`]).
 #[derive(Clone, Default)]
 struct ItemCache(Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<TenantItems>>>>>);
 
 #[derive(Default)]
 pub struct TenantItems {
-    pub items: OpenItems,
     /// The tenant's settings as of the last refresh.
     pub settings: Settings,
-    position: i64,
     refreshed: Option<Instant>,
 }
 
-/// How old the cached items of a statement import may get before they are refreshed.
+/// The balances this process applied, by case: laid over the items loaded from the projection,
+/// which may not have seen them yet. Bounded ([`RECENT`]); a balance it forgot (or another
+/// replica applied) is still caught when the payment is applied: the case stream is checked
+/// and the entry goes to review.
+#[derive(Clone, Default)]
+struct Recent(Arc<std::sync::Mutex<HashMap<String, (Money, Instant)>>>);
+
+/// Cases [`Recent`] holds before it starts over.
+const RECENT: usize = 100_000;
+/// How long a remembered balance is laid over the projection's (which catches up within
+/// moments; an undo or a manual match since is then seen).
+const RECENT_FOR: Duration = Duration::from_secs(30);
+
+/// How old the cached settings of a statement import may get before they are read again.
 const IMPORT_REFRESH: Duration = Duration::from_secs(1);
 
 impl ItemCache {
@@ -83,22 +96,112 @@ impl Matching {
             pool,
             settings,
             cache: ItemCache::default(),
+            recent: Recent::default(),
         }
     }
 
-    /// Bring a tenant's cached items up to the projection.
+    /// Read a tenant's settings again.
     async fn refresh(&self, tenant: &TenantId, t: &mut TenantItems) -> Result<()> {
-        let (changed, position) =
-            projection::load_items_since(&self.pool, tenant.as_str(), t.position).await?;
-        for item in changed {
-            t.items.upsert(item);
-        }
-        t.position = position;
         t.settings = crate::settings::load(&self.log, tenant)
             .await?
             .effective(self.settings);
         t.refreshed = Some(Instant::now());
         Ok(())
+    }
+
+    /// The open items `incoming` can reach: those the projection holds under the entries' lookup
+    /// keys ([`entry_keys`]; then the rest after the numbers found, for texts cut at the SEPA
+    /// limit), with the balances this process applied since (the projection may lag behind).
+    /// The engine decides on these exactly as on all open items.
+    pub async fn items_for(&self, tenant: &TenantId, incoming: &[Incoming]) -> Result<OpenItems> {
+        let mut keys: Vec<String> = incoming.iter().flat_map(|i| entry_keys(&i.entry)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut items = OpenItems::new();
+        let found = projection::load_items_for_keys(&self.pool, tenant.as_str(), &keys).await?;
+        self.upsert_current(tenant, &mut items, found).await?;
+        let mut rest: Vec<String> = incoming
+            .iter()
+            .filter_map(|i| items.rest_key(&i.entry))
+            .filter(|k| keys.binary_search(k).is_err())
+            .collect();
+        if !rest.is_empty() {
+            rest.sort_unstable();
+            rest.dedup();
+            let more: Vec<OpenItem> =
+                projection::load_items_for_keys(&self.pool, tenant.as_str(), &rest)
+                    .await?
+                    .into_iter()
+                    .filter(|i| items.get(&i.case_id).is_none())
+                    .collect();
+            self.upsert_current(tenant, &mut items, more).await?;
+        }
+        Ok(items)
+    }
+
+    /// Add `found` to `items`, with the balances this process applied since the projection
+    /// last saw them ([`Recent`]).
+    async fn upsert_current(
+        &self,
+        _tenant: &TenantId,
+        items: &mut OpenItems,
+        found: Vec<OpenItem>,
+    ) -> Result<()> {
+        let recent = self.recent.0.lock().unwrap_or_else(|p| p.into_inner());
+        for mut item in found {
+            if let Some((open, at)) = recent.get(&item.case_id)
+                && at.elapsed() < RECENT_FOR
+            {
+                item.open = *open;
+                if open.minor == 0 {
+                    item.cash_discount = None;
+                }
+            }
+            items.upsert(item);
+        }
+        Ok(())
+    }
+
+    /// Decide, record and apply `incoming` in order, under the tenant's lock: the settings read
+    /// again when older than `settings_age`, the items the entries can reach loaded
+    /// ([`Matching::items_for`]), then [`Matching::process_entries`].
+    pub async fn record(
+        &self,
+        tenant: &TenantId,
+        incoming: &[Incoming],
+        metadata: &Metadata,
+        settings_age: Duration,
+    ) -> Result<Vec<Processed>> {
+        let cell = self.cache.tenant(tenant);
+        let mut t = cell.lock().await;
+        if t.refreshed.is_none_or(|r| r.elapsed() >= settings_age) {
+            self.refresh(tenant, &mut t).await?;
+        }
+        let mut items = self.items_for(tenant, incoming).await?;
+        let processed = self
+            .process_entries(tenant, &mut items, &t.settings, incoming, metadata)
+            .await?;
+        self.remember(&processed);
+        Ok(processed)
+    }
+
+    /// Remember the balances `processed` left on their cases.
+    fn remember(&self, processed: &[Processed]) {
+        let mut recent = self.recent.0.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() > RECENT {
+            recent.retain(|_, (_, at)| at.elapsed() < RECENT_FOR);
+            if recent.len() > RECENT {
+                recent.clear();
+            }
+        }
+        let now = Instant::now();
+        for p in processed.iter().filter(|p| !p.duplicate) {
+            if p.decision.outcome.applies() {
+                for a in &p.decision.allocations {
+                    recent.insert(a.case_id.clone(), (a.open_after, now));
+                }
+            }
+        }
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> std::result::Result<(Caller, Metadata), Status> {
@@ -119,13 +222,7 @@ impl Matching {
         metadata: &Metadata,
     ) -> Result<Processed> {
         let mut p = process(&self.log, tenant, items, settings, inc, metadata).await?;
-        metrics::counter!(
-            "mahnwerk_matching_entries_total",
-            "decision" => p.decision.outcome.as_str(),
-            "rule" => p.decision.rule.as_str(),
-            "duplicate" => if p.duplicate { "true" } else { "false" },
-        )
-        .increment(1);
+        count_entry(&p);
         let e = &inc.entry;
         let is_return = e.booked
             && e.amount.is_some_and(|a| a.minor < 0)
@@ -213,6 +310,39 @@ impl Matching {
         Ok(p)
     }
 
+    /// Record and apply `incoming` in order: runs of [`chunkable`] entries in chunks of up to
+    /// [`CHUNK`] (two group commits each, [`process_chunk`]), the others one at a time through
+    /// [`Matching::process_entry`].
+    pub async fn process_entries(
+        &self,
+        tenant: &TenantId,
+        items: &mut OpenItems,
+        settings: &Settings,
+        incoming: &[Incoming],
+        metadata: &Metadata,
+    ) -> Result<Vec<Processed>> {
+        let mut out = Vec::with_capacity(incoming.len());
+        let mut rest = incoming;
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take(CHUNK).take_while(|i| chunkable(i)).count();
+            if run == 0 {
+                out.push(
+                    self.process_entry(tenant, items, settings, first, metadata)
+                        .await?,
+                );
+                rest = &rest[1..];
+                continue;
+            }
+            let (chunk, tail) = rest.split_at(run);
+            for p in process_chunk(&self.log, tenant, items, settings, chunk, metadata).await? {
+                count_entry(&p);
+                out.push(p);
+            }
+            rest = tail;
+        }
+        Ok(out)
+    }
+
     async fn append_entry(
         &self,
         stream: &StreamId,
@@ -242,6 +372,16 @@ impl Matching {
     }
 }
 
+fn count_entry(p: &Processed) {
+    metrics::counter!(
+        "mahnwerk_matching_entries_total",
+        "decision" => p.decision.outcome.as_str(),
+        "rule" => p.decision.rule.as_str(),
+        "duplicate" => if p.duplicate { "true" } else { "false" },
+    )
+    .increment(1);
+}
+
 #[tonic::async_trait]
 impl PaymentService for Matching {
     async fn record_transactions(
@@ -264,19 +404,13 @@ impl PaymentService for Matching {
             .enumerate()
             .map(|(i, t)| transaction_entry(i, t))
             .collect::<Result<_>>()?;
-        let cell = self.cache.tenant(&tenant);
-        let mut t = cell.lock().await;
-        self.refresh(&tenant, &mut t).await?;
-        let TenantItems {
-            items, settings, ..
-        } = &mut *t;
-        let mut results = Vec::with_capacity(incoming.len());
-        for inc in &incoming {
-            let p = self
-                .process_entry(&tenant, items, settings, inc, &metadata)
-                .await?;
+        let processed = self
+            .record(&tenant, &incoming, &metadata, Duration::ZERO)
+            .await?;
+        let mut results = Vec::with_capacity(processed.len());
+        for p in &processed {
             tracing::info!(entry = %p.entry_id, decision = p.decision.outcome.as_str(), rule = p.decision.rule.as_str(), duplicate = p.duplicate, "transaction recorded");
-            results.push(result_pb(&p));
+            results.push(result_pb(p));
         }
         Ok(Response::new(pb::RecordTransactionsResponse { results }))
     }

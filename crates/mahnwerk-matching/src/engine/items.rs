@@ -3,7 +3,7 @@
 
 use super::types::{BankEntry, Decision, OpenItem};
 use crate::text;
-use mahnwerk_domain::Currency;
+use mahnwerk_domain::{Currency, Money};
 use mahnwerk_formats::rf;
 use std::collections::HashMap;
 
@@ -19,6 +19,51 @@ pub struct OpenItems {
     pub(super) by_number: HashMap<String, Vec<usize>>,
     pub(super) by_amount: HashMap<(i64, Currency), Vec<usize>>,
     pub(super) by_iban: HashMap<String, Vec<usize>>,
+}
+
+/// The `a:` lookup key of an amount.
+pub fn amount_key(m: Money) -> String {
+    format!("a:{}:{}", m.minor, m.currency)
+}
+
+/// The lookup keys [`crate::engine::decide`] may consult for `entry` before it knows any item:
+/// the RF references it names, every key of every invoice-number candidate in its texts, its
+/// amount. (A text cut at the SEPA limit also looks up the rest after the numbers found:
+/// [`OpenItems::rest_key`].) Empty for entries the engine decides without looking.
+pub fn entry_keys(entry: &BankEntry) -> Vec<String> {
+    let Some(amount) = entry.amount else {
+        return Vec::new();
+    };
+    if !entry.booked || amount.minor <= 0 || entry.reversal {
+        return Vec::new();
+    }
+    let remittance = entry.remittance.as_deref().unwrap_or("");
+    let mut out: Vec<String> = entry
+        .references
+        .iter()
+        .filter_map(|r| text::normalise_rf(r))
+        .chain(text::find_rf_references(remittance))
+        .map(|r| format!("r:{r}"))
+        .collect();
+    for c in text::number_candidates(&scanned_text(entry)) {
+        if !c.maybe_truncated {
+            out.extend(c.keys.iter().map(|k| format!("n:{k}")));
+        }
+    }
+    out.push(amount_key(amount));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The text the number rule scans: the remittance and the structured references.
+pub(super) fn scanned_text(entry: &BankEntry) -> String {
+    let mut scanned = entry.remittance.clone().unwrap_or_default();
+    for r in &entry.references {
+        scanned.push('\n');
+        scanned.push_str(r);
+    }
+    scanned
 }
 
 pub(super) fn norm_iban(s: &str) -> String {
@@ -92,6 +137,27 @@ impl OpenItems {
         let mut numbers = vec![text::number_key(&item.invoice_number)];
         numbers.extend(text::alternative_keys(&item.invoice_number));
         (rfs, numbers)
+    }
+
+    /// The lookup keys of an item, as [`OpenItems`] indexes it: `r:` RF references, `n:` invoice
+    /// number keys, `a:` the open amount (and the discounted one) while the item is open. A
+    /// store that keeps these can hand the engine every item an entry's lookups could reach
+    /// ([`entry_keys`]) without holding all items in memory.
+    pub fn item_keys(item: &OpenItem) -> Vec<String> {
+        let (rfs, numbers) = Self::keys(item);
+        let mut out: Vec<String> = rfs.into_iter().map(|r| format!("r:{r}")).collect();
+        out.extend(numbers.into_iter().map(|k| format!("n:{k}")));
+        if item.open.minor > 0 && item.closed.is_none() {
+            out.push(amount_key(item.open));
+            if let Some(d) = item.cash_discount
+                && d.amount != item.open
+            {
+                out.push(amount_key(d.amount));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     fn index(&mut self, i: usize) {
@@ -181,6 +247,35 @@ impl OpenItems {
             }
             self.upsert(item);
         }
+    }
+
+    /// Set an item's open balance and closed state to what its case stream holds (undoes what
+    /// [`OpenItems::apply`] assumed for a decision that was not applied after all).
+    pub fn set_balance(&mut self, case_id: &str, open: Money, closed: Option<String>) {
+        let Some(&i) = self.by_case.get(case_id) else {
+            return;
+        };
+        if self.items[i].open == open && self.items[i].closed == closed {
+            return;
+        }
+        let mut item = self.items[i].clone();
+        item.open = open;
+        item.closed = closed;
+        self.upsert(item);
+    }
+
+    /// For a text cut at the SEPA limit: the amount key of what is left after the invoices its
+    /// numbers name (the engine looks for one more invoice of exactly that balance).
+    pub fn rest_key(&self, entry: &BankEntry) -> Option<String> {
+        let amount = entry.amount?;
+        let remittance = entry.remittance.as_deref().unwrap_or("");
+        if remittance.chars().count() < text::SEPA_REMITTANCE_LIMIT {
+            return None;
+        }
+        let (hits, _) = self.lookup_numbers(&scanned_text(entry));
+        let known: i64 = hits.iter().map(|&i| self.items[i].open.minor).sum();
+        let rest = amount.minor - known;
+        (!hits.is_empty() && rest > 0).then(|| amount_key(Money::new(rest, amount.currency)))
     }
 
     pub(super) fn lookup_numbers(&self, text: &str) -> (Vec<usize>, Vec<text::Candidate>) {

@@ -92,9 +92,22 @@ pub fn check_statement(
     Ok((statements, warnings))
 }
 
+/// A parsed statement entry as the matching path takes it.
+fn incoming(ids: &mut crate::entry::EntryIds, (account, e): (String, Entry)) -> Incoming {
+    let id = ids.next(&account, &e);
+    Incoming {
+        entry: bank_entry(id, &e),
+        charges: e.charges,
+        bank_reference: e.bank_reference.clone(),
+        source: "statement",
+        fingerprint: None,
+        end_to_end_id: e.end_to_end_id.clone(),
+    }
+}
+
 impl Matching {
     /// Import a statement file from disk: balance check over everything first, then every
-    /// entry recorded and applied exactly once. `progress` is called after each entry.
+    /// entry recorded and applied exactly once. `progress` is called after each chunk of entries.
     pub async fn import_file(
         &self,
         tenant: &TenantId,
@@ -108,7 +121,7 @@ impl Matching {
             tokio::task::spawn_blocking(move || check_statement(&p, c.as_ref()))
                 .await
                 .map_err(|e| Error::Rejected(format!("statement check failed: {e}")))??;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(String, Entry)>>(256);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(String, Entry)>>(2 * CHUNK);
         let p = path.to_owned();
         let reader = tokio::task::spawn_blocking(move || {
             let send = |r| tx.blocking_send(r).is_ok();
@@ -146,36 +159,40 @@ impl Matching {
                 }
             }
         });
-        let cell = self.cache.tenant(tenant);
         let mut summary = ImportSummary {
             statements,
             warnings,
             ..Default::default()
         };
         let mut ids = crate::entry::EntryIds::default();
-        while let Some(next) = rx.recv().await {
-            let (account, e) = next?;
-            let id = ids.next(&account, &e);
-            let inc = Incoming {
-                entry: bank_entry(id, &e),
-                charges: e.charges,
-                bank_reference: e.bank_reference.clone(),
-                source: "statement",
-                fingerprint: None,
-                end_to_end_id: e.end_to_end_id.clone(),
-            };
-            let mut t = cell.lock().await;
-            if t.refreshed.is_none_or(|r| r.elapsed() >= IMPORT_REFRESH) {
-                self.refresh(tenant, &mut t).await?;
+        let mut batch: Vec<Incoming> = Vec::with_capacity(CHUNK);
+        let mut more = true;
+        while more {
+            // Whatever the parser has ready, up to a chunk (at least one entry).
+            match rx.recv().await {
+                Some(next) => batch.push(incoming(&mut ids, next?)),
+                None => more = false,
             }
-            let TenantItems {
-                items, settings, ..
-            } = &mut *t;
-            let p = self
-                .process_entry(tenant, items, settings, &inc, metadata)
+            while batch.len() < CHUNK {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(incoming(&mut ids, next?)),
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                        more = false;
+                        break;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let processed = self
+                .record(tenant, &batch, metadata, IMPORT_REFRESH)
                 .await?;
-            drop(t);
-            summary.count(&p);
+            batch.clear();
+            for p in &processed {
+                summary.count(p);
+            }
             progress(&summary);
         }
         let _ = reader.await;
