@@ -29,6 +29,14 @@ fn letters() -> usize {
         .unwrap_or(120)
 }
 
+/// SIGKILLs (`LETTERS_CRASH_KILLS`, default 24; at least 20 are required).
+fn kills_wanted() -> usize {
+    std::env::var("LETTERS_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
+}
+
 fn python() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let p = std::env::var("MAHNWERK_PYTHON")
@@ -292,7 +300,9 @@ async fn serve_killed_with_sigkill_while_dispatching_sends_no_letter_twice() {
     let mut serve = spawn_serve(&setup, run);
     // Kill it at random moments once it has made progress since its start, at least 20 times,
     // while letters are still being dispatched.
-    while kills < 24 {
+    // The pause before a kill grows with the run, so the kills spread over the whole dispatch.
+    let max_pause = 700 * u64::try_from((n / 120).max(1)).unwrap();
+    while kills < kills_wanted() {
         let before = progress(&rows(&pool).await);
         let start = tokio::time::Instant::now();
         let mut finished = false;
@@ -315,14 +325,15 @@ async fn serve_killed_with_sigkill_while_dispatching_sends_no_letter_twice() {
         if finished {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(next() % 700)).await;
+        tokio::time::sleep(Duration::from_millis(next() % max_pause)).await;
         serve.0.kill().unwrap(); // SIGKILL
         serve.0.wait().unwrap();
         kills += 1;
         run += 1;
         serve = spawn_serve(&setup, run);
     }
-    wait_for("every letter final", 600, || async {
+    let budget = 600 + u64::try_from(n).unwrap();
+    wait_for("every letter final", budget, || async {
         all_final(&rows(&pool).await, n)
     })
     .await;
