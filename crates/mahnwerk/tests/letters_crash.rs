@@ -332,7 +332,7 @@ async fn serve_killed_with_sigkill_while_dispatching_sends_no_letter_twice() {
         run += 1;
         serve = spawn_serve(&setup, run);
     }
-    let budget = 600 + u64::try_from(n).unwrap();
+    let budget = 600 + 3 * u64::try_from(n).unwrap();
     wait_for("every letter final", budget, || async {
         all_final(&rows(&pool).await, n)
     })
