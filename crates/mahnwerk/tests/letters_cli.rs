@@ -247,7 +247,7 @@ async fn the_letters_cli_sets_the_letterhead_checks_templates_and_reads_and_rese
         resend.payload["actor"]
             .as_str()
             .unwrap_or_default()
-            .starts_with("key:"),
+            .starts_with("apikey:"),
         "{}",
         resend.payload
     );
