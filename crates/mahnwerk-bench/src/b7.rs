@@ -200,7 +200,13 @@ fn rss_at(samples: &[(u64, f64)], n: u64, frac: f64) -> Option<f64> {
     samples.iter().find(|(d, _)| *d >= want).map(|(_, r)| *r)
 }
 
-pub async fn run(env: &Env, backend: &'static str, n: u64) -> Result<Vec<Row>> {
+/// `concurrency`: the dispatch worker's rows in flight (`None`: the service's default).
+pub async fn run(
+    env: &Env,
+    backend: &'static str,
+    n: u64,
+    concurrency: Option<usize>,
+) -> Result<Vec<Row>> {
     let run = format!("{}l{}", env.run, &backend[..1]);
     let dir = env.tmp.path().join(format!("b7-{backend}"));
     std::fs::create_dir_all(&dir)?;
@@ -289,6 +295,10 @@ pub async fn run(env: &Env, backend: &'static str, n: u64) -> Result<Vec<Row>> {
     let mut config = Config::new(bus.clone());
     config.documents = DocumentConfig::Fs(dir.join("documents"));
     config.spool_dir = dir.join("spool");
+    if let Some(c) = concurrency {
+        config.concurrency = c;
+    }
+    let in_flight = config.concurrency;
     let parts = Parts::open(config, &pool).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -317,10 +327,15 @@ pub async fn run(env: &Env, backend: &'static str, n: u64) -> Result<Vec<Row>> {
     };
     let mut samples: Vec<(u64, f64)> = Vec::new();
     let (mut last_done, mut last_change) = (0, Instant::now());
+    // When the consumer had recorded every intent (the debtor rows exist).
+    let mut t_intents = None;
     let t_service = loop {
         let (debtor, all_sent, other, rows) = progress(&pool).await.unwrap_or_default();
         if let Some(rss) = rss_mib() {
             samples.push((debtor, rss));
+        }
+        if t_intents.is_none() && rows >= n {
+            t_intents = Some(t0.elapsed());
         }
         if other > 0 {
             bail!("B7 {backend}: {other} letters ended other than sent (see the ledger)");
@@ -371,8 +386,9 @@ pub async fn run(env: &Env, backend: &'static str, n: u64) -> Result<Vec<Row>> {
         ">= 0.5x pure render",
     );
     row.notes.push(format!(
-        "{:.1} s for {n} letters; pure render {:.1} s on {threads} threads, {single_rate:.0} letters/s on 1 thread; {documents} documents stored, {spooled} jobs spooled, {inbox} copies in the inbox; {}",
+        "{:.1} s for {n} letters (dispatch concurrency {in_flight}; every intent recorded by the consumer after {:.1} s); pure render {:.1} s on {threads} threads, {single_rate:.0} letters/s on 1 thread; {documents} documents stored, {spooled} jobs spooled, {inbox} copies in the inbox; {} (all local processes of each name)",
         t_service.as_secs_f64(),
+        t_intents.unwrap_or_default().as_secs_f64(),
         t_pure.as_secs_f64(),
         cpu1.per_item_since(&cpu0, n)
     ));

@@ -70,6 +70,10 @@ struct Args {
     /// Publishes in flight, for the relay and its raw baseline alike (B3).
     #[arg(long, default_value_t = 512)]
     window: usize,
+    /// Rows the letters service's dispatch worker handles at once in B7 (default: the
+    /// service's own default).
+    #[arg(long)]
+    letters_concurrency: Option<usize>,
     /// Manifest of the peer benchmark (B2).
     #[arg(long, default_value = "bench/peer-cqrs-es/Cargo.toml")]
     peer_manifest: PathBuf,
@@ -166,7 +170,15 @@ async fn run_rows(
     if want("B7") {
         // The letters service as deployed: on PostgreSQL when configured, else on SQLite.
         let backend = env.backends()[0];
-        out.extend(b7::run(env, backend, scaled_min(b7::FULL, args.scale, 100)).await?);
+        out.extend(
+            b7::run(
+                env,
+                backend,
+                scaled_min(b7::FULL, args.scale, 100),
+                args.letters_concurrency,
+            )
+            .await?,
+        );
     }
     if want("B8") {
         for backend in env.backends() {

@@ -7,6 +7,13 @@
 //! where they arrive (the mailbox and the spool) against the dispatch ledger and the case
 //! streams. Cases settled before their step get no letter.
 //!
+//! At the size (`LETTERS_CRASH_N=1000`, debug build, 2026-12-01 on the shared 2-core
+//! machine, load ≈ 13): 24 SIGKILLs, 483 s; 895 sent, 5 unknown (flagged for review), 100
+//! suppressed (settled before their step); 499 distinct emails at the SMTP server and 399 jobs in
+//! the spool, none twice; every `sent` letter delivered exactly once. (`LETTERS_CRASH_KILLS`
+//! sets the number of kills; the pause before a kill grows with `n`, so they spread over the
+//! run.)
+//!
 //! The in-process variant (the service's task aborted) is
 //! `mahnwerk-letters-service/tests/crash.rs`; this one kills the process the operator runs.
 
