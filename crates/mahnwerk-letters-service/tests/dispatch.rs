@@ -363,3 +363,47 @@ async fn a_case_paid_a_second_before_dispatch_gets_no_letter() {
     assert_eq!(events[4].1["reason"], "settled");
     service.abort();
 }
+
+/// A transient SMTP failure (451 at RCPT TO) is retried after the backoff and the letter goes
+/// out once; the ledger counts the attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_smtp_failure_is_retried_and_the_letter_goes_out_once() {
+    let h = Harness::start(&[]).await;
+    put_settings(&h.log, &h.tenant, &settings(CopyTo::Inbox)).await;
+    let inv = invoice("RE-451-1", Some("tempfail@debtor.test"));
+    let (_, stream) = case_of(&h.tenant, &inv);
+    append(&h.log, &stream, vec![issued(&inv), step_event(&step(1))]).await;
+    let service = h.spawn_service();
+    wait_for("the letter and its copy final", 60, || async {
+        let rows = h.rows().await;
+        rows.len() == 2 && done(&rows)
+    })
+    .await;
+    let rows = h.rows().await;
+    let debtor = rows
+        .iter()
+        .find(|r| r.recipient == "debtor")
+        .expect("debtor row");
+    assert_eq!(debtor.state, state::SENT);
+    assert_eq!(debtor.channel, "email");
+    assert_eq!(debtor.attempts, 1, "one transient failure before the send");
+    let mails = received(&h.mail_dir);
+    assert_eq!(mails.len(), 1, "delivered once");
+    assert!(mails[0].starts_with("X-Rcpt-To: tempfail@debtor.test"));
+    let types: Vec<String> = event_types(&h.log, &stream)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "invoice.issued.v1",
+            "dunning.step_reached.v1",
+            "letter.rendered.v1",
+            "letter.dispatched.v1",
+            "letter.copy_sent.v1"
+        ]
+    );
+    service.abort();
+}

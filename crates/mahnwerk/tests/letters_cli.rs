@@ -243,6 +243,17 @@ async fn the_letters_cli_sets_the_letterhead_checks_templates_and_reads_and_rese
         .find(|e| e.event_type == "letter.resend_requested.v1")
         .expect("resend recorded");
     assert_eq!(resend.payload["note"], "lost in the mail");
+    // The letter records the letterhead version and the template overrides it was made with.
+    let rendered = events
+        .iter()
+        .find(|e| e.event_type == "letter.rendered.v1")
+        .expect("letter.rendered.v1");
+    assert_eq!(rendered.payload["letterhead_version"], 2);
+    assert_eq!(
+        rendered.payload["templates"],
+        serde_json::json!(["first_notice.de.j2"])
+    );
+    assert_eq!(rendered.payload["document_sha256"], sha.as_str());
     assert!(
         resend.payload["actor"]
             .as_str()
