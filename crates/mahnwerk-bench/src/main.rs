@@ -11,6 +11,8 @@
 //! - [`b3`]: the outbox relay vs raw async JetStream publishes.
 //! - [`b4`]: invoices over one gRPC client stream until logged and published.
 //! - [`b5`]: a camt.053 imported over `ImportStatement` vs a bare scan and B1; peak RSS.
+//! - [`b7`]: letters rendered, stored and spooled through the letters service vs the pure render
+//!   rate of the same letters; RSS over the run.
 //! - [`b8`]: `RecordTransactions` until `invoice.settled` reaches a NATS consumer, under load.
 //! - [`console`]: C1, the creditor console's overview over 100,000 cases vs one raw aggregate.
 //! - [`report`]: the table, `results.json` and `BENCHMARKS.md`.
@@ -27,6 +29,7 @@ mod b2;
 mod b3;
 mod b4;
 mod b5;
+mod b7;
 mod b8;
 mod console;
 mod infra;
@@ -37,15 +40,15 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use std::path::PathBuf;
 
-/// Mahnwerk's benchmark rows B1–B5, B8 and C1 against real PostgreSQL, SQLite and NATS.
+/// Mahnwerk's benchmark rows B1–B5, B7, B8 and C1 against real PostgreSQL, SQLite and NATS.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// Fraction of the sizes (1.0 = 1,000,000 events / invoices; `make bench-quick` uses 0.01).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-    /// Rows to run, comma separated: B1,B2,B3,B4,B5,B8,C1.
-    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B8,C1")]
+    /// Rows to run, comma separated: B1,B2,B3,B4,B5,B7,B8,C1.
+    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B7,B8,C1")]
     rows: Vec<String>,
     /// PostgreSQL server (a fresh database is created per run and dropped at the end). Without
     /// it the PostgreSQL rows are skipped.
@@ -67,6 +70,10 @@ struct Args {
     /// Publishes in flight, for the relay and its raw baseline alike (B3).
     #[arg(long, default_value_t = 512)]
     window: usize,
+    /// Rows the letters service's dispatch worker handles at once in B7 (default: the
+    /// service's own default).
+    #[arg(long)]
+    letters_concurrency: Option<usize>,
     /// Manifest of the peer benchmark (B2).
     #[arg(long, default_value = "bench/peer-cqrs-es/Cargo.toml")]
     peer_manifest: PathBuf,
@@ -84,8 +91,8 @@ async fn main() -> Result<()> {
         .map(|r| r.trim().to_ascii_uppercase())
         .collect();
     for r in &rows {
-        if !["B1", "B2", "B3", "B4", "B5", "B8", "C1"].contains(&r.as_str()) {
-            bail!("unknown row {r:?}: expected B1, B2, B3, B4, B5, B8 or C1");
+        if !["B1", "B2", "B3", "B4", "B5", "B7", "B8", "C1"].contains(&r.as_str()) {
+            bail!("unknown row {r:?}: expected B1, B2, B3, B4, B5, B7, B8 or C1");
         }
     }
     let n = scaled(1_000_000, args.scale);
@@ -160,6 +167,19 @@ async fn run_rows(
             out.extend(b5::run(env, backend, n, b1.rate(backend)).await?);
         }
     }
+    if want("B7") {
+        // The letters service as deployed: on PostgreSQL when configured, else on SQLite.
+        let backend = env.backends()[0];
+        out.extend(
+            b7::run(
+                env,
+                backend,
+                scaled_min(b7::FULL, args.scale, 100),
+                args.letters_concurrency,
+            )
+            .await?,
+        );
+    }
     if want("B8") {
         for backend in env.backends() {
             out.push(b8::run(env, backend, args.scale).await?);
@@ -176,11 +196,16 @@ async fn run_rows(
 
 /// `full` scaled, at least 1000.
 fn scaled(full: u64, scale: f64) -> u64 {
+    scaled_min(full, scale, 1000)
+}
+
+/// `full` scaled, at least `min`.
+fn scaled_min(full: u64, scale: f64, min: u64) -> u64 {
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
         clippy::as_conversions
     )]
     let n = (full as f64 * scale).round() as u64;
-    n.max(1000)
+    n.max(min)
 }

@@ -113,4 +113,33 @@ mod tests {
         );
         assert_eq!(f.suppression(), None);
     }
+
+    /// A promise to pay pauses the letters (`paused (promise_to_pay)`) until it is resumed.
+    #[test]
+    fn a_pause_suppresses_until_resumed() {
+        use mahnwerk_domain::Money;
+        use mahnwerk_dunning::dunning_case::{DunningEvent, Pause, PauseKind, ResumeReason};
+        let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 3, d).expect("date");
+        let mut f = CaseFile::default();
+        let paused = DunningEvent::Paused {
+            pause: Pause::PromiseToPay {
+                until: day(20),
+                amount: Money::eur(119_000),
+                since: day(10),
+            },
+            paused_on: day(10),
+        };
+        f.apply(paused.event_type(), &paused.to_payload());
+        assert_eq!(f.suppression().as_deref(), Some("paused (promise_to_pay)"));
+        let resumed = DunningEvent::Resumed {
+            pause: PauseKind::PromiseToPay,
+            why: ResumeReason::PromiseMissed {
+                promised: Money::eur(119_000),
+                paid: Money::eur(0),
+            },
+            resumed_on: day(21),
+        };
+        f.apply(resumed.event_type(), &resumed.to_payload());
+        assert_eq!(f.suppression(), None);
+    }
 }

@@ -404,4 +404,27 @@ mod tests {
             ["Bäckerei Größl OHG", "per E-Mail", "kunde@debtor.test"]
         );
     }
+
+    /// The GiroCode pays the account holder the invoice names (a factor, a parent company),
+    /// not the letterhead's name; without a holder the letterhead name stands in.
+    #[test]
+    fn qr_payee_name_is_the_account_holder_when_one_is_given() {
+        let (step, mut invoice, settings) = fixture(125_040);
+        invoice.creditor_account.holder = Some("Muster Factoring KG".into());
+        assert_ne!(settings.letterhead.name, "Muster Factoring KG");
+        let case = CaseId(uuid::Uuid::nil());
+        let renderer =
+            mahnwerk_letters::LetterRenderer::new(mahnwerk_letters::TemplateSet::defaults());
+        let name_line = |m: &LetterModel| {
+            let letter = renderer.render(m).expect("render");
+            let payload = letter.epc_payload.expect("a GiroCode");
+            // EPC069-12: BCD, version, charset, SCT, BIC, name, IBAN, amount, …
+            payload.lines().nth(5).expect("name line").to_owned()
+        };
+        let m = letter_model(&step, &invoice, case, &settings, false).expect("model");
+        assert_eq!(name_line(&m), "Muster Factoring KG");
+        invoice.creditor_account.holder = None;
+        let m = letter_model(&step, &invoice, case, &settings, false).expect("model");
+        assert_eq!(name_line(&m), settings.letterhead.name);
+    }
 }

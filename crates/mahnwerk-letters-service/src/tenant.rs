@@ -22,7 +22,9 @@ pub fn stream(tenant: &TenantId) -> StreamId {
 pub struct TenantConfig {
     /// Stream version (0: nothing configured).
     pub version: u64,
-    /// Version of the last `letterhead.updated.v1`.
+    /// Version of the last `letterhead.updated.v1` or `template.uploaded.v1` (what
+    /// `PutLetterhead` / `PutTemplate` returned): with it a letter names the letterhead and
+    /// the template sources it was made with.
     pub letterhead_version: u64,
     pub settings: Option<LetterSettings>,
     pub templates: BTreeMap<String, String>,
@@ -48,6 +50,7 @@ pub async fn load(log: &EventLog, tenant: &TenantId) -> Result<TenantConfig> {
                 TEMPLATE_UPLOADED => {
                     if let Ok(t) = serde_json::from_value::<TemplateUploaded>(e.payload.clone()) {
                         cfg.templates.insert(t.name, t.source);
+                        cfg.letterhead_version = e.version;
                     }
                 }
                 _ => {}

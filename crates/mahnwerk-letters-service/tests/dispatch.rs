@@ -301,3 +301,109 @@ async fn a_step_the_tenant_sends_registered_goes_by_registered_post() {
     );
     service.abort();
 }
+
+/// Must-show 4: a case paid a moment before dispatch gets no letter. The letter is rendered,
+/// stored and announced (`letter.rendered.v1`), its first hand-over to the post spool fails
+/// transiently (the spool path is not a directory) and is retried after 2 s; the payment
+/// lands in between and the spool works again. The retry reads the case stream first and
+/// suppresses the letter: nothing is spooled, no copy goes to the creditor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_paid_a_second_before_dispatch_gets_no_letter() {
+    let h = Harness::start(&[]).await;
+    put_settings(&h.log, &h.tenant, &settings(CopyTo::Inbox)).await;
+    std::fs::write(&h.spool_dir, b"not a directory").expect("block the spool");
+    let mut parts = h.parts.clone();
+    parts.config.retry_backoff = std::time::Duration::from_secs(2);
+    let inv = invoice("RE-LATE-1", None);
+    let (_, stream) = case_of(&h.tenant, &inv);
+    append(&h.log, &stream, vec![issued(&inv), step_event(&step(1))]).await;
+    let service = {
+        let (log, pool, js) = (h.log.clone(), h.pool.clone(), h.js.clone());
+        tokio::spawn(async move {
+            let _ =
+                mahnwerk_letters_service::run(parts, log, pool, js, std::future::pending()).await;
+        })
+    };
+    wait_for("the first hand-over failed transiently", 60, || async {
+        h.rows()
+            .await
+            .iter()
+            .any(|r| r.state == state::RENDERED && r.attempts == 1)
+    })
+    .await;
+    let types: Vec<String> = event_types(&h.log, &stream)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(types.last().map(String::as_str), Some("letter.rendered.v1"));
+    // The spool works again and the debtor pays, before the retry is due.
+    std::fs::remove_file(&h.spool_dir).expect("unblock the spool");
+    append(&h.log, &stream, vec![settled()]).await;
+    wait_for("the letter final", 60, || async { done(&h.rows().await) }).await;
+    let rows = h.rows().await;
+    assert_eq!(rows.len(), 1, "no copy for the creditor: {rows:#?}");
+    assert_eq!(rows[0].state, state::SUPPRESSED);
+    assert_eq!(rows[0].reason.as_deref(), Some("settled"));
+    assert!(h.spool_jobs().is_empty(), "nothing spooled");
+    let spooled = std::fs::read_dir(&h.spool_dir).map_or(0, |d| d.count());
+    assert_eq!(spooled, 0, "no PDF in the spool");
+    let events = event_types(&h.log, &stream).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "invoice.issued.v1",
+            "dunning.step_reached.v1",
+            "letter.rendered.v1",
+            "invoice.settled.v1",
+            "letter.suppressed.v1"
+        ]
+    );
+    assert_eq!(events[4].1["reason"], "settled");
+    service.abort();
+}
+
+/// A transient SMTP failure (451 at RCPT TO) is retried after the backoff and the letter goes
+/// out once; the ledger counts the attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_smtp_failure_is_retried_and_the_letter_goes_out_once() {
+    let h = Harness::start(&[]).await;
+    put_settings(&h.log, &h.tenant, &settings(CopyTo::Inbox)).await;
+    let inv = invoice("RE-451-1", Some("tempfail@debtor.test"));
+    let (_, stream) = case_of(&h.tenant, &inv);
+    append(&h.log, &stream, vec![issued(&inv), step_event(&step(1))]).await;
+    let service = h.spawn_service();
+    wait_for("the letter and its copy final", 60, || async {
+        let rows = h.rows().await;
+        rows.len() == 2 && done(&rows)
+    })
+    .await;
+    let rows = h.rows().await;
+    let debtor = rows
+        .iter()
+        .find(|r| r.recipient == "debtor")
+        .expect("debtor row");
+    assert_eq!(debtor.state, state::SENT);
+    assert_eq!(debtor.channel, "email");
+    assert_eq!(debtor.attempts, 1, "one transient failure before the send");
+    let mails = received(&h.mail_dir);
+    assert_eq!(mails.len(), 1, "delivered once");
+    assert!(mails[0].starts_with("X-Rcpt-To: tempfail@debtor.test"));
+    let types: Vec<String> = event_types(&h.log, &stream)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "invoice.issued.v1",
+            "dunning.step_reached.v1",
+            "letter.rendered.v1",
+            "letter.dispatched.v1",
+            "letter.copy_sent.v1"
+        ]
+    );
+    service.abort();
+}

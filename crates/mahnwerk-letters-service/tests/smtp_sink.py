@@ -1,7 +1,8 @@
 """A test SMTP server: aiosmtpd on 127.0.0.1:PORT saving each message to DIR/<n>.eml.
 
 Usage: smtp_sink.py PORT DIR [REJECT,ADDRESSES]
-RCPT TO one of REJECT is answered with a permanent 550.
+RCPT TO one of REJECT is answered with a permanent 550; the first RCPT TO of an address
+starting with "tempfail" is answered with a transient 451 (accepted from the second on).
 """
 import asyncio
 import os
@@ -15,10 +16,14 @@ class Sink:
     def __init__(self, directory, reject):
         self.directory = directory
         self.reject = reject
+        self.tempfailed = set()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
             return "550 5.1.1 mailbox unavailable"
+        if address.lower().startswith("tempfail") and address.lower() not in self.tempfailed:
+            self.tempfailed.add(address.lower())
+            return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -399,3 +399,35 @@ fn registered_letter_prints_einschreiben_in_the_vermerkzone_above_the_return_lin
         );
     }
 }
+
+/// DIN 5008: the return address (Rücksendeangabe) is the last line of the 17.7 mm Zusatz- und
+/// Vermerkzone, directly above the address zone, aligned with the address 5 mm inside the
+/// field (25 mm from the left edge), smaller than the address.
+#[test]
+fn return_line_sits_at_the_foot_of_the_vermerkzone_aligned_with_the_address() {
+    for form in [Form::FormA, Form::FormB] {
+        let mut m = model::sample();
+        m.form = form;
+        let letter = renderer().render(&m).expect("render");
+        let rb = readback(&letter.pdf);
+        let page = &rb.pages[0];
+        let zone_top = f64::from(form.address_field_top_mm()) + 17.7;
+        let sender = find_line(page, &m.letterhead.sender_line);
+        let bottom = sender.iter().map(|w| mm(w.bottom)).fold(0.0, f64::max);
+        assert!(
+            bottom <= zone_top && bottom >= zone_top - 4.0,
+            "{form:?}: return line ends at {bottom:.1} mm, not just above the address zone at {zone_top} mm"
+        );
+        let recipient = find_line(page, &m.recipient_lines()[0]);
+        let (s0, r0) = (mm(sender[0].x0), mm(recipient[0].x0));
+        assert!(
+            (s0 - 25.0).abs() < 1.0 && (r0 - 25.0).abs() < 1.0,
+            "{form:?}: return line at {s0:.1} mm, address at {r0:.1} mm from the left"
+        );
+        let height = |w: &Word| w.bottom - w.top;
+        assert!(
+            height(sender[0]) < height(recipient[0]),
+            "{form:?}: the return line is not smaller than the address"
+        );
+    }
+}

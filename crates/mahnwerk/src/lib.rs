@@ -26,6 +26,7 @@ pub mod debtor;
 pub mod demo;
 pub mod dunning_cli;
 pub mod einvoice_import;
+pub mod letters_cli;
 pub mod migrate;
 pub mod rpc_metrics;
 pub mod server;

@@ -70,6 +70,14 @@ enum Command {
     /// Render letters and check letter templates.
     #[command(subcommand)]
     Letter(mahnwerk_letters::cli::LetterCommand),
+    /// The tenant's letterhead and templates, previews, a case's letters, documents and resends
+    /// over the LetterService of a running mahnwerk.
+    Letters {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: mahnwerk::letters_cli::LettersCommand,
+    },
     /// List, inspect and replay events a consumer dead-lettered.
     #[command(subcommand)]
     Deadletter(mahnwerk::deadletter::DeadletterCommand),
@@ -631,6 +639,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dunning { conn, command } => mahnwerk::dunning_cli::run(conn, command)
             .await
             .context("dunning command failed")?,
+        Command::Letters { conn, command } => mahnwerk::letters_cli::run(conn, command)
+            .await
+            .context("letters command failed")?,
         Command::Import {
             conn,
             command: ImportWhat::Invoices(args),
