@@ -28,7 +28,9 @@ fn berlin() -> PostalAddress {
         postal_code: "10969".into(),
         city: "Berlin".into(),
         country: "DE".into(),
-    }
+        region: None,
+    },
+    region: None,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -364,7 +364,9 @@ fn full_address() -> PostalAddress {
         postal_code: "10969".into(),
         city: "Berlin".into(),
         country: "DE".into(),
-    }
+        region: None,
+    },
+    region: None,
 }
 
 #[test]
