@@ -83,8 +83,7 @@ fn first_step_day(policy: &Policy, kind: DebtorKind, due: NaiveDate) -> Result<N
             pending: Vec::new(),
         };
         let p = plan(&f, None, None, true, day)?;
-        if p
-            .events
+        if p.events
             .iter()
             .any(|(e, _)| matches!(e, DunningEvent::StepReached(_)))
         {
@@ -124,10 +123,12 @@ pub async fn open_cases(env: &Env, url: &str, tenant: &str, n: u64) -> Result<Ca
     )
     .await?;
     let (due_now_day, due_later_day) = (d(DUE_NOW)?, d(DUE_LATER)?);
-    let step_day = first_step_day(&consumer, DebtorKind::Consumer, due_now_day)?
-        .max(first_step_day(&business, DebtorKind::Business, due_now_day)?);
-    let later = first_step_day(&consumer, DebtorKind::Consumer, due_later_day)?
-        .min(first_step_day(&business, DebtorKind::Business, due_later_day)?);
+    let step_day = first_step_day(&consumer, DebtorKind::Consumer, due_now_day)?.max(
+        first_step_day(&business, DebtorKind::Business, due_now_day)?,
+    );
+    let later = first_step_day(&consumer, DebtorKind::Consumer, due_later_day)?.min(
+        first_step_day(&business, DebtorKind::Business, due_later_day)?,
+    );
     if later <= step_day {
         bail!("the later group would be due on {later}, not after {step_day}");
     }

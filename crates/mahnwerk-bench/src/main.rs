@@ -49,7 +49,11 @@ struct Args {
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
     /// Rows to run, comma separated: B1,B2,B3,B4,B5,B6,B8,C1,D1.
-    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B8,C1,D1")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "B1,B2,B3,B4,B5,B6,B8,C1,D1"
+    )]
     rows: Vec<String>,
     /// PostgreSQL server (a fresh database is created per run and dropped at the end). Without
     /// it the PostgreSQL rows are skipped.

@@ -24,19 +24,26 @@ const DE_STATES: &[(&str, &[&str])] = &[
     ("DE-NI", &["Niedersachsen", "Lower Saxony", "NI", "NDS"]),
     (
         "DE-NW",
-        &[
-            "Nordrhein-Westfalen",
-            "North Rhine-Westphalia",
-            "NRW",
-            "NW",
-        ],
+        &["Nordrhein-Westfalen", "North Rhine-Westphalia", "NRW", "NW"],
     ),
-    ("DE-RP", &["Rheinland-Pfalz", "Rhineland-Palatinate", "RP", "RLP"]),
+    (
+        "DE-RP",
+        &["Rheinland-Pfalz", "Rhineland-Palatinate", "RP", "RLP"],
+    ),
     ("DE-SL", &["Saarland", "SL"]),
     ("DE-SN", &["Sachsen", "Saxony", "Freistaat Sachsen", "SN"]),
     ("DE-ST", &["Sachsen-Anhalt", "Saxony-Anhalt", "ST"]),
     ("DE-SH", &["Schleswig-Holstein", "SH"]),
-    ("DE-TH", &["Thüringen", "Thueringen", "Thuringia", "Freistaat Thüringen", "TH"]),
+    (
+        "DE-TH",
+        &[
+            "Thüringen",
+            "Thueringen",
+            "Thuringia",
+            "Freistaat Thüringen",
+            "TH",
+        ],
+    ),
 ];
 
 /// Checks `region` as the ISO 3166-2 subdivision of an address in `country`: `CC-X`, `CC-XX` or
@@ -120,10 +127,18 @@ mod tests {
         assert_eq!(DE_STATES.len(), 16);
         assert!(check_region("DE", "DE-BY").is_ok());
         assert!(check_region("DE", "DE-HH").is_ok());
-        assert!(check_region("DE", "DE-XX").unwrap_err().contains("not a German"));
+        assert!(
+            check_region("DE", "DE-XX")
+                .unwrap_err()
+                .contains("not a German")
+        );
         assert!(check_region("DE", "de-by").is_err());
         assert!(check_region("DE", "BY").is_err());
-        assert!(check_region("AT", "DE-BY").unwrap_err().contains("address is in AT"));
+        assert!(
+            check_region("AT", "DE-BY")
+                .unwrap_err()
+                .contains("address is in AT")
+        );
         assert!(check_region("AT", "AT-9").is_ok());
         assert!(check_region("FR", "FR-IDF").is_ok());
         assert!(check_region("FR", "FR-IDFX").is_err());
@@ -132,11 +147,20 @@ mod tests {
     #[test]
     fn e_invoice_subdivision_names_map_to_codes_when_unambiguous() {
         assert_eq!(region_from_text("DE", "Bayern").as_deref(), Some("DE-BY"));
-        assert_eq!(region_from_text("DE", " bavaria ").as_deref(), Some("DE-BY"));
+        assert_eq!(
+            region_from_text("DE", " bavaria ").as_deref(),
+            Some("DE-BY")
+        );
         assert_eq!(region_from_text("DE", "DE-HH").as_deref(), Some("DE-HH"));
         assert_eq!(region_from_text("DE", "by").as_deref(), Some("DE-BY"));
-        assert_eq!(region_from_text("DE", "Thüringen").as_deref(), Some("DE-TH"));
-        assert_eq!(region_from_text("DE", "Thueringen").as_deref(), Some("DE-TH"));
+        assert_eq!(
+            region_from_text("DE", "Thüringen").as_deref(),
+            Some("DE-TH")
+        );
+        assert_eq!(
+            region_from_text("DE", "Thueringen").as_deref(),
+            Some("DE-TH")
+        );
         assert_eq!(
             region_from_text("DE", "Baden-Württemberg").as_deref(),
             Some("DE-BW")

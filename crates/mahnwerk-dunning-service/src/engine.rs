@@ -61,6 +61,68 @@ pub struct Reconciled {
     pub today: NaiveDate,
 }
 
+/// One case decided on, not yet appended.
+struct Decided {
+    tenant: TenantId,
+    case: CaseId,
+    /// The stream version the decision was made on.
+    version: u64,
+    plan: crate::facts::Plan,
+    /// The plan's events, expected at `version` (`None`: nothing to append).
+    batch: Option<AppendBatch>,
+    advance: bool,
+    today: NaiveDate,
+}
+
+impl Decided {
+    /// The case after the append (`appended`: the stream version it left, `None`: nothing was
+    /// appended).
+    fn done(self, appended: Option<u64>) -> Reconciled {
+        for (e, _) in &self.plan.events {
+            let DunningEvent::StepReached(step) = e else {
+                continue;
+            };
+            if appended.is_none() {
+                break;
+            }
+            metrics::counter!("mahnwerk_dunning_steps_total").increment(1);
+            if step.interest.as_ref().is_some_and(|i| i.provisional) {
+                // The base-rate table needs its next half-year: operators must add it.
+                metrics::counter!("mahnwerk_dunning_provisional_interest_total").increment(1);
+                tracing::warn!(case = %self.case, step = step.number, "interest charged at a provisional base rate; update the base-rate table");
+            }
+        }
+        let appended_types: Vec<&'static str> = if appended.is_some() {
+            self.plan
+                .events
+                .iter()
+                .map(|(e, _)| e.event_type())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if appended.is_some() {
+            tracing::debug!(case = %self.case, events = appended_types.len(), "dunning events appended");
+        }
+        let next = self.plan.state.as_ref().and_then(next_action_at);
+        // After a pass for `today`, nothing is left for today: the earliest is tomorrow.
+        let due_on = if self.advance {
+            next.map(|d| d.max(self.today + Duration::days(1)))
+        } else {
+            next
+        };
+        Reconciled {
+            tenant: self.tenant,
+            case: self.case,
+            appended: appended_types,
+            version: appended.unwrap_or(self.version),
+            state: self.plan.state,
+            due_on,
+            today: self.today,
+        }
+    }
+}
+
 /// A short status name for the projection and ExplainCase.
 pub fn status_name(state: Option<&DunningCase>, today: NaiveDate) -> String {
     let Some(s) = state else {
@@ -175,21 +237,24 @@ impl Dunning {
 
     /// Record the next actions of reconciled cases in one transaction.
     pub async fn record(&self, done: &[Reconciled]) -> Result<()> {
-        let mut tx = self.inner.pool.begin().await?;
-        for r in done {
-            projection::record(
-                &mut tx,
-                &CaseRow {
-                    tenant: r.tenant.as_str(),
-                    case_id: &r.case.to_string(),
-                    stream_version: r.version,
-                    state: r.state.as_ref(),
-                    status: status_name(r.state.as_ref(), r.today),
-                    due_on: r.due_on,
-                },
-            )
-            .await?;
+        if done.is_empty() {
+            return Ok(());
         }
+        let ids: Vec<String> = done.iter().map(|r| r.case.to_string()).collect();
+        let rows: Vec<CaseRow<'_>> = done
+            .iter()
+            .zip(&ids)
+            .map(|(r, id)| CaseRow {
+                tenant: r.tenant.as_str(),
+                case_id: id,
+                stream_version: r.version,
+                state: r.state.as_ref(),
+                status: status_name(r.state.as_ref(), r.today),
+                due_on: r.due_on,
+            })
+            .collect();
+        let mut tx = self.inner.pool.begin().await?;
+        projection::record_many(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -203,96 +268,90 @@ impl Dunning {
         advance: bool,
         today: NaiveDate,
     ) -> Result<Reconciled> {
-        let stream = case.stream(tenant);
         for _ in 0..8 {
-            let folded = self.read_case(&stream).await?;
-            let policy = self.policy_for(tenant, &folded).await?;
-            let plan = plan(
-                &folded,
-                policy.as_ref(),
-                intervention.map(|(c, _)| c),
-                advance,
-                today,
-            )?;
-            let mut version = folded.version;
-            let appended: Vec<&'static str> =
-                plan.events.iter().map(|(e, _)| e.event_type()).collect();
-            if !plan.events.is_empty() {
-                let now = self.inner.clock.now();
-                let events = plan
-                    .events
-                    .iter()
-                    .map(|(e, origin)| NewEvent {
-                        event_id: event_id_now(),
-                        event_type: e.event_type().to_owned(),
-                        payload: e.to_payload(),
-                        occurred_at: now,
-                        metadata: match origin {
-                            Origin::Intervention => {
-                                intervention.map(|(_, m)| m.clone()).unwrap_or_default()
-                            }
-                            Origin::Fact(id) => Metadata {
-                                causation_id: Some(id.clone()),
-                                actor: ACTOR.into(),
-                                ..Default::default()
-                            },
-                            Origin::Schedule => Metadata {
-                                causation_id: Some(format!("clock:{today}")),
-                                actor: ACTOR.into(),
-                                ..Default::default()
-                            },
-                        },
-                    })
-                    .collect();
-                let batch = AppendBatch {
-                    stream: stream.clone(),
-                    expected: if version == 0 {
-                        ExpectedVersion::NoStream
-                    } else {
-                        ExpectedVersion::Exact(version)
-                    },
-                    events,
-                };
-                match self.inner.log.append(batch).await {
-                    Ok(done) => version = done.last_version,
-                    Err(mahnwerk_eventlog::Error::Conflict { .. }) => {
-                        metrics::counter!("mahnwerk_dunning_conflicts_total").increment(1);
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                for (e, _) in &plan.events {
-                    let DunningEvent::StepReached(step) = e else {
-                        continue;
-                    };
-                    metrics::counter!("mahnwerk_dunning_steps_total").increment(1);
-                    if step.interest.as_ref().is_some_and(|i| i.provisional) {
-                        // The base-rate table needs its next half-year: operators must add it.
-                        metrics::counter!("mahnwerk_dunning_provisional_interest_total")
-                            .increment(1);
-                        tracing::warn!(case = %case, step = step.number, "interest charged at a provisional base rate; update the base-rate table");
-                    }
-                }
-                tracing::debug!(case = %case, events = appended.len(), "dunning events appended");
-            }
-            let next = plan.state.as_ref().and_then(next_action_at);
-            // After a pass for `today`, nothing is left for today: the earliest is tomorrow.
-            let due_on = if advance {
-                next.map(|d| d.max(today + Duration::days(1)))
-            } else {
-                next
+            let decided = self
+                .decide(tenant, case, intervention, advance, today)
+                .await?;
+            let Some(batch) = decided.batch.clone() else {
+                return Ok(decided.done(None));
             };
-            return Ok(Reconciled {
-                tenant: tenant.clone(),
-                case,
-                appended,
-                version,
-                state: plan.state,
-                due_on,
-                today,
-            });
+            match self.inner.log.append(batch).await {
+                Ok(done) => return Ok(decided.done(Some(done.last_version))),
+                Err(mahnwerk_eventlog::Error::Conflict { .. }) => {
+                    metrics::counter!("mahnwerk_dunning_conflicts_total").increment(1);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Err(Error::Conflict)
+    }
+
+    /// Read and fold one case, decide on it: what to append (with the expected version it
+    /// read) and what the case looks like after it. Appends nothing.
+    async fn decide(
+        &self,
+        tenant: &TenantId,
+        case: CaseId,
+        intervention: Option<(&DunningCommand, &Metadata)>,
+        advance: bool,
+        today: NaiveDate,
+    ) -> Result<Decided> {
+        let stream = case.stream(tenant);
+        let folded = self.read_case(&stream).await?;
+        let policy = self.policy_for(tenant, &folded).await?;
+        let plan = plan(
+            &folded,
+            policy.as_ref(),
+            intervention.map(|(c, _)| c),
+            advance,
+            today,
+        )?;
+        let batch = (!plan.events.is_empty()).then(|| {
+            let now = self.inner.clock.now();
+            let events = plan
+                .events
+                .iter()
+                .map(|(e, origin)| NewEvent {
+                    event_id: event_id_now(),
+                    event_type: e.event_type().to_owned(),
+                    payload: e.to_payload(),
+                    occurred_at: now,
+                    metadata: match origin {
+                        Origin::Intervention => {
+                            intervention.map(|(_, m)| m.clone()).unwrap_or_default()
+                        }
+                        Origin::Fact(id) => Metadata {
+                            causation_id: Some(id.clone()),
+                            actor: ACTOR.into(),
+                            ..Default::default()
+                        },
+                        Origin::Schedule => Metadata {
+                            causation_id: Some(format!("clock:{today}")),
+                            actor: ACTOR.into(),
+                            ..Default::default()
+                        },
+                    },
+                })
+                .collect();
+            AppendBatch {
+                stream,
+                expected: if folded.version == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(folded.version)
+                },
+                events,
+            }
+        });
+        Ok(Decided {
+            tenant: tenant.clone(),
+            case,
+            version: folded.version,
+            plan,
+            batch,
+            advance,
+            today,
+        })
     }
 
     /// The handler's part: fold the case as it is now and record when the scheduler must wake
@@ -335,6 +394,11 @@ impl Dunning {
     /// One scheduler pass for `today`: reconcile every case due on or before it. Returns the
     /// number of cases it acted on (appended something). Each instance works through a batch in
     /// its own (random) order, so replicas mostly pick different cases first.
+    ///
+    /// A batch of due cases is decided first (reads in parallel), then every decision is
+    /// appended in one group commit, each case's events with the expected version it was
+    /// decided on; a case another writer changed in between is refused alone, re-read and
+    /// decided again (it may now have nothing to do).
     pub async fn run_due(&self, today: NaiveDate) -> Result<u64> {
         let mut handled: HashSet<(String, String)> = HashSet::new();
         let mut acted = 0;
@@ -346,7 +410,7 @@ impl Dunning {
                 return Ok(acted);
             }
             fresh.sort_by_key(|r| self.inner.order.hash_one(r));
-            let results: Vec<Result<Option<Reconciled>>> =
+            let decided: Vec<Result<Option<Decided>>> =
                 futures::stream::iter(fresh.iter().cloned())
                     .map(|(tenant, case)| async move {
                         let (Ok(tenant), Ok(case)) =
@@ -354,35 +418,73 @@ impl Dunning {
                         else {
                             return Ok(None);
                         };
-                        self.decide_and_append(&tenant, case, None, true, today)
+                        self.decide(&tenant, case, None, true, today)
                             .await
                             .map(Some)
                     })
-                    .buffer_unordered(PASS_CONCURRENCY)
+                    .buffered(PASS_CONCURRENCY)
                     .collect()
                     .await;
             handled.extend(fresh);
-            let mut done = Vec::with_capacity(results.len());
             let mut first_err = None;
-            for r in results {
-                match r {
-                    Ok(Some(r)) => {
-                        if !r.appended.is_empty() {
-                            acted += 1;
-                        }
-                        done.push(r);
-                    }
+            let mut decisions = Vec::with_capacity(decided.len());
+            for d in decided {
+                match d {
+                    Ok(Some(d)) => decisions.push(d),
                     Ok(None) => {}
                     Err(e) => {
                         first_err.get_or_insert(e);
                     }
                 }
             }
+            let (done, retry) = self.append_decided(decisions).await?;
+            let mut done = done;
+            for (tenant, case) in retry {
+                match self
+                    .decide_and_append(&tenant, case, None, true, today)
+                    .await
+                {
+                    Ok(r) => done.push(r),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            acted +=
+                u64::try_from(done.iter().filter(|r| !r.appended.is_empty()).count()).unwrap_or(0);
             self.record(&done).await?;
             if let Some(e) = first_err {
                 return Err(e);
             }
         }
+    }
+
+    /// Append every decision that has events in one group commit. Returns the reconciled
+    /// cases and those refused for a concurrent writer (to decide again).
+    async fn append_decided(
+        &self,
+        decisions: Vec<Decided>,
+    ) -> Result<(Vec<Reconciled>, Vec<(TenantId, CaseId)>)> {
+        let (with, without): (Vec<Decided>, Vec<Decided>) =
+            decisions.into_iter().partition(|d| d.batch.is_some());
+        let mut done: Vec<Reconciled> = without.into_iter().map(|d| d.done(None)).collect();
+        let mut retry = Vec::new();
+        if with.is_empty() {
+            return Ok((done, retry));
+        }
+        let batches = with.iter().filter_map(|d| d.batch.clone()).collect();
+        let results = self.inner.log.append_many(batches).await?;
+        for (d, r) in with.into_iter().zip(results) {
+            match r {
+                Ok(a) => done.push(d.done(Some(a.last_version))),
+                Err(mahnwerk_eventlog::Error::Conflict { .. }) => {
+                    metrics::counter!("mahnwerk_dunning_conflicts_total").increment(1);
+                    retry.push((d.tenant, d.case));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((done, retry))
     }
 
     /// Move the simulated clock forward day by day: finish the current day (what became due

@@ -26,10 +26,7 @@ async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
         dir.path().join("mahnwerk.db").display()
     )];
     if let Ok(admin) = std::env::var("DATABASE_URL") {
-        let name = format!(
-            "mwr_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
+        let name = format!("mwr_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let pool = sqlx::PgPool::connect(&admin)
             .await
             .expect("DATABASE_URL must reach PostgreSQL");

@@ -20,11 +20,7 @@ fn insert_after(xml: &str, after: &str, before: &str, insert: &str) -> String {
 }
 
 fn region(xml: &str) -> Option<String> {
-    read_einvoice(xml.as_bytes())
-        .unwrap()
-        .debtor
-        .address
-        .region
+    read_einvoice(xml.as_bytes()).unwrap().debtor.address.region
 }
 
 #[test]

@@ -351,13 +351,15 @@ mod tests {
         }
         let i = invoice_from_proto(&p, "invoice").unwrap();
         assert_eq!(i.debtor.address.expose().region.as_deref(), Some("DE-BY"));
-        assert!(invoice_from_proto(&proto(), "invoice")
-            .unwrap()
-            .debtor
-            .address
-            .expose()
-            .region
-            .is_none());
+        assert!(
+            invoice_from_proto(&proto(), "invoice")
+                .unwrap()
+                .debtor
+                .address
+                .expose()
+                .region
+                .is_none()
+        );
         for bad in ["DE-XX", "BY", "AT-9", "de-by"] {
             let mut p = proto();
             if let Some(a) = p.debtor.as_mut().and_then(|d| d.address.as_mut()) {

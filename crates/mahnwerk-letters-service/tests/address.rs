@@ -29,8 +29,7 @@ fn berlin() -> PostalAddress {
         city: "Berlin".into(),
         country: "DE".into(),
         region: None,
-    },
-    region: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

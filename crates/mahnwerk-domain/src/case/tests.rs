@@ -365,8 +365,7 @@ fn full_address() -> PostalAddress {
         city: "Berlin".into(),
         country: "DE".into(),
         region: None,
-    },
-    region: None,
+    }
 }
 
 #[test]
