@@ -39,6 +39,16 @@ fn quantile(xs: &[f64], q: f64) -> f64 {
     xs.get(i).copied().unwrap_or(0.0)
 }
 
+/// `body` with the API key.
+fn authed<T>(
+    bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    body: T,
+) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(body);
+    req.metadata_mut().insert("authorization", bearer.clone());
+    req
+}
+
 pub async fn run(env: &Env, backend: &'static str, n: u64) -> Result<Vec<Row>> {
     let url = env.log_url(backend, "d1").await?;
     eprintln!("D1 {backend}: opening {n} cases");
@@ -70,13 +80,8 @@ pub async fn run(env: &Env, backend: &'static str, n: u64) -> Result<Vec<Row>> {
         .await
         .context("connecting to the dunning service")?
         .max_decoding_message_size(256 << 20);
-    let authed = |body| {
-        let mut req = tonic::Request::new(body);
-        if let Ok(v) = format!("Bearer {token}").parse() {
-            req.metadata_mut().insert("authorization", v);
-        }
-        req
-    };
+    let bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+        format!("Bearer {token}").parse().context("token")?;
 
     // ExplainCase: 200 cases spread over the tenant's, due group and others alike.
     let step = (cases.ids.len() / 200).max(1);
@@ -86,10 +91,13 @@ pub async fn run(env: &Env, backend: &'static str, n: u64) -> Result<Vec<Row>> {
     for id in &sample {
         let t = Instant::now();
         let r = client
-            .explain_case(authed(pb::ExplainCaseRequest {
-                tenant: tenant.into(),
-                case_id: id.to_string(),
-            }))
+            .explain_case(authed(
+                &bearer,
+                pb::ExplainCaseRequest {
+                    tenant: tenant.into(),
+                    case_id: id.to_string(),
+                },
+            ))
             .await?
             .into_inner();
         explain.push(ms(t));
@@ -144,12 +152,15 @@ pub async fn run(env: &Env, backend: &'static str, n: u64) -> Result<Vec<Row>> {
         for _ in 0..3 {
             let t = Instant::now();
             let r = client
-                .preview_policy(authed(pb::PreviewPolicyRequest {
-                    tenant: tenant.into(),
-                    policy_json: String::new(),
-                    policy_id: policy.into(),
-                    until: until.clone(),
-                }))
+                .preview_policy(authed(
+                    &bearer,
+                    pb::PreviewPolicyRequest {
+                        tenant: tenant.into(),
+                        policy_json: String::new(),
+                        policy_id: policy.into(),
+                        until: until.clone(),
+                    },
+                ))
                 .await?
                 .into_inner();
             times.push(ms(t));

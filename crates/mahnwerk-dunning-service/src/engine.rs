@@ -24,7 +24,7 @@ use std::sync::Arc;
 pub const ACTOR: &str = "service:dunning";
 
 /// Cases reconciled at once by a scheduler pass (their appends share group commits).
-const PASS_CONCURRENCY: usize = 8;
+const PASS_CONCURRENCY: usize = 16;
 /// Due cases fetched per query of a pass.
 const PASS_BATCH: i64 = 512;
 

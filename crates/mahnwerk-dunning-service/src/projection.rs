@@ -3,7 +3,8 @@
 //! - `dunning_cases`: per case the stream version the row was computed from, the policy and
 //!   version it runs under, its status and its folded state (JSON).
 //! - `dunning_next_action(tenant, case_id, due_on)`: when the scheduler must wake the case, with
-//!   an index on `due_on`; the scheduler only ever asks for `due_on <= today`.
+//!   an index on `(due_on, tenant, case_id)`; the scheduler only ever asks for `due_on <= today`
+//!   in that order.
 //! - `dunning_requests`: request ids of interventions, for idempotent retries.
 //! - `dunning_policy_ids`: which policy streams a tenant has (for ListPolicies).
 //!
@@ -18,7 +19,10 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS dunning_cases (tenant TEXT NOT NULL, case_id TEXT NOT NULL, stream_version BIGINT NOT NULL, policy_id TEXT NOT NULL, policy_version BIGINT NOT NULL, status TEXT NOT NULL, debtor_key TEXT NOT NULL, state_json TEXT NOT NULL, PRIMARY KEY (tenant, case_id))",
     "CREATE INDEX IF NOT EXISTS dunning_cases_debtor ON dunning_cases (tenant, debtor_key)",
     "CREATE TABLE IF NOT EXISTS dunning_next_action (tenant TEXT NOT NULL, case_id TEXT NOT NULL, due_on TEXT NOT NULL, PRIMARY KEY (tenant, case_id))",
-    "CREATE INDEX IF NOT EXISTS dunning_next_action_due ON dunning_next_action (due_on)",
+    // The scheduler's order (`due_on, tenant, case_id`): a pass reads its batches off the index
+    // and stops at the limit, instead of sorting every due case for each batch.
+    "DROP INDEX IF EXISTS dunning_next_action_due",
+    "CREATE INDEX IF NOT EXISTS dunning_next_action_due_order ON dunning_next_action (due_on, tenant, case_id)",
     "CREATE TABLE IF NOT EXISTS dunning_requests (tenant TEXT NOT NULL, request_id TEXT NOT NULL, fingerprint TEXT NOT NULL, response TEXT, PRIMARY KEY (tenant, request_id))",
     "CREATE TABLE IF NOT EXISTS dunning_policy_ids (tenant TEXT NOT NULL, policy_id TEXT NOT NULL, PRIMARY KEY (tenant, policy_id))",
 ];
@@ -122,7 +126,7 @@ pub async fn record(
 }
 
 /// Cases per statement of [`record_many`] (8 parameters each: within every backend's limit).
-const RECORD_CHUNK: usize = 256;
+const RECORD_CHUNK: usize = 128;
 
 /// [`record`] for many cases at once (a scheduler pass), with the same guarantee: one
 /// multi-row upsert of the case rows, each replacing only a row of the same or an earlier stream
