@@ -395,23 +395,39 @@ impl Dunning {
     /// number of cases it acted on (appended something). Each instance works through a batch in
     /// its own (random) order, so replicas mostly pick different cases first.
     ///
-    /// A batch of due cases is decided first (reads in parallel), then every decision is
-    /// appended in one group commit, each case's events with the expected version it was
-    /// decided on; a case another writer changed in between is refused alone, re-read and
-    /// decided again (it may now have nothing to do).
+    /// The due cases are read off the index in its order, a batch at a time. A batch is decided
+    /// first (its streams read in parallel), then every decision is appended in one group
+    /// commit, each case's events with the expected version it was decided on, and the next
+    /// actions are recorded; meanwhile the next batch is read and decided. A case another writer
+    /// changed in between is refused alone, re-read and decided again (it may now have nothing
+    /// to do). A sweep that found nothing new ends the pass; cases that became due behind the
+    /// cursor during a sweep are found by the next one.
     pub async fn run_due(&self, today: NaiveDate) -> Result<u64> {
         let mut handled: HashSet<(String, String)> = HashSet::new();
         let mut acted = 0;
         loop {
-            let rows = projection::due(&self.inner.pool, today, PASS_BATCH).await?;
-            let mut fresh: Vec<(String, String)> =
-                rows.into_iter().filter(|r| !handled.contains(r)).collect();
-            if fresh.is_empty() {
-                return Ok(acted);
-            }
-            fresh.sort_by_key(|r| self.inner.order.hash_one(r));
-            let decided: Vec<Result<Option<Decided>>> =
-                futures::stream::iter(fresh.iter().cloned())
+            let mut after: Option<(String, String, String)> = None;
+            let mut fresh_in_sweep = 0_usize;
+            let mut in_flight: Option<futures::future::BoxFuture<'_, Result<u64>>> = None;
+            loop {
+                let rows =
+                    projection::due_after(&self.inner.pool, today, after.as_ref(), PASS_BATCH)
+                        .await?;
+                let Some(last) = rows.last().cloned() else {
+                    break;
+                };
+                after = Some(last);
+                let mut fresh: Vec<(String, String)> = rows
+                    .into_iter()
+                    .map(|(_, t, c)| (t, c))
+                    .filter(|r| !handled.contains(r))
+                    .collect();
+                if fresh.is_empty() {
+                    continue;
+                }
+                fresh_in_sweep += fresh.len();
+                fresh.sort_by_key(|r| self.inner.order.hash_one(r));
+                let decide = futures::stream::iter(fresh.iter().cloned())
                     .map(|(tenant, case)| async move {
                         let (Ok(tenant), Ok(case)) =
                             (tenant.parse::<TenantId>(), case.parse::<CaseId>())
@@ -423,39 +439,55 @@ impl Dunning {
                             .map(Some)
                     })
                     .buffered(PASS_CONCURRENCY)
-                    .collect()
-                    .await;
-            handled.extend(fresh);
-            let mut first_err = None;
-            let mut decisions = Vec::with_capacity(decided.len());
-            for d in decided {
-                match d {
-                    Ok(Some(d)) => decisions.push(d),
-                    Ok(None) => {}
-                    Err(e) => {
-                        first_err.get_or_insert(e);
+                    .collect::<Vec<Result<Option<Decided>>>>();
+                let previous = async {
+                    match in_flight.take() {
+                        Some(f) => f.await,
+                        None => Ok(0),
+                    }
+                };
+                let (decided, previous) = futures::join!(decide, previous);
+                acted += previous?;
+                handled.extend(fresh);
+                let mut decisions = Vec::with_capacity(decided.len());
+                for d in decided {
+                    if let Some(d) = d? {
+                        decisions.push(d);
                     }
                 }
+                in_flight = Some(Box::pin(self.append_and_record(decisions, today)));
             }
-            let (done, retry) = self.append_decided(decisions).await?;
-            let mut done = done;
-            for (tenant, case) in retry {
-                match self
-                    .decide_and_append(&tenant, case, None, true, today)
-                    .await
-                {
-                    Ok(r) => done.push(r),
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
+            if let Some(f) = in_flight.take() {
+                acted += f.await?;
+            }
+            if fresh_in_sweep == 0 {
+                return Ok(acted);
+            }
+        }
+    }
+
+    /// Append a batch's decisions (one group commit), decide again those another writer got
+    /// to first, record every next action. Returns the number of cases that appended.
+    async fn append_and_record(&self, decisions: Vec<Decided>, today: NaiveDate) -> Result<u64> {
+        let (mut done, retry) = self.append_decided(decisions).await?;
+        let mut first_err = None;
+        for (tenant, case) in retry {
+            match self
+                .decide_and_append(&tenant, case, None, true, today)
+                .await
+            {
+                Ok(r) => done.push(r),
+                Err(e) => {
+                    first_err.get_or_insert(e);
                 }
             }
-            acted +=
-                u64::try_from(done.iter().filter(|r| !r.appended.is_empty()).count()).unwrap_or(0);
-            self.record(&done).await?;
-            if let Some(e) = first_err {
-                return Err(e);
-            }
+        }
+        let acted =
+            u64::try_from(done.iter().filter(|r| !r.appended.is_empty()).count()).unwrap_or(0);
+        self.record(&done).await?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(acted),
         }
     }
 

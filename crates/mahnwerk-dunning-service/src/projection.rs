@@ -251,6 +251,36 @@ pub async fn due(
     .await
 }
 
+/// [`due`] after the key `after` (`due_on, tenant, case_id`, the index's order): a pass pages
+/// through the due cases without reading a batch twice.
+pub async fn due_after(
+    pool: &AnyPool,
+    today: NaiveDate,
+    after: Option<&(String, String, String)>,
+    limit: i64,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    match after {
+        None => sqlx::query_as(
+            "SELECT due_on, tenant, case_id FROM dunning_next_action WHERE due_on <= $1 ORDER BY due_on, tenant, case_id LIMIT $2",
+        )
+        .bind(today.to_string())
+        .bind(limit)
+        .fetch_all(pool)
+        .await,
+        Some((due_on, tenant, case_id)) => sqlx::query_as(
+            "SELECT due_on, tenant, case_id FROM dunning_next_action WHERE due_on <= $1 AND (due_on, tenant, case_id) > ($2, $3, $4) \
+             ORDER BY due_on, tenant, case_id LIMIT $5",
+        )
+        .bind(today.to_string())
+        .bind(due_on.clone())
+        .bind(tenant.clone())
+        .bind(case_id.clone())
+        .bind(limit)
+        .fetch_all(pool)
+        .await,
+    }
+}
+
 /// The stream version a case's row was computed from (tests and read-your-writes).
 pub async fn recorded_version(
     pool: &AnyPool,
