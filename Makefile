@@ -70,7 +70,7 @@ lint: buf-breaking ## rustfmt check, clippy with warnings as errors, buf breakin
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-bench: pyenv ## full benchmarks (B1-B4, the matching rows B5 and B8, the console row C1, B7 through the letters service and the pure letters row B7 of bench-letters): tables, BENCHMARKS.md, target/bench/results.json
+bench: pyenv ## full benchmarks (B1-B4, the matching rows B5 and B8, the dunning rows B6 and D1, the console row C1, B7 through the letters service and the pure letters row B7 of bench-letters): tables, BENCHMARKS.md, target/bench/results.json
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
 	  $(CARGO) run --release -p mahnwerk-bench -- --scale 1 --out target/bench
 	@$(MAKE) --no-print-directory bench-letters
@@ -83,7 +83,7 @@ bench-letters: pyenv ## B7: letters/s per core (typst) against WeasyPrint render
 
 bench-quick: pyenv ## the benchmarks at 1/100 of the size, so they never rot
 	@NATS_URL=$$(scripts/ensure-nats.sh) && export NATS_URL && \
-	  $(CARGO) run --release -p mahnwerk-bench -- --scale 0.01 --rows B1,B3,B4,B7,C1 --out target/bench
+	  $(CARGO) run --release -p mahnwerk-bench -- --scale 0.01 --rows B1,B3,B4,B6,B7,C1,D1 --out target/bench
 
 DEPLOY_OUT ?= target/deploy
 deploy-check: pyenv ## render every deploy/ overlay, validate it (kubernetes-validate --strict, CRD checks, checkov), then break it on purpose (run by make test)

@@ -11,10 +11,12 @@
 //! - [`b3`]: the outbox relay vs raw async JetStream publishes.
 //! - [`b4`]: invoices over one gRPC client stream until logged and published.
 //! - [`b5`]: a camt.053 imported over `ImportStatement` vs a bare scan and B1; peak RSS.
+//! - [`b6`]: one dunning scheduler pass over 1,000,000 open cases, 300,000 due, vs B1; peak RSS.
 //! - [`b7`]: letters rendered, stored and spooled through the letters service vs the pure render
 //!   rate of the same letters; RSS over the run.
 //! - [`b8`]: `RecordTransactions` until `invoice.settled` reaches a NATS consumer, under load.
 //! - [`console`]: C1, the creditor console's overview over 100,000 cases vs one raw aggregate.
+//! - [`explain`]: D1, `ExplainCase` and `PreviewPolicy` latency over gRPC with 10,000 cases.
 //! - [`report`]: the table, `results.json` and `BENCHMARKS.md`.
 //!
 //! Rates are floating point by nature, hence the crate-wide allow below.
@@ -30,8 +32,10 @@ mod b3;
 mod b4;
 mod b5;
 mod b7;
+mod b6;
 mod b8;
 mod console;
+mod explain;
 mod infra;
 mod report;
 mod workload;
@@ -40,15 +44,19 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use std::path::PathBuf;
 
-/// Mahnwerk's benchmark rows B1–B5, B7, B8 and C1 against real PostgreSQL, SQLite and NATS.
+/// Mahnwerk's benchmark rows B1–B8, C1 and D1 against real PostgreSQL, SQLite and NATS.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// Fraction of the sizes (1.0 = 1,000,000 events / invoices; `make bench-quick` uses 0.01).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-    /// Rows to run, comma separated: B1,B2,B3,B4,B5,B7,B8,C1.
-    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B7,B8,C1")]
+    /// Rows to run, comma separated: B1,B2,B3,B4,B5,B6,B7,B8,C1,D1.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "B1,B2,B3,B4,B5,B6,B7,B8,C1,D1"
+    )]
     rows: Vec<String>,
     /// PostgreSQL server (a fresh database is created per run and dropped at the end). Without
     /// it the PostgreSQL rows are skipped.
@@ -91,8 +99,8 @@ async fn main() -> Result<()> {
         .map(|r| r.trim().to_ascii_uppercase())
         .collect();
     for r in &rows {
-        if !["B1", "B2", "B3", "B4", "B5", "B7", "B8", "C1"].contains(&r.as_str()) {
-            bail!("unknown row {r:?}: expected B1, B2, B3, B4, B5, B7, B8 or C1");
+        if !["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "C1", "D1"].contains(&r.as_str()) {
+            bail!("unknown row {r:?}: expected B1, B2, B3, B4, B5, B6, B7, B8, C1 or D1");
         }
     }
     let n = scaled(1_000_000, args.scale);
@@ -140,7 +148,7 @@ async fn run_rows(
     let mut out = Vec::new();
     let want = |id: &str| rows.iter().any(|r| r == id);
     let mut b1 = b1::B1Results::default();
-    if want("B1") || want("B2") || want("B3") || want("B4") || want("B5") {
+    if want("B1") || want("B2") || want("B3") || want("B4") || want("B5") || want("B6") {
         b1 = b1::run(env, n, args.batch, want("B1")).await?;
         if want("B1") {
             out.extend(b1.rows.iter().cloned());
@@ -167,6 +175,11 @@ async fn run_rows(
             out.extend(b5::run(env, backend, n, b1.rate(backend)).await?);
         }
     }
+    if want("B6") {
+        for backend in env.backends() {
+            out.push(b6::run(env, backend, n, b1.rate(backend)).await?);
+        }
+    }
     if want("B7") {
         // The letters service as deployed: on PostgreSQL when configured, else on SQLite.
         let backend = env.backends()[0];
@@ -189,6 +202,11 @@ async fn run_rows(
         for backend in env.backends() {
             let url = env.log_url(backend, "c1").await?;
             out.push(console::run(&url, backend, scaled(100_000, args.scale)).await?);
+        }
+    }
+    if want("D1") {
+        for backend in env.backends() {
+            out.extend(explain::run(env, backend, scaled(10_000, args.scale)).await?);
         }
     }
     Ok((out, machine))

@@ -59,6 +59,7 @@ pub fn proto_invoice(run: &str, i: u64) -> pb::Invoice {
                 postal_code: postal_code.into(),
                 city: city.into(),
                 country: "DE".into(),
+                region: String::new(),
             }),
             email: format!("buchhaltung+{i}@kunde-{}.example", i % 9973),
             language: "de".into(),

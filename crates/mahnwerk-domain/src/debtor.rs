@@ -22,6 +22,11 @@ pub struct PostalAddress {
     pub city: String,
     /// ISO 3166-1 alpha-2, e.g. `DE`.
     pub country: String,
+    /// ISO 3166-2 subdivision, e.g. `DE-BY` (see [`crate::subdivision`]): for a German debtor
+    /// the federal state whose holidays move its payment dates (§ 193 BGB). `None`: not known
+    /// (the tenant's state applies). Absent in events written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl PostalAddress {
@@ -102,6 +107,11 @@ impl Debtor {
                 "address.country",
                 "must be an ISO 3166-1 alpha-2 code such as DE",
             );
+        }
+        if let Some(region) = &addr.region
+            && let Err(why) = crate::subdivision::check_region(&addr.country, region)
+        {
+            errs.push("address.region", why);
         }
         if let Some(email) = &self.email {
             let e = email.expose();

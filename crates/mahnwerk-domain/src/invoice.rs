@@ -231,6 +231,7 @@ pub(crate) mod fixtures {
                     postal_code: "51147".into(),
                     city: "Köln".into(),
                     country: "DE".into(),
+                    region: None,
                 }
                 .into(),
                 email: Some("erika@example.org".to_owned().into()),

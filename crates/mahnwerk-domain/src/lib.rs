@@ -30,6 +30,7 @@ pub mod invoice;
 pub mod money;
 pub mod payment;
 pub mod personal;
+pub mod subdivision;
 
 pub use bank::{Bic, Iban};
 pub use case::{CaseCommand, CaseEvent, CaseState, CaseStatus};

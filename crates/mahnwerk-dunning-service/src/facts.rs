@@ -159,6 +159,9 @@ impl Folded {
     /// Fold the events of one case stream, in version order.
     pub fn of<'a>(events: impl IntoIterator<Item = StreamEvent<'a>>) -> Result<Self, FoldError> {
         let mut out = Folded::default();
+        // Facts are translated only once no `dunning.*` event follows them: most of a stream's
+        // facts (the invoice itself) are never parsed again once the case is open.
+        let mut facts: Vec<StreamEvent<'a>> = Vec::new();
         for e in events {
             out.version = e.version;
             let unreadable = |err: &dyn std::fmt::Display| FoldError {
@@ -173,9 +176,12 @@ impl Folded {
                     return Err(unreadable(&"unknown dunning event type"));
                 };
                 out.state = evolve(out.state.take(), &event);
-                out.pending.clear();
+                facts.clear();
                 continue;
             }
+            facts.push(e);
+        }
+        for e in facts {
             // A fact that does not parse is skipped: it cannot be translated now or later, and
             // must not stop the case (its writer's contract is checked in its own tests).
             match facts_of(e.event_type, e.payload) {

@@ -14,12 +14,14 @@
 //!   outdated view of the case.
 //! - **Wake-up**: the consumer handler records each case's next action in
 //!   `dunning_next_action(tenant, case_id, due_on)`; the scheduler only queries
-//!   `due_on <= today` on its index, never all cases.
+//!   `due_on <= today` on its index, never all cases. A pass decides a batch of due cases,
+//!   then appends every decision in one group commit (each with its own expected version).
 //! - **Time**: every date comes from one [`mahnwerk_clock::Clock`]; with a simulated clock,
 //!   `AdvanceClock` moves it day by day and runs each day's pass before answering.
 //!
 //! # Layout
-//! - [`facts`]: pure: case-stream events → core commands, pending facts, [`facts::plan`].
+//! - [`facts`]: pure: case-stream events → core commands, pending facts, [`facts::plan`]; the
+//!   debtor's federal state from its address's region (`CaseFacts::from_invoice`).
 //! - [`engine`]: [`Dunning`]: reconcile a case (read, decide, append, record), scheduler passes.
 //! - [`consolidation`]: a debtor's steps due the same day as one letter ("Sammelmahnung").
 //! - [`handler`]: the bus handler (facts → next action).

@@ -181,6 +181,7 @@ fn debtor_from_proto(errs: &mut FieldErrors, d: &pb::Debtor, prefix: &str) -> Op
             postal_code: address.postal_code.trim().to_owned(),
             city: address.city.trim().to_owned(),
             country: address.country.trim().to_owned(),
+            region: opt(&address.region),
         }
         .into(),
         email: opt(&d.email).map(Into::into),
@@ -231,6 +232,7 @@ pub fn invoice_to_proto(tenant: &TenantId, state: &CaseState) -> pb::Invoice {
                 postal_code: addr.postal_code.clone(),
                 city: addr.city.clone(),
                 country: addr.country.clone(),
+                region: addr.region.clone().unwrap_or_default(),
             }),
             email: i
                 .debtor
@@ -300,6 +302,7 @@ mod tests {
                     postal_code: "51147".into(),
                     city: "Köln".into(),
                     country: "DE".into(),
+                    region: String::new(),
                 }),
                 ..Default::default()
             }),
@@ -338,5 +341,33 @@ mod tests {
                 "invoice.cash_discounts[0].discount_amount"
             ]
         );
+    }
+
+    #[test]
+    fn the_region_comes_in_checked_and_goes_out_again() {
+        let mut p = proto();
+        if let Some(a) = p.debtor.as_mut().and_then(|d| d.address.as_mut()) {
+            a.region = " DE-BY ".into();
+        }
+        let i = invoice_from_proto(&p, "invoice").unwrap();
+        assert_eq!(i.debtor.address.expose().region.as_deref(), Some("DE-BY"));
+        assert!(
+            invoice_from_proto(&proto(), "invoice")
+                .unwrap()
+                .debtor
+                .address
+                .expose()
+                .region
+                .is_none()
+        );
+        for bad in ["DE-XX", "BY", "AT-9", "de-by"] {
+            let mut p = proto();
+            if let Some(a) = p.debtor.as_mut().and_then(|d| d.address.as_mut()) {
+                a.region = bad.into();
+            }
+            let errs = invoice_from_proto(&p, "invoice").unwrap_err().0;
+            let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, ["invoice.debtor.address.region"], "{bad}");
+        }
     }
 }

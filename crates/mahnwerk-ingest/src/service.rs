@@ -478,6 +478,7 @@ impl InvoiceService for Ingest {
             postal_code: a.postal_code.trim().to_owned(),
             city: a.city.trim().to_owned(),
             country: a.country.trim().to_owned(),
+            region: Some(a.region.trim().to_owned()).filter(|r| !r.is_empty()),
         };
         self.mutate(
             &ctx,

@@ -32,6 +32,7 @@ fn invoice(number: &str) -> Invoice {
                 postal_code: "51147".into(),
                 city: "Köln".into(),
                 country: "DE".into(),
+                region: None,
             }
             .into(),
             email: None,

@@ -264,6 +264,7 @@ pub fn email_window(model: &mut LetterModel, invoice: &Invoice) {
         postal_code: String::new(),
         city: email,
         country,
+        region: None,
     });
 }
 

@@ -28,6 +28,7 @@ fn berlin() -> PostalAddress {
         postal_code: "10969".into(),
         city: "Berlin".into(),
         country: "DE".into(),
+        region: None,
     }
 }
 

@@ -248,6 +248,7 @@ fn english_letter_with_capital_umlauts_and_foreign_recipient() {
         postal_code: "1010".into(),
         city: "Wien".into(),
         country: "AT".into(),
+        region: None,
     });
     let letter = renderer().render(&m).expect("render");
     let rb = readback(&letter.pdf);

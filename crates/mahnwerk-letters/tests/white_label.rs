@@ -72,6 +72,7 @@ fn six_line_address_with_a_wrapping_line_is_refused_with_the_field_named() {
         postal_code: "80331".into(),
         city: "München".into(),
         country: "DE".into(),
+        region: None,
     });
     assert_eq!(m.recipient_lines().len(), 6);
     let err = m.validate().expect_err("does not fit the window");

@@ -153,6 +153,7 @@ pub fn invoice_from_json(json: &str) -> anyhow::Result<pb::Invoice> {
                 postal_code: text(a, &["postal_code", "postalCode"]),
                 city: text(a, &["city"]),
                 country: text(a, &["country"]),
+                region: String::new(),
             }),
             email: text(d, &["email"]),
             language: text(d, &["language"]),

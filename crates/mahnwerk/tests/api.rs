@@ -94,6 +94,14 @@ async fn create_is_idempotent_and_bad_requests_name_their_field_and_append_nothi
                 "invoice.issue_date",
                 Box::new(|i| i.issue_date = "2026-02-30".into()),
             ),
+            (
+                "invoice.debtor.address.region",
+                Box::new(|i| {
+                    if let Some(a) = i.debtor.as_mut().and_then(|d| d.address.as_mut()) {
+                        a.region = "DE-XX".into();
+                    }
+                }),
+            ),
         ];
         for (field, spoil) in cases {
             let mut bad = invoice("RE-BAD");

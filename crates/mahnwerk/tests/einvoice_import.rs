@@ -212,6 +212,7 @@ async fn every_sample_imports_with_the_values_read_independently() {
             postal_code: "10969".into(),
             city: "Berlin".into(),
             country: "DE".into(),
+            region: String::new(),
         };
         let update = |a: pb::PostalAddress, rid: &str| {
             authed(

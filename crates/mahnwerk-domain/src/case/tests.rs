@@ -364,6 +364,7 @@ fn full_address() -> PostalAddress {
         postal_code: "10969".into(),
         city: "Berlin".into(),
         country: "DE".into(),
+        region: None,
     }
 }
 

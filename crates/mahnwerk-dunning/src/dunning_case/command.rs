@@ -45,7 +45,7 @@ impl CaseFacts {
             principal: invoice.amount_due(),
             default_notice: invoice.default_notice,
             calendar_due_date: false,
-            state: None,
+            state: debtor_state(invoice),
         }
     }
 
@@ -54,6 +54,16 @@ impl CaseFacts {
         self.state = state;
         self
     }
+}
+
+/// The debtor's federal state from its address's ISO 3166-2 region (`DE-BY` → BY); `None` for
+/// an address abroad or without a region (the policy's state, the tenant's, then applies).
+pub fn debtor_state(invoice: &Invoice) -> Option<FederalState> {
+    let address = invoice.debtor.address.expose();
+    if address.country != "DE" {
+        return None;
+    }
+    address.region.as_deref()?.parse().ok()
 }
 
 /// One instalment of a payment plan.

@@ -6,6 +6,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::xml::Node;
+use mahnwerk_domain::subdivision::region_from_text;
 use mahnwerk_domain::{Currency, PostalAddress};
 
 pub(super) fn read(root: &Node) -> Result<EInvoice> {
@@ -74,6 +75,10 @@ pub(super) fn read(root: &Node) -> Result<EInvoice> {
             country: b("PostalTradeAddress/CountryID")
                 .unwrap_or_default()
                 .to_owned(),
+            // BT-54: free text; kept when it names a subdivision unambiguously (`Bayern`).
+            region: b("PostalTradeAddress/CountrySubDivisionName").and_then(|s| {
+                region_from_text(b("PostalTradeAddress/CountryID").unwrap_or_default(), s)
+            }),
         },
         email: owned(
             b("URIUniversalCommunication/URIID")

@@ -163,6 +163,7 @@ pub fn invoice(number: &str, email: Option<&str>) -> Invoice {
                 postal_code: "80331".into(),
                 city: "München".into(),
                 country: "DE".into(),
+                region: None,
             }),
             email: email.map(|e| Personal::new(e.to_owned())),
             language: "de".into(),

@@ -55,6 +55,7 @@ pub fn sample() -> LetterModel {
                 postal_code: "80331".into(),
                 city: "München".into(),
                 country: "DE".into(),
+                region: None,
             }),
         },
         references: References {

@@ -143,6 +143,7 @@ impl Env {
                     postal_code: "10115".into(),
                     city: "Berlin".into(),
                     country: "DE".into(),
+                    region: None,
                 }
                 .into(),
                 email: None,

@@ -265,6 +265,7 @@ pub fn invoice(d: &Debtor) -> pb::Invoice {
                 postal_code: d.postal_code.into(),
                 city: d.city.into(),
                 country: "DE".into(),
+                region: String::new(),
             }),
             email: d.email.unwrap_or_default().into(),
             language: "de".into(),

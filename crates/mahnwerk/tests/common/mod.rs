@@ -181,6 +181,7 @@ pub fn invoice(number: &str) -> pb::Invoice {
                 postal_code: "51147".into(),
                 city: "Köln".into(),
                 country: "DE".into(),
+                region: String::new(),
             }),
             email: "erika@example.org".into(),
             language: "de".into(),

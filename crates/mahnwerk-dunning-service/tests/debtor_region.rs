@@ -1,0 +1,223 @@
+//! The debtor's federal state (`debtor.address.region`, ISO 3166-2) through the service: the
+//! invoice in the real log, the case opened and stepped by the service's scheduler path on a
+//! simulated clock (tenant in NW), the holidays of the debtor's state moving its dates (§ 193
+//! BGB at the place of performance). SQLite, plus PostgreSQL when DATABASE_URL is set.
+//!
+//! Regression: `CaseFacts.state` was never filled, so every case used the tenant's holidays.
+
+use chrono::NaiveDate;
+use mahnwerk_clock::{Clock, SharedClock, SimulatedClock};
+use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::{CaseId, InvoiceNumber, TenantId};
+use mahnwerk_dunning::dunning_case::DunningEvent;
+use mahnwerk_dunning::law::calendar::FederalState;
+use mahnwerk_dunning::policy::Policy;
+use mahnwerk_dunning_service::Dunning;
+use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
+use std::sync::Arc;
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
+    let mut urls = vec![format!(
+        "sqlite:{}?mode=rwc",
+        dir.path().join("mahnwerk.db").display()
+    )];
+    if let Ok(admin) = std::env::var("DATABASE_URL") {
+        let name = format!("mwr_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .expect("DATABASE_URL must reach PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        urls.push(format!("{base}/{name}"));
+    } else {
+        eprintln!("DATABASE_URL not set: this test ran on SQLite only");
+    }
+    urls
+}
+
+fn invoice(number: &str, due: &str, region: Option<&str>) -> mahnwerk_domain::Invoice {
+    let mut address = serde_json::json!({"street": ["Hauptstr. 1"], "postal_code": "80331", "city": "München", "country": "DE"});
+    if let Some(r) = region {
+        address["region"] = r.into();
+    }
+    let invoice: mahnwerk_domain::Invoice = serde_json::from_value(serde_json::json!({
+        "number": number, "issue_date": "2026-12-01", "due_date": due,
+        "currency": "EUR", "net": 10000, "tax": 1900, "gross": 11900,
+        "debtor": {"name": "Muster GmbH", "kind": "business", "address": address,
+                   "language": "de", "customer_number": format!("K-{number}")},
+        "creditor_account": {"iban": "DE89370400440532013000"}
+    }))
+    .unwrap();
+    assert!(invoice.check().is_empty(), "{:?}", invoice.check());
+    invoice
+}
+
+struct World {
+    dunning: Dunning,
+    log: EventLog,
+    clock: SimulatedClock,
+    tenant: TenantId,
+}
+
+impl World {
+    async fn new(url: &str) -> World {
+        let log = EventLog::connect(url).await.unwrap();
+        let pool = mahnwerk_auth::connect_any(url).await.unwrap();
+        mahnwerk_dunning_service::ensure_schema(&pool)
+            .await
+            .unwrap();
+        let clock = SimulatedClock::starting_on(d("2026-12-01"));
+        let shared: SharedClock = Arc::new(clock.clone());
+        World {
+            dunning: Dunning::new(log.clone(), pool, shared, FederalState::NW),
+            log,
+            clock,
+            tenant: "acme".parse().unwrap(),
+        }
+    }
+
+    fn case(&self, number: &str) -> CaseId {
+        CaseId::for_invoice(&self.tenant, &number.parse::<InvoiceNumber>().unwrap())
+    }
+
+    /// Ingest's event, then the service opens the case (what the handler's wake-up does).
+    async fn issue(&self, number: &str, due: &str, region: Option<&str>) {
+        let e = CaseEvent::InvoiceIssued(InvoiceIssued {
+            invoice: invoice(number, due, region),
+        });
+        self.log
+            .append(AppendBatch {
+                stream: self.case(number).stream(&self.tenant),
+                expected: ExpectedVersion::NoStream,
+                events: vec![NewEvent {
+                    event_id: event_id_now(),
+                    event_type: e.event_type().into(),
+                    payload: e.to_payload(),
+                    occurred_at: self.clock.now(),
+                    metadata: Metadata {
+                        actor: "test".into(),
+                        ..Default::default()
+                    },
+                }],
+            })
+            .await
+            .unwrap();
+        let done = self
+            .dunning
+            .reconcile(
+                &self.tenant,
+                self.case(number),
+                None,
+                false,
+                self.clock.today(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.appended, ["dunning.case_opened.v1"], "{number}");
+    }
+
+    async fn events(&self, number: &str) -> Vec<DunningEvent> {
+        self.log
+            .read_stream(&self.case(number).stream(&self.tenant), 1, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| DunningEvent::from_parts(&e.event_type, &e.payload).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bavarian_debtors_dates_move_off_epiphany_a_hamburg_debtors_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in databases(&dir).await {
+        let w = World::new(&url).await;
+        // The tenant (in NW) agrees payment dates by the calendar (§ 286 Abs. 2 Nr. 1).
+        let mut policy = Policy::default_business(FederalState::NW);
+        policy.calendar_due_date = true;
+        mahnwerk_dunning_service::policies::put(
+            &w.log,
+            &w.tenant,
+            policy,
+            &Metadata {
+                actor: "test".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        // Due on Wednesday 2027-01-06, Heilige Drei Könige in BY (and BW, ST), a working day in
+        // HH and in the tenant's NW.
+        w.issue("RE-BY", "2027-01-06", Some("DE-BY")).await;
+        w.issue("RE-HH", "2027-01-06", Some("DE-HH")).await;
+        w.issue("RE-NONE", "2027-01-06", None).await;
+        // Due Friday 2026-12-25: reminder 5 days later, Wednesday 12-30, with 7 days to pay:
+        // the printed deadline falls on 2027-01-06 as well.
+        w.issue("RE-BY-2", "2026-12-25", Some("DE-BY")).await;
+        w.issue("RE-HH-2", "2026-12-25", Some("DE-HH")).await;
+
+        let opened = |events: &[DunningEvent]| match events.first() {
+            Some(DunningEvent::Opened { facts, .. }) => facts.state,
+            other => panic!("first event {other:?}"),
+        };
+        assert_eq!(opened(&w.events("RE-BY").await), Some(FederalState::BY));
+        assert_eq!(opened(&w.events("RE-HH").await), Some(FederalState::HH));
+        assert_eq!(opened(&w.events("RE-NONE").await), None);
+
+        // The calendar due date: moved to Thursday in Bavaria only.
+        let trigger = |number: &'static str| {
+            let w = &w;
+            async move {
+                let folded = w
+                    .dunning
+                    .read_case(&w.case(number).stream(&w.tenant))
+                    .await
+                    .unwrap();
+                folded.state.unwrap().default().unwrap().trigger
+            }
+        };
+        assert_eq!(trigger("RE-BY").await, d("2027-01-07"), "{url}");
+        assert_eq!(trigger("RE-HH").await, d("2027-01-06"), "{url}");
+        assert_eq!(
+            trigger("RE-NONE").await,
+            d("2027-01-06"),
+            "no region: the tenant's NW"
+        );
+
+        // The scheduler's passes up to the reminders: their printed deadlines.
+        w.dunning.advance_clock(30).await.unwrap().unwrap();
+        let reminder = |events: Vec<DunningEvent>| {
+            events
+                .into_iter()
+                .find_map(|e| match e {
+                    DunningEvent::StepReached(s) if s.number == 1 => Some(*s),
+                    _ => None,
+                })
+                .expect("a reminder")
+        };
+        let by = reminder(w.events("RE-BY-2").await);
+        assert_eq!(
+            (by.date, by.deadline.unmoved, by.deadline.deadline),
+            (d("2026-12-30"), d("2027-01-06"), d("2027-01-07")),
+            "{url}"
+        );
+        assert!(
+            by.deadline.reasons.iter().any(|r| r.contains("BY")),
+            "{:?}",
+            by.deadline.reasons
+        );
+        let hh = reminder(w.events("RE-HH-2").await);
+        assert_eq!(
+            (hh.date, hh.deadline.deadline),
+            (d("2026-12-30"), d("2027-01-06")),
+            "{url}"
+        );
+    }
+}
