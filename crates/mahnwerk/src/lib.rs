@@ -13,6 +13,7 @@
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
 //! - [`einvoice_import`]: `mahnwerk import invoices FILE|DIR…`.
 //! - [`debtor`]: `mahnwerk debtor erase` (GDPR Art. 17).
+//! - [`spool`]: `mahnwerk spool pickup` (a print shop takes the sealed post spool in clear).
 //! - [`migrate`]: `mahnwerk migrate` (and the services' database role on PostgreSQL).
 //! - [`dunning_cli`]: `mahnwerk dunning approve|decline|assign|group|move`.
 //! - [`telemetry`]: logs and OTLP traces.
@@ -29,4 +30,5 @@ pub mod einvoice_import;
 pub mod migrate;
 pub mod rpc_metrics;
 pub mod server;
+pub mod spool;
 pub mod telemetry;
