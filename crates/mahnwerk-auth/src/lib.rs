@@ -413,12 +413,17 @@ impl KeyStore {
             .lock()
             .expect("key cache lock")
             .known(key_id, &digest);
-        if let Some(p) = &peer
-            && !known
-            && !self.failures.lock().expect("limiter lock").allowed(p)
-        {
-            return Ok(Lookup::Limited);
-        }
+        // The failure is charged before the query (refunded when the key is valid), so a
+        // peer's concurrent requests never look up more than its budget.
+        let reserved = match peer {
+            Some(p) if !known => {
+                if !self.failures.lock().expect("limiter lock").try_reserve(p) {
+                    return Ok(Lookup::Limited);
+                }
+                Some(p)
+            }
+            _ => None,
+        };
         let row: Option<(String, Option<String>)> = sqlx::query_as(
             "SELECT secret_sha256, expires_at FROM auth_api_keys WHERE key_id = $1 AND revoked_at IS NULL",
         )
@@ -439,11 +444,14 @@ impl KeyStore {
             (unexpired && digests_equal(&stored, &digest)).then_some((stored, expires_at))
         });
         let Some((stored, expires_at)) = valid else {
-            if let Some(p) = peer {
+            if let (Some(p), None) = (peer, reserved) {
                 self.failures.lock().expect("limiter lock").failed(p);
             }
             return Ok(Lookup::Invalid);
         };
+        if let Some(p) = reserved {
+            self.failures.lock().expect("limiter lock").refund(p);
+        }
         let tenants: Vec<(String,)> =
             sqlx::query_as("SELECT tenant FROM auth_key_tenants WHERE key_id = $1")
                 .bind(key_id.to_owned())

@@ -51,6 +51,7 @@ impl KeyCache {
             }
         }
         self.entries.insert(key_id, entry);
+        metrics::gauge!("mahnwerk_auth_cached_keys").set(self.entries.len() as f64);
     }
 }
 
@@ -101,6 +102,28 @@ impl FailureLimiter {
         self.tokens(peer, Instant::now()) >= 1000
     }
 
+    /// Take one failure from the peer's budget before a lookup, if it has one left: check and
+    /// charge under one lock, so concurrent requests of a peer (HTTP/2 streams) cannot all pass
+    /// the check before any is charged. A lookup that finds a valid key gives it back
+    /// ([`FailureLimiter::refund`]).
+    pub(crate) fn try_reserve(&mut self, peer: IpAddr) -> bool {
+        if !self.allowed(&peer) {
+            return false;
+        }
+        self.failed(peer);
+        true
+    }
+
+    /// Give back what [`FailureLimiter::try_reserve`] took (the key was valid).
+    pub(crate) fn refund(&mut self, peer: IpAddr) {
+        let now = Instant::now();
+        if self.peers.contains_key(&peer) {
+            let full = u64::from(self.burst) * 1000;
+            let left = self.tokens(&peer, now).saturating_add(1000).min(full);
+            self.peers.insert(peer, (left, now));
+        }
+    }
+
     /// Charge one failure to the peer.
     pub(crate) fn failed(&mut self, peer: IpAddr) {
         let now = Instant::now();
@@ -128,5 +151,6 @@ impl FailureLimiter {
             }
         }
         self.peers.insert(peer, (left, now));
+        metrics::gauge!("mahnwerk_auth_failure_peers").set(self.peers.len() as f64);
     }
 }

@@ -297,8 +297,10 @@ impl PartnerKeys {
         else {
             return failed(peer);
         };
-        if let Some(p) = &peer
-            && !self.failures.lock().expect("limiter lock").allowed(p)
+        // Charged before the query, refunded when valid (see `KeyStore`): concurrent requests
+        // of a peer never look up more than its budget.
+        if let Some(p) = peer
+            && !self.failures.lock().expect("limiter lock").try_reserve(p)
         {
             return Ok(Found::Limited);
         }
@@ -319,8 +321,14 @@ impl PartnerKeys {
             })
         });
         match caller {
-            Some(c) => Ok(Found::Valid(c)),
-            None => failed(peer),
+            Some(c) => {
+                if let Some(p) = peer {
+                    self.failures.lock().expect("limiter lock").refund(p);
+                }
+                Ok(Found::Valid(c))
+            }
+            // Charged when reserved.
+            None => Ok(Found::Invalid),
         }
     }
 

@@ -326,3 +326,59 @@ async fn keys_for_unknown_tenants_are_refused() {
         Err(Error::UnknownTenant(_))
     ));
 }
+
+/// Regression: the limiter checked a peer's budget before the lookup and charged it after, so
+/// concurrent requests of one peer (HTTP/2 streams) all passed the check while their queries
+/// ran: 200 at once from one peer were all looked up, far over a burst of 20. The budget is now
+/// taken before the query (and given back for a valid key), for API and partner keys alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_random_tokens_from_one_peer_never_exceed_its_budget() {
+    let (_dir, store) = store().await;
+    let store = store.with_failure_limits(20, 0, 100);
+    let partners = crate::partner::PartnerKeys::open(store.pool.clone())
+        .await
+        .unwrap()
+        .limited_by(&store);
+    let a: TenantId = "a".parse().unwrap();
+    store.create_tenant(&a, "A").await.unwrap();
+    let key = store.create_key(&[a], "k").await.unwrap();
+    let peer: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (store, partners) = (store.clone(), partners.clone());
+        tasks.spawn(async move {
+            if i % 2 == 0 {
+                store
+                    .authenticate_from(&bearer(&random_token()), Some(peer))
+                    .await
+                    .unwrap_err()
+                    .code()
+            } else {
+                let token = random_token().replacen("mwk_", "mwp_", 1);
+                partners
+                    .authenticate_from(&bearer(&token), Some(peer))
+                    .await
+                    .unwrap_err()
+                    .code()
+            }
+        });
+    }
+    let mut looked_up = 0;
+    while let Some(code) = tasks.join_next().await {
+        match code.unwrap() {
+            tonic::Code::Unauthenticated => looked_up += 1,
+            tonic::Code::ResourceExhausted => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(looked_up, 20, "a burst of 20, no refill");
+    // A valid key is looked up from another peer and costs that peer nothing.
+    let other: SocketAddr = "198.51.100.9:1".parse().unwrap();
+    for _ in 0..30 {
+        store.cache.lock().unwrap().entries.clear();
+        store
+            .authenticate_from(&bearer(&key.token), Some(other))
+            .await
+            .unwrap();
+    }
+}

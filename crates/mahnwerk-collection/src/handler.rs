@@ -6,11 +6,17 @@
 //! `case.closed.v1` of a case with a partner (whoever appended them: this handler, an operator's
 //! or a partner's RPC) it publishes the event's envelope on the partner's public subject with
 //! `Nats-Msg-Id` = event id, and acks only after JetStream acked the publish, so every such event
-//! reaches the partner's subject once in effect.
+//! reaches the partner's subject once in effect. The published payload is the one stored and
+//! hashed in the log (read back by stream and version), not the opened one the consumer library
+//! hands the handler: with a master key its `debtor`/`payer` objects stay sealed under the
+//! debtor's data key, so the partner's JetStream copy is unreadable once the debtor is erased
+//! (ADR 006) and still verifies against the event's hash. Partners read the case file in clear
+//! through `CollectionService.GetHandedOverCase`.
 
 use crate::service::Subjects;
 use crate::store;
 use mahnwerk_bus::{Envelope, Handler, HandlerError};
+use mahnwerk_eventlog::EventLog;
 use sqlx::{Any, Transaction};
 use std::sync::Arc;
 
@@ -22,6 +28,8 @@ pub struct CaseHandler {
     pub wake: Arc<tokio::sync::Notify>,
     pub js: async_nats::jetstream::Context,
     pub subjects: Subjects,
+    /// Where the stored (sealed) form of a published event is read.
+    pub log: EventLog,
 }
 
 fn permanent(what: &str) -> HandlerError {
@@ -37,7 +45,8 @@ impl CaseHandler {
             .and_then(|v| v.as_str())
             .ok_or_else(|| permanent("collection event without a partner subject token"))?;
         let subject = self.subjects.subject(&event.tenant, token, what);
-        let body = serde_json::to_vec(event).map_err(|e| permanent(&e.to_string()))?;
+        let stored = self.stored(event).await?;
+        let body = serde_json::to_vec(&stored).map_err(|e| permanent(&e.to_string()))?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.event_id.as_str());
         headers.insert("Mahnwerk-Event-Type", event.event_type.as_str());
@@ -50,6 +59,30 @@ impl CaseHandler {
         ack.await
             .map_err(|e| HandlerError::Transient(format!("publish ack: {e}")))?;
         Ok(())
+    }
+}
+
+impl CaseHandler {
+    /// `event` with its payload as the log stores and hashes it (personal data sealed).
+    async fn stored(&self, event: &Envelope) -> Result<Envelope, HandlerError> {
+        let stream = event
+            .stream
+            .parse()
+            .map_err(|e| permanent(&format!("stream {}: {e}", event.stream)))?;
+        let found = self
+            .log
+            .read_stream_stored(&stream, event.version, 1)
+            .await
+            .map_err(|e| HandlerError::Transient(format!("reading the stored event: {e}")))?;
+        let stored = found
+            .into_iter()
+            .next()
+            .filter(|e| e.event_id.to_string() == event.event_id)
+            .ok_or_else(|| permanent("the published event is not in the log"))?;
+        Ok(Envelope {
+            payload: stored.payload,
+            ..event.clone()
+        })
     }
 }
 

@@ -108,6 +108,7 @@ pub async fn run(
             wake: wake.clone(),
             js: js.clone(),
             subjects,
+            log: collection.log().clone(),
         },
     };
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));

@@ -12,6 +12,8 @@
 //! - [`mapping`]: the one mapping from a step and its invoice to the letter model (pure).
 //! - [`case_file`]: settled / paused / disputed / ended, folded from the case stream (pure).
 //! - [`channels`]: SMTP (lettre) and the post spool.
+//! - [`pickup`]: a print shop's pickup of the spool (`mahnwerk spool pickup`): opened, handed
+//!   out in clear, marked by a receipt.
 //! - [`documents`]: the content-addressed document store (`mahnwerk-docstore`: filesystem,
 //!   S3-compatible).
 //! - [`tenant`]: letterhead, sender settings and template overrides, versioned as events.
@@ -33,6 +35,7 @@ pub use mahnwerk_docstore as documents;
 pub mod error;
 pub mod handler;
 pub mod mapping;
+pub mod pickup;
 pub mod service;
 pub mod store;
 pub mod tenant;

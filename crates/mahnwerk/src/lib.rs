@@ -13,6 +13,7 @@
 //! - [`deadletter`]: `mahnwerk deadletter list|show|replay`.
 //! - [`einvoice_import`]: `mahnwerk import invoices FILE|DIR…`.
 //! - [`debtor`]: `mahnwerk debtor erase` (GDPR Art. 17).
+//! - [`spool`]: `mahnwerk spool pickup` (a print shop takes the sealed post spool in clear).
 //! - [`migrate`]: `mahnwerk migrate` (and the services' database role on PostgreSQL).
 //! - [`dunning_cli`]: `mahnwerk dunning approve|decline|assign|group|move`.
 //! - [`telemetry`]: logs and OTLP traces.
@@ -30,4 +31,5 @@ pub mod letters_cli;
 pub mod migrate;
 pub mod rpc_metrics;
 pub mod server;
+pub mod spool;
 pub mod telemetry;

@@ -84,6 +84,9 @@ enum Command {
     /// Erase a debtor's personal data (GDPR Art. 17).
     #[command(subcommand)]
     Debtor(mahnwerk::debtor::DebtorCommand),
+    /// A print shop's pickup of the letters service's post spool (opened with the master key).
+    #[command(subcommand)]
+    Spool(mahnwerk::spool::SpoolCommand),
     /// Move the simulated clock of a running mahnwerk (started with --simulated-clock).
     Clock {
         #[command(flatten)]
@@ -632,6 +635,9 @@ async fn online(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Debtor(cmd) => {
             mahnwerk::debtor::run(cmd, &mut std::io::stdout().lock()).await?;
+        }
+        Command::Spool(cmd) => {
+            mahnwerk::spool::run(cmd, &mut std::io::stdout().lock()).await?;
         }
         Command::Clock { conn, command } => client::clock(conn, command)
             .await

@@ -98,7 +98,7 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
                 "--namespace",
                 &namespace,
                 "--services",
-                "ingest,relay,matching,dunning,letters",
+                "ingest,relay,matching,dunning,letters,collection",
                 "--metrics-listen",
                 "off",
             ])
@@ -156,6 +156,18 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
         .invoice
         .unwrap()
         .case_id;
+    // A third invoice of the debtor: handed over to a collection partner before the erasure.
+    let mut third = inv.clone();
+    third.invoice_number = "RE-GDPR-4".into();
+    third.payment_reference = String::new();
+    let case4 = invoices
+        .create_invoice(create(third))
+        .await
+        .unwrap()
+        .into_inner()
+        .invoice
+        .unwrap()
+        .case_id;
     // The debtor's e-invoice: its original goes to the document store.
     let original = einvoice();
     let imported = invoices
@@ -175,7 +187,7 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
     invoices.create_invoice(create(other)).await.unwrap();
 
     // The consumers (dunning, matching's open items) have seen the invoices.
-    for n in ["RE-GDPR-1", "RE-GDPR-2"] {
+    for n in ["RE-GDPR-1", "RE-GDPR-2", "RE-GDPR-4"] {
         wait_for("dunning to open the cases", 30, || async {
             let out = mahnwerk(&[
                 "case",
@@ -261,7 +273,7 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
         async move {
             c.list_invoices(req)
                 .await
-                .map(|r| r.into_inner().invoices.len() == 3)
+                .map(|r| r.into_inner().invoices.len() == 4)
                 .unwrap_or(false)
         }
     })
@@ -349,6 +361,11 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
     let (job, spooled) = spool.read(&letter.provider_id).await.unwrap();
     assert!(spooled.starts_with(b"%PDF"));
     assert!(job.to_string().contains(NAME), "{job}");
+    // The third case is handed over to a collection partner before the erasure: the
+    // partner reads the debtor in clear through the CollectionService, while the hand-over's
+    // copies (the log, the partner's subject in JetStream) carry it only sealed.
+    let handed_over = hand_over(&channel, &key, &case4).await;
+    assert_eq!(handed_over.0["debtor"]["name"], NAME, "{}", handed_over.0);
     // The case export under the master key verifies offline.
     let export = |name: &str| {
         let path = exports.path().join(name);
@@ -471,7 +488,7 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("erasure recorded") && text.contains("3 cases"),
+        text.contains("erasure recorded") && text.contains("4 cases"),
         "{text}"
     );
 
@@ -550,11 +567,18 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
         .unwrap()
         .into_inner();
     assert_eq!(again.keys_erased, 0);
-    assert_eq!(again.case_ids.len(), 3);
+    assert_eq!(again.case_ids.len(), 4);
     let err = cases.erase_debtor(erase("")).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("reason"), "{err:?}");
 
+    // The partner now reads placeholders; amounts stay.
+    let file = partner_case_file(&channel, &handed_over.1, &case4).await;
+    assert_eq!(file["debtor"]["name"], "[erased]", "{file}");
+    assert_eq!(
+        file["claim"]["principal_open"],
+        handed_over.0["claim"]["principal_open"]
+    );
     // The documents and the spooled job are unreadable now, for the service and with the key
     // (a process trusts a cached data key for at most 5 s).
     let err = letters
@@ -597,6 +621,16 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
     wait_for("JetStream to hold every event", 30, || async {
         let (h, n) = (log_head().await, js_count().await);
         h > 0 && h == n
+    })
+    .await;
+
+    // The hand-over reached the partner's subject: its JetStream copy is scanned too.
+    let partner_stream = mahnwerk_collection::Subjects::of(&bus).stream;
+    wait_for("the hand-over on the partner's subject", 30, || async {
+        match js.get_stream(&partner_stream).await {
+            Ok(mut s) => s.info().await.is_ok_and(|i| i.state.messages >= 1),
+            Err(_) => false,
+        }
     })
     .await;
 
@@ -690,6 +724,97 @@ async fn run_case(url: &str, dir: &Path, pg: bool) {
         "verify: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// The case file a partner key reads through `CollectionService.GetHandedOverCase`.
+async fn partner_case_file(
+    channel: &tonic::transport::Channel,
+    partner_key: &str,
+    case_id: &str,
+) -> serde_json::Value {
+    let mut col = pb::collection_service_client::CollectionServiceClient::new(channel.clone());
+    let handed = col
+        .get_handed_over_case(authed(
+            partner_key,
+            pb::GetHandedOverCaseRequest {
+                tenant: String::new(),
+                case_id: case_id.into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    serde_json::from_str(&handed.case_file_json).unwrap()
+}
+
+/// Hand `case_id` over to a new partner (the operator's approval) and wait until the
+/// hand-over is on the partner's subject; returns the partner's case file and key.
+async fn hand_over(
+    channel: &tonic::transport::Channel,
+    key: &str,
+    case_id: &str,
+) -> (serde_json::Value, String) {
+    let mut col = pb::collection_service_client::CollectionServiceClient::new(channel.clone());
+    let partner = pb::Partner {
+        partner_id: "inkasso-gdpr".into(),
+        name: "Inkasso GDPR GmbH".into(),
+        subject_token: "gdpr".into(),
+        min_amount_minor: 1000,
+        debtor_kinds: vec![pb::DebtorKind::Consumer as i32],
+        countries: vec!["DE".into()],
+        mode: pb::HandoverMode::Approval as i32,
+        waive_costs_if_principal_paid: false,
+        active: true,
+    };
+    col.put_partner(authed(
+        key,
+        pb::PutPartnerRequest {
+            tenant: String::new(),
+            partner: Some(partner),
+        },
+    ))
+    .await
+    .unwrap();
+    let pkey = col
+        .create_partner_key(authed(
+            key,
+            pb::CreatePartnerKeyRequest {
+                tenant: String::new(),
+                partner_id: "inkasso-gdpr".into(),
+                label: "erasure test".into(),
+                request_id: "gdpr-partner-key".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    // Dunning opens the case from the log (the approval needs its claim).
+    wait_for("the hand-over to be approved", 30, || {
+        let mut c = col.clone();
+        let req = authed(
+            key,
+            pb::ApproveHandoverRequest {
+                tenant: String::new(),
+                request_id: "gdpr-handover".into(),
+                case_id: case_id.into(),
+                partner_id: "inkasso-gdpr".into(),
+            },
+        );
+        async move {
+            match c.approve_handover(req).await {
+                Ok(r) => r.into_inner().phase == "handed_over",
+                Err(e) => {
+                    eprintln!("approve: {e:?}");
+                    false
+                }
+            }
+        }
+    })
+    .await;
+    // Published on the partner's subject (a JetStream stream of its own).
+    let file = partner_case_file(channel, &pkey, case_id).await;
+    (file, pkey)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

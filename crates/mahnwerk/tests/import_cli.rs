@@ -1,5 +1,7 @@
 //! `mahnwerk invoice import` streams a JSON Lines file and prints the rejected items and the
-//! counts of the (small) response; a bad line of the file sends nothing.
+//! counts of the (small) response; a bad line of the file sends nothing. The file holds 5,000
+//! invoices; `MAHNWERK_IMPORT_CLI_ITEMS=1000000` for a million (issue 10, must-show 2: the CLI
+//! once exited 1 after 100,000); the exit code, the counts and the time are printed.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::process::Command;
 
 fn line(i: u64, name: &str) -> String {
     serde_json::json!({
-        "invoiceNumber": format!("CLI-{i:05}"),
+        "invoiceNumber": format!("CLI-{i:07}"),
         "issueDate": "2026-03-01",
         "dueDate": "2026-03-15",
         "currency": "EUR",
@@ -23,7 +25,12 @@ fn line(i: u64, name: &str) -> String {
     .to_string()
 }
 
-fn import(addr: std::net::SocketAddr, key: &str, file: &std::path::Path) -> (bool, String, String) {
+/// (exit code, stdout, stderr) of `mahnwerk invoice import FILE`.
+fn import(
+    addr: std::net::SocketAddr,
+    key: &str,
+    file: &std::path::Path,
+) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mahnwerk"))
         .args(["invoice", "import"])
         .arg(file)
@@ -32,7 +39,7 @@ fn import(addr: std::net::SocketAddr, key: &str, file: &std::path::Path) -> (boo
         .output()
         .unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -44,11 +51,15 @@ async fn invoice_import_reports_counts_and_the_rejected_items() {
     let url = sqlite_db(&dir);
     let server = start(&url).await;
     let key = tenant_key(&url, "acme").await;
-    let n = 5_000;
+    let n: u64 = std::env::var("MAHNWERK_IMPORT_CLI_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    let bad_item = n / 4;
     let path = dir.path().join("invoices.jsonl");
-    let mut f = std::fs::File::create(&path).unwrap();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     for i in 0..n {
-        let name = if i == 1234 {
+        let name = if i == bad_item {
             "Erika\u{0}"
         } else {
             "Erika Mustermann"
@@ -57,12 +68,19 @@ async fn invoice_import_reports_counts_and_the_rejected_items() {
     }
     drop(f);
     let addr = server.addr;
-    let (ok, out, err) = tokio::task::spawn_blocking({
+    let started = std::time::Instant::now();
+    let (code, out, err) = tokio::task::spawn_blocking({
         let (key, path) = (key.clone(), path.clone());
         move || import(addr, &key, &path)
     })
     .await
     .unwrap();
+    let ok = code == Some(0);
+    eprintln!(
+        "mahnwerk invoice import of {n} invoices: exit {code:?}, {:.1} s; {}",
+        started.elapsed().as_secs_f64(),
+        out.lines().last().unwrap_or_default()
+    );
     assert!(ok, "{out}\n{err}");
     assert!(
         out.contains(&format!(
@@ -73,7 +91,9 @@ async fn invoice_import_reports_counts_and_the_rejected_items() {
         "{out}"
     );
     assert!(
-        out.contains("item 1234 (CLI-01234): INVALID_ARGUMENT"),
+        out.contains(&format!(
+            "item {bad_item} (CLI-{bad_item:07}): INVALID_ARGUMENT"
+        )),
         "{out}"
     );
     assert!(out.contains("invoice.debtor.name"), "{out}");
@@ -83,13 +103,13 @@ async fn invoice_import_reports_counts_and_the_rejected_items() {
     // A line that is not an invoice JSON: nothing is sent.
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, format!("{}\nnot json\n", line(90_000, "Max"))).unwrap();
-    let (ok, _, err) = tokio::task::spawn_blocking({
+    let (code, _, err) = tokio::task::spawn_blocking({
         let key = key.clone();
         move || import(addr, &key, &bad)
     })
     .await
     .unwrap();
-    assert!(!ok);
+    assert_ne!(code, Some(0));
     assert!(err.contains("bad.jsonl:2"), "{err}");
     assert_eq!(log.head_position().await.unwrap() as u64, n - 1);
     server.stop().await;

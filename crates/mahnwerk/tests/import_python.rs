@@ -1,21 +1,27 @@
 //! A stock grpcio client (Python, default channel options) streams 40,000 invoices (MAHNWERK_IMPORT_ITEMS=1000000 for a million) into
 //! `ImportInvoices` as fast as it can, one naming another tenant and one with a NUL character:
 //! the call is OK, every other item is committed, those two are rejected with their reasons.
-//! The server's resident memory before and after is printed (it runs in this process).
+//! The server's resident memory before, during (sampled) and after, its peak (`VmHWM`) and the
+//! time are printed (it runs in this process).
 
 mod common;
 
 use common::*;
 use std::path::PathBuf;
 
-/// Resident set size of this process (the in-process server) in MiB.
-fn rss_mib() -> u64 {
+/// A memory figure of this process (the in-process server) in MiB: `VmRSS` (resident now) or
+/// `VmHWM` (the peak resident since the process started).
+fn status_mib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         .map_or(0, |kib| kib / 1024)
+}
+
+fn rss_mib() -> u64 {
+    status_mib("VmRSS")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,6 +49,7 @@ async fn a_grpcio_client_streams_invoices_as_fast_as_it_can_with_two_bad_items()
         }
     });
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/grpc_import.py");
+    let started = std::time::Instant::now();
     let out = tokio::process::Command::new(python("grpcio"))
         .arg(script)
         .args([
@@ -61,11 +68,14 @@ async fn a_grpcio_client_streams_invoices_as_fast_as_it_can_with_two_bad_items()
     let quarter = |q: usize| samples[(samples.len() - 1) * q / 4];
     eprintln!(
         "server rss: {before} MiB before; during the import {} / {} / {} MiB \
-         (at 1/4, 1/2, 3/4), peak {} MiB; {after} MiB after {n} items",
+         (at 1/4, 1/2, 3/4), sampled peak {} MiB, VmHWM {} MiB; {after} MiB after {n} items \
+         in {:.1} s",
         quarter(1),
         quarter(2),
         quarter(3),
-        samples.iter().max().copied().unwrap_or(0)
+        samples.iter().max().copied().unwrap_or(0),
+        status_mib("VmHWM"),
+        started.elapsed().as_secs_f64()
     );
     assert!(
         out.status.success(),
