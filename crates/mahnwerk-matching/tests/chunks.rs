@@ -71,6 +71,7 @@ impl World {
                     postal_code: "10115".into(),
                     city: "Berlin".into(),
                     country: "DE".into(),
+                    region: None,
                 }
                 .into(),
                 email: None,
