@@ -2,6 +2,9 @@
 //! PostgreSQL when DATABASE_URL is set): two replicas running the same day's pass at the same
 //! time append each case's step once, as one consolidation with one fee.
 
+mod common;
+use common::*;
+
 use chrono::{Duration, NaiveDate};
 use mahnwerk_clock::{Clock, SharedClock, SimulatedClock};
 use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
@@ -11,30 +14,6 @@ use mahnwerk_dunning::law::calendar::FederalState;
 use mahnwerk_dunning_service::Dunning;
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use std::sync::Arc;
-
-fn d(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
-
-async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
-    let mut urls = vec![format!(
-        "sqlite:{}?mode=rwc",
-        dir.path().join("consolidation.db").display()
-    )];
-    if let Ok(admin) = std::env::var("DATABASE_URL") {
-        let name = format!("mwc_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let pool = sqlx::PgPool::connect(&admin)
-            .await
-            .expect("DATABASE_URL must reach PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&pool)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        urls.push(format!("{base}/{name}"));
-    }
-    urls
-}
 
 fn issued(number: &str, due: NaiveDate) -> NewEvent {
     let invoice = serde_json::from_value(serde_json::json!({

@@ -5,7 +5,9 @@
 //!
 //! Regression: `CaseFacts.state` was never filled, so every case used the tenant's holidays.
 
-use chrono::NaiveDate;
+mod common;
+use common::*;
+
 use mahnwerk_clock::{Clock, SharedClock, SimulatedClock};
 use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{CaseId, InvoiceNumber, TenantId};
@@ -15,32 +17,6 @@ use mahnwerk_dunning::policy::Policy;
 use mahnwerk_dunning_service::Dunning;
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use std::sync::Arc;
-
-fn d(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
-
-async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
-    let mut urls = vec![format!(
-        "sqlite:{}?mode=rwc",
-        dir.path().join("mahnwerk.db").display()
-    )];
-    if let Ok(admin) = std::env::var("DATABASE_URL") {
-        let name = format!("mwr_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let pool = sqlx::PgPool::connect(&admin)
-            .await
-            .expect("DATABASE_URL must reach PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&pool)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        urls.push(format!("{base}/{name}"));
-    } else {
-        eprintln!("DATABASE_URL not set: this test ran on SQLite only");
-    }
-    urls
-}
 
 fn invoice(number: &str, due: &str, region: Option<&str>) -> mahnwerk_domain::Invoice {
     let mut address = serde_json::json!({"street": ["Hauptstr. 1"], "postal_code": "80331", "city": "München", "country": "DE"});

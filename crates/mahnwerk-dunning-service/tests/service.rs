@@ -2,6 +2,9 @@
 //! when DATABASE_URL is set), the real relay and JetStream (NATS_URL), the consumer and the
 //! scheduler running in-process, DunningService over gRPC on 127.0.0.1:0, a simulated clock.
 
+mod common;
+use common::*;
+
 use chrono::{Duration, NaiveDate};
 use mahnwerk_auth::KeyStore;
 use mahnwerk_bus::{BusConfig, Relay};
@@ -23,44 +26,6 @@ use std::sync::Arc;
 
 fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
-}
-
-fn d(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
-
-/// SQLite in `dir`, plus a fresh PostgreSQL database when DATABASE_URL is set.
-async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
-    let mut urls = vec![format!(
-        "sqlite:{}?mode=rwc",
-        dir.path().join("mahnwerk.db").display()
-    )];
-    if let Ok(admin) = std::env::var("DATABASE_URL") {
-        let name = unique("mwd_");
-        let pool = sqlx::PgPool::connect(&admin)
-            .await
-            .expect("DATABASE_URL must reach PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&pool)
-            .await
-            .unwrap();
-        let base = admin
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(&admin)
-            .to_owned();
-        urls.push(format!("{base}/{name}"));
-    } else {
-        eprintln!("DATABASE_URL not set: this test ran on SQLite only");
-    }
-    urls
 }
 
 async fn wait_for<F, Fut>(what: &str, secs: u64, mut cond: F)
