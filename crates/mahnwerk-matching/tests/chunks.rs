@@ -2,10 +2,10 @@
 //! path): two group commits per chunk, and still every entry applied exactly once, also when
 //! an import was killed between the two commits, or a case changed under the chunk.
 
+mod common;
+
 use mahnwerk_domain::case::{CaseEvent, InvoiceCancelled, InvoiceIssued};
-use mahnwerk_domain::{
-    BankAccount, CaseId, Currency, Debtor, DebtorKind, Invoice, Money, PostalAddress, TenantId,
-};
+use mahnwerk_domain::{CaseId, Currency, Money, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_matching::apply::{Incoming, process_chunk};
 use mahnwerk_matching::engine::{BankEntry, OpenItem, OpenItems, Outcome, Settings, decide};
@@ -55,42 +55,7 @@ impl World {
 
     /// An open invoice: `invoice.issued.v1` on its case stream and the engine's open item.
     async fn issue(&mut self, number: &str, gross: i64) -> String {
-        let inv = Invoice {
-            number: number.parse().unwrap(),
-            issue_date: "2026-10-01".parse().unwrap(),
-            due_date: "2026-10-15".parse().unwrap(),
-            currency: Currency::EUR,
-            net: gross,
-            tax: 0,
-            gross,
-            debtor: Debtor {
-                name: "Weiß KG".to_owned().into(),
-                kind: DebtorKind::Business,
-                address: PostalAddress {
-                    street: vec!["Hauptstr. 1".into()],
-                    postal_code: "10115".into(),
-                    city: "Berlin".into(),
-                    country: "DE".into(),
-                    region: None,
-                }
-                .into(),
-                email: None,
-                language: "de".into(),
-                customer_number: None,
-                vat_id: None,
-            },
-            payment_reference: None,
-            creditor_account: BankAccount {
-                iban: "DE89370400440532013000".parse().unwrap(),
-                bic: None,
-                holder: None,
-            },
-            default_notice: false,
-            prepaid: 0,
-            rounding: 0,
-            cash_discounts: vec![],
-            source: None,
-        };
+        let inv = common::invoice(number, "Weiß KG", gross, None);
         let case = CaseId::for_invoice(&self.tenant, &inv.number);
         let ev = CaseEvent::InvoiceIssued(InvoiceIssued { invoice: inv });
         append(&self.log, case.stream(&self.tenant), &ev).await;

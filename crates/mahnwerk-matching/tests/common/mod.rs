@@ -25,6 +25,46 @@ pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
+/// A business invoice of `gross` cents to `name` in Berlin, due 2026-10-15, as ingest writes it.
+pub fn invoice(number: &str, name: &str, gross: i64, rf: Option<&str>) -> Invoice {
+    Invoice {
+        number: number.parse().unwrap(),
+        issue_date: "2026-10-01".parse().unwrap(),
+        due_date: "2026-10-15".parse().unwrap(),
+        currency: Currency::EUR,
+        net: gross,
+        tax: 0,
+        gross,
+        debtor: Debtor {
+            name: name.to_owned().into(),
+            kind: DebtorKind::Business,
+            address: PostalAddress {
+                street: vec!["Hauptstr. 1".into()],
+                postal_code: "10115".into(),
+                city: "Berlin".into(),
+                country: "DE".into(),
+                region: None,
+            }
+            .into(),
+            email: None,
+            language: "de".into(),
+            customer_number: None,
+            vat_id: None,
+        },
+        payment_reference: rf.map(str::to_owned),
+        creditor_account: BankAccount {
+            iban: "DE89370400440532013000".parse().unwrap(),
+            bic: None,
+            holder: None,
+        },
+        default_notice: false,
+        prepaid: 0,
+        rounding: 0,
+        cash_discounts: vec![],
+        source: None,
+    }
+}
+
 pub struct Env {
     pub _dir: tempfile::TempDir,
     pub log: EventLog,
@@ -127,42 +167,7 @@ impl Env {
 
     /// Issue an invoice as ingest would, and wait until the matching projection has it.
     pub async fn issue(&self, number: &str, name: &str, gross: i64, rf: Option<&str>) -> String {
-        let inv = Invoice {
-            number: number.parse().unwrap(),
-            issue_date: "2026-10-01".parse().unwrap(),
-            due_date: "2026-10-15".parse().unwrap(),
-            currency: Currency::EUR,
-            net: gross,
-            tax: 0,
-            gross,
-            debtor: Debtor {
-                name: name.to_owned().into(),
-                kind: DebtorKind::Business,
-                address: PostalAddress {
-                    street: vec!["Hauptstr. 1".into()],
-                    postal_code: "10115".into(),
-                    city: "Berlin".into(),
-                    country: "DE".into(),
-                    region: None,
-                }
-                .into(),
-                email: None,
-                language: "de".into(),
-                customer_number: None,
-                vat_id: None,
-            },
-            payment_reference: rf.map(str::to_owned),
-            creditor_account: BankAccount {
-                iban: "DE89370400440532013000".parse().unwrap(),
-                bic: None,
-                holder: None,
-            },
-            default_notice: false,
-            prepaid: 0,
-            rounding: 0,
-            cash_discounts: vec![],
-            source: None,
-        };
+        let inv = invoice(number, name, gross, rf);
         let case = CaseId::for_invoice(&self.tenant, &inv.number);
         let ev = CaseEvent::InvoiceIssued(InvoiceIssued { invoice: inv });
         self.log
