@@ -12,37 +12,6 @@ use mahnwerk_proto::v1 as pb;
 use pb::dunning_service_client::DunningServiceClient;
 use pb::invoice_service_client::InvoiceServiceClient;
 
-struct Cli {
-    server: String,
-    key: String,
-}
-
-impl Cli {
-    /// Runs `mahnwerk dunning ARGS`; (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mahnwerk"))
-            .arg("dunning")
-            .args(args)
-            .env("MAHNWERK_SERVER", &self.server)
-            .env("MAHNWERK_API_KEY", &self.key)
-            .env("MAHNWERK_TENANT", "acme")
-            .output()
-            .await
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "mahnwerk dunning {args:?} failed: {out} {err}");
-        out
-    }
-}
-
 async fn events(log: &EventLog, stream: &StreamId) -> Vec<RecordedEvent> {
     log.read_stream(stream, 1, 10_000).await.unwrap()
 }
@@ -62,6 +31,7 @@ async fn the_dunning_cli_approves_declines_assigns_groups_and_moves_and_each_is_
     })
     .await;
     let cli = Cli {
+        command: "dunning",
         server: format!("http://{}", server.addr),
         key: key.clone(),
     };

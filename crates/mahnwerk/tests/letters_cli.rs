@@ -11,37 +11,6 @@ use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{CaseId, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 
-struct Cli {
-    server: String,
-    key: String,
-}
-
-impl Cli {
-    /// Runs `mahnwerk letters ARGS`; (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mahnwerk"))
-            .arg("letters")
-            .args(args)
-            .env("MAHNWERK_SERVER", &self.server)
-            .env("MAHNWERK_API_KEY", &self.key)
-            .env("MAHNWERK_TENANT", "acme")
-            .output()
-            .await
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "mahnwerk letters {args:?} failed: {out} {err}");
-        out
-    }
-}
-
 fn event(event_type: &str, payload: serde_json::Value) -> NewEvent {
     NewEvent {
         event_id: event_id_now(),
@@ -73,6 +42,7 @@ async fn the_letters_cli_sets_the_letterhead_checks_templates_and_reads_and_rese
     .await;
     let key = tenant_key(&url, "acme").await;
     let cli = Cli {
+        command: "letters",
         server: format!("http://{}", server.addr),
         key,
     };

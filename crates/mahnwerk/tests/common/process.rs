@@ -64,3 +64,38 @@ pub fn wait_port(port: u16, what: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The `mahnwerk` binary's `command` subcommand (`letters`, `dunning`, …) against a running
+/// server, as tenant `acme` with `key`.
+pub struct Cli {
+    pub command: &'static str,
+    pub server: String,
+    pub key: String,
+}
+
+impl Cli {
+    /// Runs `mahnwerk COMMAND ARGS`; (success, stdout, stderr).
+    pub async fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mahnwerk"))
+            .arg(self.command)
+            .args(args)
+            .env("MAHNWERK_SERVER", &self.server)
+            .env("MAHNWERK_API_KEY", &self.key)
+            .env("MAHNWERK_TENANT", "acme")
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// [`Cli::run`] that must succeed; its stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args).await;
+        assert!(ok, "mahnwerk {} {args:?} failed: {out} {err}", self.command);
+        out
+    }
+}
