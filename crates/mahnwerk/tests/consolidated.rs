@@ -23,7 +23,6 @@ use mahnwerk_dunning::dunning_case::{
 use mahnwerk_dunning::law::calendar::FederalState;
 use mahnwerk_dunning::policy::Policy;
 use mahnwerk_proto::v1 as pb;
-use pb::case_service_client::CaseServiceClient;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -99,59 +98,6 @@ fn mails_to(mail: &Path, to: &str) -> Vec<String> {
         .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .filter(|m| m.lines().next().is_some_and(|l| l.contains(to)))
-        .collect()
-}
-
-/// The PDF as independent readers see it: the text of page 1 and the QR payloads on it.
-fn read_back(pdf: &[u8]) -> (String, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("letter.pdf");
-    std::fs::write(&path, pdf).unwrap();
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mahnwerk-letters/tests/readback.py");
-    let out = Command::new(python())
-        .arg(script)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "readback: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let text = v["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["text"].as_str().unwrap_or_default().to_owned())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let qr = v["qr"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["text"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    (text, qr)
-}
-
-async fn events(server: &Running, key: &str, case_id: &str) -> Events {
-    CaseServiceClient::new(server.channel().await)
-        .get_case_file(authed(
-            key,
-            pb::GetCaseFileRequest {
-                tenant: String::new(),
-                case_id: case_id.into(),
-                invoice_number: String::new(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .into_iter()
-        .map(|e| (e.r#type, serde_json::from_str(&e.payload_json).unwrap()))
         .collect()
 }
 
@@ -271,7 +217,13 @@ async fn advance_until(server: &Running, key: &str, case: &str, steps: usize) ->
             .unwrap()
             .into_inner()
             .today;
-        if all(&events(server, key, case).await, "dunning.step_reached.v1").len() >= steps {
+        if all(
+            &case_file_events(server, key, case).await,
+            "dunning.step_reached.v1",
+        )
+        .len()
+            >= steps
+        {
             return today.parse().unwrap();
         }
     }
@@ -282,7 +234,7 @@ async fn advance_until(server: &Running, key: &str, case: &str, steps: usize) ->
 async fn letters_out(server: &Running, key: &str, cases: &[String], n: usize) {
     for case in cases {
         wait_for("the letters and their copies on the log", 90, || async {
-            let file = events(server, key, case).await;
+            let file = case_file_events(server, key, case).await;
             all(&file, "letter.dispatched.v1").len() >= n
                 && all(&file, "letter.copy_sent.v1").len() >= n
         })
@@ -294,7 +246,7 @@ async fn letters_out(server: &Running, key: &str, cases: &[String], n: usize) {
 async fn consolidation_of(server: &Running, key: &str, cases: &[String]) -> (String, Vec<String>) {
     let mut seen = None;
     for case in cases {
-        let file = events(server, key, case).await;
+        let file = case_file_events(server, key, case).await;
         let steps = all(&file, "dunning.step_reached.v1");
         let c = &steps.last().unwrap()["consolidation"];
         let here = (
@@ -320,7 +272,7 @@ async fn last_letter(
     key: &str,
     case: &str,
 ) -> (serde_json::Value, String, Vec<String>) {
-    let file = events(server, key, case).await;
+    let file = case_file_events(server, key, case).await;
     let rendered = all(&file, "letter.rendered.v1")
         .last()
         .copied()
@@ -337,7 +289,8 @@ async fn last_letter(
         .await
         .unwrap()
         .into_inner();
-    let (text, qr) = read_back(&pdf.content);
+    let (pages, qr) = read_back(&pdf.content);
+    let text = pages.join("\n");
     (rendered, text, qr)
 }
 
@@ -520,7 +473,7 @@ async fn a_debtors_invoices_due_the_same_day_get_one_letter_with_one_fee_and_one
             "invoice.settled and dunning.settled on every member",
             60,
             || async {
-                let file = events(&server, &key, case).await;
+                let file = case_file_events(&server, &key, case).await;
                 all(&file, "invoice.settled.v1").len() == 1
                     && all(&file, "dunning.settled.v1").len() == 1
             },
@@ -543,7 +496,7 @@ async fn a_debtors_invoices_due_the_same_day_get_one_letter_with_one_fee_and_one
     let mut waived = 0;
     let mut total_b = 0;
     for case in &b {
-        let file = events(&server, &key, case).await;
+        let file = case_file_events(&server, &key, case).await;
         let step = all(&file, "dunning.step_reached.v1")[1].clone();
         assert_eq!(step["number"], 2);
         fees += step["fee"]["minor"].as_i64().unwrap();
@@ -586,7 +539,7 @@ async fn a_debtors_invoices_due_the_same_day_get_one_letter_with_one_fee_and_one
         !members_last.contains(&b4),
         "a first step is not put into the last notice"
     );
-    let file4 = events(&server, &key, &b4).await;
+    let file4 = case_file_events(&server, &key, &b4).await;
     let step4 = all(&file4, "dunning.step_reached.v1")[0].clone();
     assert_eq!(step4["number"], 1);
     assert_eq!(step4["date"], serde_json::json!(last_day.to_string()));
@@ -607,7 +560,7 @@ async fn a_debtors_invoices_due_the_same_day_get_one_letter_with_one_fee_and_one
     assert_eq!(mails_to(&w.mail, "b@debtor.test").len(), 4);
     assert_eq!(mails_to(&w.mail, "kopie@muster-handel.test").len(), 5);
     for case in &a {
-        let file = events(&server, &key, case).await;
+        let file = case_file_events(&server, &key, case).await;
         assert_eq!(all(&file, "letter.dispatched.v1").len(), 1, "{case}");
         assert_eq!(all(&file, "letter.rendered.v1").len(), 1, "{case}");
     }

@@ -13,71 +13,6 @@ mod common;
 use common::*;
 use mahnwerk::config::Service;
 use mahnwerk_proto::v1 as pb;
-use pb::case_service_client::CaseServiceClient;
-use std::path::PathBuf;
-
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = std::env::var("MAHNWERK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "no python with pdfplumber at {}: run `make pyenv`",
-        p.display()
-    );
-    p
-}
-
-/// The PDF as independent readers see it: the text of page 1 and the QR payloads on it.
-fn read_back(pdf: &[u8]) -> (String, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("letter.pdf");
-    std::fs::write(&path, pdf).unwrap();
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mahnwerk-letters/tests/readback.py");
-    let out = std::process::Command::new(python())
-        .arg(script)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "readback: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let text = v["pages"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let qr = v["qr"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["text"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    (text, qr)
-}
-
-async fn events(server: &Running, key: &str, case_id: &str) -> Vec<(String, serde_json::Value)> {
-    CaseServiceClient::new(server.channel().await)
-        .get_case_file(authed(
-            key,
-            pb::GetCaseFileRequest {
-                tenant: String::new(),
-                case_id: case_id.into(),
-                invoice_number: String::new(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .into_iter()
-        .map(|e| (e.r#type, serde_json::from_str(&e.payload_json).unwrap()))
-        .collect()
-}
 
 fn count(events: &[(String, serde_json::Value)], t: &str) -> usize {
     events.iter().filter(|e| e.0 == t).count()
@@ -174,13 +109,16 @@ async fn a_payment_quoting_only_the_letters_rf_reference_settles_and_dunning_sto
         .unwrap();
     for case in &cases {
         wait_for("the reminder letter on the log", 90, || async {
-            count(&events(&server, &key, case).await, "letter.dispatched.v1") == 1
+            count(
+                &case_file_events(&server, &key, case).await,
+                "letter.dispatched.v1",
+            ) == 1
         })
         .await;
     }
 
     // The reference the letter printed: in its event, in the GiroCode and in the text.
-    let file = events(&server, &key, paid).await;
+    let file = case_file_events(&server, &key, paid).await;
     let rendered = first(&file, "letter.rendered.v1");
     let reference = rendered["payment_reference"]
         .as_str()
@@ -198,7 +136,8 @@ async fn a_payment_quoting_only_the_letters_rf_reference_settles_and_dunning_sto
         .await
         .unwrap()
         .into_inner();
-    let (text, qr) = read_back(&pdf.content);
+    let (pages, qr) = read_back(&pdf.content);
+    let text = pages.first().cloned().unwrap_or_default();
     let epc: Vec<&str> = qr
         .iter()
         .find(|q| q.starts_with("BCD"))
@@ -260,7 +199,7 @@ async fn a_payment_quoting_only_the_letters_rf_reference_settles_and_dunning_sto
     assert_eq!(&entry.allocations[0].case_id, paid);
 
     wait_for("invoice.settled and dunning.settled", 60, || async {
-        let file = events(&server, &key, paid).await;
+        let file = case_file_events(&server, &key, paid).await;
         count(&file, "invoice.settled.v1") == 1 && count(&file, "dunning.settled.v1") == 1
     })
     .await;
@@ -271,11 +210,11 @@ async fn a_payment_quoting_only_the_letters_rf_reference_settles_and_dunning_sto
         .await
         .unwrap();
     wait_for("the unpaid invoice's next step and letter", 90, || async {
-        let file = events(&server, &key, unpaid).await;
+        let file = case_file_events(&server, &key, unpaid).await;
         count(&file, "dunning.step_reached.v1") >= 2 && count(&file, "letter.dispatched.v1") >= 2
     })
     .await;
-    let file = events(&server, &key, paid).await;
+    let file = case_file_events(&server, &key, paid).await;
     assert_eq!(count(&file, "dunning.step_reached.v1"), 1);
     assert_eq!(count(&file, "letter.rendered.v1"), 1);
     assert_eq!(count(&file, "letter.dispatched.v1"), 1);

@@ -108,3 +108,56 @@ pub async fn put_partner(channel: &Channel, key: &str, partner: pb::Partner) {
         .await
         .unwrap();
 }
+
+/// A letter PDF as independent readers see it (pdfplumber, pypdf, pdftoppm + zxing-cpp:
+/// `mahnwerk-letters/tests/readback.py`): the text of each page and the QR payloads.
+pub fn read_back(pdf: &[u8]) -> (Vec<String>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("letter.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../mahnwerk-letters/tests/readback.py");
+    let out = std::process::Command::new(super::python("pdfplumber, pypdf and zxing-cpp"))
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "readback: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let strings = |list: &serde_json::Value, field: &str| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| x[field].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    (strings(&v["pages"], "text"), strings(&v["qr"], "text"))
+}
+
+/// A case's events over `CaseService.GetCaseFile`: (type, payload) in stream order.
+pub async fn case_file_events(
+    server: &super::Running,
+    key: &str,
+    case_id: &str,
+) -> Vec<(String, serde_json::Value)> {
+    pb::case_service_client::CaseServiceClient::new(server.channel().await)
+        .get_case_file(authed(
+            key,
+            pb::GetCaseFileRequest {
+                tenant: String::new(),
+                case_id: case_id.into(),
+                invoice_number: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .map(|e| (e.r#type, serde_json::from_str(&e.payload_json).unwrap()))
+        .collect()
+}
