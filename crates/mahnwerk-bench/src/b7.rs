@@ -239,7 +239,7 @@ pub async fn run(
         .iter()
         .map(|c| {
             mahnwerk_letters_service::mapping::letter_model(
-                &c.step, &c.invoice, c.case, &settings, None,
+                &c.step, &c.invoice, c.case, &settings, false,
             )
             .map_err(|e| anyhow::anyhow!("letter model: {e}"))
         })

@@ -95,16 +95,12 @@ impl Inputs {
             .case_id
             .parse()
             .map_err(|_| Error::invalid("case_id", "not a case id"))?;
-        let endorsement = if row.channel == "post" {
-            settings.endorsement(row.step)
-        } else {
-            None
-        };
+        let registered = row.channel == "post" && settings.is_registered(row.step);
         let mut model = match &self.consolidated {
             Some(c) => {
-                mapping::consolidated_model(&c.consolidation, &c.included(), settings, endorsement)?
+                mapping::consolidated_model(&c.consolidation, &c.included(), settings, registered)?
             }
-            None => mapping::letter_model(&self.step, &self.invoice, case, settings, endorsement)?,
+            None => mapping::letter_model(&self.step, &self.invoice, case, settings, registered)?,
         };
         if row.channel == "email" && !self.invoice.has_postal_address() {
             mapping::email_window(&mut model, &self.invoice);
