@@ -95,7 +95,7 @@ impl Inputs {
             .case_id
             .parse()
             .map_err(|_| Error::invalid("case_id", "not a case id"))?;
-        let registered = row.channel == "post" && settings.is_registered(row.step);
+        let registered = row.channel == "post" && settings.registered_steps.contains(&row.step);
         let mut model = match &self.consolidated {
             Some(c) => {
                 mapping::consolidated_model(&c.consolidation, &c.included(), settings, registered)?
@@ -565,7 +565,7 @@ impl Dispatcher {
                 }
             }
             ("post", _) => {
-                let registered = settings.is_registered(row.step);
+                let registered = settings.registered_steps.contains(&row.step);
                 self.spool
                     .submit(
                         &PostJob {
@@ -577,7 +577,7 @@ impl Dispatcher {
                             address: &model.recipient_lines(),
                             country: &inputs.invoice.debtor.address.expose().country,
                             registered,
-                            return_receipt: registered && settings.return_receipt(row.step),
+                            return_receipt: false,
                             colour: false,
                             duplex: true,
                         },
@@ -666,7 +666,7 @@ impl Dispatcher {
                 .await?;
                 if fallback {
                     // A registered letter is rendered again with its endorsement.
-                    let registered = settings.is_registered(row.step);
+                    let registered = settings.registered_steps.contains(&row.step);
                     store::insert_row(
                         &mut *tx,
                         &NewRow {

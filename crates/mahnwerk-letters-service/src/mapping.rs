@@ -176,13 +176,7 @@ pub fn letter_model(
                 },
             })
         }),
-        endorsement: if registered {
-            settings
-                .endorsement(step.number)
-                .or(Some(model::Endorsement::Registered))
-        } else {
-            None
-        },
+        endorsement: registered.then_some(model::Endorsement::Registered),
     })
 }
 
@@ -241,11 +235,6 @@ pub fn consolidated_model(
     model.claims = claims;
     model.total = Some(total);
     model.deadline = Some(c.deadline);
-    if registered {
-        model.endorsement = settings
-            .endorsement(c.step)
-            .or(Some(model::Endorsement::Registered));
-    }
     model.references.case_reference = None;
     model.notices.consumer_default_notice = consumer_notice;
     model.notices.offer_payment_plan = true;
@@ -362,7 +351,6 @@ mod tests {
             copy_to: CopyTo::Inbox,
             email_fallback_to_post: true,
             registered_steps: vec![],
-        return_receipt_steps: vec![],
             drafts_only: false,
         };
         (step, invoice, settings)

@@ -55,7 +55,7 @@ impl Dispatcher {
                         && tenant::load(&self.log, &tenant)
                             .await?
                             .settings
-                            .is_some_and(|s| s.is_registered(row.step)),
+                            .is_some_and(|s| s.registered_steps.contains(&row.step)),
                 }))?,
             ),
             state::SENT => (
