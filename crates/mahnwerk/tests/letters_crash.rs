@@ -194,6 +194,14 @@ fn progress(rows: &[store::LedgerRow]) -> usize {
         .count()
 }
 
+/// The debtor's letters past rendering: how far the dispatch is.
+fn debtor_progress(rows: &[store::LedgerRow]) -> usize {
+    rows.iter()
+        .filter(|r| r.recipient == "debtor")
+        .filter(|r| ![state::INTENT, state::RENDERED].contains(&r.state.as_str()))
+        .count()
+}
+
 fn all_final(rows: &[store::LedgerRow], n: usize) -> bool {
     rows.iter().filter(|r| r.recipient == "debtor").count() >= n
         && rows.iter().all(|r| {
@@ -305,12 +313,15 @@ async fn serve_killed_with_sigkill_while_dispatching_sends_no_letter_twice() {
     let mut run = 0;
     let mut kills = 0;
     let mut serve = spawn_serve(&setup, run);
-    // Kill it at random moments once it has made progress since its start, at least 20 times,
-    // while letters are still being dispatched.
-    // The pause before a kill grows with the run, so the kills spread over the whole dispatch.
-    let max_pause = 700 * u64::try_from((n / 120).max(1)).unwrap();
+    // Kill it at random moments while letters are still being dispatched, at least 20 times.
+    // A kill waits for progress, not for time: each run may advance a random share of what is
+    // left spread over the kills still wanted, then it is killed a few milliseconds later, so
+    // the kills spread over the whole dispatch however fast the machine is.
     while kills < kills_wanted() {
         let before = progress(&rows(&pool).await);
+        let left = n.saturating_sub(debtor_progress(&rows(&pool).await));
+        let quota = (left / (kills_wanted() - kills + 1)).max(1);
+        let target = before + 1 + usize::try_from(next()).unwrap() % quota;
         let start = tokio::time::Instant::now();
         let mut finished = false;
         loop {
@@ -319,7 +330,7 @@ async fn serve_killed_with_sigkill_while_dispatching_sends_no_letter_twice() {
                 finished = true;
                 break;
             }
-            if progress(&now) > before {
+            if progress(&now) >= target {
                 break;
             }
             assert!(
@@ -327,12 +338,12 @@ async fn serve_killed_with_sigkill_while_dispatching_sends_no_letter_twice() {
                 "no progress after restart {run}: see {}",
                 dir.join(format!("serve-{run}.log")).display()
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if finished {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(next() % max_pause)).await;
+        tokio::time::sleep(Duration::from_millis(next() % 40)).await;
         serve.0.kill().unwrap(); // SIGKILL
         serve.0.wait().unwrap();
         kills += 1;
