@@ -40,6 +40,61 @@ mod entry_money {
 /// Stream kind of entry streams.
 pub const ENTRY_KIND: &str = "statement";
 
+/// Stream kind of the checks of unbalanced statements a tenant accepted:
+/// `{tenant}/statement_check/{id}`, one per statement (see [`StatementUnbalanced::stream_id`]).
+pub const CHECK_KIND: &str = "statement_check";
+/// The event a tenant's accepted unbalanced statement leaves.
+pub const STATEMENT_UNBALANCED: &str = "matching.statement_unbalanced.v1";
+
+/// `matching.statement_unbalanced.v1`: a statement whose opening balance plus its booked entries
+/// is not its closing balance, imported because the tenant accepts such statements
+/// (`MatchingSettings.accept_unbalanced`). Amounts in minor units of `currency`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementUnbalanced {
+    pub statement_id: String,
+    /// The creditor's account the statement is of (not the debtor's).
+    pub account: String,
+    pub currency: String,
+    pub opening_minor: i64,
+    pub credits_minor: i64,
+    pub debits_minor: i64,
+    pub closing_minor: i64,
+    /// closing − (opening + credits + debits).
+    pub difference_minor: i64,
+}
+
+impl StatementUnbalanced {
+    /// One stream per statement and its numbers, so importing it again records nothing new.
+    pub fn stream_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let key = format!(
+            "{}|{}|{}|{}|{}|{}|{}",
+            self.account,
+            self.statement_id,
+            self.currency,
+            self.opening_minor,
+            self.credits_minor,
+            self.debits_minor,
+            self.closing_minor
+        );
+        hex::encode(&Sha256::digest(key.as_bytes())[..16])
+    }
+
+    /// What the import's warnings say about it.
+    pub fn warning(&self) -> String {
+        format!(
+            "statement {}: opening balance {} + credits {} + debits {} = {}, but the closing balance is {} (difference {}, minor units); imported because the tenant accepts unbalanced statements ({STATEMENT_UNBALANCED} recorded)",
+            self.statement_id,
+            self.opening_minor,
+            self.credits_minor,
+            self.debits_minor,
+            self.opening_minor + self.credits_minor + self.debits_minor,
+            self.closing_minor,
+            self.difference_minor
+        )
+    }
+}
+
 /// Who paid and what they wrote (personal data).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payer {

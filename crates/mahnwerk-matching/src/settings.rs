@@ -26,6 +26,10 @@ pub const MIN_THRESHOLD: u8 = 50;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettingsChanged {
     pub threshold: u8,
+    /// A statement whose balances do not add up is imported with a
+    /// `matching.statement_unbalanced.v1` warning instead of being rejected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_unbalanced: bool,
     /// The caller's idempotency key, when it sent one.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub request_id: String,
@@ -36,9 +40,11 @@ pub struct SettingsChanged {
 pub struct TenantSettings {
     /// `None` while the tenant set nothing.
     pub threshold: Option<u8>,
+    /// Unbalanced statements are imported with a warning event (default: rejected).
+    pub accept_unbalanced: bool,
     pub version: Option<u64>,
-    /// The threshold each request id set.
-    pub requests: HashMap<String, u8>,
+    /// What each request id set: (threshold, accept_unbalanced).
+    pub requests: HashMap<String, (u8, bool)>,
 }
 
 impl TenantSettings {
@@ -63,8 +69,10 @@ pub fn fold(events: &[RecordedEvent]) -> Result<TenantSettings> {
             let c: SettingsChanged = serde_json::from_value(e.payload.clone())
                 .map_err(|err| Error::Rejected(format!("unreadable {SETTINGS_CHANGED}: {err}")))?;
             s.threshold = Some(c.threshold);
+            s.accept_unbalanced = c.accept_unbalanced;
             if !c.request_id.is_empty() {
-                s.requests.insert(c.request_id, c.threshold);
+                s.requests
+                    .insert(c.request_id, (c.threshold, c.accept_unbalanced));
             }
         }
     }
@@ -89,33 +97,40 @@ pub fn validate_threshold(threshold: u32) -> Result<u8> {
         })
 }
 
-/// Set a tenant's threshold, idempotently: the same request id with the same threshold changes
-/// nothing, with another it is `ALREADY_EXISTS`; without a request id, setting the threshold in
-/// force changes nothing.
+/// Set a tenant's threshold (and, when given, whether unbalanced statements are accepted;
+/// `None` keeps what is set), idempotently: the same request id with the same settings changes
+/// nothing, with others it is `ALREADY_EXISTS`; without a request id, setting what is in force
+/// changes nothing.
 pub async fn put(
     log: &EventLog,
     tenant: &TenantId,
     threshold: u8,
+    accept_unbalanced: Option<bool>,
     request_id: &str,
     metadata: &Metadata,
 ) -> Result<TenantSettings> {
     check_request_id(request_id)?;
     for _ in 0..8 {
         let current = load(log, tenant).await?;
+        let accept = accept_unbalanced.unwrap_or(current.accept_unbalanced);
         if !request_id.is_empty()
-            && let Some(&prior) = current.requests.get(request_id)
+            && let Some(&(prior, prior_accept)) = current.requests.get(request_id)
         {
-            return if prior == threshold {
+            return if prior == threshold && accept_unbalanced.is_none_or(|a| a == prior_accept) {
                 Ok(current)
             } else {
                 Err(request_id_reused())
             };
         }
-        if request_id.is_empty() && current.threshold == Some(threshold) {
+        if request_id.is_empty()
+            && current.threshold == Some(threshold)
+            && current.accept_unbalanced == accept
+        {
             return Ok(current);
         }
         let ev = SettingsChanged {
             threshold,
+            accept_unbalanced: accept,
             request_id: request_id.to_owned(),
         };
         let batch = AppendBatch {

@@ -29,11 +29,21 @@ async fn put(
     threshold: u32,
     request_id: &str,
 ) -> Result<pb::MatchingSettings, tonic::Status> {
+    put_with(env, threshold, None, request_id).await
+}
+
+async fn put_with(
+    env: &mut Env,
+    threshold: u32,
+    accept_unbalanced: Option<bool>,
+    request_id: &str,
+) -> Result<pb::MatchingSettings, tonic::Status> {
     env.client
         .put_matching_settings(env.req(pb::PutMatchingSettingsRequest {
             tenant: String::new(),
             threshold,
             request_id: request_id.into(),
+            accept_unbalanced,
         }))
         .await
         .map(|r| r.into_inner().settings.unwrap())
@@ -137,5 +147,94 @@ async fn a_match_above_the_default_but_below_the_tenants_threshold_goes_to_revie
         .settings
         .unwrap();
     assert_eq!((get.threshold, get.is_default), (95, false));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_that_accepts_unbalanced_statements_gets_them_imported_with_a_warning_event() {
+    let mut env = Env::start().await;
+    let a = env.issue("RE-2026-0211", "Weiß KG", 10000, None).await;
+    // Opening 0 + 100.00 is not the closing 99.99: rejected by default, nothing recorded.
+    let wrong = camt("053", &[("UNB-1", 10000, "RE-2026-0211")], 0, 9999);
+    let head = env.log.head_position().await.unwrap();
+    let err = import(&mut env, &wrong).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert_eq!(env.log.head_position().await.unwrap(), head);
+
+    // The tenant accepts such statements (the threshold stays as it is); a retry of the same
+    // request changes nothing, the same request id asking for the opposite is refused.
+    let s = put_with(&mut env, 85, Some(true), "unb-1").await.unwrap();
+    assert!(s.accept_unbalanced, "{s:?}");
+    assert!(put_with(&mut env, 85, Some(true), "unb-1").await.is_ok());
+    let err = put_with(&mut env, 85, Some(false), "unb-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
+    // Setting only the threshold keeps the acceptance.
+    assert!(put(&mut env, 90, "unb-2").await.unwrap().accept_unbalanced);
+
+    let res = import(&mut env, &wrong).await.unwrap();
+    assert_eq!((res.entries, res.applied), (1, 1), "{res:?}");
+    assert!(
+        res.warnings
+            .iter()
+            .any(|w| w.contains("closing balance is 9999") && w.contains("difference -1")),
+        "{:?}",
+        res.warnings
+    );
+    assert!(
+        env.case_types(&a)
+            .await
+            .contains(&"payment.applied.v1".to_owned())
+    );
+    // One warning event on its statement's check stream, with the numbers; a second import of
+    // the same statement records neither a warning nor a payment again.
+    let log = env.log.clone();
+    let warnings = || async {
+        let mut found = Vec::new();
+        for e in log.read_all(0, 10_000).await.unwrap() {
+            if e.event_type == "matching.statement_unbalanced.v1" {
+                found.push(e);
+            }
+        }
+        found
+    };
+    let first = warnings().await;
+    assert_eq!(first.len(), 1);
+    let w = &first[0];
+    assert!(
+        w.stream
+            .as_str()
+            .starts_with(&format!("{}/statement_check/", env.tenant.as_str())),
+        "{}",
+        w.stream.as_str()
+    );
+    assert_eq!(
+        (
+            w.payload["statement_id"].as_str(),
+            w.payload["opening_minor"].as_i64(),
+            w.payload["credits_minor"].as_i64(),
+            w.payload["closing_minor"].as_i64(),
+            w.payload["difference_minor"].as_i64(),
+            w.payload["currency"].as_str(),
+        ),
+        (
+            Some("S-053"),
+            Some(0),
+            Some(10000),
+            Some(9999),
+            Some(-1),
+            Some("EUR")
+        )
+    );
+    let res = import(&mut env, &wrong).await.unwrap();
+    assert_eq!((res.duplicates, res.applied), (1, 0), "{res:?}");
+    assert_eq!(warnings().await.len(), 1);
+
+    // Switched off again: rejected again.
+    put_with(&mut env, 90, Some(false), "unb-3").await.unwrap();
+    let other = camt("053", &[("UNB-2", 500, "Danke")], 0, 1);
+    let err = import(&mut env, &other).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
     env.stop().await;
 }

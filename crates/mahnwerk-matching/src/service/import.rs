@@ -2,6 +2,7 @@
 //! and applied exactly once.
 
 use super::*;
+use crate::events::{CHECK_KIND, STATEMENT_UNBALANCED, StatementUnbalanced};
 
 /// Outcome counts of an import.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -36,12 +37,24 @@ impl ImportSummary {
     }
 }
 
+/// What the first pass over a statement file found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StatementCheck {
+    pub statements: u64,
+    pub warnings: Vec<String>,
+    /// Statements that do not balance, accepted because the tenant said so (else the check
+    /// is an error).
+    pub unbalanced: Vec<StatementUnbalanced>,
+}
+
 /// First pass over a statement file: every statement must parse and balance (where both
-/// balances are given). Returns the number of statements and the warnings.
+/// balances are given); with `accept_unbalanced` one that does not is returned in
+/// [`StatementCheck::unbalanced`] instead of rejecting the file.
 pub fn check_statement(
     path: &std::path::Path,
     csv: Option<&CsvMapping>,
-) -> Result<(u64, Vec<String>)> {
+    accept_unbalanced: bool,
+) -> Result<StatementCheck> {
     let file = std::fs::File::open(path)
         .map_err(|e| Error::Rejected(format!("reading the upload: {e}")))?;
     let reader = statement_reader(
@@ -52,7 +65,8 @@ pub fn check_statement(
     .map_err(|e| Error::invalid("chunk", e.to_string()))?;
     let mut statements = 0;
     let mut warnings = Vec::new();
-    let mut current: Option<(String, Option<Money>)> = None;
+    let mut unbalanced = Vec::new();
+    let mut current: Option<(String, String, Option<Money>)> = None;
     for item in reader {
         match item.map_err(|e| Error::invalid("chunk", e.to_string()))? {
             StatementItem::Header(h) => {
@@ -60,18 +74,36 @@ pub fn check_statement(
                     h.statement_id
                         .clone()
                         .unwrap_or_else(|| format!("at line {}", h.line)),
+                    account_of(&h),
                     h.opening_balance.as_ref().map(|b| b.amount),
                 ));
             }
             StatementItem::Entry(_) => {}
             StatementItem::End(end) => {
                 statements += 1;
-                let (id, opening) = current.take().unwrap_or_default();
+                let (id, account, opening) = current.take().unwrap_or_default();
                 match &end.balance_check {
                     BalanceCheck::Balanced => {}
                     BalanceCheck::Unbalanced { difference } => {
                         let o = opening.map_or(0, |m| m.minor);
                         let c = end.closing_balance.as_ref().map_or(0, |b| b.amount.minor);
+                        if accept_unbalanced {
+                            let u = StatementUnbalanced {
+                                statement_id: id,
+                                account,
+                                currency: opening
+                                    .map(|m| m.currency.as_str().to_owned())
+                                    .unwrap_or_default(),
+                                opening_minor: o,
+                                credits_minor: end.credits_total,
+                                debits_minor: end.debits_total,
+                                closing_minor: c,
+                                difference_minor: *difference,
+                            };
+                            warnings.push(u.warning());
+                            unbalanced.push(u);
+                            continue;
+                        }
                         return Err(Error::Rejected(format!(
                             "statement {id}: opening balance {o} + credits {} + debits {} = {}, but the closing balance is {c} (difference {difference}, minor units); nothing imported",
                             end.credits_total,
@@ -89,7 +121,47 @@ pub fn check_statement(
     if statements == 0 {
         return Err(Error::invalid("chunk", "no statement found"));
     }
-    Ok((statements, warnings))
+    Ok(StatementCheck {
+        statements,
+        warnings,
+        unbalanced,
+    })
+}
+
+impl Matching {
+    /// One `matching.statement_unbalanced.v1` per accepted unbalanced statement, once: a
+    /// statement imported again finds its stream and records nothing.
+    async fn record_unbalanced(
+        &self,
+        tenant: &TenantId,
+        unbalanced: &[StatementUnbalanced],
+        metadata: &Metadata,
+    ) -> Result<()> {
+        if unbalanced.is_empty() {
+            return Ok(());
+        }
+        let batches = unbalanced
+            .iter()
+            .map(|u| AppendBatch {
+                stream: StreamId::new(tenant, CHECK_KIND, &u.stream_id()),
+                expected: ExpectedVersion::NoStream,
+                events: vec![NewEvent {
+                    event_id: event_id_now(),
+                    event_type: STATEMENT_UNBALANCED.to_owned(),
+                    payload: serde_json::to_value(u).unwrap_or(serde_json::Value::Null),
+                    occurred_at: chrono::Utc::now(),
+                    metadata: metadata.clone(),
+                }],
+            })
+            .collect();
+        for r in self.log.append_many(batches).await? {
+            match r {
+                Ok(_) | Err(mahnwerk_eventlog::Error::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A parsed statement entry as the matching path takes it.
@@ -117,10 +189,19 @@ impl Matching {
         mut progress: impl FnMut(&ImportSummary),
     ) -> Result<ImportSummary> {
         let (p, c) = (path.to_owned(), csv.clone());
-        let (statements, warnings) =
-            tokio::task::spawn_blocking(move || check_statement(&p, c.as_ref()))
-                .await
-                .map_err(|e| Error::Rejected(format!("statement check failed: {e}")))??;
+        let accept = crate::settings::load(&self.log, tenant)
+            .await?
+            .accept_unbalanced;
+        let StatementCheck {
+            statements,
+            warnings,
+            unbalanced,
+        } = tokio::task::spawn_blocking(move || check_statement(&p, c.as_ref(), accept))
+            .await
+            .map_err(|e| Error::Rejected(format!("statement check failed: {e}")))??;
+        // The warning is on the log before any entry of the statement is applied.
+        self.record_unbalanced(tenant, &unbalanced, metadata)
+            .await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(String, Entry)>>(2 * CHUNK);
         let p = path.to_owned();
         let reader = tokio::task::spawn_blocking(move || {

@@ -62,6 +62,8 @@ pub fn invoice(number: &str, name: &str, gross: i64, rf: Option<&str>) -> Invoic
         rounding: 0,
         cash_discounts: vec![],
         source: None,
+        direct_debit: None,
+        due_date_by_calendar: false,
     }
 }
 
@@ -247,4 +249,59 @@ pub fn tx(bank_ref: &str, minor: i64, text: &str) -> pb::Transaction {
         remittance: text.into(),
         ..Default::default()
     }
+}
+
+/// A camt.052 or camt.053 of one statement of account DE89…3000 with these booked credits
+/// (bank reference, minor units, remittance text) and balances.
+#[allow(dead_code)]
+pub fn camt(kind: &str, entries: &[(&str, i64, &str)], opening: i64, closing: i64) -> String {
+    let (root, stmt) = if kind == "052" {
+        ("BkToCstmrAcctRpt", "Rpt")
+    } else {
+        ("BkToCstmrStmt", "Stmt")
+    };
+    let bal = |code: &str, minor: i64| {
+        format!(
+            "<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy=\"EUR\">{}.{:02}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-03</Dt></Dt></Bal>",
+            minor / 100,
+            minor % 100
+        )
+    };
+    let mut x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.{kind}.001.08\"><{root}><GrpHdr><MsgId>M-{kind}</MsgId><CreDtTm>2026-11-03T18:00:00</CreDtTm></GrpHdr><{stmt}><Id>S-{kind}</Id><Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>EUR</Ccy></Acct>{}{}",
+        bal(if kind == "052" { "ITBD" } else { "OPBD" }, opening),
+        bal(if kind == "052" { "ITAV" } else { "CLBD" }, closing),
+    );
+    for (r, minor, text) in entries {
+        x.push_str(&format!(
+            "<Ntry><Amt Ccy=\"EUR\">{}.{:02}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-11-03</Dt></BookgDt><ValDt><Dt>2026-11-03</Dt></ValDt><AcctSvcrRef>{r}</AcctSvcrRef><BkTxCd/><NtryDtls><TxDtls><RltdPties><Dbtr><Pty><Nm>Weiß KG</Nm></Pty></Dbtr><DbtrAcct><Id><IBAN>DE02120300000000202051</IBAN></Id></DbtrAcct></RltdPties><RmtInf><Ustrd>{text}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>",
+            minor / 100,
+            minor % 100
+        ));
+    }
+    x.push_str(&format!("</{stmt}></{root}></Document>"));
+    x
+}
+
+/// `ImportStatement` of `file` for tenant acme, in three chunks.
+#[allow(dead_code)]
+pub async fn import(
+    env: &mut Env,
+    file: &str,
+) -> Result<pb::ImportStatementResponse, tonic::Status> {
+    // Three chunks, as a client streaming a big file would send them.
+    let bytes = file.as_bytes().to_vec();
+    let third = bytes.len() / 3 + 1;
+    let msgs: Vec<pb::ImportStatementRequest> = bytes
+        .chunks(third)
+        .map(|c| pb::ImportStatementRequest {
+            tenant: "acme".into(),
+            csv_mapping: String::new(),
+            chunk: c.to_vec(),
+        })
+        .collect();
+    env.client
+        .import_statement(env.req(futures::stream::iter(msgs)))
+        .await
+        .map(|r| r.into_inner())
 }
