@@ -12,7 +12,7 @@
 //!    (+ `overpayment.recorded.v1`, + `invoice.settled.v1` when the balance reaches zero) is
 //!    appended with the expected version, re-reading on conflict.
 
-use crate::engine::{BankEntry, OpenItems, Outcome, Settings, decide};
+use crate::engine::{BankEntry, Decision, OpenItem, OpenItems, Outcome, Settings, decide};
 use crate::error::{Error, Result};
 use crate::events::{
     ENTRY_KIND, EntryEvent, Payer, RecordedAllocation, RecordedDecision, TransactionReceived,
@@ -34,6 +34,31 @@ pub use chunk::{CHUNK, chunkable, process_chunk};
 
 /// Attempts on a contended stream before giving up with `ABORTED`.
 const ATTEMPTS: usize = 8;
+
+/// Loads the open items of amount buckets (`a:` keys) a partial item set
+/// ([`OpenItems::partial`]) lacks.
+pub type LoadBuckets<'a> =
+    dyn Fn(Vec<String>) -> futures::future::BoxFuture<'a, Result<Vec<OpenItem>>> + Send + Sync + 'a;
+
+/// [`decide`], loading every amount bucket the engine asks for that `items` lacks and deciding
+/// again, so the decision is the one on all open items. Without `load` the items are taken as
+/// complete.
+pub async fn decide_loading(
+    items: &mut OpenItems,
+    entry: &BankEntry,
+    settings: &Settings,
+    load: Option<&LoadBuckets<'_>>,
+) -> Result<Decision> {
+    loop {
+        let d = decide(items, entry, settings);
+        let missing = items.take_missing();
+        let Some(load) = load.filter(|_| !missing.is_empty()) else {
+            return Ok(d);
+        };
+        let found = load(missing.clone()).await?;
+        items.add_buckets(found, &missing);
+    }
+}
 
 /// An entry to record: the bank entry, where it came from, what the caller sent.
 #[derive(Debug, Clone)]
@@ -518,6 +543,7 @@ pub async fn process(
     settings: &Settings,
     inc: &Incoming,
     metadata: &Metadata,
+    load: Option<&LoadBuckets<'_>>,
 ) -> Result<Processed> {
     let id = inc.entry.entry_ref.clone();
     let stream = StreamId::new(tenant, ENTRY_KIND, &id);
@@ -541,7 +567,7 @@ pub async fn process(
                 duplicate: true,
             });
         }
-        let d = decide(items, &inc.entry, settings);
+        let d = decide_loading(items, &inc.entry, settings, load).await?;
         if !inc.entry.booked && state.pending_seen {
             return Ok(Processed {
                 entry_id: id,

@@ -136,12 +136,7 @@ fn complete_truncated(
     let debtor = &items.names[hits[0]];
     let mut found: Vec<usize> = Vec::new();
     let mut prefixed: Vec<usize> = Vec::new();
-    for &i in items
-        .by_amount
-        .get(&(rest, amount.currency))
-        .into_iter()
-        .flatten()
-    {
+    for &i in items.amount_bucket(rest, amount.currency) {
         let it = &items.items[i];
         if hits.contains(&i)
             || found.contains(&i)
@@ -212,10 +207,8 @@ fn other_fit(
 ) -> Option<String> {
     let payer = Payer::of(entry);
     items
-        .by_amount
-        .get(&(amount.minor, amount.currency))
-        .into_iter()
-        .flatten()
+        .amount_bucket(amount.minor, amount.currency)
+        .iter()
         .filter(|i| !hits.contains(i))
         .filter(|&&i| !other_debtors_only || hits.iter().all(|&h| items.names[h] != items.names[i]))
         .find(|&&i| {
@@ -432,12 +425,7 @@ fn amount_debtor(
 ) -> Decision {
     let payer = &Payer::of(entry);
     let mut scored: Vec<(u8, usize, bool)> = Vec::new();
-    for &i in items
-        .by_amount
-        .get(&(amount.minor, amount.currency))
-        .into_iter()
-        .flatten()
-    {
+    for &i in items.amount_bucket(amount.minor, amount.currency) {
         let it = &items.items[i];
         let discounted = it.open != amount;
         if discounted

@@ -2,8 +2,8 @@
 //! the edge, then record and apply through [`crate::apply`].
 
 use crate::apply::{
-    CHUNK, Incoming, Plan, PriorRequest, Processed, apply_to_case, check_request_id, chunkable,
-    fold_entry, manual_payment_id, process, process_chunk, read_all, request_id_reused,
+    CHUNK, Incoming, LoadBuckets, Plan, PriorRequest, Processed, apply_to_case, check_request_id,
+    chunkable, fold_entry, manual_payment_id, process, process_chunk, read_all, request_id_reused,
     reverse_on_case,
 };
 use crate::engine::{OpenItem, OpenItems, Outcome, Rule, Settings, entry_keys};
@@ -34,7 +34,7 @@ mod import;
 mod review;
 
 use convert::{money_pb, request_metadata, result_pb, transaction_entry};
-pub use import::{ImportSummary, check_statement};
+pub use import::{ImportSummary, StatementCheck, check_statement};
 
 /// Largest statement file accepted by `ImportStatement`.
 const MAX_STATEMENT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
@@ -109,46 +109,48 @@ impl Matching {
         Ok(())
     }
 
-    /// The open items `incoming` can reach: those the projection holds under the entries' lookup
-    /// keys ([`entry_keys`]; then the rest after the numbers found, for texts cut at the SEPA
-    /// limit), with the balances this process applied since (the projection may lag behind).
-    /// The engine decides on these exactly as on all open items.
+    /// The open items `incoming` can reach by reference or number: those the projection holds
+    /// under the entries' `r:` and `n:` lookup keys ([`entry_keys`]), with the balances this
+    /// process applied since (the projection may lag behind). A partial set
+    /// ([`OpenItems::partial`]): the amount buckets the engine consults are loaded when it asks
+    /// ([`Matching::bucket_loader`]), so an entry that names its invoice never loads every open
+    /// item of its amount. The engine decides on these exactly as on all open items.
     pub async fn items_for(&self, tenant: &TenantId, incoming: &[Incoming]) -> Result<OpenItems> {
-        let mut keys: Vec<String> = incoming.iter().flat_map(|i| entry_keys(&i.entry)).collect();
+        let mut keys: Vec<String> = incoming
+            .iter()
+            .flat_map(|i| entry_keys(&i.entry))
+            .filter(|k| !k.starts_with("a:"))
+            .collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut items = OpenItems::new();
+        let mut items = OpenItems::partial();
         let found = projection::load_items_for_keys(&self.pool, tenant.as_str(), &keys).await?;
-        self.upsert_current(tenant, &mut items, found).await?;
-        let mut rest: Vec<String> = incoming
-            .iter()
-            .filter_map(|i| items.rest_key(&i.entry))
-            .filter(|k| keys.binary_search(k).is_err())
-            .collect();
-        if !rest.is_empty() {
-            rest.sort_unstable();
-            rest.dedup();
-            let more: Vec<OpenItem> =
-                projection::load_items_for_keys(&self.pool, tenant.as_str(), &rest)
-                    .await?
-                    .into_iter()
-                    .filter(|i| items.get(&i.case_id).is_none())
-                    .collect();
-            self.upsert_current(tenant, &mut items, more).await?;
+        for item in self.with_recent(found) {
+            items.upsert(item);
         }
         Ok(items)
     }
 
-    /// Add `found` to `items`, with the balances this process applied since the projection
-    /// last saw them ([`Recent`]).
-    async fn upsert_current(
-        &self,
-        _tenant: &TenantId,
-        items: &mut OpenItems,
-        found: Vec<OpenItem>,
-    ) -> Result<()> {
+    /// The items of the amount buckets the engine asks for, for [`OpenItems::add_buckets`].
+    fn bucket_loader<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+    ) -> impl Fn(Vec<String>) -> futures::future::BoxFuture<'a, Result<Vec<OpenItem>>> + Send + Sync + 'a
+    {
+        move |keys| {
+            Box::pin(async move {
+                let found =
+                    projection::load_items_for_keys(&self.pool, tenant.as_str(), &keys).await?;
+                Ok(self.with_recent(found))
+            })
+        }
+    }
+
+    /// `found` with the balances this process applied since the projection last saw them
+    /// ([`Recent`]).
+    fn with_recent(&self, mut found: Vec<OpenItem>) -> Vec<OpenItem> {
         let recent = self.recent.0.lock().unwrap_or_else(|p| p.into_inner());
-        for mut item in found {
+        for item in &mut found {
             if let Some((open, at)) = recent.get(&item.case_id)
                 && at.elapsed() < RECENT_FOR
             {
@@ -157,9 +159,8 @@ impl Matching {
                     item.cash_discount = None;
                 }
             }
-            items.upsert(item);
         }
-        Ok(())
+        found
     }
 
     /// Decide, record and apply `incoming` in order, under the tenant's lock: the settings read
@@ -178,8 +179,9 @@ impl Matching {
             self.refresh(tenant, &mut t).await?;
         }
         let mut items = self.items_for(tenant, incoming).await?;
+        let load = self.bucket_loader(tenant);
         let processed = self
-            .process_entries(tenant, &mut items, &t.settings, incoming, metadata)
+            .process_entries(tenant, &mut items, &t.settings, incoming, metadata, &load)
             .await?;
         self.remember(&processed);
         Ok(processed)
@@ -220,8 +222,18 @@ impl Matching {
         settings: &Settings,
         inc: &Incoming,
         metadata: &Metadata,
+        load: &LoadBuckets<'_>,
     ) -> Result<Processed> {
-        let mut p = process(&self.log, tenant, items, settings, inc, metadata).await?;
+        let mut p = process(
+            &self.log,
+            tenant,
+            items,
+            settings,
+            inc,
+            metadata,
+            Some(load),
+        )
+        .await?;
         count_entry(&p);
         let e = &inc.entry;
         let is_return = e.booked
@@ -320,6 +332,7 @@ impl Matching {
         settings: &Settings,
         incoming: &[Incoming],
         metadata: &Metadata,
+        load: &LoadBuckets<'_>,
     ) -> Result<Vec<Processed>> {
         let mut out = Vec::with_capacity(incoming.len());
         let mut rest = incoming;
@@ -327,14 +340,24 @@ impl Matching {
             let run = rest.iter().take(CHUNK).take_while(|i| chunkable(i)).count();
             if run == 0 {
                 out.push(
-                    self.process_entry(tenant, items, settings, first, metadata)
+                    self.process_entry(tenant, items, settings, first, metadata, load)
                         .await?,
                 );
                 rest = &rest[1..];
                 continue;
             }
             let (chunk, tail) = rest.split_at(run);
-            for p in process_chunk(&self.log, tenant, items, settings, chunk, metadata).await? {
+            let processed = process_chunk(
+                &self.log,
+                tenant,
+                items,
+                settings,
+                chunk,
+                metadata,
+                Some(load),
+            )
+            .await?;
+            for p in processed {
                 count_entry(&p);
                 out.push(p);
             }
@@ -620,8 +643,15 @@ impl PaymentService for Matching {
         let r = req.into_inner();
         let tenant = caller.tenant(&r.tenant)?;
         let threshold = crate::settings::validate_threshold(r.threshold)?;
-        let s =
-            crate::settings::put(&self.log, &tenant, threshold, &r.request_id, &metadata).await?;
+        let s = crate::settings::put(
+            &self.log,
+            &tenant,
+            threshold,
+            r.accept_unbalanced,
+            &r.request_id,
+            &metadata,
+        )
+        .await?;
         // This replica decides with it from the next entry on; others at their next refresh.
         let cell = self.cache.tenant(&tenant);
         cell.lock().await.settings = s.effective(self.settings);
@@ -637,6 +667,7 @@ impl Matching {
         pb::MatchingSettings {
             threshold: u32::from(s.effective(self.settings).threshold),
             is_default: s.threshold.is_none(),
+            accept_unbalanced: s.accept_unbalanced,
         }
     }
 }

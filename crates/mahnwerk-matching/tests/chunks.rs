@@ -105,6 +105,7 @@ impl World {
             &Settings::default(),
             chunk,
             &meta(),
+            None,
         )
         .await
         .unwrap()

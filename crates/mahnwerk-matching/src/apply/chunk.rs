@@ -34,6 +34,7 @@ pub fn chunkable(inc: &Incoming) -> bool {
 }
 
 /// Record and apply `chunk` (every entry [`chunkable`]); one [`Processed`] per entry, in order.
+/// `load` completes a partial item set (see [`decide_loading`]).
 pub async fn process_chunk(
     log: &EventLog,
     tenant: &TenantId,
@@ -41,12 +42,26 @@ pub async fn process_chunk(
     settings: &Settings,
     chunk: &[Incoming],
     metadata: &Metadata,
+    load: Option<&LoadBuckets<'_>>,
 ) -> Result<Vec<Processed>> {
+    // 0. The amount buckets the chunk's decisions consult, in one load: a dry run over the
+    //    items as loaded. (Most entries name their invoice and need none; the pass below loads
+    //    what the balances it applies still lead to.)
+    if let Some(load) = load {
+        for inc in chunk {
+            let _ = decide(items, &inc.entry, settings);
+        }
+        let missing = items.take_missing();
+        if !missing.is_empty() {
+            let found = load(missing.clone()).await?;
+            items.add_buckets(found, &missing);
+        }
+    }
     // 1. Decide in order.
     let mut received = Vec::with_capacity(chunk.len());
     let mut batches = Vec::with_capacity(chunk.len());
     for inc in chunk {
-        let d = decide(items, &inc.entry, settings);
+        let d = decide_loading(items, &inc.entry, settings, load).await?;
         let (r, batch) = record_batch(tenant, inc, &d, ExpectedVersion::NoStream, metadata)?;
         if d.outcome.applies() {
             items.apply(&inc.entry, &d);
@@ -82,7 +97,7 @@ pub async fn process_chunk(
         off_plan.extend(cases);
         resync(log, tenant, items, &off_plan).await?;
         for &i in &seen {
-            out[i] = Some(process(log, tenant, items, settings, &chunk[i], metadata).await?);
+            out[i] = Some(process(log, tenant, items, settings, &chunk[i], metadata, load).await?);
         }
         // Those may have applied to cases just read: read again.
         balances = read_balances(log, tenant, wanted(&|i| out[i].is_none())).await?;

@@ -5,7 +5,19 @@ use super::types::{BankEntry, Decision, OpenItem};
 use crate::text;
 use mahnwerk_domain::{Currency, Money};
 use mahnwerk_formats::rf;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// The amount buckets a partial item set was asked for and does not hold (see
+/// [`OpenItems::partial`]). Interior mutability so that [`crate::engine::decide`] stays a
+/// function of `&OpenItems`; a clone starts with none.
+#[derive(Debug, Default)]
+struct Misses(std::sync::Mutex<Vec<(i64, Currency)>>);
+
+impl Clone for Misses {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
 
 /// The open items of one tenant, indexed for the ladder. Closed and settled items stay indexed
 /// by reference and number so that a payment for them is recognised (and sent to review).
@@ -17,8 +29,12 @@ pub struct OpenItems {
     pub(super) by_case: HashMap<String, usize>,
     pub(super) by_rf: HashMap<String, Vec<usize>>,
     pub(super) by_number: HashMap<String, Vec<usize>>,
-    pub(super) by_amount: HashMap<(i64, Currency), Vec<usize>>,
+    by_amount: HashMap<(i64, Currency), Vec<usize>>,
     pub(super) by_iban: HashMap<String, Vec<usize>>,
+    /// `None`: every item the engine may consult is here. `Some`: only the amount buckets
+    /// listed are complete; asking for another is recorded in `misses`.
+    complete_amounts: Option<HashSet<(i64, Currency)>>,
+    misses: Misses,
 }
 
 /// The `a:` lookup key of an amount.
@@ -26,10 +42,20 @@ pub fn amount_key(m: Money) -> String {
     format!("a:{}:{}", m.minor, m.currency)
 }
 
+/// An `a:` key back to its amount.
+fn parse_amount_key(k: &str) -> Option<(i64, Currency)> {
+    let (minor, currency) = k.strip_prefix("a:")?.split_once(':')?;
+    Some((
+        minor.parse().ok()?,
+        Currency::parse_historic(currency).ok()?,
+    ))
+}
+
 /// The lookup keys [`crate::engine::decide`] may consult for `entry` before it knows any item:
 /// the RF references it names, every key of every invoice-number candidate in its texts, its
-/// amount. (A text cut at the SEPA limit also looks up the rest after the numbers found:
-/// [`OpenItems::rest_key`].) Empty for entries the engine decides without looking.
+/// amount. (A text cut at the SEPA limit also looks up the rest after the numbers found: a
+/// partial item set, [`OpenItems::partial`], reports that bucket when asked.) Empty for entries
+/// the engine decides without looking.
 pub fn entry_keys(entry: &BankEntry) -> Vec<String> {
     let Some(amount) = entry.amount else {
         return Vec::new();
@@ -76,6 +102,59 @@ pub(super) fn norm_iban(s: &str) -> String {
 impl OpenItems {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An item set that holds the items of some lookup keys (RF references, numbers) but of no
+    /// amount bucket yet: an amount the engine asks for is recorded ([`OpenItems::take_missing`])
+    /// so the caller can load that bucket ([`OpenItems::add_buckets`]) and decide again. The
+    /// decision on the completed set is the one on all open items: the engine only ever reaches
+    /// items through these lookups.
+    pub fn partial() -> Self {
+        Self {
+            complete_amounts: Some(HashSet::new()),
+            ..Self::default()
+        }
+    }
+
+    /// The items whose open (or discounted) amount is `minor` in `currency`.
+    pub(super) fn amount_bucket(&self, minor: i64, currency: Currency) -> &[usize] {
+        if let Some(complete) = &self.complete_amounts
+            && !complete.contains(&(minor, currency))
+        {
+            let mut m = self.misses.0.lock().unwrap_or_else(|p| p.into_inner());
+            if !m.contains(&(minor, currency)) {
+                m.push((minor, currency));
+            }
+        }
+        self.by_amount
+            .get(&(minor, currency))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The `a:` keys of the amount buckets asked for since the last call and not held.
+    pub fn take_missing(&self) -> Vec<String> {
+        let mut m = self.misses.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.drain(..)
+            .map(|(minor, currency)| amount_key(Money::new(minor, currency)))
+            .collect()
+    }
+
+    /// Add the items of the amount buckets `keys` (as [`OpenItems::take_missing`] named them)
+    /// and mark those buckets complete. An item already held is kept as it is: it may carry a
+    /// balance this set applied since it was loaded.
+    pub fn add_buckets(&mut self, found: Vec<OpenItem>, keys: &[String]) {
+        for item in found {
+            if !self.by_case.contains_key(&item.case_id) {
+                self.upsert(item);
+            }
+        }
+        if let Some(complete) = &mut self.complete_amounts {
+            for k in keys {
+                if let Some((minor, currency)) = parse_amount_key(k) {
+                    complete.insert((minor, currency));
+                }
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -262,20 +341,6 @@ impl OpenItems {
         item.open = open;
         item.closed = closed;
         self.upsert(item);
-    }
-
-    /// For a text cut at the SEPA limit: the amount key of what is left after the invoices its
-    /// numbers name (the engine looks for one more invoice of exactly that balance).
-    pub fn rest_key(&self, entry: &BankEntry) -> Option<String> {
-        let amount = entry.amount?;
-        let remittance = entry.remittance.as_deref().unwrap_or("");
-        if remittance.chars().count() < text::SEPA_REMITTANCE_LIMIT {
-            return None;
-        }
-        let (hits, _) = self.lookup_numbers(&scanned_text(entry));
-        let known: i64 = hits.iter().map(|&i| self.items[i].open.minor).sum();
-        let rest = amount.minor - known;
-        (!hits.is_empty() && rest > 0).then(|| amount_key(Money::new(rest, amount.currency)))
     }
 
     pub(super) fn lookup_numbers(&self, text: &str) -> (Vec<usize>, Vec<text::Candidate>) {
