@@ -118,6 +118,7 @@ fn business_case_events() -> Vec<NewEvent> {
         default_notice: false,
         calendar_due_date: false,
         state: None,
+        direct_debit: false,
     };
     let mut state: Option<DunningCase> = None;
     let mut run = |state: &mut Option<DunningCase>, cmd: DunningCommand, day: NaiveDate| {

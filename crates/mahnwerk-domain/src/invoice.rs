@@ -48,6 +48,25 @@ pub struct Invoice {
     /// The original document this invoice was read from (an imported e-invoice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceDocument>,
+    /// The creditor collects this invoice by SEPA direct debit (payment means 59, BT-81, with a
+    /// mandate, BT-89): nobody dunns it unless the debit comes back. Absent in the event when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_debit: Option<DirectDebit>,
+    /// The due date was agreed by the calendar (§ 286 Abs. 2 Nr. 1 BGB: "zahlbar bis 15.03."):
+    /// the debtor is in default from the day after it without a reminder. Absent when not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub due_date_by_calendar: bool,
+}
+
+/// A SEPA direct debit the creditor collects the invoice with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectDebit {
+    /// The mandate reference (BT-89), when the invoice names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mandate_id: Option<String>,
+    /// The creditor's SEPA creditor identifier (BT-90), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creditor_id: Option<String>,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -192,6 +211,22 @@ impl Invoice {
         if let Some(h) = &self.creditor_account.holder {
             check_text(&mut errs, "creditor_account.holder", h, false);
         }
+        if let Some(d) = &self.direct_debit {
+            for (field, value) in [
+                ("direct_debit.mandate_id", &d.mandate_id),
+                ("direct_debit.creditor_id", &d.creditor_id),
+            ] {
+                match value {
+                    Some(v) if v.chars().count() > 35 => {
+                        errs.push(field, "must be at most 35 characters")
+                    }
+                    Some(v) if v.chars().any(char::is_control) => {
+                        errs.push(field, "must not contain control characters")
+                    }
+                    _ => {}
+                }
+            }
+        }
         let incomplete_allowed = self
             .source
             .as_ref()
@@ -250,6 +285,8 @@ pub(crate) mod fixtures {
             rounding: 0,
             cash_discounts: vec![],
             source: None,
+            direct_debit: None,
+            due_date_by_calendar: false,
         }
     }
 }

@@ -37,7 +37,7 @@ pub use case::{CaseCommand, CaseEvent, CaseState, CaseStatus};
 pub use debtor::{Debtor, DebtorKind, PostalAddress};
 pub use error::{FieldError, FieldErrors};
 pub use ids::{CaseId, EventId, InvoiceNumber, StreamId, TenantId};
-pub use invoice::{BankAccount, CashDiscountTerm, Invoice, SourceDocument};
+pub use invoice::{BankAccount, CashDiscountTerm, DirectDebit, Invoice, SourceDocument};
 pub use money::{Currency, Money, MoneyError};
 pub use payment::PaymentEvent;
 pub use personal::Personal;

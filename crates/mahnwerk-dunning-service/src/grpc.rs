@@ -323,6 +323,9 @@ fn describe_pause(p: &Pause) -> String {
             (HoldScope::Debtor, Some(u)) => format!("debtor on hold until {u}"),
             (HoldScope::Debtor, None) => "debtor on hold".into(),
         },
+        Pause::DirectDebit => {
+            "collected by direct debit: dunned only if the debit comes back".into()
+        }
     }
 }
 

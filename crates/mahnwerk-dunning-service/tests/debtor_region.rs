@@ -8,107 +8,10 @@
 mod common;
 use common::*;
 
-use mahnwerk_clock::{Clock, SharedClock, SimulatedClock};
-use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
-use mahnwerk_domain::{CaseId, InvoiceNumber, TenantId};
 use mahnwerk_dunning::dunning_case::DunningEvent;
 use mahnwerk_dunning::law::calendar::FederalState;
 use mahnwerk_dunning::policy::Policy;
-use mahnwerk_dunning_service::Dunning;
-use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
-use std::sync::Arc;
-
-fn invoice(number: &str, due: &str, region: Option<&str>) -> mahnwerk_domain::Invoice {
-    let mut address = serde_json::json!({"street": ["Hauptstr. 1"], "postal_code": "80331", "city": "München", "country": "DE"});
-    if let Some(r) = region {
-        address["region"] = r.into();
-    }
-    let invoice: mahnwerk_domain::Invoice = serde_json::from_value(serde_json::json!({
-        "number": number, "issue_date": "2026-12-01", "due_date": due,
-        "currency": "EUR", "net": 10000, "tax": 1900, "gross": 11900,
-        "debtor": {"name": "Muster GmbH", "kind": "business", "address": address,
-                   "language": "de", "customer_number": format!("K-{number}")},
-        "creditor_account": {"iban": "DE89370400440532013000"}
-    }))
-    .unwrap();
-    assert!(invoice.check().is_empty(), "{:?}", invoice.check());
-    invoice
-}
-
-struct World {
-    dunning: Dunning,
-    log: EventLog,
-    clock: SimulatedClock,
-    tenant: TenantId,
-}
-
-impl World {
-    async fn new(url: &str) -> World {
-        let log = EventLog::connect(url).await.unwrap();
-        let pool = mahnwerk_auth::connect_any(url).await.unwrap();
-        mahnwerk_dunning_service::ensure_schema(&pool)
-            .await
-            .unwrap();
-        let clock = SimulatedClock::starting_on(d("2026-12-01"));
-        let shared: SharedClock = Arc::new(clock.clone());
-        World {
-            dunning: Dunning::new(log.clone(), pool, shared, FederalState::NW),
-            log,
-            clock,
-            tenant: "acme".parse().unwrap(),
-        }
-    }
-
-    fn case(&self, number: &str) -> CaseId {
-        CaseId::for_invoice(&self.tenant, &number.parse::<InvoiceNumber>().unwrap())
-    }
-
-    /// Ingest's event, then the service opens the case (what the handler's wake-up does).
-    async fn issue(&self, number: &str, due: &str, region: Option<&str>) {
-        let e = CaseEvent::InvoiceIssued(InvoiceIssued {
-            invoice: invoice(number, due, region),
-        });
-        self.log
-            .append(AppendBatch {
-                stream: self.case(number).stream(&self.tenant),
-                expected: ExpectedVersion::NoStream,
-                events: vec![NewEvent {
-                    event_id: event_id_now(),
-                    event_type: e.event_type().into(),
-                    payload: e.to_payload(),
-                    occurred_at: self.clock.now(),
-                    metadata: Metadata {
-                        actor: "test".into(),
-                        ..Default::default()
-                    },
-                }],
-            })
-            .await
-            .unwrap();
-        let done = self
-            .dunning
-            .reconcile(
-                &self.tenant,
-                self.case(number),
-                None,
-                false,
-                self.clock.today(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(done.appended, ["dunning.case_opened.v1"], "{number}");
-    }
-
-    async fn events(&self, number: &str) -> Vec<DunningEvent> {
-        self.log
-            .read_stream(&self.case(number).stream(&self.tenant), 1, 1000)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter_map(|e| DunningEvent::from_parts(&e.event_type, &e.payload).unwrap())
-            .collect()
-    }
-}
+use mahnwerk_eventlog::Metadata;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bavarian_debtors_dates_move_off_epiphany_a_hamburg_debtors_do_not() {

@@ -25,6 +25,7 @@ fn facts(debtor: DebtorKind, principal: i64) -> CaseFacts {
         default_notice: false,
         calendar_due_date: false,
         state: None,
+        direct_debit: false,
     }
 }
 

@@ -269,6 +269,7 @@ fn consumer_facts() -> CaseFacts {
         default_notice: false,
         calendar_due_date: false,
         state: None,
+        direct_debit: false,
     }
 }
 

@@ -24,6 +24,7 @@ fn facts(number: &str, debtor: DebtorKind, due: &str, principal: i64) -> CaseFac
         default_notice: false,
         calendar_due_date: false,
         state: None,
+        direct_debit: false,
     }
 }
 

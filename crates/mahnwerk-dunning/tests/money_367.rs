@@ -33,6 +33,7 @@ impl Case {
                     default_notice: false,
                     calendar_due_date: false,
                     state: None,
+                    direct_debit: false,
                 },
                 policy: Policy::default_consumer(FederalState::NW),
             },

@@ -28,6 +28,7 @@ fn facts(debtor: DebtorKind, issue: &str, due: &str, state: Option<FederalState>
         default_notice: false,
         calendar_due_date: false,
         state,
+        direct_debit: false,
     }
 }
 

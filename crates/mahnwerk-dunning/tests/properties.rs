@@ -166,6 +166,7 @@ proptest! {
             default_notice: notice,
             calendar_due_date: false,
             state: None,
+            direct_debit: false,
         };
         let policy = Policy::default_for(debtor, FederalState::BY);
         let mut today = facts.issue_date;
@@ -239,6 +240,7 @@ proptest! {
             default_notice: false,
             calendar_due_date: false,
             state: None,
+            direct_debit: false,
         };
         let policy = Policy::default_for(debtor, state_of);
         let mut log = decide(None, &Cmd::Open { facts, policy: policy.clone() }, due - Duration::days(14)).unwrap();

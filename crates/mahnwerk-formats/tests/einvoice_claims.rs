@@ -93,6 +93,22 @@ fn a_credit_balance_or_nothing_payable_is_no_claim() {
     assert!(matches!(claim(&paid).unwrap(), Claim::NoClaim { reason } if reason.contains("zero")));
 }
 
+/// Regression: payment means 59 (SEPA direct debit) and the mandate were read but not claimed,
+/// so an invoice the creditor collects by direct debit was dunned like a transfer.
+#[test]
+fn a_direct_debit_invoice_claims_its_mandate_and_a_transfer_none() {
+    let (debit, _) = invoice(&sample("xrechnung_04.02a-INVOICE_ubl.xml"));
+    let dd = debit.direct_debit.expect("payment means 59");
+    assert_eq!(
+        dd.mandate_id.as_deref(),
+        Some("[Mandate reference identifier]")
+    );
+    // BT-90, the seller's identifier with schemeID SEPA.
+    assert_eq!(dd.creditor_id.as_deref(), Some("ID123456"));
+    let (transfer, _) = invoice(&sample(FX));
+    assert_eq!(transfer.direct_debit, None);
+}
+
 /// Regression: every type code was an invoice (a credit note opened a case of its own).
 #[test]
 fn type_codes_credit_replace_or_are_refused_by_name() {

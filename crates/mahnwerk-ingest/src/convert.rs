@@ -39,6 +39,43 @@ fn check_len(errs: &mut FieldErrors, field: &str, value: &str) {
     }
 }
 
+/// SEPA's character set for references (EPC217-08): letters, digits, space and `/-?:().,'+`.
+fn sepa_text(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || " /-?:().,'+".contains(c))
+}
+
+fn direct_debit_from_proto(
+    errs: &mut FieldErrors,
+    d: &pb::DirectDebit,
+    prefix: &str,
+) -> mahnwerk_domain::DirectDebit {
+    let mandate = d.mandate_id.trim();
+    if mandate.chars().count() > 35 || !sepa_text(mandate) {
+        errs.push(
+            format!("{prefix}.mandate_id"),
+            "at most 35 characters of the SEPA set (letters, digits, space, / - ? : ( ) . , ' +)",
+        );
+    }
+    let creditor = d.creditor_id.trim();
+    let b = creditor.as_bytes();
+    let shaped = b.len() >= 8
+        && b.len() <= 35
+        && b[..2].iter().all(u8::is_ascii_uppercase)
+        && b[2..4].iter().all(u8::is_ascii_digit)
+        && b.iter().all(u8::is_ascii_alphanumeric);
+    if !creditor.is_empty() && !shaped {
+        errs.push(
+            format!("{prefix}.creditor_id"),
+            "a SEPA creditor identifier: country, two check digits, business code and national id, 8 to 35 letters and digits (e.g. DE98ZZZ09999999999)",
+        );
+    }
+    mahnwerk_domain::DirectDebit {
+        mandate_id: opt(mandate),
+        creditor_id: opt(creditor),
+    }
+}
+
 /// Read an invoice from a request; `prefix` is the field path of the message (`invoice`).
 pub fn invoice_from_proto(p: &pb::Invoice, prefix: &str) -> Result<Invoice, FieldErrors> {
     let mut errs = FieldErrors::default();
@@ -92,6 +129,10 @@ pub fn invoice_from_proto(p: &pb::Invoice, prefix: &str) -> Result<Invoice, Fiel
             });
         }
     }
+    let direct_debit = p
+        .direct_debit
+        .as_ref()
+        .map(|d| direct_debit_from_proto(&mut errs, d, &f("direct_debit")));
     let (
         Some(number),
         Some(issue_date),
@@ -122,6 +163,8 @@ pub fn invoice_from_proto(p: &pb::Invoice, prefix: &str) -> Result<Invoice, Fiel
         rounding: p.rounding_amount,
         cash_discounts,
         source: None,
+        direct_debit,
+        due_date_by_calendar: p.due_date_by_calendar,
     };
     let amount_name = |field: &str| -> String {
         match field {
@@ -267,6 +310,11 @@ pub fn invoice_to_proto(tenant: &TenantId, state: &CaseState) -> pb::Invoice {
             .collect(),
         prepaid_amount: i.prepaid,
         rounding_amount: i.rounding,
+        direct_debit: i.direct_debit.as_ref().map(|d| pb::DirectDebit {
+            mandate_id: d.mandate_id.clone().unwrap_or_default(),
+            creditor_id: d.creditor_id.clone().unwrap_or_default(),
+        }),
+        due_date_by_calendar: i.due_date_by_calendar,
         document_sha256: i
             .source
             .as_ref()

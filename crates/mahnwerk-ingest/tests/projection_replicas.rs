@@ -51,6 +51,8 @@ fn invoice(number: &str) -> Invoice {
         rounding: 0,
         cash_discounts: vec![],
         source: None,
+        direct_debit: None,
+        due_date_by_calendar: false,
     }
 }
 

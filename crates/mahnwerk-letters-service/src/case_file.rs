@@ -24,6 +24,7 @@ fn pause_name(k: PauseKind) -> &'static str {
         PauseKind::PaymentPlan => "payment_plan",
         PauseKind::CaseHold => "case_hold",
         PauseKind::DebtorHold => "debtor_hold",
+        PauseKind::DirectDebit => "direct_debit",
     }
 }
 

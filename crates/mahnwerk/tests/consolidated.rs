@@ -117,6 +117,7 @@ fn step_days(due: NaiveDate) -> Vec<NaiveDate> {
         default_notice: false,
         calendar_due_date: false,
         state: None,
+        direct_debit: false,
     };
     let open = DunningCommand::Open {
         facts,

@@ -404,6 +404,7 @@ fn escalated_business_case() -> DunningCase {
         default_notice: false,
         calendar_due_date: false,
         state: None,
+        direct_debit: false,
     };
     let mut state = None;
     let apply = |state: &mut Option<DunningCase>, cmd: DunningCommand, day: NaiveDate| {

@@ -32,6 +32,11 @@ pub struct CaseFacts {
     /// policy's state, the tenant's. Sixteen values, not personal data by itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<FederalState>,
+    /// The creditor collects the invoice by SEPA direct debit: the case opens paused
+    /// ([`Pause::DirectDebit`](super::Pause::DirectDebit)) and is dunned only once a payment on
+    /// it is reversed (the debit came back).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct_debit: bool,
 }
 
 impl CaseFacts {
@@ -44,8 +49,9 @@ impl CaseFacts {
             due_date: invoice.due_date,
             principal: invoice.amount_due(),
             default_notice: invoice.default_notice,
-            calendar_due_date: false,
+            calendar_due_date: invoice.due_date_by_calendar,
             state: debtor_state(invoice),
+            direct_debit: invoice.direct_debit.is_some(),
         }
     }
 

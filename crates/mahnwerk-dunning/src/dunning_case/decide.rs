@@ -57,11 +57,15 @@ pub fn decide(
                         "must not be before issue_date",
                     ));
                 }
-                Ok(vec![DunningEvent::Opened {
+                let mut out = vec![DunningEvent::Opened {
                     facts: facts.clone(),
                     policy: policy.clone(),
                     opened_on: today,
-                }])
+                }];
+                if facts.direct_debit {
+                    out.push(paused(Pause::DirectDebit, today));
+                }
+                Ok(out)
             }
             _ => Err(precondition("case not opened")),
         };
@@ -117,6 +121,16 @@ pub fn decide(
                 amount: p.amount,
                 reversed_on: today,
             });
+            // The debit came back: from now on the case is dunned like any other.
+            if state.pause(PauseKind::DirectDebit).is_some() {
+                out.push(DunningEvent::Resumed {
+                    pause: PauseKind::DirectDebit,
+                    why: ResumeReason::DirectDebitReturned {
+                        payment_id: payment_id.clone(),
+                    },
+                    resumed_on: today,
+                });
+            }
         }
         DunningCommand::RecordCredit {
             credit_note,

@@ -28,6 +28,9 @@ pub enum Pause {
         reason: String,
         until: Option<NaiveDate>,
     },
+    /// The creditor collects the invoice by direct debit: nothing to dun unless the debit comes
+    /// back (a reversed payment ends it).
+    DirectDebit,
 }
 
 /// Pauses of the same kind replace each other; kinds overlap freely.
@@ -39,6 +42,7 @@ pub enum PauseKind {
     PaymentPlan,
     CaseHold,
     DebtorHold,
+    DirectDebit,
 }
 
 impl Pause {
@@ -55,6 +59,7 @@ impl Pause {
                 scope: HoldScope::Debtor,
                 ..
             } => PauseKind::DebtorHold,
+            Pause::DirectDebit => PauseKind::DirectDebit,
         }
     }
 }
@@ -79,6 +84,10 @@ pub enum ResumeReason {
     PlanCompleted,
     HoldReleased,
     HoldExpired,
+    /// The direct debit came back (returned or reversed): the case is dunned from now on.
+    DirectDebitReturned {
+        payment_id: String,
+    },
 }
 
 pub(super) fn paused(pause: Pause, today: NaiveDate) -> DunningEvent {

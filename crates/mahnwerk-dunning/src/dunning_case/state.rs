@@ -235,7 +235,8 @@ impl DunningCase {
         !self.pauses.is_empty()
     }
 
-    pub(super) fn pause(&self, kind: PauseKind) -> Option<&Pause> {
+    /// The pause of this kind, if the case is paused by it.
+    pub fn pause(&self, kind: PauseKind) -> Option<&Pause> {
         self.pauses.iter().find(|p| p.kind() == kind)
     }
 

@@ -76,6 +76,19 @@ pub enum Claim {
     NoClaim { reason: String },
 }
 
+impl EInvoice {
+    /// Collected by direct debit: payment means 59 (SEPA direct debit) or 49 (direct debit) in
+    /// BT-81 (UNTDID 4461), or a mandate reference (BT-89) under any code.
+    fn direct_debit(&self) -> Option<mahnwerk_domain::DirectDebit> {
+        let code = self.payment_means_code.as_deref().map(str::trim);
+        let debit = matches!(code, Some("59" | "49")) || self.mandate_id.is_some();
+        debit.then(|| mahnwerk_domain::DirectDebit {
+            mandate_id: self.mandate_id.clone(),
+            creditor_id: self.creditor_id.clone(),
+        })
+    }
+}
+
 /// Allowed difference of two totals the standard requires equal: none (rounding is BT-114).
 const ROUNDING: i64 = 0;
 
@@ -356,6 +369,8 @@ impl EInvoice {
             rounding: self.rounding_amount.unwrap_or(0),
             cash_discounts,
             source: Some(source(kind_rule, due_rule, language_rule, account_rule)),
+            direct_debit: self.direct_debit(),
+            due_date_by_calendar: false,
         };
         errs.0.extend(inv.check().0);
         errs.into_result().map(|()| Claim::Invoice {

@@ -181,6 +181,8 @@ pub fn invoice(number: &str, email: Option<&str>) -> Invoice {
         rounding: 0,
         cash_discounts: vec![],
         source: None,
+        direct_debit: None,
+        due_date_by_calendar: false,
     }
 }
 
