@@ -392,6 +392,56 @@ mod tests {
     }
 
     #[test]
+    fn a_direct_debit_and_a_calendar_due_date_come_in_checked_and_go_out_again() {
+        let mut p = proto();
+        p.direct_debit = Some(pb::DirectDebit {
+            mandate_id: " MANDAT-0042 ".into(),
+            creditor_id: "DE98ZZZ09999999999".into(),
+        });
+        p.due_date_by_calendar = true;
+        let i = invoice_from_proto(&p, "invoice").unwrap();
+        assert_eq!(
+            i.direct_debit,
+            Some(mahnwerk_domain::DirectDebit {
+                mandate_id: Some("MANDAT-0042".into()),
+                creditor_id: Some("DE98ZZZ09999999999".into()),
+            })
+        );
+        assert!(i.due_date_by_calendar);
+        let state = mahnwerk_domain::case::evolve(
+            None,
+            &mahnwerk_domain::case::CaseEvent::InvoiceIssued(
+                mahnwerk_domain::case::InvoiceIssued { invoice: i },
+            ),
+        )
+        .unwrap();
+        let out = invoice_to_proto(&"acme".parse().unwrap(), &state);
+        assert_eq!(
+            out.direct_debit.as_ref().map(|d| d.mandate_id.as_str()),
+            Some("MANDAT-0042")
+        );
+        assert!(out.due_date_by_calendar);
+        // A mandate outside the SEPA set and a malformed creditor id are named.
+        p.direct_debit = Some(pb::DirectDebit {
+            mandate_id: "MANDAT\n42".into(),
+            creditor_id: "ZZZ".into(),
+        });
+        let fields: Vec<String> = invoice_from_proto(&p, "invoice")
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "invoice.direct_debit.mandate_id",
+                "invoice.direct_debit.creditor_id"
+            ]
+        );
+    }
+
+    #[test]
     fn the_region_comes_in_checked_and_goes_out_again() {
         let mut p = proto();
         if let Some(a) = p.debtor.as_mut().and_then(|d| d.address.as_mut()) {
