@@ -57,6 +57,10 @@ pub enum LawCommand {
         /// Print JSON: {"periods":[…],"interest_total","lump_sum"} with amounts in minor units.
         #[arg(long)]
         json: bool,
+        /// A base-rate table to use instead of the shipped one (the CSV format of
+        /// `data/base_rates.csv`; it must keep every published rate).
+        #[arg(long, value_name = "FILE")]
+        base_rates: Option<PathBuf>,
     },
     /// A deadline after § 193 BGB: DATE + N calendar days, moved past weekends and the
     /// state's public holidays.
@@ -159,7 +163,11 @@ pub fn run_law(cmd: LawCommand, out: &mut dyn Write) -> Result<(), CliError> {
             business,
             payments,
             json,
+            base_rates,
         } => {
+            if let Some(path) = &base_rates {
+                BaseRateTable::install(BaseRateTable::from_file(path)?)?;
+            }
             let currency: Currency = currency.parse().map_err(|_| {
                 CliError::Usage(format!("--currency {currency:?}: unknown ISO 4217 code"))
             })?;
@@ -189,7 +197,7 @@ pub fn run_law(cmd: LawCommand, out: &mut dyn Write) -> Result<(), CliError> {
                     .collect(),
                 day_count: DayCount::Act365,
             };
-            let calc = compute_interest(&req, BaseRateTable::german())?;
+            let calc = compute_interest(&req, &BaseRateTable::in_force())?;
             if json {
                 let periods: Vec<_> = calc
                     .periods

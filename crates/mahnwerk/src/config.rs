@@ -88,6 +88,12 @@ pub struct ServeArgs {
     /// move deadlines and letter dates.
     #[arg(long, env = "MAHNWERK_DUNNING_STATE", default_value = "NW")]
     pub dunning_state: mahnwerk_dunning::law::calendar::FederalState,
+    /// A base-rate table (§ 247 BGB) to use instead of the shipped one, in its CSV format
+    /// (`valid_from,rate_percent,verified|to_verify,source`): e.g. with a half-year's rate the
+    /// Bundesbank published after this build. It must keep every published rate of the shipped
+    /// table; refused at start, naming the line or half-year.
+    #[arg(long, env = "MAHNWERK_BASE_RATES", value_name = "FILE")]
+    pub base_rates: Option<std::path::PathBuf>,
     /// Collection: a filesystem document store to serve letter PDFs and export documents from;
     /// default the store letters and ingest use (`MAHNWERK_DOCUMENTS_*`: filesystem or S3).
     #[arg(long)]

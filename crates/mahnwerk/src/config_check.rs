@@ -212,6 +212,10 @@ pub fn validate(args: &ServeArgs) -> anyhow::Result<()> {
             std::fs::metadata(p).with_context(|| format!("{key}: {}", p.display()))?;
         }
     }
+    if let Some(p) = &args.base_rates {
+        mahnwerk_dunning::law::BaseRateTable::from_file(p)
+            .map_err(|e| anyhow::anyhow!("MAHNWERK_BASE_RATES: {e}"))?;
+    }
     args.letters.config(args.bus())?;
     Ok(())
 }

@@ -47,6 +47,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> anyhow::Result<()> {
+    if let Some(path) = &args.base_rates {
+        let table = mahnwerk_dunning::law::BaseRateTable::from_file(path)
+            .map_err(|e| anyhow::anyhow!("MAHNWERK_BASE_RATES: {e}"))?;
+        tracing::info!(file = %path.display(), rows = table.rows().len(), last_day = %table.last_day(), "base rates from file");
+        mahnwerk_dunning::law::BaseRateTable::install(table)?;
+    }
+    let table = mahnwerk_dunning::law::BaseRateTable::in_force();
+    if chrono::Utc::now().date_naive() > table.last_day() {
+        tracing::warn!(last_day = %table.last_day(), "the base-rate table ends before today: interest past it uses the last published rate, marked provisional; install the new rate with --base-rates");
+    }
     let (log, keys, pool) = open_stores(&args.store.database_url).await?;
     let keys = match client_cert_tenants(&args)? {
         Some(certs) => keys.with_client_certs(certs),

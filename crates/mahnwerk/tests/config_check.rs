@@ -91,6 +91,10 @@ fn a_bad_value_is_refused_naming_its_key() {
             ("MAHNWERK_TLS_CERT", "/nonexistent/cert.pem"),
             "MAHNWERK_TLS_CERT",
         ),
+        (
+            ("MAHNWERK_BASE_RATES", "/nonexistent/base_rates.csv"),
+            "MAHNWERK_BASE_RATES",
+        ),
     ] {
         let mut envs = vec![env];
         if key == "MAHNWERK_TLS_CERT" {

@@ -65,7 +65,7 @@ pub fn claim(case: &DunningCase, handover_date: NaiveDate) -> Result<Claim, Refu
                     costs: case.costs.clone(),
                     day_count: case.policy.day_count,
                 },
-                BaseRateTable::german(),
+                &BaseRateTable::in_force(),
             )
             .map_err(|e| precondition(format!("interest: {e}")))?,
         ),

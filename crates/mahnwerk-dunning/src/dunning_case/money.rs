@@ -130,7 +130,7 @@ pub(super) fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<D
                 costs,
                 day_count: state.policy.day_count,
             },
-            BaseRateTable::german(),
+            &BaseRateTable::in_force(),
         )?;
         interest_charged = (calc.interest_total - state.interest).max(0);
         interest = Some(calc);

@@ -187,7 +187,7 @@ impl DunningCase {
                     costs: self.costs.clone(),
                     day_count: self.policy.day_count,
                 },
-                BaseRateTable::german(),
+                &BaseRateTable::in_force(),
             )
         {
             return Credited {

@@ -8,13 +8,22 @@
 //! [`BaseRateTable::on_or_last`], which keeps the last published rate for them and marks it
 //! *provisional*, so that a table not yet updated for a new half-year does not stop every
 //! interest-charging letter (the derivation says so, and the service tells the operator).
+//!
+//! The table in force ([`BaseRateTable::in_force`]) is the shipped one unless an operator
+//! installed another ([`BaseRateTable::install`]: `mahnwerk serve --base-rates FILE`, the same
+//! CSV format), e.g. with the rate the Bundesbank published for a half-year this build does not
+//! know yet. An installed table must keep every verified rate of the shipped one: it may add
+//! half-years and settle rows still to verify, never rewrite published law.
 
 use crate::error::{DunningError, Result};
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// The table an operator installed in this process, if any.
+static INSTALLED: RwLock<Option<Arc<BaseRateTable>>> = RwLock::new(None);
 
 /// The shipped table, `data/base_rates.csv`.
 pub const GERMAN_BASE_RATES_CSV: &str = include_str!("../../data/base_rates.csv");
@@ -112,6 +121,61 @@ impl BaseRateTable {
 
     pub fn rows(&self) -> &[BaseRate] {
         &self.rates
+    }
+
+    /// The table interest is computed with: the one installed, else the shipped one.
+    pub fn in_force() -> Arc<BaseRateTable> {
+        static SHIPPED: OnceLock<Arc<BaseRateTable>> = OnceLock::new();
+        let installed = INSTALLED.read().unwrap_or_else(|p| p.into_inner()).clone();
+        installed.unwrap_or_else(|| {
+            SHIPPED
+                .get_or_init(|| Arc::new(Self::german().clone()))
+                .clone()
+        })
+    }
+
+    /// Put `table` in force for this process, after checking it keeps every verified rate of
+    /// the shipped table (same half-years, same rates). Refused with the half-year at fault.
+    pub fn install(table: BaseRateTable) -> Result<()> {
+        table.keeps(Self::german())?;
+        *INSTALLED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(table));
+        Ok(())
+    }
+
+    /// Read and check a table file for [`BaseRateTable::install`].
+    pub fn from_file(path: &std::path::Path) -> Result<BaseRateTable> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DunningError::BaseRateTable(format!("{}: {e}", path.display())))?;
+        let table = Self::parse_csv(&text).map_err(|e| match e {
+            DunningError::BaseRateTable(why) => {
+                DunningError::BaseRateTable(format!("{}: {why}", path.display()))
+            }
+            other => other,
+        })?;
+        table.keeps(Self::german())?;
+        Ok(table)
+    }
+
+    /// Whether this table keeps every verified row of `shipped`.
+    fn keeps(&self, shipped: &BaseRateTable) -> Result<()> {
+        for row in shipped.rates.iter().filter(|r| !r.to_verify) {
+            match self.rates.iter().find(|r| r.valid_from == row.valid_from) {
+                Some(r) if r.rate == row.rate => {}
+                Some(r) => {
+                    return Err(DunningError::BaseRateTable(format!(
+                        "the half-year from {} has the published rate {} %, not {} %",
+                        row.valid_from, row.rate, r.rate
+                    )));
+                }
+                None => {
+                    return Err(DunningError::BaseRateTable(format!(
+                        "the published half-year from {} ({} %) is missing",
+                        row.valid_from, row.rate
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The rate valid on `date`.

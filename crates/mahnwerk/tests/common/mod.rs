@@ -111,6 +111,7 @@ pub async fn start_with(database_url: &str, change: impl FnOnce(&mut ServeArgs))
         demo: false,
         simulated_clock: None,
         dunning_state: mahnwerk_dunning::law::calendar::FederalState::NW,
+        base_rates: None,
         collection_documents_dir: None,
         tls_cert: None,
         tls_key: None,
