@@ -555,6 +555,13 @@ async fn two_instances_one_killed_and_restarted_mid_run_append_each_step_exactly
         // Until every case is handed over (due 03-09..03-15, hand-over 31–36 days later).
         drive(&w, 22).await;
         assert_each_step_once(&w, &numbers).await;
+        // On to day 120, A killed once more: a handed-over case gets nothing more.
+        drive(&w, 25).await;
+        a.abort();
+        a = w.start().await;
+        drive(&w, 30).await;
+        assert_eq!(w.clock.today(), d("2026-03-02") + Duration::days(120));
+        assert_each_step_once(&w, &numbers).await;
         a.abort();
         b.abort();
     }
