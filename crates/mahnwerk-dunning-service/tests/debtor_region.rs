@@ -53,14 +53,7 @@ async fn a_bavarian_debtors_dates_move_off_epiphany_a_hamburg_debtors_do_not() {
         // The calendar due date: moved to Thursday in Bavaria only.
         let trigger = |number: &'static str| {
             let w = &w;
-            async move {
-                let folded = w
-                    .dunning
-                    .read_case(&w.case(number).stream(&w.tenant))
-                    .await
-                    .unwrap();
-                folded.state.unwrap().default().unwrap().trigger
-            }
+            async move { w.default_trigger(number).await.unwrap() }
         };
         assert_eq!(trigger("RE-BY").await, d("2027-01-07"), "{url}");
         assert_eq!(trigger("RE-HH").await, d("2027-01-06"), "{url}");

@@ -63,12 +63,7 @@ async fn a_direct_debit_invoice_is_dunned_only_after_the_debit_comes_back() {
             "{url}"
         );
         assert_eq!(steps(&w.events("RE-DD").await), [], "{url}");
-        let folded = w
-            .dunning
-            .read_case(&w.case("RE-DD").stream(&w.tenant))
-            .await
-            .unwrap();
-        let state = folded.state.unwrap();
+        let state = w.state("RE-DD").await;
         assert!(state.pause(PauseKind::DirectDebit).is_some());
         assert_eq!(
             mahnwerk_dunning::dunning_case::next_action_at(&state),
@@ -140,14 +135,7 @@ async fn a_due_date_agreed_by_the_calendar_is_a_fact_of_the_invoice() {
         w.issue("RE-PLAIN", "2026-12-09", Some("DE-NW")).await;
         let trigger = |number: &'static str| {
             let w = &w;
-            async move {
-                let folded = w
-                    .dunning
-                    .read_case(&w.case(number).stream(&w.tenant))
-                    .await
-                    .unwrap();
-                folded.state.unwrap().default().map(|d| d.trigger)
-            }
+            async move { w.default_trigger(number).await }
         };
         // By the calendar: in default from the due date on (§ 286 Abs. 2 Nr. 1); otherwise not
         // before a reminder or the 30 days of § 286 Abs. 3.

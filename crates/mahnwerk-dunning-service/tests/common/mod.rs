@@ -1,5 +1,6 @@
 //! Setup shared by the dunning service's tests: dates, fresh databases (SQLite, plus
-//! PostgreSQL when DATABASE_URL is set), unique names.
+//! PostgreSQL when DATABASE_URL is set), unique names, and `World` (the service on a simulated
+//! clock over a real log, with invoice and case-stream helpers).
 #![allow(dead_code)]
 
 use chrono::NaiveDate;
@@ -148,6 +149,21 @@ impl World {
             .iter()
             .map(|t| t.to_string())
             .collect()
+    }
+
+    /// The case's folded dunning state.
+    pub async fn state(&self, number: &str) -> mahnwerk_dunning::dunning_case::DunningCase {
+        let folded = self
+            .dunning
+            .read_case(&self.case(number).stream(&self.tenant))
+            .await
+            .unwrap();
+        folded.state.unwrap()
+    }
+
+    /// The day default starts from (§ 286), if it does.
+    pub async fn default_trigger(&self, number: &str) -> Option<NaiveDate> {
+        self.state(number).await.default().map(|d| d.trigger)
     }
 
     pub async fn events(&self, number: &str) -> Vec<DunningEvent> {
