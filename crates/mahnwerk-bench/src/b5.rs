@@ -24,7 +24,7 @@ use crate::workload::proto_invoice;
 use anyhow::{Context, Result, bail};
 use mahnwerk_auth::KeyStore;
 use mahnwerk_bus::{Envelope, Handler};
-use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{CaseId, InvoiceNumber, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_formats::rf::RfReference;

@@ -19,7 +19,7 @@ use crate::workload::proto_invoice;
 use anyhow::{Context, Result, bail};
 use chrono::{Duration, NaiveDate};
 use mahnwerk_clock::{Clock as _, SharedClock, SimulatedClock};
-use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{CaseId, DebtorKind, TenantId};
 use mahnwerk_dunning::dunning_case::{DunningEvent, next_action_at};
 use mahnwerk_dunning::law::calendar::FederalState;

@@ -27,7 +27,7 @@ use crate::infra::{CpuSplit, Env};
 use crate::report::Row;
 use crate::workload::proto_invoice;
 use anyhow::{Context, Result, bail};
-use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{CaseId, Invoice, InvoiceNumber, TenantId};
 use mahnwerk_dunning::dunning_case::StepReached;
 use mahnwerk_eventlog::privacy::MasterKey;

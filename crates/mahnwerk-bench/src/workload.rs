@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{CaseId, InvoiceNumber, StreamId, TenantId};
 use mahnwerk_eventlog::{AppendBatch, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_proto::v1 as pb;

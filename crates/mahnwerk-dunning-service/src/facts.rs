@@ -13,7 +13,7 @@
 //! intervention, then (for the scheduler) [`DunningCommand::Advance`] for today.
 
 use chrono::NaiveDate;
-use mahnwerk_domain::case::CaseEvent;
+use mahnwerk_domain::lifecycle::CaseEvent;
 use mahnwerk_domain::payment::{PaymentApplied, PaymentEvent};
 use mahnwerk_domain::{DebtorKind, Invoice};
 use mahnwerk_dunning::DunningError;
@@ -298,7 +298,7 @@ pub fn plan(
 mod tests {
     use super::*;
     use mahnwerk_domain::Money;
-    use mahnwerk_domain::case::{DisputeOutcome, DisputeResolved, InvoiceDisputed};
+    use mahnwerk_domain::lifecycle::{DisputeOutcome, DisputeResolved, InvoiceDisputed};
     use mahnwerk_domain::payment::PaymentApplied;
     use mahnwerk_dunning::law::calendar::FederalState;
 

@@ -9,7 +9,7 @@ use chrono::{Duration, NaiveDate};
 use mahnwerk_auth::KeyStore;
 use mahnwerk_bus::{BusConfig, Relay};
 use mahnwerk_clock::{Clock, SharedClock, SimulatedClock};
-use mahnwerk_domain::case::{
+use mahnwerk_domain::lifecycle::{
     CaseEvent, DisputeOutcome, DisputeResolved, InvoiceDisputed, InvoiceIssued,
 };
 use mahnwerk_domain::payment::{PaymentApplied, PaymentEvent};

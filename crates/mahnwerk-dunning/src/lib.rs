@@ -13,7 +13,7 @@
 //! - [`policy`]: the policy model ([`policy::Policy`], [`policy::PolicyBook`]), defaults for
 //!   consumers and businesses, validation with field paths.
 //! - [`dunning_case`]: the dunning case state machine (one invoice's dunning, not the invoice
-//!   lifecycle of `mahnwerk_domain::case`): [`dunning_case::decide`], [`dunning_case::evolve`],
+//!   lifecycle of `mahnwerk_domain::lifecycle`): [`dunning_case::decide`], [`dunning_case::evolve`],
 //!   [`dunning_case::next_action_at`], its commands and versioned events
 //!   (`dunning.step_reached.v1`, …), split into schedule, money and pauses.
 //! - [`consolidate`]: one letter per debtor for the cases due on the same day.

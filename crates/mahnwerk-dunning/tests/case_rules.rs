@@ -1,7 +1,7 @@
 //! Given/when/then: one test per rule of the dunning case (see `case` module docs).
 
 use chrono::NaiveDate;
-use mahnwerk_domain::case::DisputeOutcome;
+use mahnwerk_domain::lifecycle::DisputeOutcome;
 use mahnwerk_domain::{DebtorKind, Money};
 use mahnwerk_dunning::dunning_case::{
     CaseFacts, CaseStatus, DunningCase, DunningCommand as Cmd, DunningEvent as Ev, HoldScope,

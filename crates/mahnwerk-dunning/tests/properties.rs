@@ -10,7 +10,7 @@
 //! - the interest calculator's periods tile the interval and its allocations add up.
 
 use chrono::{Duration, NaiveDate};
-use mahnwerk_domain::case::DisputeOutcome;
+use mahnwerk_domain::lifecycle::DisputeOutcome;
 use mahnwerk_domain::{DebtorKind, Money};
 use mahnwerk_dunning::dunning_case::{
     CaseFacts, DunningCase, DunningCommand as Cmd, DunningEvent as Ev, HoldScope, Instalment,

@@ -2,7 +2,7 @@
 //! request (`invoice.debtor.address.city`).
 
 use chrono::NaiveDate;
-use mahnwerk_domain::case::{CaseState, CaseStatus};
+use mahnwerk_domain::lifecycle::{CaseState, CaseStatus};
 use mahnwerk_domain::{
     BankAccount, CashDiscountTerm, Currency, Debtor, DebtorKind, FieldError, FieldErrors, Invoice,
     PostalAddress, TenantId,
@@ -408,10 +408,10 @@ mod tests {
             })
         );
         assert!(i.due_date_by_calendar);
-        let state = mahnwerk_domain::case::evolve(
+        let state = mahnwerk_domain::lifecycle::evolve(
             None,
-            &mahnwerk_domain::case::CaseEvent::InvoiceIssued(
-                mahnwerk_domain::case::InvoiceIssued { invoice: i },
+            &mahnwerk_domain::lifecycle::CaseEvent::InvoiceIssued(
+                mahnwerk_domain::lifecycle::InvoiceIssued { invoice: i },
             ),
         )
         .unwrap();

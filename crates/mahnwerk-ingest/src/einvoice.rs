@@ -10,7 +10,7 @@
 
 use crate::service::{Ingest, RequestCtx};
 use mahnwerk_docstore::sha256_hex;
-use mahnwerk_domain::case::{CaseCommand, CaseStatus, decide};
+use mahnwerk_domain::lifecycle::{CaseCommand, CaseStatus, decide};
 use mahnwerk_domain::{CaseId, FieldErrors, InvoiceNumber, TenantId};
 use mahnwerk_formats::einvoice::claim::OriginalFile;
 use mahnwerk_formats::einvoice::{Claim, read_einvoice};

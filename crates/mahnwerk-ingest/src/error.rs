@@ -1,7 +1,7 @@
 //! The one place where service errors become gRPC statuses.
 
 use mahnwerk_domain::FieldErrors;
-use mahnwerk_domain::case::CaseError;
+use mahnwerk_domain::lifecycle::CaseError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 

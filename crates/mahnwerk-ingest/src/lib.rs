@@ -2,7 +2,7 @@
 //!
 //! Billing platforms call `InvoiceService` to record invoices and what happens to them, and
 //! `CaseService` to read a case file. Writes go to the case's stream in the event log through
-//! the pure `mahnwerk_domain::case::decide`; reads of one invoice fold its stream (always
+//! the pure `mahnwerk_domain::lifecycle::decide`; reads of one invoice fold its stream (always
 //! current); `ListInvoices` reads this service's own projection, built from the log.
 //!
 //! ## Layout

@@ -13,7 +13,7 @@
 //! decode stops the projection there (logged with its position, counted in
 //! `mahnwerk_projection_decode_errors_total`) instead of being skipped.
 
-use mahnwerk_domain::case::{CaseEvent, CaseState, evolve};
+use mahnwerk_domain::lifecycle::{CaseEvent, CaseState, evolve};
 use mahnwerk_eventlog::{EventLog, RecordedEvent};
 use sqlx::AnyPool;
 use std::future::Future;

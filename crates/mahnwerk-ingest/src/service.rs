@@ -8,7 +8,9 @@
 use crate::convert::{invoice_from_proto, invoice_to_proto, parse_date, status_from_proto};
 use crate::error::{case_error, db_error, invalid, invalid_field, log_error};
 use mahnwerk_auth::{Caller, KeyStore};
-use mahnwerk_domain::case::{CaseCommand, CaseEvent, CaseState, DisputeOutcome, decide_request};
+use mahnwerk_domain::lifecycle::{
+    CaseCommand, CaseEvent, CaseState, DisputeOutcome, decide_request,
+};
 use mahnwerk_domain::{CaseId, FieldErrors, InvoiceNumber, Money, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_proto::v1 as pb;
@@ -113,7 +115,7 @@ impl Ingest {
             version = Some(last.version);
             for e in &events {
                 if let Ok(Some(ev)) = CaseEvent::from_parts(&e.event_type, &e.payload) {
-                    state = mahnwerk_domain::case::evolve(state, &ev);
+                    state = mahnwerk_domain::lifecycle::evolve(state, &ev);
                 }
             }
             if events.len() < 1000 {
@@ -149,7 +151,9 @@ impl Ingest {
             };
             match self.log.append(batch).await {
                 Ok(_) => {
-                    let state = events.iter().fold(state, mahnwerk_domain::case::evolve);
+                    let state = events
+                        .iter()
+                        .fold(state, mahnwerk_domain::lifecycle::evolve);
                     return state
                         .map(|s| (s, true))
                         .ok_or_else(|| Status::internal("case vanished"));

@@ -6,7 +6,7 @@
 //! credits counted twice; the shared checkpoint could move backwards).
 
 use chrono::NaiveDate;
-use mahnwerk_domain::case::{InvoiceCredited, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{InvoiceCredited, InvoiceIssued};
 use mahnwerk_domain::{
     BankAccount, CaseEvent, CaseState, Currency, Debtor, DebtorKind, Invoice, Money, PostalAddress,
     StreamId,

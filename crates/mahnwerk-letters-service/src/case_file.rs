@@ -1,7 +1,7 @@
 //! What the letters service reads from a case stream just before sending: whether the case was
 //! settled, paused, disputed, cancelled (or otherwise ended) meanwhile. Pure fold.
 
-use mahnwerk_domain::case::{CaseEvent, DisputeOutcome};
+use mahnwerk_domain::lifecycle::{CaseEvent, DisputeOutcome};
 use mahnwerk_domain::payment::PaymentEvent;
 use mahnwerk_dunning::dunning_case::{DunningEvent, PauseKind};
 use std::collections::BTreeSet;

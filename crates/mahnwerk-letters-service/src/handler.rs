@@ -6,7 +6,7 @@
 
 use crate::store::{self, NewRow, state};
 use mahnwerk_bus::{Envelope, Handler, HandlerError};
-use mahnwerk_domain::case::{DebtorAddressUpdated, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{DebtorAddressUpdated, InvoiceIssued};
 use mahnwerk_domain::{Invoice, StreamId};
 use mahnwerk_dunning::dunning_case::StepReached;
 use mahnwerk_dunning::policy::Channel;

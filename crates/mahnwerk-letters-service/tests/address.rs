@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use mahnwerk_domain::case::{CaseEvent, DebtorAddressUpdated};
+use mahnwerk_domain::lifecycle::{CaseEvent, DebtorAddressUpdated};
 use mahnwerk_domain::{Invoice, Personal, PostalAddress};
 use mahnwerk_letters::events::CopyTo;
 use mahnwerk_letters_service::store::state;

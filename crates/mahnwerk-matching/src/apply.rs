@@ -19,7 +19,7 @@ use crate::events::{
     UnmatchedPayload,
 };
 use chrono::NaiveDate;
-use mahnwerk_domain::case::CaseEvent;
+use mahnwerk_domain::lifecycle::CaseEvent;
 use mahnwerk_domain::payment::{
     InvoiceSettled, OverpaymentRecorded, PaymentApplied, PaymentEvent, PaymentReversed,
 };

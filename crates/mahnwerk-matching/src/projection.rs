@@ -14,7 +14,7 @@
 use crate::engine::{CashDiscount, OpenItem, OpenItems};
 use crate::events::{EntryEvent, UnmatchedPayload};
 use mahnwerk_bus::{Envelope, Handler, HandlerError};
-use mahnwerk_domain::case::CaseEvent;
+use mahnwerk_domain::lifecycle::CaseEvent;
 use mahnwerk_domain::payment::PaymentEvent;
 use mahnwerk_domain::{Money, StreamId};
 use sqlx::{Any, AnyPool, Transaction};

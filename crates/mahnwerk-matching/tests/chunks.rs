@@ -4,7 +4,7 @@
 
 mod common;
 
-use mahnwerk_domain::case::{CaseEvent, InvoiceCancelled, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceCancelled, InvoiceIssued};
 use mahnwerk_domain::{CaseId, Currency, Money, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_matching::apply::{Incoming, process_chunk};

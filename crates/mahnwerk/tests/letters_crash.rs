@@ -20,7 +20,7 @@
 mod common;
 
 use common::*;
-use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{CaseId, StreamId, TenantId};
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use mahnwerk_letters_service::store::{self, state};

@@ -5,7 +5,7 @@
 
 use chrono::NaiveDate;
 use mahnwerk_clock::{Clock, SharedClock, SimulatedClock};
-use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{CaseId, InvoiceNumber, TenantId};
 use mahnwerk_dunning::dunning_case::DunningEvent;
 use mahnwerk_dunning::law::calendar::FederalState;

@@ -3,7 +3,7 @@
 use crate::law::calendar::FederalState;
 use crate::policy::Policy;
 use chrono::NaiveDate;
-use mahnwerk_domain::case::DisputeOutcome;
+use mahnwerk_domain::lifecycle::DisputeOutcome;
 use mahnwerk_domain::{DebtorKind, Invoice, Money};
 use serde::{Deserialize, Serialize};
 

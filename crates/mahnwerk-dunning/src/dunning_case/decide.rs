@@ -10,7 +10,7 @@ use crate::error::{DunningError, Result};
 use crate::policy::Approval;
 use chrono::NaiveDate;
 use mahnwerk_domain::Money;
-use mahnwerk_domain::case::DisputeOutcome;
+use mahnwerk_domain::lifecycle::DisputeOutcome;
 
 fn precondition(msg: impl Into<String>) -> DunningError {
     DunningError::Precondition(msg.into())

@@ -134,9 +134,10 @@ impl Ingest {
                 (Ok(_), None) => unreachable!("a valid import item always has its tenant"),
                 (Ok(invoice), Some(tenant)) => {
                     let case = CaseId::for_invoice(tenant, &invoice.number);
-                    let event = CaseEvent::InvoiceIssued(mahnwerk_domain::case::InvoiceIssued {
-                        invoice: invoice.clone(),
-                    });
+                    let event =
+                        CaseEvent::InvoiceIssued(mahnwerk_domain::lifecycle::InvoiceIssued {
+                            invoice: invoice.clone(),
+                        });
                     batches.push(AppendBatch {
                         stream: case.stream(tenant),
                         expected: ExpectedVersion::NoStream,

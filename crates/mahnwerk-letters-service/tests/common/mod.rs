@@ -125,7 +125,7 @@ pub fn received(dir: &std::path::Path) -> Vec<String> {
 
 use chrono::NaiveDate;
 use mahnwerk_bus::{BusConfig, Relay};
-use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{
     BankAccount, CaseId, Currency, Debtor, DebtorKind, Invoice, Money, Personal, PostalAddress,
     StreamId, TenantId,

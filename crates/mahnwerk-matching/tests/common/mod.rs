@@ -5,7 +5,7 @@
 
 pub use mahnwerk_auth::KeyStore;
 pub use mahnwerk_bus::{BusConfig, Relay};
-pub use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+pub use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceIssued};
 pub use mahnwerk_domain::{
     BankAccount, CaseId, Currency, Debtor, DebtorKind, Invoice, PostalAddress, TenantId,
 };

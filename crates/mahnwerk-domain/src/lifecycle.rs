@@ -1,4 +1,5 @@
-//! The invoice case aggregate: what billing platforms may do to an invoice after it is issued.
+//! The invoice lifecycle (the invoice case aggregate): what billing platforms may do to an invoice
+//! after it is issued. The dunning state of a case is `mahnwerk_dunning::dunning_case`.
 //!
 //! `decide(state, command)` holds every rule and returns the events to append (possibly none: a
 //! retried command that already took effect is a no-op, which makes every RPC safe to retry).
