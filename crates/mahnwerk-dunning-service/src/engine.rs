@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::facts::{Folded, Origin, StreamEvent, plan};
 use crate::projection::{self, CaseRow};
 use chrono::{Duration, NaiveDate};
-use futures::StreamExt;
 use mahnwerk_clock::{Clock, SharedClock};
 use mahnwerk_domain::{CaseId, StreamId, TenantId};
 use mahnwerk_dunning::dunning_case::{
@@ -16,17 +15,10 @@ use mahnwerk_dunning::dunning_case::{
 use mahnwerk_dunning::law::calendar::FederalState;
 use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
 use sqlx::{Any, AnyPool, Transaction};
-use std::collections::HashSet;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// The actor of events the service writes on its own.
 pub const ACTOR: &str = "service:dunning";
-
-/// Cases reconciled at once by a scheduler pass (their appends share group commits).
-const PASS_CONCURRENCY: usize = 8;
-/// Due cases fetched per query of a pass.
-const PASS_BATCH: i64 = 512;
 
 /// The dunning service's shared parts.
 #[derive(Clone)]
@@ -125,15 +117,7 @@ impl Dunning {
                 break;
             }
         }
-        let ids: Vec<String> = all.iter().map(|e| e.event_id.to_string()).collect();
-        Ok(Folded::of(all.iter().zip(&ids).map(|(e, id)| {
-            StreamEvent {
-                version: e.version,
-                event_id: id,
-                event_type: &e.event_type,
-                payload: &e.payload,
-            }
-        }))?)
+        fold(&all)
     }
 
     pub(crate) async fn policy_for(
@@ -173,23 +157,26 @@ impl Dunning {
         Ok(done)
     }
 
-    /// Record the next actions of reconciled cases in one transaction.
+    /// Record the next actions of reconciled cases in one transaction (multi-row upserts).
     pub async fn record(&self, done: &[Reconciled]) -> Result<()> {
-        let mut tx = self.inner.pool.begin().await?;
-        for r in done {
-            projection::record(
-                &mut tx,
-                &CaseRow {
-                    tenant: r.tenant.as_str(),
-                    case_id: &r.case.to_string(),
-                    stream_version: r.version,
-                    state: r.state.as_ref(),
-                    status: status_name(r.state.as_ref(), r.today),
-                    due_on: r.due_on,
-                },
-            )
-            .await?;
+        if done.is_empty() {
+            return Ok(());
         }
+        let case_ids: Vec<String> = done.iter().map(|r| r.case.to_string()).collect();
+        let rows: Vec<CaseRow<'_>> = done
+            .iter()
+            .zip(&case_ids)
+            .map(|(r, id)| CaseRow {
+                tenant: r.tenant.as_str(),
+                case_id: id,
+                stream_version: r.version,
+                state: r.state.as_ref(),
+                status: status_name(r.state.as_ref(), r.today),
+                due_on: r.due_on,
+            })
+            .collect();
+        let mut tx = self.inner.pool.begin().await?;
+        projection::record_many(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -351,69 +338,6 @@ impl Dunning {
         Ok(())
     }
 
-    /// One scheduler pass for `today`: reconcile every case due on or before it. Returns the
-    /// number of cases it acted on (appended something). Each instance works through a batch in
-    /// its own (random) order, so replicas mostly pick different cases first.
-    pub async fn run_due(&self, today: NaiveDate) -> Result<u64> {
-        let mut handled: HashSet<(String, String)> = HashSet::new();
-        // (tenant, debtor key) whose cases were decided together (consolidation) in this pass.
-        let debtors_done = std::sync::Mutex::new(HashSet::new());
-        let debtors_done = &debtors_done;
-        let mut acted = 0;
-        loop {
-            let rows = projection::due(&self.inner.pool, today, PASS_BATCH).await?;
-            let mut fresh: Vec<(String, String)> =
-                rows.into_iter().filter(|r| !handled.contains(r)).collect();
-            if fresh.is_empty() {
-                return Ok(acted);
-            }
-            fresh.sort_by_key(|r| self.inner.order.hash_one(r));
-            let results: Vec<Result<Option<Vec<Reconciled>>>> =
-                futures::stream::iter(fresh.iter().cloned())
-                    .map(|(tenant, case)| async move {
-                        let (Ok(tenant), Ok(case)) =
-                            (tenant.parse::<TenantId>(), case.parse::<CaseId>())
-                        else {
-                            return Ok(None);
-                        };
-                        self.advance_case(&tenant, case, today, debtors_done)
-                            .await
-                            .map(Some)
-                    })
-                    .buffer_unordered(PASS_CONCURRENCY)
-                    .collect()
-                    .await;
-            handled.extend(fresh);
-            let mut done = Vec::with_capacity(results.len());
-            let mut first_err = None;
-            for r in results {
-                match r {
-                    Ok(Some(rs)) => {
-                        for r in rs {
-                            if !r.appended.is_empty() {
-                                acted += 1;
-                            }
-                            done.push(r);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
-            // Cases decided with a due case of the same debtor (consolidation) are done too.
-            handled.extend(
-                done.iter()
-                    .map(|r| (r.tenant.as_str().to_owned(), r.case.to_string())),
-            );
-            self.record(&done).await?;
-            if let Some(e) = first_err {
-                return Err(e);
-            }
-        }
-    }
-
     /// Move the simulated clock forward day by day: finish the current day (what became due
     /// during it, e.g. a fact recorded today), then run a full pass for each new day. `None`
     /// when the clock is not simulated.
@@ -455,6 +379,19 @@ impl Dunning {
             }
         }
     }
+}
+
+/// Fold the events of one whole case stream, as read from the log.
+pub(crate) fn fold(all: &[mahnwerk_eventlog::RecordedEvent]) -> Result<Folded> {
+    let ids: Vec<String> = all.iter().map(|e| e.event_id.to_string()).collect();
+    Ok(Folded::of(all.iter().zip(&ids).map(|(e, id)| {
+        StreamEvent {
+            version: e.version,
+            event_id: id,
+            event_type: &e.event_type,
+            payload: &e.payload,
+        }
+    }))?)
 }
 
 /// Metrics (and the operator warning) for the steps just appended to `case`.

@@ -23,6 +23,7 @@
 //! - [`facts`]: pure: case-stream events → core commands, pending facts, [`facts::plan`]; the
 //!   debtor's federal state from its address's region (`CaseFacts::from_invoice`).
 //! - [`engine`]: [`Dunning`]: reconcile a case (read, decide, append, record), scheduler passes.
+//! - [`pass`]: the scheduler pass: due cases in batches of whole debtors, one group commit each.
 //! - [`consolidation`]: a debtor's steps due the same day as one letter ("Sammelmahnung").
 //! - [`handler`]: the bus handler (facts → next action).
 //! - [`projection`]: the service's tables.
@@ -42,6 +43,7 @@ pub mod error;
 pub mod facts;
 pub mod grpc;
 pub mod handler;
+pub mod pass;
 pub mod policies;
 pub mod projection;
 

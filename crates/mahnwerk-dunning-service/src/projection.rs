@@ -125,6 +125,117 @@ pub async fn record(
     Ok(true)
 }
 
+/// Cases per statement of [`record_many`] (8 parameters each: within every backend's limit).
+const RECORD_CHUNK: usize = 128;
+
+/// [`record`] for many cases at once (a scheduler pass), with the same guarantee: one
+/// multi-row upsert of the case rows, each replacing only a row of the same or an earlier stream
+/// version, then one upsert of the next actions of the rows now at exactly their version. A
+/// case without a next action (it ended) goes through [`record`] alone.
+pub async fn record_many(
+    tx: &mut Transaction<'static, Any>,
+    rows: &[CaseRow<'_>],
+) -> Result<(), sqlx::Error> {
+    // One statement cannot upsert a row twice: a case given twice goes one by one, in order.
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    if !rows.iter().all(|r| seen.insert((r.tenant, r.case_id))) {
+        for row in rows {
+            record(tx, row).await?;
+        }
+        return Ok(());
+    }
+    for chunk in rows.chunks(RECORD_CHUNK) {
+        let mut sql = String::from(
+            "INSERT INTO dunning_cases (tenant, case_id, stream_version, policy_id, policy_version, status, state_json, debtor_key) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 8;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8
+            ));
+        }
+        sql.push_str(
+            " ON CONFLICT (tenant, case_id) DO UPDATE SET stream_version = excluded.stream_version, policy_id = excluded.policy_id, \
+             policy_version = excluded.policy_version, status = excluded.status, state_json = excluded.state_json, debtor_key = excluded.debtor_key \
+             WHERE dunning_cases.stream_version <= excluded.stream_version",
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            let (policy_id, policy_version) = row.state.map_or((String::new(), 0), |s| {
+                (s.policy.id.clone(), i64::from(s.policy.version))
+            });
+            let state_json = match row.state {
+                Some(s) => {
+                    serde_json::to_string(s).map_err(|e| sqlx::Error::Encode(Box::new(e)))?
+                }
+                None => "null".to_owned(),
+            };
+            q = q
+                .bind(row.tenant.to_owned())
+                .bind(row.case_id.to_owned())
+                .bind(version_i64(row.stream_version))
+                .bind(policy_id)
+                .bind(policy_version)
+                .bind(row.status.clone())
+                .bind(state_json)
+                .bind(
+                    row.state
+                        .map_or(String::new(), |s| s.facts.debtor_key.clone()),
+                );
+        }
+        q.execute(&mut **tx).await?;
+
+        let due: Vec<&CaseRow<'_>> = chunk.iter().filter(|r| r.due_on.is_some()).collect();
+        if !due.is_empty() {
+            let mut sql = String::from(
+                "INSERT INTO dunning_next_action (tenant, case_id, due_on) SELECT v.column1, v.column2, v.column3 FROM (VALUES ",
+            );
+            for i in 0..due.len() {
+                let b = i * 4;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, CAST(${} AS BIGINT))",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4
+                ));
+            }
+            // `WHERE true`: SQLite's parser needs it before ON CONFLICT after a SELECT.
+            sql.push_str(
+                ") AS v JOIN dunning_cases c ON c.tenant = v.column1 AND c.case_id = v.column2 AND c.stream_version = v.column4 \
+                 WHERE true ON CONFLICT (tenant, case_id) DO UPDATE SET due_on = excluded.due_on",
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in &due {
+                q = q
+                    .bind(row.tenant.to_owned())
+                    .bind(row.case_id.to_owned())
+                    .bind(row.due_on.map(|d| d.to_string()).unwrap_or_default())
+                    .bind(version_i64(row.stream_version));
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for row in chunk.iter().filter(|r| r.due_on.is_none()) {
+            record(tx, row).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Cases whose next action is due on or before `today` (index range scan on `due_on`).
 pub async fn due(
     pool: &AnyPool,
@@ -138,6 +249,36 @@ pub async fn due(
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// [`due`] after the key `after` (`due_on, tenant, case_id`, the index's order): a pass pages
+/// through the due cases without reading a batch twice.
+pub async fn due_after(
+    pool: &AnyPool,
+    today: NaiveDate,
+    after: Option<&(String, String, String)>,
+    limit: i64,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    match after {
+        None => sqlx::query_as(
+            "SELECT due_on, tenant, case_id FROM dunning_next_action WHERE due_on <= $1 ORDER BY due_on, tenant, case_id LIMIT $2",
+        )
+        .bind(today.to_string())
+        .bind(limit)
+        .fetch_all(pool)
+        .await,
+        Some((due_on, tenant, case_id)) => sqlx::query_as(
+            "SELECT due_on, tenant, case_id FROM dunning_next_action WHERE due_on <= $1 AND (due_on, tenant, case_id) > ($2, $3, $4) \
+             ORDER BY due_on, tenant, case_id LIMIT $5",
+        )
+        .bind(today.to_string())
+        .bind(due_on.clone())
+        .bind(tenant.clone())
+        .bind(case_id.clone())
+        .bind(limit)
+        .fetch_all(pool)
+        .await,
+    }
 }
 
 /// The stream version a case's row was computed from (tests and read-your-writes).
@@ -295,4 +436,32 @@ pub async fn open_debtor_cases(
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|(c,)| c).collect())
+}
+
+/// Debtor keys per statement of [`open_cases_of_debtors`].
+const DEBTOR_CHUNK: usize = 256;
+
+/// [`open_debtor_cases`] for many debtors of one tenant at once (a scheduler batch): `(debtor
+/// key, case id)`, ordered by both.
+pub async fn open_cases_of_debtors(
+    pool: &AnyPool,
+    tenant: &str,
+    debtor_keys: &[&str],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in debtor_keys.chunks(DEBTOR_CHUNK) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT debtor_key, case_id FROM dunning_cases WHERE tenant = $1 AND debtor_key IN ({}) \
+             AND status NOT IN ('pending', 'settled', 'cancelled', 'credited', 'written_off', 'escalated') ORDER BY debtor_key, case_id",
+            list.join(", ")
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant.to_owned());
+        for k in chunk {
+            q = q.bind((*k).to_owned());
+        }
+        let rows: Vec<(String, String)> = q.fetch_all(pool).await?;
+        out.extend(rows);
+    }
+    Ok(out)
 }

@@ -188,6 +188,19 @@ impl Pg {
         rows.iter().map(decode).collect()
     }
 
+    /// Every event of each of `streams`, by stream then version (one statement).
+    pub(crate) async fn read_streams(&self, streams: &[&str]) -> Result<Vec<StoredRow>> {
+        let ids: Vec<String> = streams.iter().map(|s| (*s).to_owned()).collect();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM eventlog.events WHERE stream_id = ANY($1) \
+             ORDER BY stream_id, stream_version"
+        )))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
     pub(crate) async fn read_all(&self, after_position: i64, limit: i64) -> Result<Vec<StoredRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS} FROM eventlog.events WHERE position > $1 ORDER BY position LIMIT $2"

@@ -240,6 +240,27 @@ impl Sqlite {
         rows.iter().map(decode).collect()
     }
 
+    /// Every event of each of `streams`, by stream then version (one statement per
+    /// [`MAX_ROWS_PER_STATEMENT`] streams).
+    pub(crate) async fn read_streams(&self, streams: &[&str]) -> Result<Vec<StoredRow>> {
+        let mut out = Vec::new();
+        for chunk in streams.chunks(MAX_ROWS_PER_STATEMENT) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {SELECT_COLUMNS} FROM events WHERE stream_id IN ({}) \
+                 ORDER BY stream_id, stream_version",
+                list.join(", ")
+            )));
+            for s in chunk {
+                q = q.bind(*s);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push(decode(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn read_all(&self, after_position: i64, limit: i64) -> Result<Vec<StoredRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
