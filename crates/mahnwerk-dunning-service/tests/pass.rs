@@ -9,7 +9,7 @@ use common::*;
 use chrono::{Duration, NaiveDate};
 use futures::StreamExt;
 use mahnwerk_clock::{Clock, SharedClock, SimulatedClock};
-use mahnwerk_domain::case::{CaseEvent, InvoiceIssued};
+use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{CaseId, InvoiceNumber, TenantId};
 use mahnwerk_dunning::dunning_case::{DunningEvent, StepReached};
 use mahnwerk_dunning::law::calendar::FederalState;
