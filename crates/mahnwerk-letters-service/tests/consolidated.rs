@@ -1,6 +1,6 @@
 //! Consolidated letters in the letters service (real SQLite log, NATS, aiosmtpd): one letter per
 //! consolidation whichever member's step arrives, a member settled before the send is left out
-//! of the letter, a consolidation with no member left is suppressed on every member, and a case
+//! of the letter (with a `letter.suppressed.v1` of its own), a consolidation with no member left is suppressed on every member, and a case
 //! listed in a consolidation without carrying its step (it was decided alone) is not in it.
 
 mod common;
@@ -137,6 +137,19 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
             documents.push(rendered[0].1["document_sha256"].clone());
         } else {
             assert_eq!((rendered.len(), dispatched), (0, 0), "case {i}: {file:#?}");
+        }
+        // The member paid before the send is told why it got no letter; the case decided
+        // alone was never a member.
+        let suppressed: Vec<_> = file
+            .iter()
+            .filter(|(t, p)| t == "letter.suppressed.v1" && p["letter_id"] == *letter_id)
+            .collect();
+        if i == 2 {
+            assert_eq!(suppressed.len(), 1, "the dropped member: {file:#?}");
+            assert_eq!(suppressed[0].1["reason"], "settled");
+            assert_eq!(suppressed[0].1["step"], 2);
+        } else {
+            assert!(suppressed.is_empty(), "case {i}: {file:#?}");
         }
     }
     assert_eq!(documents[0], documents[1], "one document for the letter");
