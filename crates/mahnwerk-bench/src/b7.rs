@@ -68,6 +68,7 @@ fn settings() -> LetterSettings {
         copy_to: CopyTo::Inbox,
         email_fallback_to_post: true,
         registered_steps: vec![],
+        return_receipt_steps: vec![],
         drafts_only: false,
     }
 }

@@ -97,7 +97,7 @@ impl Inputs {
             .case_id
             .parse()
             .map_err(|_| Error::invalid("case_id", "not a case id"))?;
-        let registered = row.channel == "post" && settings.registered_steps.contains(&row.step);
+        let registered = row.channel == "post" && settings.is_registered(row.step);
         let mut model = match &self.consolidated {
             Some(c) => {
                 mapping::consolidated_model(&c.consolidation, &c.included(), settings, registered)?
@@ -610,7 +610,7 @@ impl Dispatcher {
                 }
             }
             ("post", _, _) => {
-                let registered = settings.registered_steps.contains(&row.step);
+                let registered = settings.is_registered(row.step);
                 self.spool
                     .submit(
                         &PostJob {
@@ -622,7 +622,7 @@ impl Dispatcher {
                             address: &model.recipient_lines(),
                             country: &inputs.invoice.debtor.address.expose().country,
                             registered,
-                            return_receipt: false,
+                            return_receipt: registered && settings.return_receipt(row.step),
                             colour: false,
                             duplex: true,
                         },
@@ -711,7 +711,7 @@ impl Dispatcher {
                 .await?;
                 if fallback {
                     // A registered letter is rendered again with its endorsement.
-                    let registered = settings.registered_steps.contains(&row.step);
+                    let registered = settings.is_registered(row.step);
                     store::insert_row(
                         &mut *tx,
                         &NewRow {

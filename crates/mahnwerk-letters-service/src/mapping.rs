@@ -176,7 +176,13 @@ pub fn letter_model(
                 },
             })
         }),
-        endorsement: registered.then_some(model::Endorsement::Registered),
+        endorsement: if registered {
+            settings
+                .endorsement(step.number)
+                .or(Some(model::Endorsement::Registered))
+        } else {
+            None
+        },
     })
 }
 
@@ -235,6 +241,11 @@ pub fn consolidated_model(
     model.claims = claims;
     model.total = Some(total);
     model.deadline = Some(c.deadline);
+    if registered {
+        model.endorsement = settings
+            .endorsement(c.step)
+            .or(Some(model::Endorsement::Registered));
+    }
     model.references.case_reference = None;
     model.notices.consumer_default_notice = consumer_notice;
     model.notices.offer_payment_plan = true;
@@ -351,6 +362,7 @@ mod tests {
             copy_to: CopyTo::Inbox,
             email_fallback_to_post: true,
             registered_steps: vec![],
+        return_receipt_steps: vec![],
             drafts_only: false,
         };
         (step, invoice, settings)

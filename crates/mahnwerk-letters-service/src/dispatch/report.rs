@@ -61,7 +61,7 @@ impl Dispatcher {
                             Some(i) => i.config.settings.clone(),
                             None => tenant::load(&self.log, &tenant).await?.settings,
                         }
-                        .is_some_and(|s| s.registered_steps.contains(&row.step)),
+                        .is_some_and(|s| s.is_registered(row.step)),
                 }))?,
             ),
             state::SENT => (
