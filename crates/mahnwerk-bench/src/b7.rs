@@ -239,7 +239,7 @@ pub async fn run(
         .iter()
         .map(|c| {
             mahnwerk_letters_service::mapping::letter_model(
-                &c.step, &c.invoice, c.case, &settings, false,
+                &c.step, &c.invoice, c.case, &settings, None,
             )
             .map_err(|e| anyhow::anyhow!("letter model: {e}"))
         })

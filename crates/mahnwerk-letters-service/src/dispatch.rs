@@ -97,12 +97,16 @@ impl Inputs {
             .case_id
             .parse()
             .map_err(|_| Error::invalid("case_id", "not a case id"))?;
-        let registered = row.channel == "post" && settings.is_registered(row.step);
+        let endorsement = if row.channel == "post" {
+            settings.endorsement(row.step)
+        } else {
+            None
+        };
         let mut model = match &self.consolidated {
             Some(c) => {
-                mapping::consolidated_model(&c.consolidation, &c.included(), settings, registered)?
+                mapping::consolidated_model(&c.consolidation, &c.included(), settings, endorsement)?
             }
-            None => mapping::letter_model(&self.step, &self.invoice, case, settings, registered)?,
+            None => mapping::letter_model(&self.step, &self.invoice, case, settings, endorsement)?,
         };
         if row.channel == "email" && !self.invoice.has_postal_address() {
             mapping::email_window(&mut model, &self.invoice);

@@ -117,7 +117,7 @@ impl Letters {
         let settings = cfg.settings.as_ref().ok_or_else(|| {
             Error::Precondition("no letterhead configured: PutLetterhead first".into())
         })?;
-        let model = mapping::letter_model(&step, &invoice, case, settings, false)?;
+        let model = mapping::letter_model(&step, &invoice, case, settings, None)?;
         let renderer = self.renderers.for_tenant(tenant, &cfg)?;
         let letter = tokio::task::spawn_blocking(move || renderer.render(&model))
             .await
