@@ -351,7 +351,7 @@ mod tests {
             copy_to: CopyTo::Inbox,
             email_fallback_to_post: true,
             registered_steps: vec![],
-        return_receipt_steps: vec![],
+            return_receipt_steps: vec![],
             drafts_only: false,
         };
         (step, invoice, settings)

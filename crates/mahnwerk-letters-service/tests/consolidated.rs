@@ -110,7 +110,22 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
     // The open members carry the letter; the paid one and the one decided alone do not.
     let letter_id = &one_rows[0].letter_id;
     let mut documents = Vec::new();
-    for (i, (_, stream)) in cases.iter().enumerate() {
+    for (i, (case, stream)) in cases.iter().enumerate() {
+        // ListLetters of any member shows the consolidated letter (its rows are keyed on the
+        // consolidation's first case); the case decided alone is not in it.
+        let listed = mahnwerk_letters_service::store::letters_of_case(
+            &h.pool,
+            h.tenant.as_str(),
+            &case.to_string(),
+        )
+        .await
+        .expect("letters of the case");
+        let in_letter = listed.iter().filter(|r| r.seq == "c:c-one").count();
+        assert_eq!(
+            in_letter,
+            if i < 3 { 2 } else { 0 },
+            "case {i}: {listed:#?}"
+        );
         let file = event_types(&h.log, stream).await;
         let rendered: Vec<_> = file
             .iter()
