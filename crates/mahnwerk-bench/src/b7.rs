@@ -68,6 +68,7 @@ fn settings() -> LetterSettings {
         copy_to: CopyTo::Inbox,
         email_fallback_to_post: true,
         registered_steps: vec![],
+        return_receipt_steps: vec![],
         drafts_only: false,
     }
 }
@@ -238,7 +239,7 @@ pub async fn run(
         .iter()
         .map(|c| {
             mahnwerk_letters_service::mapping::letter_model(
-                &c.step, &c.invoice, c.case, &settings, false,
+                &c.step, &c.invoice, c.case, &settings, None,
             )
             .map_err(|e| anyhow::anyhow!("letter model: {e}"))
         })

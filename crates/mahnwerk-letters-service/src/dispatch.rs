@@ -52,8 +52,10 @@ pub struct Dispatcher {
     pub spool: PostSpool,
     pub renderers: Renderers,
     pub wake: Arc<Notify>,
-    /// Rows handled at once (SMTP round trips overlap; rendering uses blocking threads).
+    /// Rows handled at once (their database and log round trips, SMTP conversations overlap).
     pub concurrency: usize,
+    /// Renders at once on the blocking pool (rendering is CPU-bound: one per core).
+    pub render_slots: Arc<tokio::sync::Semaphore>,
     /// Pause after the n-th transient failure.
     pub retry_backoff: Duration,
 }
@@ -95,12 +97,16 @@ impl Inputs {
             .case_id
             .parse()
             .map_err(|_| Error::invalid("case_id", "not a case id"))?;
-        let registered = row.channel == "post" && settings.registered_steps.contains(&row.step);
+        let endorsement = if row.channel == "post" {
+            settings.endorsement(row.step)
+        } else {
+            None
+        };
         let mut model = match &self.consolidated {
             Some(c) => {
-                mapping::consolidated_model(&c.consolidation, &c.included(), settings, registered)?
+                mapping::consolidated_model(&c.consolidation, &c.included(), settings, endorsement)?
             }
-            None => mapping::letter_model(&self.step, &self.invoice, case, settings, registered)?,
+            None => mapping::letter_model(&self.step, &self.invoice, case, settings, endorsement)?,
         };
         if row.channel == "email" && !self.invoice.has_postal_address() {
             mapping::email_window(&mut model, &self.invoice);
@@ -163,22 +169,48 @@ impl Dispatcher {
     }
 
     async fn process(&self, mut row: LedgerRow) -> Result<()> {
-        if row.channel == "post"
-            && row.recipient == "debtor"
-            && (row.state == state::INTENT || row.state == state::RENDERED)
+        // The inputs are read once per row and pass (render and send share them), and the
+        // PDF just rendered goes to the channel from memory, not read back from the store.
+        let mut inputs = None;
+        let mut pdf = None;
+        if row.state == state::INTENT || row.state == state::RENDERED {
+            let i = self.inputs(&row).await?;
+            if row.channel == "post" && row.recipient == "debtor" {
+                row = self.hold_without_address(row, &i.invoice).await?;
+            }
+            inputs = Some(i);
+        }
+        if row.state == state::INTENT
+            && let Some(i) = &inputs
         {
-            row = self.hold_without_address(row).await?;
+            (row, pdf) = self.render(row, i).await?;
         }
-        if row.state == state::INTENT {
-            row = self.render(row).await?;
-        }
-        if row.state == state::RENDERED {
-            row = self.send(row).await?;
+        if row.state == state::RENDERED
+            && let Some(i) = inputs.as_mut()
+        {
+            row = self.send(row, i, pdf).await?;
         }
         if !row.reported {
-            self.report(&row).await?;
+            self.report(&row, inputs.as_ref()).await?;
         }
         Ok(())
+    }
+
+    /// Render `model` on the blocking pool, at most one render per core at a time.
+    pub(super) async fn render_pdf(
+        &self,
+        renderer: Arc<mahnwerk_letters::LetterRenderer>,
+        model: LetterModel,
+    ) -> Result<std::result::Result<mahnwerk_letters::RenderedLetter, mahnwerk_letters::Error>>
+    {
+        let _slot = self
+            .render_slots
+            .acquire()
+            .await
+            .map_err(|e| Error::Precondition(format!("render slots: {e}")))?;
+        tokio::task::spawn_blocking(move || renderer.render(&model))
+            .await
+            .map_err(|e| Error::Precondition(format!("render task: {e}")))
     }
 
     async fn inputs(&self, row: &LedgerRow) -> Result<Inputs> {
@@ -215,10 +247,11 @@ impl Dispatcher {
     /// A post letter to a debtor without a postal address is never rendered with an empty
     /// window: it is held for the creditor ("postal address missing") until the address is
     /// given (`invoice.debtor_address_updated.v1` releases it).
-    async fn hold_without_address(&self, mut row: LedgerRow) -> Result<LedgerRow> {
-        let invoice = store::invoice(&self.pool, &row.tenant, &row.case_id)
-            .await?
-            .ok_or_else(|| Error::NotFound("invoice".into()))?;
+    async fn hold_without_address(
+        &self,
+        mut row: LedgerRow,
+        invoice: &Invoice,
+    ) -> Result<LedgerRow> {
         if invoice.has_postal_address() {
             return Ok(row);
         }
@@ -281,10 +314,15 @@ impl Dispatcher {
         Ok(row)
     }
 
-    async fn render(&self, mut row: LedgerRow) -> Result<LedgerRow> {
-        let inputs = self.inputs(&row).await?;
+    /// Render, store the PDF, commit `rendered` (or `draft`); returns the row and, when
+    /// rendered, the document's SHA-256 and bytes for the send that follows.
+    async fn render(
+        &self,
+        mut row: LedgerRow,
+        inputs: &Inputs,
+    ) -> Result<(LedgerRow, Option<(String, bytes::Bytes)>)> {
         if let Some(reason) = inputs.consolidated.as_ref().and_then(|c| c.none_left()) {
-            return self.suppress(row, state::INTENT, &reason).await;
+            return Ok((self.suppress(row, state::INTENT, &reason).await?, None));
         }
         let built = inputs.model(&row).and_then(|model| {
             let r = self.renderers.for_tenant(&inputs.tenant, &inputs.config)?;
@@ -292,25 +330,21 @@ impl Dispatcher {
         });
         let (model, renderer) = match built {
             Ok(x) => x,
-            Err(e) if permanent(&e) => return self.fail(row, state::INTENT, &e.to_string()).await,
+            Err(e) if permanent(&e) => {
+                return Ok((self.fail(row, state::INTENT, &e.to_string()).await?, None));
+            }
             Err(e) => return Err(e),
         };
-        let rendered = tokio::task::spawn_blocking(move || renderer.render(&model))
-            .await
-            .map_err(|e| Error::Precondition(format!("render task: {e}")))?;
-        let letter = match rendered {
+        let letter = match self.render_pdf(renderer, model).await? {
             Ok(l) => l,
             Err(e) => {
-                return self
-                    .fail(row, state::INTENT, &Error::from(e).to_string())
-                    .await;
+                let reason = Error::from(e).to_string();
+                return Ok((self.fail(row, state::INTENT, &reason).await?, None));
             }
         };
         let owner = inputs.owner(&row)?;
-        let sha = self
-            .docs
-            .put_owned(&owner, bytes::Bytes::from(letter.pdf))
-            .await?;
+        let pdf = bytes::Bytes::from(letter.pdf);
+        let sha = self.docs.put_owned(&owner, pdf.clone()).await?;
         // A drafts-only tenant, or a step the creditor declined to let Mahnwerk send
         // (approval mode): rendered for the creditor, never dispatched.
         let drafts = inputs.step.draft
@@ -350,9 +384,9 @@ impl Dispatcher {
             .await?;
             row.state = state::RENDERED.into();
         }
-        row.document = Some(sha);
+        row.document = Some(sha.clone());
         tracing::info!(letter = %row.letter_id, step = row.step, "letter rendered");
-        Ok(row)
+        Ok((row, (!drafts).then_some((sha, pdf))))
     }
 
     /// Read the whole case stream: its state and version.
@@ -419,8 +453,12 @@ impl Dispatcher {
         Err(Error::Conflict)
     }
 
-    async fn send(&self, mut row: LedgerRow) -> Result<LedgerRow> {
-        let mut inputs = self.inputs(&row).await?;
+    async fn send(
+        &self,
+        mut row: LedgerRow,
+        inputs: &mut Inputs,
+        rendered: Option<(String, bytes::Bytes)>,
+    ) -> Result<LedgerRow> {
         let stream = StreamId::new(&inputs.tenant, "case", &row.case_id);
         let document = row
             .document
@@ -429,7 +467,7 @@ impl Dispatcher {
         // The check just before sending, made atomic with the rendered event.
         let mut suppressed = None;
         if inputs.consolidated.is_some() {
-            suppressed = self.check_consolidated(&mut row, &mut inputs).await?;
+            suppressed = self.check_consolidated(&mut row, inputs).await?;
         }
         for attempt in 0.. {
             if inputs.consolidated.is_some() {
@@ -490,19 +528,30 @@ impl Dispatcher {
         }
         // A consolidated letter may have been rendered again without a member.
         let document = row.document.clone().unwrap_or(document);
-        let pdf = self
-            .docs
-            .get(&document)
-            .await?
-            .ok_or_else(|| Error::Storage(format!("document {document} missing")))?;
+        // The PDF goes to email and post (from memory when just rendered); the inbox copy
+        // names the stored document only.
+        let pdf = match rendered {
+            _ if row.channel == "inbox" => bytes::Bytes::new(),
+            Some((sha, pdf)) if sha == document => pdf,
+            _ => self
+                .docs
+                .get(&document)
+                .await?
+                .ok_or_else(|| Error::Storage(format!("document {document} missing")))?,
+        };
         let model = inputs.model(&row)?;
         let settings = inputs
             .config
             .settings
             .clone()
             .ok_or_else(|| Error::Precondition("no letterhead configured".into()))?;
-        let renderer = self.renderers.for_tenant(&inputs.tenant, &inputs.config)?;
-        let body = renderer.render_email(&model)?;
+        // The email's subject and bodies, before `sending` (a template error fails here).
+        let body = if row.channel == "email" {
+            let renderer = self.renderers.for_tenant(&inputs.tenant, &inputs.config)?;
+            Some(renderer.render_email(&model)?)
+        } else {
+            None
+        };
         if !store::transition(
             &self.pool,
             &row.id,
@@ -517,9 +566,9 @@ impl Dispatcher {
         {
             return Ok(row);
         }
-        let attachment = format!("{}.pdf", sanitize(&body.subject));
-        let outcome = match (row.channel.as_str(), row.recipient.as_str()) {
-            ("email", recipient) => {
+        let outcome = match (row.channel.as_str(), row.recipient.as_str(), &body) {
+            ("email", recipient, Some(body)) => {
+                let attachment = format!("{}.pdf", sanitize(&body.subject));
                 let to = if recipient == "debtor" {
                     inputs
                         .invoice
@@ -564,8 +613,8 @@ impl Dispatcher {
                     }
                 }
             }
-            ("post", _) => {
-                let registered = settings.registered_steps.contains(&row.step);
+            ("post", _, _) => {
+                let registered = settings.is_registered(row.step);
                 self.spool
                     .submit(
                         &PostJob {
@@ -577,7 +626,7 @@ impl Dispatcher {
                             address: &model.recipient_lines(),
                             country: &inputs.invoice.debtor.address.expose().country,
                             registered,
-                            return_receipt: false,
+                            return_receipt: registered && settings.return_receipt(row.step),
                             colour: false,
                             duplex: true,
                         },
@@ -586,13 +635,13 @@ impl Dispatcher {
                     )
                     .await
             }
-            ("inbox", _) => match store::inbox_put(&self.pool, &row, &document, false).await {
+            ("inbox", _, _) => match store::inbox_put(&self.pool, &row, &document, false).await {
                 Ok(id) => Outcome::Sent(id),
                 Err(e) => Outcome::Transient(format!("inbox: {e}")),
             },
-            (other, _) => Outcome::Permanent(format!("unsupported channel {other}")),
+            (other, _, _) => Outcome::Permanent(format!("unsupported channel {other}")),
         };
-        self.record(row, outcome, &inputs, &settings, &document)
+        self.record(row, outcome, inputs, &settings, &document)
             .await
     }
 
@@ -666,7 +715,7 @@ impl Dispatcher {
                 .await?;
                 if fallback {
                     // A registered letter is rendered again with its endorsement.
-                    let registered = settings.registered_steps.contains(&row.step);
+                    let registered = settings.is_registered(row.step);
                     store::insert_row(
                         &mut *tx,
                         &NewRow {

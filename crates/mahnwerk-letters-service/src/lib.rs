@@ -81,7 +81,7 @@ impl Config {
             documents: DocumentConfig::Fs(PathBuf::from("var/documents")),
             smtp: None,
             spool_dir: PathBuf::from("var/post-spool"),
-            concurrency: 4,
+            concurrency: 16,
             retry_backoff: Duration::from_secs(5),
             ack_wait: Duration::from_secs(30),
         }
@@ -158,6 +158,9 @@ pub async fn run(
         renderers: parts.renderers.clone(),
         wake: parts.wake.clone(),
         concurrency: parts.config.concurrency,
+        render_slots: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(1, usize::from),
+        )),
         retry_backoff: parts.config.retry_backoff,
     };
     let mut consumer_config =

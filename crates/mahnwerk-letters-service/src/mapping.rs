@@ -54,14 +54,14 @@ fn field(e: mahnwerk_domain::MoneyError) -> Error {
     }
 }
 
-/// Build the letter for `step` of the case of `invoice`; `registered`: it goes by registered
-/// post (the Vermerkzone says so).
+/// Build the letter for `step` of the case of `invoice`; `endorsement`: it goes by registered
+/// post, with or without return receipt (the Vermerkzone says so).
 pub fn letter_model(
     step: &StepReached,
     invoice: &Invoice,
     case: CaseId,
     settings: &LetterSettings,
-    registered: bool,
+    endorsement: Option<model::Endorsement>,
 ) -> Result<LetterModel> {
     let kind = kind_for_template(&step.template_id, step.number);
     let language = language(&invoice.debtor.language);
@@ -176,7 +176,7 @@ pub fn letter_model(
                 },
             })
         }),
-        endorsement: registered.then_some(model::Endorsement::Registered),
+        endorsement,
     })
 }
 
@@ -204,7 +204,7 @@ pub fn consolidated_model(
     c: &mahnwerk_dunning::consolidate::Consolidation,
     members: &[Member],
     settings: &LetterSettings,
-    registered: bool,
+    endorsement: Option<model::Endorsement>,
 ) -> Result<LetterModel> {
     let first = members
         .first()
@@ -214,14 +214,14 @@ pub fn consolidated_model(
         &first.invoice,
         first.case,
         settings,
-        registered,
+        endorsement,
     )?;
     let currency = first.step.balance.currency;
     let mut claims = Vec::new();
     let mut total = Money::zero(currency);
     let mut consumer_notice = false;
     for m in members {
-        let one = letter_model(&m.step, &m.invoice, m.case, settings, registered)?;
+        let one = letter_model(&m.step, &m.invoice, m.case, settings, endorsement)?;
         claims.extend(one.claims);
         total = total.checked_add(m.step.balance).map_err(field)?;
         consumer_notice |= one.notices.consumer_default_notice;
@@ -351,6 +351,7 @@ mod tests {
             copy_to: CopyTo::Inbox,
             email_fallback_to_post: true,
             registered_steps: vec![],
+            return_receipt_steps: vec![],
             drafts_only: false,
         };
         (step, invoice, settings)
@@ -360,7 +361,7 @@ mod tests {
     fn claim_lines_add_up_to_the_steps_balance_with_the_interest_derivation() {
         let (step, invoice, settings) = fixture(125_040);
         let case = CaseId(uuid::Uuid::nil());
-        let m = letter_model(&step, &invoice, case, &settings, false).expect("model");
+        let m = letter_model(&step, &invoice, case, &settings, None).expect("model");
         assert_eq!(m.kind, LetterKind::FirstNotice);
         assert_eq!(m.validate().expect("valid"), Money::eur(125_040));
         assert!(matches!(m.claims[1], ClaimLine::Interest { days: 46, .. }));
@@ -370,11 +371,18 @@ mod tests {
         );
         // Earlier letters' costs still open: one more line, the total still the balance.
         let (step, invoice, settings) = fixture(125_290);
-        let m = letter_model(&step, &invoice, case, &settings, false).expect("model");
+        let m = letter_model(&step, &invoice, case, &settings, None).expect("model");
         assert_eq!(m.validate().expect("valid"), Money::eur(125_290));
         // Payments credited to costs and interest (§ 367): a payment line.
         let (step, invoice, settings) = fixture(124_000);
-        let m = letter_model(&step, &invoice, case, &settings, true).expect("model");
+        let m = letter_model(
+            &step,
+            &invoice,
+            case,
+            &settings,
+            Some(model::Endorsement::Registered),
+        )
+        .expect("model");
         assert_eq!(m.validate().expect("valid"), Money::eur(124_000));
         assert!(matches!(m.claims.last(), Some(ClaimLine::Payment { .. })));
         assert!(m.endorsement.is_some());
@@ -396,7 +404,7 @@ mod tests {
         });
         invoice.debtor.email = Some(Personal::new("kunde@debtor.test".into()));
         let case = CaseId(uuid::Uuid::nil());
-        let mut m = letter_model(&step, &invoice, case, &settings, false).expect("model");
+        let mut m = letter_model(&step, &invoice, case, &settings, None).expect("model");
         assert!(m.validate().is_err(), "an empty window is refused");
         email_window(&mut m, &invoice);
         assert_eq!(m.validate().expect("valid"), Money::eur(125_040));
@@ -422,10 +430,10 @@ mod tests {
             // EPC069-12: BCD, version, charset, SCT, BIC, name, IBAN, amount, …
             payload.lines().nth(5).expect("name line").to_owned()
         };
-        let m = letter_model(&step, &invoice, case, &settings, false).expect("model");
+        let m = letter_model(&step, &invoice, case, &settings, None).expect("model");
         assert_eq!(name_line(&m), "Muster Factoring KG");
         invoice.creditor_account.holder = None;
-        let m = letter_model(&step, &invoice, case, &settings, false).expect("model");
+        let m = letter_model(&step, &invoice, case, &settings, None).expect("model");
         assert_eq!(name_line(&m), settings.letterhead.name);
     }
 }

@@ -117,7 +117,7 @@ impl Letters {
         let settings = cfg.settings.as_ref().ok_or_else(|| {
             Error::Precondition("no letterhead configured: PutLetterhead first".into())
         })?;
-        let model = mapping::letter_model(&step, &invoice, case, settings, false)?;
+        let model = mapping::letter_model(&step, &invoice, case, settings, None)?;
         let renderer = self.renderers.for_tenant(tenant, &cfg)?;
         let letter = tokio::task::spawn_blocking(move || renderer.render(&model))
             .await
@@ -163,7 +163,8 @@ impl LetterService for Letters {
     ) -> Result<Response<pb::ListLettersResponse>, Status> {
         let (tenant, _) = self.caller(&req, &req.get_ref().tenant).await?;
         let case = case_id(&req.get_ref().case_id)?;
-        let rows = store::rows_of_case(&self.pool, tenant.as_str(), &case.0.to_string())
+        // With the consolidated letters it is in, keyed on another member case.
+        let rows = store::letters_of_case(&self.pool, tenant.as_str(), &case.0.to_string())
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::ListLettersResponse {

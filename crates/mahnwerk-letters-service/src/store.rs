@@ -290,6 +290,51 @@ pub async fn rows_of_case(
     rows.iter().map(row).collect()
 }
 
+/// The letters a case is in: its own rows and those of every consolidated letter one of its
+/// steps belongs to (keyed on the consolidation's first case, which may be another one).
+pub async fn letters_of_case(
+    pool: &AnyPool,
+    tenant: &str,
+    case_id: &str,
+) -> Result<Vec<LedgerRow>, sqlx::Error> {
+    let mut rows = rows_of_case(pool, tenant, case_id).await?;
+    let steps: Vec<(String,)> =
+        sqlx::query_as("SELECT step_json FROM letters_steps WHERE tenant = $1 AND case_id = $2")
+            .bind(tenant.to_owned())
+            .bind(case_id.to_owned())
+            .fetch_all(pool)
+            .await?;
+    let mut seqs: Vec<String> = steps
+        .iter()
+        .filter_map(|(json,)| {
+            let step: serde_json::Value = serde_json::from_str(json).ok()?;
+            Some(consolidation_seq(
+                step.get("consolidation")?.get("id")?.as_str()?,
+            ))
+        })
+        .collect();
+    seqs.sort();
+    seqs.dedup();
+    for seq in seqs {
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM letters_ledger WHERE tenant = $1 AND seq = $2 ORDER BY step, created_ms, id"
+        ))
+        .bind(tenant.to_owned())
+        .bind(seq)
+        .fetch_all(pool)
+        .await?;
+        for r in &found {
+            let r = row(r)?;
+            if !rows.iter().any(|have| have.id == r.id) {
+                rows.push(r);
+            }
+        }
+    }
+    Ok(rows)
+}
+
 pub async fn all_rows(pool: &AnyPool) -> Result<Vec<LedgerRow>, sqlx::Error> {
     let rows = sqlx::query(concat!(
         "SELECT ",

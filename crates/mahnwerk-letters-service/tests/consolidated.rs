@@ -1,6 +1,6 @@
 //! Consolidated letters in the letters service (real SQLite log, NATS, aiosmtpd): one letter per
 //! consolidation whichever member's step arrives, a member settled before the send is left out
-//! of the letter, a consolidation with no member left is suppressed on every member, and a case
+//! of the letter (with a `letter.suppressed.v1` of its own), a consolidation with no member left is suppressed on every member, and a case
 //! listed in a consolidation without carrying its step (it was decided alone) is not in it.
 
 mod common;
@@ -110,7 +110,22 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
     // The open members carry the letter; the paid one and the one decided alone do not.
     let letter_id = &one_rows[0].letter_id;
     let mut documents = Vec::new();
-    for (i, (_, stream)) in cases.iter().enumerate() {
+    for (i, (case, stream)) in cases.iter().enumerate() {
+        // ListLetters of any member shows the consolidated letter (its rows are keyed on the
+        // consolidation's first case); the case decided alone is not in it.
+        let listed = mahnwerk_letters_service::store::letters_of_case(
+            &h.pool,
+            h.tenant.as_str(),
+            &case.to_string(),
+        )
+        .await
+        .expect("letters of the case");
+        let in_letter = listed.iter().filter(|r| r.seq == "c:c-one").count();
+        assert_eq!(
+            in_letter,
+            if i < 3 { 2 } else { 0 },
+            "case {i}: {listed:#?}"
+        );
         let file = event_types(&h.log, stream).await;
         let rendered: Vec<_> = file
             .iter()
@@ -137,6 +152,19 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
             documents.push(rendered[0].1["document_sha256"].clone());
         } else {
             assert_eq!((rendered.len(), dispatched), (0, 0), "case {i}: {file:#?}");
+        }
+        // The member paid before the send is told why it got no letter; the case decided
+        // alone was never a member.
+        let suppressed: Vec<_> = file
+            .iter()
+            .filter(|(t, p)| t == "letter.suppressed.v1" && p["letter_id"] == *letter_id)
+            .collect();
+        if i == 2 {
+            assert_eq!(suppressed.len(), 1, "the dropped member: {file:#?}");
+            assert_eq!(suppressed[0].1["reason"], "settled");
+            assert_eq!(suppressed[0].1["step"], 2);
+        } else {
+            assert!(suppressed.is_empty(), "case {i}: {file:#?}");
         }
     }
     assert_eq!(documents[0], documents[1], "one document for the letter");

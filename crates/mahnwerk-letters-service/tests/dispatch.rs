@@ -302,6 +302,48 @@ async fn a_step_the_tenant_sends_registered_goes_by_registered_post() {
     service.abort();
 }
 
+/// "Einschreiben mit Rückschein": a step in the tenant's `return_receipt_steps` goes by
+/// registered post with return receipt: the spool job says so and the Vermerkzone prints it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_receipt_step_goes_registered_with_return_receipt() {
+    let h = Harness::start(&[]).await;
+    let mut s = settings(CopyTo::Inbox);
+    s.registered_steps.clear();
+    s.return_receipt_steps = vec![1];
+    put_settings(&h.log, &h.tenant, &s).await;
+    let inv = invoice("RE-RR-1", None);
+    let (_, stream) = case_of(&h.tenant, &inv);
+    append(&h.log, &stream, vec![issued(&inv), step_event(&step(1))]).await;
+    let service = h.spawn_service();
+    wait_for("the letter and its copy final", 60, || async {
+        let rows = h.rows().await;
+        rows.len() == 2 && done(&rows)
+    })
+    .await;
+    let jobs = h.spool_jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["registered"], true, "{jobs:?}");
+    assert_eq!(jobs[0]["return_receipt"], true, "{jobs:?}");
+    let rendered: Vec<serde_json::Value> = event_types(&h.log, &stream)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "letter.rendered.v1")
+        .map(|(_, p)| p)
+        .collect();
+    let sha = rendered[0]["document_sha256"].as_str().expect("document");
+    let pdf = h.parts.docs.get(sha).await.unwrap().expect("stored PDF");
+    let path = h.dir.path().join("receipt.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Einschreiben mit Rückschein"), "{text}");
+    service.abort();
+}
+
 /// Must-show 4: a case paid a moment before dispatch gets no letter. The letter is rendered,
 /// stored and announced (`letter.rendered.v1`), its first hand-over to the post spool fails
 /// transiently (the spool path is not a directory) and is retried after 2 s; the payment

@@ -97,7 +97,7 @@ fn letters_for_generated_cases_read_back_with_the_cases_payment_facts() {
         s.lump_sum = Money::eur(if i % 2 == 1 { 0 } else { 4000 });
         s.balance = Money::eur(inv.gross + s.fee.minor + s.lump_sum.minor);
         let case = CaseId::for_invoice(&tenant, &inv.number);
-        let model = mapping::letter_model(&s, &inv, case, &settings, false).expect("model");
+        let model = mapping::letter_model(&s, &inv, case, &settings, None).expect("model");
         let letter = renderer.render(&model).expect("render");
         let rb = readback(&letter.pdf);
         let page = &rb.pages[0];

@@ -146,9 +146,36 @@ pub struct LetterSettings {
     /// Steps (1-based) sent by registered mail when they go by post.
     #[serde(default)]
     pub registered_steps: Vec<u32>,
+    /// Steps (1-based) sent as "Einschreiben mit Rückschein" (registered with return receipt)
+    /// when they go by post; registered is implied.
+    #[serde(default)]
+    pub return_receipt_steps: Vec<u32>,
     /// The creditor sends the letters themselves: render drafts, never dispatch.
     #[serde(default)]
     pub drafts_only: bool,
+}
+
+impl LetterSettings {
+    /// Whether `step` goes by registered post (with or without return receipt).
+    pub fn is_registered(&self, step: u32) -> bool {
+        self.registered_steps.contains(&step) || self.return_receipt_steps.contains(&step)
+    }
+
+    /// Whether `step` goes as "Einschreiben mit Rückschein".
+    pub fn return_receipt(&self, step: u32) -> bool {
+        self.return_receipt_steps.contains(&step)
+    }
+
+    /// The Vermerkzone endorsement of `step` when it goes by post.
+    pub fn endorsement(&self, step: u32) -> Option<crate::model::Endorsement> {
+        if self.return_receipt(step) {
+            Some(crate::model::Endorsement::RegisteredWithReturnReceipt)
+        } else if self.is_registered(step) {
+            Some(crate::model::Endorsement::Registered)
+        } else {
+            None
+        }
+    }
 }
 
 fn yes() -> bool {

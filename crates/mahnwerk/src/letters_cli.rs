@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub enum LettersCommand {
     /// Set the letterhead and sender settings from a JSON file (`letterhead.updated.v1`:
     /// letterhead with logo and footer, signature, email_from, reply_to, copy_to,
-    /// email_fallback_to_post, registered_steps, drafts_only); `-` for stdin. Prints the
+    /// email_fallback_to_post, registered_steps, return_receipt_steps, drafts_only); `-` for stdin. Prints the
     /// version; the same settings again record nothing.
     SetLetterhead {
         /// JSON file, `-` for stdin.

@@ -6,7 +6,8 @@
 //! with its id (a case the dunning service had to decide alone after a conflict has a letter of
 //! its own and is not listed). **Just before sending** every member stream is read: a member
 //! settled, paused, disputed or ended meanwhile is dropped and the letter is rendered again
-//! without it (a different document); when none is left the letter is `suppressed`.
+//! without it (a different document), and the dropped member gets a `letter.suppressed.v1` of
+//! its own with the reason; when none is left the letter is `suppressed`.
 //! `letter.rendered.v1` (with the letter's RF reference) is appended to every member stream left
 //! with the version read, in one group commit; `letter.dispatched.v1`, `letter.copy_sent.v1`,
 //! `letter.failed.v1` go to every member stream that has the `letter.rendered.v1`.
@@ -21,7 +22,7 @@ use mahnwerk_domain::{CaseId, EventId, StreamId, TenantId};
 use mahnwerk_dunning::consolidate::Consolidation;
 use mahnwerk_dunning::dunning_case::StepReached;
 use mahnwerk_eventlog::{AppendBatch, ExpectedVersion};
-use mahnwerk_letters::events::LetterRendered;
+use mahnwerk_letters::events::{LetterRendered, LetterSuppressed};
 
 /// Why a consolidated letter whose members all dropped out is not sent.
 pub const NONE_LEFT: &str = "every invoice of the consolidated letter settled, paused or ended";
@@ -194,9 +195,7 @@ impl Dispatcher {
             // The letter as it must go out now: rendered again when a member dropped out.
             let model = inputs.model(row)?;
             let renderer = self.renderers.for_tenant(&inputs.tenant, &inputs.config)?;
-            let letter = tokio::task::spawn_blocking(move || renderer.render(&model))
-                .await
-                .map_err(|e| Error::Precondition(format!("render task: {e}")))??;
+            let letter = self.render_pdf(renderer, model).await??;
             let sha = self
                 .docs
                 .put_owned(&inputs.owner(row)?, bytes::Bytes::from(letter.pdf))
@@ -217,7 +216,38 @@ impl Dispatcher {
                 row.document = Some(sha.clone());
             }
             let reference = mapping::consolidation_reference(&c.consolidation.id);
-            let batches: Vec<AppendBatch> = c
+            // A member dropped out (settled, paused… since its step) gets its own
+            // `letter.suppressed.v1` with the reason, in the same group commit; its id is the
+            // one the row's own report would give it, so a later suppression of the whole
+            // letter adds nothing to that stream.
+            let mut batches: Vec<AppendBatch> = c
+                .members
+                .iter()
+                .filter_map(|m| {
+                    let reason = m.suppressed.as_ref()?;
+                    let payload = serde_json::to_value(LetterSuppressed {
+                        letter_id: row.letter_id.clone(),
+                        step: m.member.step.number,
+                        reason: reason.clone(),
+                    })
+                    .map_err(|e| Error::invalid("event", e.to_string()));
+                    Some(payload.map(|payload| {
+                        AppendBatch {
+                            stream: m.stream.clone(),
+                            expected: m
+                                .version
+                                .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
+                            events: vec![self.event(
+                                m.step_event,
+                                row,
+                                "letter.suppressed.v1",
+                                payload,
+                            )],
+                        }
+                    }))
+                })
+                .collect::<Result<_>>()?;
+            let rendered: Vec<AppendBatch> = c
                 .members
                 .iter()
                 .filter(|m| m.suppressed.is_none())
@@ -248,6 +278,7 @@ impl Dispatcher {
                     })
                 })
                 .collect::<Result<_>>()?;
+            batches.extend(rendered);
             let results = self.log.append_many(batches).await?;
             let mut again = false;
             for r in results {

@@ -1,6 +1,6 @@
 //! Reporting a ledger row's final state: the `letter.*` event it puts on the case stream.
 
-use super::Dispatcher;
+use super::{Dispatcher, Inputs};
 use crate::error::{Error, Result};
 use crate::store::{self, LedgerRow, state};
 use crate::tenant;
@@ -11,8 +11,9 @@ use mahnwerk_letters::events::{
 };
 
 impl Dispatcher {
-    /// Append the event of a final state, then mark the row reported.
-    pub(super) async fn report(&self, row: &LedgerRow) -> Result<()> {
+    /// Append the event of a final state, then mark the row reported. `inputs`: the row's
+    /// inputs when this pass read them (its step event and tenant settings are not read again).
+    pub(super) async fn report(&self, row: &LedgerRow, inputs: Option<&Inputs>) -> Result<()> {
         let tenant: TenantId = row
             .tenant
             .parse()
@@ -25,6 +26,10 @@ impl Dispatcher {
                 .into_iter()
                 .map(|(stream, step_event, _)| (stream, step_event))
                 .collect(),
+            None if inputs.is_some_and(|i| i.consolidated.is_none()) => {
+                let step_event = inputs.map(|i| i.step_event).ok_or(Error::Conflict)?;
+                vec![(StreamId::new(&tenant, "case", &row.case_id), step_event)]
+            }
             None => {
                 let inputs_step =
                     match store::step(&self.pool, &row.tenant, &row.case_id, row.step).await? {
@@ -52,10 +57,11 @@ impl Dispatcher {
                     provider_id: row.provider_id.clone().unwrap_or_default(),
                     document_sha256: document,
                     registered: row.channel == "post"
-                        && tenant::load(&self.log, &tenant)
-                            .await?
-                            .settings
-                            .is_some_and(|s| s.registered_steps.contains(&row.step)),
+                        && match inputs {
+                            Some(i) => i.config.settings.clone(),
+                            None => tenant::load(&self.log, &tenant).await?.settings,
+                        }
+                        .is_some_and(|s| s.is_registered(row.step)),
                 }))?,
             ),
             state::SENT => (

@@ -224,6 +224,7 @@ pub fn settings(copy_to: CopyTo) -> LetterSettings {
         copy_to,
         email_fallback_to_post: true,
         registered_steps: vec![3],
+        return_receipt_steps: vec![],
         drafts_only: false,
     }
 }

@@ -60,6 +60,7 @@ pub fn letter_settings(copy_by_email: bool) -> LetterSettings {
         },
         email_fallback_to_post: true,
         registered_steps: vec![],
+        return_receipt_steps: vec![],
         drafts_only: false,
     }
 }
