@@ -350,6 +350,7 @@ impl Dunning {
                     for (u, r) in writing.into_iter().zip(results) {
                         match r {
                             Ok(a) => {
+                                tracing::debug!(case = %u.member.case, events = u.member.plan.events.len(), "dunning events appended");
                                 count_steps(u.member.case, &u.member.plan.events);
                                 done.push(reconciled(u, a.last_version));
                             }
