@@ -5,52 +5,14 @@
 mod common;
 use common::*;
 
-use chrono::{Duration, NaiveDate};
+use chrono::Duration;
 use mahnwerk_clock::{Clock, SharedClock, SimulatedClock};
-use mahnwerk_domain::lifecycle::{CaseEvent, InvoiceIssued};
 use mahnwerk_domain::{CaseId, InvoiceNumber, TenantId};
-use mahnwerk_dunning::dunning_case::{DunningEvent, StepReached};
+use mahnwerk_dunning::dunning_case::StepReached;
 use mahnwerk_dunning::law::calendar::FederalState;
 use mahnwerk_dunning_service::Dunning;
-use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion, Metadata, NewEvent, event_id_now};
+use mahnwerk_eventlog::{AppendBatch, EventLog, ExpectedVersion};
 use std::sync::Arc;
-
-fn issued(number: &str, due: NaiveDate) -> NewEvent {
-    let invoice = serde_json::from_value(serde_json::json!({
-        "number": number, "issue_date": "2026-03-01", "due_date": due.to_string(),
-        "currency": "EUR", "net": 10000, "tax": 1900, "gross": 11900,
-        "debtor": {"name": "Erika Mustermann", "kind": "consumer",
-                   "address": {"street": ["Heidestraße 17"], "postal_code": "51147", "city": "Köln", "country": "DE"},
-                   "language": "de", "customer_number": "K-9"},
-        "creditor_account": {"iban": "DE89370400440532013000"}
-    }))
-    .unwrap();
-    let e = CaseEvent::InvoiceIssued(InvoiceIssued { invoice });
-    NewEvent {
-        event_id: event_id_now(),
-        event_type: e.event_type().into(),
-        payload: e.to_payload(),
-        occurred_at: chrono::Utc::now(),
-        metadata: Metadata {
-            actor: "test".into(),
-            ..Default::default()
-        },
-    }
-}
-
-async fn steps(log: &EventLog, tenant: &TenantId, case: CaseId) -> Vec<StepReached> {
-    log.read_stream(&case.stream(tenant), 1, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(
-            |e| match DunningEvent::from_parts(&e.event_type, &e.payload) {
-                Ok(Some(DunningEvent::StepReached(s))) => Some(*s),
-                _ => None,
-            },
-        )
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_deciding_the_same_day_append_one_consolidation_with_one_fee() {
@@ -76,7 +38,7 @@ async fn two_replicas_deciding_the_same_day_append_one_consolidation_with_one_fe
             log.append(AppendBatch {
                 stream: case.stream(&tenant),
                 expected: ExpectedVersion::NoStream,
-                events: vec![issued(number, due)],
+                events: vec![issued(number, "K-9", due)],
             })
             .await
             .unwrap();
