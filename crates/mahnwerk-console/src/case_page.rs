@@ -165,6 +165,13 @@ pub fn describe(lang: Lang, ty: &str, p: &Value) -> String {
                     lang.t("Mahnung pausiert", "Dunning paused"),
                     text(pause, "reason")
                 ),
+                "settlement" => format!(
+                    "{} {} {} {}",
+                    lang.t("Vergleich:", "Settlement:"),
+                    money(lang, &pause["amount"]),
+                    lang.t("bis", "by"),
+                    text(pause, "pay_by")
+                ),
                 kind => format!("{} ({kind})", lang.t("Mahnung pausiert", "Dunning paused")),
             }
         }
@@ -175,6 +182,14 @@ pub fn describe(lang: Lang, ty: &str, p: &Value) -> String {
             text(&p["why"], "reason")
         ),
         "dunning.written_off" => lang.t("Ausgebucht", "Written off").to_owned(),
+        "dunning.step_skipped" => format!(
+            "{} {} „{}“ {}: {}",
+            lang.t("Stufe", "Step"),
+            p["skipped_step"],
+            text(p, "title"),
+            lang.t("übersprungen", "skipped"),
+            text(p, "reason")
+        ),
         "dunning.offered" => format!(
             "{} „{}“ ({})",
             lang.t(

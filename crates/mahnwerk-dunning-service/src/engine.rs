@@ -175,10 +175,28 @@ impl Dunning {
                 due_on: r.due_on,
             })
             .collect();
-        let mut tx = self.inner.pool.begin().await?;
-        projection::record_many(&mut tx, &rows).await?;
-        tx.commit().await?;
-        Ok(())
+        // Replicas record overlapping cases at the same time (`record_many` takes the row locks
+        // in one order, so they do not deadlock); a busy database or a serialization failure
+        // left by another writer is retried.
+        let mut attempt = 0;
+        loop {
+            let tried = async {
+                let mut tx = self.inner.pool.begin().await?;
+                projection::record_many(&mut tx, &rows).await?;
+                tx.commit().await
+            }
+            .await;
+            match tried {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 5 && projection::is_contention(&e) => {
+                    attempt += 1;
+                    metrics::counter!("mahnwerk_dunning_record_retries_total").increment(1);
+                    tracing::debug!(error = %e, attempt, "recording next actions: retried");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// [`Dunning::reconcile`] without recording the next action.

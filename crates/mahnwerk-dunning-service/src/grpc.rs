@@ -50,6 +50,25 @@ fn parse_date(field: &str, value: &str) -> Result<NaiveDate, Status> {
         .map_err(|_| invalid_field(field, "must be a date YYYY-MM-DD"))
 }
 
+/// A free text of an intervention (a reason): at most 1000 characters, no control characters
+/// (CR, LF, NUL, ...), and not empty when `required`.
+#[allow(clippy::result_large_err)]
+fn reason_text(field: &str, value: &str, required: bool) -> Result<String, Status> {
+    if required && value.trim().is_empty() {
+        return Err(invalid_field(field, "required"));
+    }
+    if value.chars().count() > 1000 {
+        return Err(invalid_field(field, "must be at most 1000 characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid_field(
+            field,
+            "must not contain control characters (CR, LF, NUL, ...)",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
 #[allow(clippy::result_large_err)]
 fn parse_money(field: &str, m: Option<&pb::Money>) -> Result<Money, Status> {
     let m = m.ok_or_else(|| invalid_field(field, "required"))?;
@@ -126,6 +145,8 @@ intervention_response!(
     RecordPromiseToPayResponse,
     AgreePaymentPlanResponse,
     WriteOffResponse,
+    AgreeSettlementResponse,
+    SkipStepResponse,
     ApproveDunningResponse,
     DeclineDunningResponse,
     MoveCasePolicyResponse
@@ -186,6 +207,23 @@ impl DunningApi {
         Ok(response)
     }
 
+    /// The outcome of a claimed request; a failure releases the claim (the request took no
+    /// effect: retried, or corrected under the same key, it runs again).
+    async fn unless_refused<A>(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        done: Result<A, Status>,
+    ) -> Result<A, Status> {
+        if done.is_err()
+            && let Err(e) =
+                projection::release_request(self.dunning.pool(), tenant.as_str(), request_id).await
+        {
+            tracing::warn!(error = %e, request_id, "a refused request's claim was not released");
+        }
+        done
+    }
+
     /// Hold or release every case of a debtor, once per `request_id`.
     async fn intervene_debtor<T, R: From<DebtorAnswer>>(
         &self,
@@ -210,39 +248,44 @@ impl DunningApi {
         {
             return Ok(Response::new(answer(changed, cases)));
         }
-        let pool = self.dunning.pool();
-        let db = |e: sqlx::Error| Status::from(Error::Database(e));
-        let cases = projection::debtor_cases(pool, tenant.as_str(), debtor_key)
-            .await
-            .map_err(db)?;
-        let meta = metadata(req, &caller, request_id);
-        let today = self.dunning.clock().today();
-        let mut changed = 0;
-        for case in &cases {
-            let Ok(case) = case.parse::<CaseId>() else {
-                continue;
-            };
-            match self
-                .dunning
-                .reconcile(&tenant, case, Some((&command, &meta)), false, today)
+        let done = async {
+            let pool = self.dunning.pool();
+            let db = |e: sqlx::Error| Status::from(Error::Database(e));
+            let cases = projection::debtor_cases(pool, tenant.as_str(), debtor_key)
                 .await
-            {
-                Ok(done) if !done.appended.is_empty() => changed += 1,
-                Ok(_) => {}
-                // A closed case takes no hold: the rules refused, nothing to do.
-                Err(Error::Rule(_)) => {}
-                Err(e) => return Err(e.into()),
+                .map_err(db)?;
+            let meta = metadata(req, &caller, request_id);
+            let today = self.dunning.clock().today();
+            let mut changed = 0;
+            for case in &cases {
+                let Ok(case) = case.parse::<CaseId>() else {
+                    continue;
+                };
+                match self
+                    .dunning
+                    .reconcile(&tenant, case, Some((&command, &meta)), false, today)
+                    .await
+                {
+                    Ok(done) if !done.appended.is_empty() => changed += 1,
+                    Ok(_) => {}
+                    // A closed case takes no hold: the rules refused, nothing to do.
+                    Err(Error::Rule(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
+            let cases = u64::try_from(cases.len()).unwrap_or(u64::MAX);
+            Ok::<_, Status>((changed, cases))
         }
-        let cases = u64::try_from(cases.len()).unwrap_or(u64::MAX);
+        .await;
+        let (changed, cases) = self.unless_refused(&tenant, request_id, done).await?;
         projection::finish_request(
-            pool,
+            self.dunning.pool(),
             tenant.as_str(),
             request_id,
             &serde_json::to_string(&(changed, cases)).unwrap_or_default(),
         )
         .await
-        .map_err(db)?;
+        .map_err(|e| Status::from(Error::Database(e)))?;
         Ok(Response::new(answer(changed, cases)))
     }
 
@@ -274,35 +317,40 @@ impl DunningApi {
                 stream_version: stored.stream_version,
             })));
         }
-        let pool = self.dunning.pool();
-        let db = |e: sqlx::Error| Status::from(Error::Database(e));
-        let folded = self
-            .dunning
-            .read_case(&case.stream(&tenant))
-            .await
-            .map_err(Status::from)?;
-        if folded.version == 0 {
-            return Err(Status::not_found("case not found"));
+        // A refused request leaves no claim: the caller may correct it and use the key again.
+        let done = async {
+            let folded = self
+                .dunning
+                .read_case(&case.stream(&tenant))
+                .await
+                .map_err(Status::from)?;
+            if folded.version == 0 {
+                return Err(Status::not_found("case not found"));
+            }
+            let meta = metadata(req, &caller, request_id);
+            let today = self.dunning.clock().today();
+            let done = self
+                .dunning
+                .reconcile(&tenant, case, Some((&command, &meta)), false, today)
+                .await?;
+            let stored = Stored {
+                case_id: case.to_string(),
+                event_types: done.appended.iter().map(|t| (*t).to_owned()).collect(),
+                stream_version: done.version,
+            };
+            Ok::<_, Status>(stored)
         }
-        let meta = metadata(req, &caller, request_id);
-        let today = self.dunning.clock().today();
-        let done = self
-            .dunning
-            .reconcile(&tenant, case, Some((&command, &meta)), false, today)
-            .await?;
-        let stored = Stored {
-            case_id: case.to_string(),
-            event_types: done.appended.iter().map(|t| (*t).to_owned()).collect(),
-            stream_version: done.version,
-        };
+        .await;
+        let stored = self.unless_refused(&tenant, request_id, done).await?;
+        // Appended: from here on the claim stays, whatever happens.
         projection::finish_request(
-            pool,
+            self.dunning.pool(),
             tenant.as_str(),
             request_id,
             &serde_json::to_string(&stored).unwrap_or_default(),
         )
         .await
-        .map_err(db)?;
+        .map_err(|e| Status::from(Error::Database(e)))?;
         Ok(Response::new(R::from(stored)))
     }
 }
@@ -325,6 +373,9 @@ fn describe_pause(p: &Pause) -> String {
         },
         Pause::DirectDebit => {
             "collected by direct debit: dunned only if the debit comes back".into()
+        }
+        Pause::Settlement { amount, pay_by, .. } => {
+            format!("settlement: {amount} to pay by {pay_by}, the rest waived once paid")
         }
     }
 }
@@ -505,7 +556,7 @@ impl DunningService for DunningApi {
         };
         let command = DunningCommand::Hold {
             scope: HoldScope::Case,
-            reason: b.reason.clone(),
+            reason: reason_text("reason", &b.reason, false)?,
             until,
         };
         self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
@@ -524,7 +575,7 @@ impl DunningService for DunningApi {
         };
         let command = DunningCommand::Hold {
             scope: HoldScope::Debtor,
-            reason: b.reason.clone(),
+            reason: reason_text("reason", &b.reason, false)?,
             until,
         };
         self.intervene_debtor(&req, &b.tenant, &b.request_id, &b.debtor_key, command)
@@ -588,7 +639,29 @@ impl DunningService for DunningApi {
     async fn write_off(&self, req: Request<pb::WriteOffRequest>) -> Rpc<pb::WriteOffResponse> {
         let b = req.get_ref().clone();
         let command = DunningCommand::WriteOff {
-            reason: b.reason.clone(),
+            reason: reason_text("reason", &b.reason, false)?,
+        };
+        self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
+            .await
+    }
+
+    async fn agree_settlement(
+        &self,
+        req: Request<pb::AgreeSettlementRequest>,
+    ) -> Rpc<pb::AgreeSettlementResponse> {
+        let b = req.get_ref().clone();
+        let command = DunningCommand::AgreeSettlement {
+            amount: parse_money("amount", b.amount.as_ref())?,
+            pay_by: parse_date("pay_by", &b.pay_by)?,
+        };
+        self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
+            .await
+    }
+
+    async fn skip_step(&self, req: Request<pb::SkipStepRequest>) -> Rpc<pb::SkipStepResponse> {
+        let b = req.get_ref().clone();
+        let command = DunningCommand::SkipStep {
+            reason: reason_text("reason", &b.reason, true)?,
         };
         self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
             .await

@@ -132,10 +132,30 @@ const RECORD_CHUNK: usize = 128;
 /// multi-row upsert of the case rows, each replacing only a row of the same or an earlier stream
 /// version, then one upsert of the next actions of the rows now at exactly their version. A
 /// case without a next action (it ended) goes through [`record`] alone.
+/// Another writer's locks got in the way (PostgreSQL deadlock or serialization failure, SQLite
+/// busy or locked): worth running the same transaction again.
+pub fn is_contention(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            matches!(
+                db.code().as_deref(),
+                Some("40P01" | "40001" | "5" | "6" | "517")
+            ) || db.message().contains("database is locked")
+        }
+        _ => false,
+    }
+}
+
+/// Record many cases in one transaction. The rows are written in (tenant, case) order whatever
+/// order they come in: two writers recording overlapping cases take the row locks in the same
+/// order, so one waits for the other instead of both deadlocking (PostgreSQL).
 pub async fn record_many(
     tx: &mut Transaction<'static, Any>,
     rows: &[CaseRow<'_>],
 ) -> Result<(), sqlx::Error> {
+    let mut sorted: Vec<&CaseRow<'_>> = rows.iter().collect();
+    sorted.sort_by(|a, b| (a.tenant, a.case_id).cmp(&(b.tenant, b.case_id)));
+    let rows = &sorted[..];
     // One statement cannot upsert a row twice: a case given twice goes one by one, in order.
     let mut seen = std::collections::HashSet::with_capacity(rows.len());
     if !rows.iter().all(|r| seen.insert((r.tenant, r.case_id))) {
@@ -196,7 +216,11 @@ pub async fn record_many(
         }
         q.execute(&mut **tx).await?;
 
-        let due: Vec<&CaseRow<'_>> = chunk.iter().filter(|r| r.due_on.is_some()).collect();
+        let due: Vec<&CaseRow<'_>> = chunk
+            .iter()
+            .copied()
+            .filter(|r| r.due_on.is_some())
+            .collect();
         if !due.is_empty() {
             let mut sql = String::from(
                 "INSERT INTO dunning_next_action (tenant, case_id, due_on) SELECT v.column1, v.column2, v.column3 FROM (VALUES ",
@@ -345,6 +369,22 @@ pub async fn claim_request(
     .await?
     .rows_affected()
         == 1)
+}
+
+/// Drop the claim of a request that took no effect (it failed before finishing).
+pub async fn release_request(
+    pool: &AnyPool,
+    tenant: &str,
+    request_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM dunning_requests WHERE tenant = $1 AND request_id = $2 AND response IS NULL",
+    )
+    .bind(tenant.to_owned())
+    .bind(request_id.to_owned())
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 pub async fn finish_request(

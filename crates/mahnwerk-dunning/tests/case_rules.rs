@@ -1,86 +1,16 @@
 //! Given/when/then: one test per rule of the dunning case (see `case` module docs).
 
-use chrono::NaiveDate;
+mod common;
+use common::*;
+
 use mahnwerk_domain::lifecycle::DisputeOutcome;
 use mahnwerk_domain::{DebtorKind, Money};
 use mahnwerk_dunning::dunning_case::{
-    CaseFacts, CaseStatus, DunningCase, DunningCommand as Cmd, DunningEvent as Ev, HoldScope,
-    Instalment, Phase, ResumeReason, StepReached, decide, evolve, next_action_at,
+    CaseStatus, DunningCommand as Cmd, DunningEvent as Ev, HoldScope, Instalment, Phase,
+    ResumeReason, decide, next_action_at,
 };
 use mahnwerk_dunning::law::FederalState;
 use mahnwerk_dunning::policy::{AfterLast, Anchor, Offset, Policy};
-
-fn d(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
-
-fn facts(debtor: DebtorKind, principal: i64) -> CaseFacts {
-    CaseFacts {
-        invoice_number: "RE-2026-001".into(),
-        debtor_key: "K-1".into(),
-        debtor,
-        issue_date: d("2026-03-01"),
-        due_date: d("2026-03-15"),
-        principal: Money::eur(principal),
-        default_notice: false,
-        calendar_due_date: false,
-        state: None,
-        direct_debit: false,
-    }
-}
-
-struct Harness {
-    state: Option<DunningCase>,
-}
-
-impl Harness {
-    fn given(facts: CaseFacts, policy: Policy) -> Self {
-        let mut h = Harness { state: None };
-        h.when(Cmd::Open { facts, policy }, "2026-03-01");
-        h
-    }
-
-    fn try_when(&mut self, cmd: Cmd, day: &str) -> mahnwerk_dunning::Result<Vec<Ev>> {
-        let events = decide(self.state.as_ref(), &cmd, d(day))?;
-        for e in &events {
-            self.state = evolve(self.state.take(), e);
-        }
-        Ok(events)
-    }
-
-    fn when(&mut self, cmd: Cmd, day: &str) -> Vec<Ev> {
-        self.try_when(cmd, day).unwrap()
-    }
-
-    fn advance(&mut self, day: &str) -> Vec<Ev> {
-        self.when(Cmd::Advance, day)
-    }
-
-    fn state(&self) -> &DunningCase {
-        self.state.as_ref().unwrap()
-    }
-}
-
-fn steps(events: &[Ev]) -> Vec<&StepReached> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Ev::StepReached(s) => Some(s.as_ref()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn types(events: &[Ev]) -> Vec<&'static str> {
-    events.iter().map(Ev::event_type).collect()
-}
-
-fn consumer() -> Harness {
-    Harness::given(
-        facts(DebtorKind::Consumer, 11_900),
-        Policy::default_consumer(FederalState::NW),
-    )
-}
 
 #[test]
 fn given_a_consumer_invoice_when_the_reminder_day_comes_then_the_first_step_is_reached_without_fee()

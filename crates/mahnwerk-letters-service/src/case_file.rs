@@ -25,6 +25,7 @@ fn pause_name(k: PauseKind) -> &'static str {
         PauseKind::CaseHold => "case_hold",
         PauseKind::DebtorHold => "debtor_hold",
         PauseKind::DirectDebit => "direct_debit",
+        PauseKind::Settlement => "settlement",
     }
 }
 

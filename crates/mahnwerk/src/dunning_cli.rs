@@ -1,8 +1,13 @@
 //! `mahnwerk dunning …`: the creditor's and operator's dunning decisions over gRPC
 //! (`DunningService`): approve or decline in approval mode, assign policies to debtors and
-//! groups, move a case to another policy version.
+//! groups, move a case to another policy version, and the interventions on a case (pause and
+//! resume, promise to pay, payment plan, settlement, skip a step, write off). Each intervention
+//! takes an idempotency key (`--request-id`, by default derived from the request), so running
+//! the same command twice changes the case once.
 
 use crate::client::{Connection, authed, channel, status_error};
+use anyhow::Context;
+use mahnwerk_domain::{Currency, Money};
 use mahnwerk_proto::v1 as pb;
 use pb::dunning_service_client::DunningServiceClient;
 
@@ -40,6 +45,83 @@ pub enum DunningCommand {
         #[arg(long)]
         group: Option<String>,
     },
+    /// Hold a case (no step until `resume`, or until `--until`).
+    Pause {
+        #[arg(long)]
+        case: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Last day of the hold (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Release a case's hold.
+    Resume {
+        #[arg(long)]
+        case: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// The debtor promised to pay AMOUNT by a date: no step until then.
+    Promise {
+        #[arg(long)]
+        case: String,
+        /// Decimal amount, e.g. 120.50.
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value = "EUR")]
+        currency: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        until: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Agree a payment plan: `--instalment DATE=AMOUNT`, repeated, dates increasing.
+    Plan {
+        #[arg(long)]
+        case: String,
+        #[arg(long = "instalment", required = true)]
+        instalments: Vec<String>,
+        #[arg(long, default_value = "EUR")]
+        currency: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// A settlement (Vergleich): AMOUNT paid by a date settles the case, the rest is waived.
+    Settle {
+        #[arg(long)]
+        case: String,
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value = "EUR")]
+        currency: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        pay_by: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Pass over the case's next step without a letter; the step after it is due at once.
+    Skip {
+        #[arg(long)]
+        case: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Write the open balance off: dunning ends.
+    WriteOff {
+        #[arg(long)]
+        case: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// Move a case to another policy (its current version, or `--version`).
     Move {
         #[arg(long)]
@@ -62,6 +144,26 @@ fn print_events(case_id: &str, event_types: &[String], version: u64) {
             event_types.join(", ")
         );
     }
+}
+
+/// `--amount` and `--currency` as the API's money (the amount's fraction digits checked against
+/// the currency's).
+fn money(field: &str, amount: &str, currency: &str) -> anyhow::Result<pb::Money> {
+    let currency: Currency = currency
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--currency: unknown ISO 4217 code {currency:?}"))?;
+    let m = Money::parse_decimal(amount, currency, false)
+        .map_err(|e| anyhow::anyhow!("{field}: {e}"))?;
+    Ok(pb::Money {
+        minor: m.minor,
+        currency: currency.to_string(),
+    })
+}
+
+/// A short key derived from the request, for the default idempotency keys.
+fn key_of(parts: &[&str]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(parts.join("\u{1f}").as_bytes())[..8])
 }
 
 pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
@@ -144,6 +246,175 @@ pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
                 group.as_deref().unwrap_or("none"),
                 r.stream_version
             );
+        }
+        DunningCommand::Pause {
+            case,
+            reason,
+            until,
+            request_id,
+        } => {
+            let until = until.unwrap_or_default();
+            let r = api
+                .pause_case(authed(
+                    &conn,
+                    pb::PauseCaseRequest {
+                        tenant,
+                        request_id: request_id.unwrap_or_else(|| {
+                            format!("pause-{case}-{}", key_of(&[&reason, &until]))
+                        }),
+                        case_id: case,
+                        reason,
+                        until,
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_events(&r.case_id, &r.event_types, r.stream_version);
+        }
+        DunningCommand::Resume { case, request_id } => {
+            let r = api
+                .resume_case(authed(
+                    &conn,
+                    pb::ResumeCaseRequest {
+                        tenant,
+                        request_id: request_id.unwrap_or_else(|| format!("resume-{case}")),
+                        case_id: case,
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_events(&r.case_id, &r.event_types, r.stream_version);
+        }
+        DunningCommand::Promise {
+            case,
+            amount,
+            currency,
+            until,
+            request_id,
+        } => {
+            let key = key_of(&[&amount, &currency, &until]);
+            let r = api
+                .record_promise_to_pay(authed(
+                    &conn,
+                    pb::RecordPromiseToPayRequest {
+                        tenant,
+                        request_id: request_id.unwrap_or_else(|| format!("promise-{case}-{key}")),
+                        case_id: case,
+                        until,
+                        amount: Some(money("--amount", &amount, &currency)?),
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_events(&r.case_id, &r.event_types, r.stream_version);
+        }
+        DunningCommand::Plan {
+            case,
+            instalments,
+            currency,
+            request_id,
+        } => {
+            let mut plan = Vec::with_capacity(instalments.len());
+            for (i, text) in instalments.iter().enumerate() {
+                let (date, amount) = text.split_once('=').with_context(|| {
+                    format!("--instalment {}: {text:?} is not DATE=AMOUNT", i + 1)
+                })?;
+                plan.push(pb::Instalment {
+                    date: date.trim().to_owned(),
+                    amount: Some(money(
+                        &format!("--instalment {}", i + 1),
+                        amount.trim(),
+                        &currency,
+                    )?),
+                });
+            }
+            let parts: Vec<&str> = instalments.iter().map(String::as_str).collect();
+            let key = key_of(&parts);
+            let r = api
+                .agree_payment_plan(authed(
+                    &conn,
+                    pb::AgreePaymentPlanRequest {
+                        tenant,
+                        request_id: request_id.unwrap_or_else(|| format!("plan-{case}-{key}")),
+                        case_id: case,
+                        instalments: plan,
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_events(&r.case_id, &r.event_types, r.stream_version);
+        }
+        DunningCommand::Settle {
+            case,
+            amount,
+            currency,
+            pay_by,
+            request_id,
+        } => {
+            let key = key_of(&[&amount, &currency, &pay_by]);
+            let r = api
+                .agree_settlement(authed(
+                    &conn,
+                    pb::AgreeSettlementRequest {
+                        tenant,
+                        request_id: request_id.unwrap_or_else(|| format!("settle-{case}-{key}")),
+                        case_id: case,
+                        amount: Some(money("--amount", &amount, &currency)?),
+                        pay_by,
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_events(&r.case_id, &r.event_types, r.stream_version);
+        }
+        DunningCommand::Skip {
+            case,
+            reason,
+            request_id,
+        } => {
+            // No default key from the content: skipping twice on purpose passes over two steps.
+            let request_id = request_id.unwrap_or_else(|| {
+                format!("skip-{case}-{}", chrono::Utc::now().timestamp_micros())
+            });
+            let r = api
+                .skip_step(authed(
+                    &conn,
+                    pb::SkipStepRequest {
+                        tenant,
+                        request_id,
+                        case_id: case,
+                        reason,
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_events(&r.case_id, &r.event_types, r.stream_version);
+        }
+        DunningCommand::WriteOff {
+            case,
+            reason,
+            request_id,
+        } => {
+            let r = api
+                .write_off(authed(
+                    &conn,
+                    pb::WriteOffRequest {
+                        tenant,
+                        request_id: request_id.unwrap_or_else(|| format!("write-off-{case}")),
+                        case_id: case,
+                        reason,
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_events(&r.case_id, &r.event_types, r.stream_version);
         }
         DunningCommand::Move {
             case,

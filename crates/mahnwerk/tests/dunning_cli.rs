@@ -257,3 +257,182 @@ async fn the_dunning_cli_approves_declines_assigns_groups_and_moves_and_each_is_
     assert_eq!(dunning(events(&log, &stream_of("RE-CLI-G")).await), before);
     server.stop().await;
 }
+
+/// `mahnwerk dunning pause|resume|promise|plan|settle|skip|write-off` on a case: each is one
+/// event with the caller as actor, the default request id makes a repeated command change
+/// nothing, and bad input is refused with the option named before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dunning_cli_intervenes_on_cases_and_each_intervention_is_an_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = databases(&dir).await.remove(0);
+    let key = tenant_key(&url, "acme").await;
+    let server = start_with(&url, |a| {
+        a.services.clear(); // all
+        a.simulated_clock = Some("2026-03-01".parse().unwrap());
+    })
+    .await;
+    let cli = Cli {
+        command: "dunning",
+        server: format!("http://{}", server.addr),
+        key: key.clone(),
+    };
+    let tenant: TenantId = "acme".parse().unwrap();
+    let log = EventLog::connect(&url).await.unwrap();
+    let mut dunning = DunningServiceClient::new(server.channel().await);
+    let mut invoices = InvoiceServiceClient::new(server.channel().await);
+    let mut case = std::collections::BTreeMap::new();
+    for number in ["RE-I-1", "RE-I-2", "RE-I-3"] {
+        let created = invoices
+            .create_invoice(authed(
+                &key,
+                pb::CreateInvoiceRequest {
+                    invoice: Some(invoice(number)),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        case.insert(number, created.invoice.unwrap().case_id);
+    }
+    let stream_of =
+        |number: &str| CaseId::for_invoice(&tenant, &number.parse().unwrap()).stream(&tenant);
+    for number in case.keys() {
+        wait_for("dunning to open the case", 30, || {
+            let log = log.clone();
+            let s = stream_of(number);
+            async move { !of_type(&events(&log, &s).await, "dunning.case_opened.v1").is_empty() }
+        })
+        .await;
+    }
+    let (one, two, three) = (
+        case["RE-I-1"].clone(),
+        case["RE-I-2"].clone(),
+        case["RE-I-3"].clone(),
+    );
+
+    // Refused by the CLI itself, with the option named: nothing reaches the case.
+    let (ok, _, err) = cli
+        .run(&[
+            "settle",
+            "--case",
+            &one,
+            "--amount",
+            "50.001",
+            "--pay-by",
+            "2026-04-30",
+        ])
+        .await;
+    assert!(!ok && err.contains("--amount"), "{err}");
+    let (ok, _, err) = cli
+        .run(&["plan", "--case", &one, "--instalment", "2026-04-01"])
+        .await;
+    assert!(!ok && err.contains("--instalment 1"), "{err}");
+
+    // pause, then resume: one event each, a repeat changes nothing.
+    let out = cli
+        .ok(&["pause", "--case", &one, "--reason", "customer called"])
+        .await;
+    assert!(out.contains("dunning.paused.v1"), "{out}");
+    let out = cli
+        .ok(&["pause", "--case", &one, "--reason", "customer called"])
+        .await;
+    assert!(out.contains("nothing to change"), "{out}");
+    let out = cli.ok(&["resume", "--case", &one]).await;
+    assert!(out.contains("dunning.resumed.v1"), "{out}");
+    // promise and plan on the second and third case.
+    let out = cli
+        .ok(&[
+            "promise",
+            "--case",
+            &two,
+            "--amount",
+            "119.00",
+            "--until",
+            "2026-04-15",
+        ])
+        .await;
+    assert!(out.contains("dunning.paused.v1"), "{out}");
+    let out = cli
+        .ok(&[
+            "plan",
+            "--case",
+            &three,
+            "--instalment",
+            "2026-04-01=60.00",
+            "--instalment",
+            "2026-05-01=59.00",
+        ])
+        .await;
+    assert!(out.contains("dunning.paused.v1"), "{out}");
+    let three_events = events(&log, &stream_of("RE-I-3")).await;
+    let plan = of_type(&three_events, "dunning.paused.v1");
+    assert_eq!(plan[0].payload["pause"]["kind"], "payment_plan");
+    assert_eq!(
+        plan[0].payload["pause"]["instalments"][1]["amount"]["minor"],
+        5900
+    );
+
+    // skip the first case's reminder, then a settlement of 50.00 by 04-30.
+    let out = cli
+        .ok(&["skip", "--case", &one, "--reason", "known debtor"])
+        .await;
+    assert!(out.contains("dunning.step_skipped.v1"), "{out}");
+    let out = cli
+        .ok(&[
+            "settle",
+            "--case",
+            &one,
+            "--amount",
+            "50",
+            "--pay-by",
+            "2026-04-30",
+        ])
+        .await;
+    assert!(out.contains("dunning.paused.v1"), "{out}");
+    let one_events = events(&log, &stream_of("RE-I-1")).await;
+    let skipped = of_type(&one_events, "dunning.step_skipped.v1");
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].payload["reason"], "known debtor");
+    assert!(skipped[0].metadata.actor.starts_with("apikey:"));
+    let settlement = of_type(&one_events, "dunning.paused.v1")
+        .into_iter()
+        .find(|e| e.payload["pause"]["kind"] == "settlement")
+        .expect("the settlement is recorded");
+    assert_eq!(settlement.payload["pause"]["amount"]["minor"], 5000);
+    // A settlement that waives nothing is the server's refusal, named.
+    let (ok, _, err) = cli
+        .run(&[
+            "settle",
+            "--case",
+            &two,
+            "--amount",
+            "500",
+            "--pay-by",
+            "2026-04-30",
+        ])
+        .await;
+    assert!(
+        !ok && err.contains("InvalidArgument") && err.contains("amount"),
+        "{err}"
+    );
+
+    // write-off ends the second case.
+    let out = cli
+        .ok(&["write-off", "--case", &two, "--reason", "insolvent"])
+        .await;
+    assert!(out.contains("dunning.written_off.v1"), "{out}");
+    let ex = dunning
+        .explain_case(authed(
+            &key,
+            pb::ExplainCaseRequest {
+                case_id: two.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ex.status, "written_off");
+    server.stop().await;
+}

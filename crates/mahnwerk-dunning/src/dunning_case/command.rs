@@ -137,6 +137,19 @@ pub enum DunningCommand {
     WriteOff {
         reason: String,
     },
+    /// A settlement ("Vergleich"): the creditor accepts `amount`, less than the open balance,
+    /// paid by `pay_by` in full discharge; dunning pauses meanwhile. Paid, the case is settled
+    /// and the rest waived; not paid in time, the whole claim is dunned again.
+    AgreeSettlement {
+        amount: Money,
+        pay_by: NaiveDate,
+    },
+    /// Pass over the case's next step without a letter (an operator's request): the step after
+    /// it takes its place, due on the day the skipped one was (or at once when that has passed;
+    /// still never before the deadline the last letter printed).
+    SkipStep {
+        reason: String,
+    },
     /// Move the case to another policy (or another version of its own): from now on its
     /// steps, fees and hand-over follow `policy`; steps already reached stay.
     MovePolicy {

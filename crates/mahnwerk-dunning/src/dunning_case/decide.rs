@@ -285,6 +285,49 @@ pub fn decide(
                 amount: state.balance(),
             });
         }
+        DunningCommand::AgreeSettlement { amount, pay_by } => {
+            require_open(state)?;
+            check_currency(state, *amount, "amount")?;
+            let balance = state.balance();
+            if amount.minor >= balance.minor {
+                return Err(DunningError::invalid(
+                    "amount",
+                    format!(
+                        "must be less than the open balance {balance}: a settlement waives a part of the claim"
+                    ),
+                ));
+            }
+            if *pay_by < today {
+                return Err(DunningError::invalid("pay_by", "must not be in the past"));
+            }
+            out.push(paused(
+                Pause::Settlement {
+                    amount: *amount,
+                    pay_by: *pay_by,
+                    since: today,
+                },
+                today,
+            ));
+        }
+        DunningCommand::SkipStep { reason } => {
+            require_open(state)?;
+            if state.phase == Phase::Escalated {
+                return Err(precondition("case is handed over to collection"));
+            }
+            let k = state.steps.len();
+            let Some(step) = state.policy.steps.get(k) else {
+                return Err(precondition(
+                    "every step of the policy is reached: no step left to skip",
+                ));
+            };
+            out.push(DunningEvent::StepSkipped {
+                skipped_step: u32::try_from(k + 1).unwrap_or(u32::MAX),
+                title: step.title.clone(),
+                skipped_on: today,
+                scheduled_for: state.next_step_date().map_or(today, |d| d.max(today)),
+                reason: reason.clone(),
+            });
+        }
         DunningCommand::MovePolicy { policy } => {
             require_open(state)?;
             policy.validate()?;

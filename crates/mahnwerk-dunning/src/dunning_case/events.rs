@@ -123,6 +123,17 @@ pub enum DunningEvent {
         reason: String,
         amount: Money,
     },
+    /// The case's next step was passed over without a letter (an operator's request).
+    StepSkipped {
+        /// The step passed over (1-based).
+        skipped_step: u32,
+        title: String,
+        skipped_on: NaiveDate,
+        /// The day the step would have gone out (never before `skipped_on`): it keeps this
+        /// place in the schedule, so the step after it is due then.
+        scheduled_for: NaiveDate,
+        reason: String,
+    },
     /// The case was moved to another policy version explicitly (an operator's request).
     PolicyMoved {
         from_id: String,
@@ -164,6 +175,7 @@ impl DunningEvent {
             DunningEvent::Credited { .. } => "dunning.credited.v1",
             DunningEvent::WrittenOff { .. } => "dunning.written_off.v1",
             DunningEvent::PolicyMoved { .. } => "dunning.policy_moved.v1",
+            DunningEvent::StepSkipped { .. } => "dunning.step_skipped.v1",
             DunningEvent::Offered { .. } => "dunning.offered.v1",
             DunningEvent::Approved { .. } => "dunning.approved.v1",
             DunningEvent::Declined { .. } => "dunning.declined.v1",

@@ -27,6 +27,7 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
             reanchor: None,
             approval: ApprovalState::None,
             printed_deadline: None,
+            skipped: Vec::new(),
         });
     }
     let mut s = state?;
@@ -113,6 +114,14 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
         DunningEvent::Credited { .. } => s.phase = Phase::Credited,
         DunningEvent::WrittenOff { .. } => s.phase = Phase::WrittenOff,
         DunningEvent::PolicyMoved { policy, .. } => s.policy = policy.clone(),
+        DunningEvent::StepSkipped {
+            skipped_step,
+            scheduled_for,
+            ..
+        } => {
+            s.steps.push((*skipped_step, *scheduled_for));
+            s.skipped.push(*skipped_step);
+        }
         DunningEvent::Offered { offered_on, .. } => {
             s.approval = ApprovalState::Offered { on: *offered_on };
         }

@@ -2,6 +2,7 @@
 //! change of the balance leads to (settled, reopened, credited out).
 
 use super::decide::fold_onto;
+use super::pauses::settlement_paid;
 use super::{DunningCase, DunningEvent, Pause, PauseKind, Phase, ResumeReason, StepReached};
 use crate::error::Result;
 use crate::law::BaseRateTable;
@@ -27,6 +28,7 @@ pub(super) fn balance_consequences(
                 });
             } else if balance <= 0
                 || (!after.policy.keep_costs_after_principal_paid && principal_covered)
+                || settlement_paid(&after)
             {
                 out.push(DunningEvent::Settled {
                     settled_on: today,
@@ -47,7 +49,8 @@ pub(super) fn balance_consequences(
         }
         Phase::Settled => {
             let still_settled = balance <= 0
-                || (!after.policy.keep_costs_after_principal_paid && principal_covered);
+                || (!after.policy.keep_costs_after_principal_paid && principal_covered)
+                || settlement_paid(&after);
             if !still_settled {
                 out.push(DunningEvent::Reopened {
                     reopened_on: today,

@@ -1,5 +1,6 @@
-//! Pauses: why a case waits (dispute, promise to pay, payment plan, holds) and when a pause
-//! ends by itself (a promise's date passed, an instalment missed, a hold's end date).
+//! Pauses: why a case waits (dispute, promise to pay, payment plan, settlement, holds) and when
+//! a pause ends by itself (a promise's date passed, an instalment missed, a settlement not paid
+//! in time, a hold's end date).
 
 use super::{DunningCase, DunningEvent, HoldScope, Instalment};
 use chrono::NaiveDate;
@@ -31,6 +32,14 @@ pub enum Pause {
     /// The creditor collects the invoice by direct debit: nothing to dun unless the debit comes
     /// back (a reversed payment ends it).
     DirectDebit,
+    /// A settlement ("Vergleich", § 779 BGB): the creditor accepts `amount` paid from `since`
+    /// until `pay_by` in full discharge; once it is paid the case is settled and the rest
+    /// waived. Not paid in time, the settlement lapses and the whole claim is dunned again.
+    Settlement {
+        amount: Money,
+        pay_by: NaiveDate,
+        since: NaiveDate,
+    },
 }
 
 /// Pauses of the same kind replace each other; kinds overlap freely.
@@ -43,6 +52,7 @@ pub enum PauseKind {
     CaseHold,
     DebtorHold,
     DirectDebit,
+    Settlement,
 }
 
 impl Pause {
@@ -60,6 +70,7 @@ impl Pause {
                 ..
             } => PauseKind::DebtorHold,
             Pause::DirectDebit => PauseKind::DirectDebit,
+            Pause::Settlement { .. } => PauseKind::Settlement,
         }
     }
 }
@@ -87,6 +98,11 @@ pub enum ResumeReason {
     /// The direct debit came back (returned or reversed): the case is dunned from now on.
     DirectDebitReturned {
         payment_id: String,
+    },
+    /// The settlement's amount was not paid by its date: the full claim is dunned again.
+    SettlementMissed {
+        agreed: Money,
+        paid: Money,
     },
 }
 
@@ -146,6 +162,17 @@ pub(super) fn end_pauses(state: &DunningCase, today: NaiveDate) -> Vec<DunningEv
             Pause::Hold {
                 until: Some(until), ..
             } if today > *until => Some(ResumeReason::HoldExpired),
+            Pause::Settlement {
+                amount,
+                pay_by,
+                since,
+            } if today > *pay_by => {
+                let paid = paid_since(state, *since);
+                (paid < amount.minor).then(|| ResumeReason::SettlementMissed {
+                    agreed: *amount,
+                    paid: state.money(paid),
+                })
+            }
             _ => None,
         };
         if let Some(why) = why {
@@ -157,4 +184,13 @@ pub(super) fn end_pauses(state: &DunningCase, today: NaiveDate) -> Vec<DunningEv
         }
     }
     out
+}
+
+/// The settlement in force on the case has been paid: what was paid since it was agreed covers
+/// its amount.
+pub(super) fn settlement_paid(state: &DunningCase) -> bool {
+    match state.pause(super::PauseKind::Settlement) {
+        Some(Pause::Settlement { amount, since, .. }) => paid_since(state, *since) >= amount.minor,
+        _ => false,
+    }
 }

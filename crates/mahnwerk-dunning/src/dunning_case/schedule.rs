@@ -11,7 +11,7 @@ impl DunningCase {
     /// The payment deadline printed on the last letter (§ 193 applied), if any: the step's own,
     /// or the later one a consolidated letter printed for all its lines.
     pub fn last_deadline(&self) -> Option<NaiveDate> {
-        let (number, date) = *self.steps.last()?;
+        let (number, date) = *self.letters().last()?;
         let step = self
             .policy
             .steps
@@ -39,7 +39,13 @@ impl DunningCase {
         }
         let prev = self.steps.last().map_or(self.due_date, |(_, d)| *d);
         let anchor = self.anchor_day().map_or(prev, |r| r.max(prev));
-        let mut date = self.policy.step_date_from(k, anchor);
+        // After a step passed over, the next one takes its place in the schedule (the skipped
+        // step's date): the policy's gap was for a letter that was never sent.
+        let mut date = if self.last_step_skipped() {
+            anchor
+        } else {
+            self.policy.step_date_from(k, anchor)
+        };
         if let Some(last) = self.last_deadline() {
             date = date.max(last + Duration::days(1));
         }
@@ -83,6 +89,7 @@ pub fn next_action_at(state: &DunningCase) -> Option<NaiveDate> {
             Pause::Hold {
                 until: Some(until), ..
             } => candidates.push(*until + day),
+            Pause::Settlement { pay_by, .. } => candidates.push(*pay_by + day),
             Pause::PaymentPlan { instalments, since } => {
                 let paid = paid_since(state, *since);
                 let mut due = 0;

@@ -119,9 +119,26 @@ pub struct DunningCase {
     /// for it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub printed_deadline: Option<NaiveDate>,
+    /// Steps passed over without a letter ([`DunningEvent::StepSkipped`]): they hold their
+    /// place in `steps` (the next step follows them) but printed nothing and put no one in
+    /// default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<u32>,
 }
 
 impl DunningCase {
+    /// The letters actually sent (steps reached, without those skipped), oldest first.
+    pub fn letters(&self) -> impl Iterator<Item = &(u32, NaiveDate)> {
+        self.steps.iter().filter(|(n, _)| !self.skipped.contains(n))
+    }
+
+    /// The last step was passed over without a letter.
+    pub fn last_step_skipped(&self) -> bool {
+        self.steps
+            .last()
+            .is_some_and(|(n, _)| self.skipped.contains(n))
+    }
+
     pub fn currency(&self) -> Currency {
         self.facts.principal.currency
     }
@@ -269,6 +286,9 @@ impl DunningCase {
             .steps
             .iter()
             .filter(|(number, date)| {
+                if self.skipped.contains(number) {
+                    return false;
+                }
                 let pre_due = usize::try_from(*number)
                     .ok()
                     .and_then(|n| n.checked_sub(1))
