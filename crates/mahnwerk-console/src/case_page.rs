@@ -118,6 +118,15 @@ pub fn describe(lang: Lang, ty: &str, p: &Value) -> String {
         "dunning.case_opened" => lang
             .t("Mahnverfahren eröffnet", "Dunning opened")
             .to_owned(),
+        "dunning.step_reached" if p["repeat"].is_object() => format!(
+            "{} {} „{}“ {} {} ({})",
+            lang.t("Stufe", "Step"),
+            p["number"],
+            text(p, "title"),
+            lang.t("erneut versandt am", "sent again on"),
+            text(p, "date"),
+            text(&p["repeat"], "reason")
+        ),
         "dunning.step_reached" => {
             if de {
                 format!(

@@ -147,6 +147,7 @@ intervention_response!(
     WriteOffResponse,
     AgreeSettlementResponse,
     SkipStepResponse,
+    RepeatStepResponse,
     ApproveDunningResponse,
     DeclineDunningResponse,
     MoveCasePolicyResponse
@@ -661,6 +662,18 @@ impl DunningService for DunningApi {
     async fn skip_step(&self, req: Request<pb::SkipStepRequest>) -> Rpc<pb::SkipStepResponse> {
         let b = req.get_ref().clone();
         let command = DunningCommand::SkipStep {
+            reason: reason_text("reason", &b.reason, true)?,
+        };
+        self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)
+            .await
+    }
+
+    async fn repeat_step(
+        &self,
+        req: Request<pb::RepeatStepRequest>,
+    ) -> Rpc<pb::RepeatStepResponse> {
+        let b = req.get_ref().clone();
+        let command = DunningCommand::RepeatStep {
             reason: reason_text("reason", &b.reason, true)?,
         };
         self.intervene(&req, &b.tenant, &b.request_id, &b.case_id, command)

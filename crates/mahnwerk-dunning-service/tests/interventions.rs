@@ -8,6 +8,7 @@ mod served;
 use common::{d, databases};
 use served::*;
 
+use mahnwerk_clock::Clock;
 use mahnwerk_domain::Money;
 use mahnwerk_dunning::dunning_case::{DunningEvent, Pause};
 use mahnwerk_proto::v1 as pb;
@@ -84,6 +85,38 @@ async fn a_settlement_and_a_skipped_step_over_grpc() {
             .unwrap();
         assert_eq!(w.steps("S-1").await, [(1, d("2026-03-23"))], "{url}");
         assert_eq!(w.steps("K-1").await, [(2, d("2026-03-23"))], "{url}");
+
+        // K-1's 1. Mahnung came back: sent again today with no second fee, once per request.
+        let repeat = || {
+            w.authed(pb::RepeatStepRequest {
+                request_id: "repeat-1".into(),
+                case_id: w.case("K-1").to_string(),
+                reason: "returned undeliverable".into(),
+                ..Default::default()
+            })
+        };
+        let before = w.steps("K-1").await;
+        let today = w.clock.today();
+        let r = api.repeat_step(repeat()).await.unwrap().into_inner();
+        assert_eq!(r.event_types, ["dunning.step_reached.v1"], "{url}");
+        let again = api.repeat_step(repeat()).await.unwrap().into_inner();
+        assert!(again.event_types.is_empty(), "{url}");
+        let after = w.steps("K-1").await;
+        assert_eq!(after.len(), before.len() + 1, "{url}: {after:?}");
+        let last = w
+            .dunning_events("K-1")
+            .await
+            .into_iter()
+            .filter_map(|e| match e {
+                DunningEvent::StepReached(s) => Some(s),
+                _ => None,
+            })
+            .next_back()
+            .unwrap();
+        let (number, _) = before.iter().rfind(|(n, _)| *n > 0).copied().unwrap();
+        assert_eq!((last.number, last.date), (number, today), "{url}");
+        assert_eq!(last.repeat.as_ref().map(|r| r.count), Some(1));
+        assert_eq!(last.fee, Money::eur(0));
 
         // A settlement of 50.00 of the 119.00: refused when it waives nothing or is overdue.
         let settle = |id: &str, minor: i64, pay_by: &str| {
@@ -171,6 +204,7 @@ async fn a_settlement_and_a_skipped_step_over_grpc() {
             1,
             "{url}: nothing after settling"
         );
+
         instance.abort();
     }
 }

@@ -248,6 +248,7 @@ fn a_line_of_a_consolidated_letter_waits_for_the_deadline_the_letter_printed() {
         Some(before_a.clone()),
         &Ev::StepReached(Box::new(StepReached {
             consolidation: None,
+            repeat: None,
             ..line.step.clone()
         })),
     )

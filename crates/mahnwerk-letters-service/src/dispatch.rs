@@ -222,9 +222,10 @@ impl Dispatcher {
             .tenant
             .parse()
             .map_err(|_| Error::invalid("tenant", "not a tenant id"))?;
-        let (event_id, json) = store::step(&self.pool, &row.tenant, &row.case_id, row.step)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("step {}", row.step)))?;
+        let (event_id, json) =
+            store::step(&self.pool, &row.tenant, &row.case_id, row.step, &row.seq)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("step {}", row.step)))?;
         let step: StepReached =
             serde_json::from_str(&json).map_err(|e| Error::invalid("step", e.to_string()))?;
         let step_event = EventId(

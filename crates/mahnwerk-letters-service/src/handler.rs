@@ -101,11 +101,17 @@ impl Handler for LettersHandler {
                         "step reached for a case whose invoice is not known yet".into(),
                     ));
                 };
+                // A repetition of the step (an operator's RepeatStep) is a letter of its own.
+                let repeat = step
+                    .repeat
+                    .as_ref()
+                    .map_or(String::new(), |r| store::repeat_seq(r.count));
                 store::put_step(
                     &mut **tx,
                     tenant,
                     case_id,
                     step.number,
+                    &repeat,
                     &event.event_id,
                     &event.payload.to_string(),
                 )
@@ -120,7 +126,7 @@ impl Handler for LettersHandler {
                         let lead = c.cases.first().map_or(case_id, String::as_str);
                         (lead, c.step, store::consolidation_seq(&c.id), &c.channels)
                     }
-                    None => (case_id, step.number, String::new(), &step.channels),
+                    None => (case_id, step.number, repeat, &step.channels),
                 };
                 let letter = store::letter_id(tenant, row_case, row_step, "debtor", &seq);
                 store::insert_row(

@@ -342,6 +342,7 @@ mod tests {
             balance: Money::eur(balance),
             draft: false,
             consolidation: None,
+            repeat: None,
         };
         let settings = LetterSettings {
             letterhead: sample.letterhead,

@@ -105,7 +105,7 @@ impl Letters {
 
     async fn preview(&self, tenant: &TenantId, case: CaseId, step: u32) -> Result<pb::Document> {
         let case_s = case.0.to_string();
-        let (_, json) = store::step(&self.pool, tenant.as_str(), &case_s, step)
+        let (_, json) = store::step(&self.pool, tenant.as_str(), &case_s, step, "")
             .await?
             .ok_or_else(|| Error::NotFound(format!("step {step} of the case")))?;
         let step: StepReached =
@@ -141,7 +141,16 @@ fn info(r: store::LedgerRow) -> pb::LetterInfo {
         document_sha256: r.document.unwrap_or_default(),
         provider_id: r.provider_id.unwrap_or_default(),
         reason: r.reason.unwrap_or_default(),
-        resend_request_id: r.seq,
+        repetition: r
+            .seq
+            .strip_prefix("repeat:")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        resend_request_id: if store::is_repeat_seq(&r.seq) {
+            String::new()
+        } else {
+            r.seq
+        },
     }
 }
 
@@ -297,6 +306,14 @@ impl LetterService for Letters {
         if body.request_id.trim().is_empty() || body.request_id.len() > 100 {
             return Err(Error::invalid("request_id", "required, at most 100 characters").into());
         }
+        // The ledger keys of consolidated letters and of repeated steps are not a resend's.
+        if body.request_id.starts_with("c:") || store::is_repeat_seq(&body.request_id) {
+            return Err(Error::invalid(
+                "request_id",
+                "must not start with \"c:\" or \"repeat:\" (reserved)",
+            )
+            .into());
+        }
         let rows = store::rows_of_case(&self.pool, tenant.as_str(), &case_s)
             .await
             .map_err(Error::from)?;
@@ -346,7 +363,7 @@ impl LetterService for Letters {
                 return Ok(Response::new(pb::ResendResponse { letter_id: id }));
             }
         }
-        let step_event = store::step(&self.pool, tenant.as_str(), &case_s, body.step)
+        let step_event = store::step(&self.pool, tenant.as_str(), &case_s, body.step, "")
             .await
             .map_err(Error::from)?
             .map(|(id, _)| id)

@@ -22,6 +22,8 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS letters_ledger_case ON letters_ledger (tenant, case_id)",
     "CREATE TABLE IF NOT EXISTS letters_inbox (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, case_id TEXT NOT NULL, step BIGINT NOT NULL, letter_id TEXT NOT NULL, document TEXT NOT NULL, draft BIGINT NOT NULL, created_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS letters_consolidations (tenant TEXT NOT NULL, consolidation_id TEXT NOT NULL, consolidation_json TEXT NOT NULL, PRIMARY KEY (tenant, consolidation_id))",
+    // Repetitions of a step (`repeat` of `dunning.step_reached.v1`), keyed by their ledger seq.
+    "CREATE TABLE IF NOT EXISTS letters_step_repeats (tenant TEXT NOT NULL, case_id TEXT NOT NULL, step BIGINT NOT NULL, seq TEXT NOT NULL, event_id TEXT NOT NULL, step_json TEXT NOT NULL, PRIMARY KEY (tenant, case_id, step, seq))",
     "CREATE TABLE IF NOT EXISTS letters_requests (tenant TEXT NOT NULL, request_id TEXT NOT NULL, fingerprint TEXT NOT NULL, letter_id TEXT NOT NULL, PRIMARY KEY (tenant, request_id))",
 ];
 
@@ -401,29 +403,50 @@ where
         .map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
+/// Remember a step event: the first sending under `seq` "" (once per step), a repetition under
+/// its [`repeat_seq`].
 pub async fn put_step<'e, E>(
     ex: E,
     tenant: &str,
     case_id: &str,
     step: u32,
+    seq: &str,
     event_id: &str,
     json: &str,
 ) -> Result<(), sqlx::Error>
 where
     E: Executor<'e, Database = Any>,
 {
-    sqlx::query(
-        "INSERT INTO letters_steps (tenant, case_id, step, event_id, step_json) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (tenant, case_id, step) DO NOTHING",
-    )
-    .bind(tenant.to_owned())
-    .bind(case_id.to_owned())
-    .bind(i64::from(step))
-    .bind(event_id.to_owned())
-    .bind(json.to_owned())
-    .execute(ex)
-    .await?;
+    let q = if seq.is_empty() {
+        sqlx::query(
+            "INSERT INTO letters_steps (tenant, case_id, step, event_id, step_json) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant, case_id, step) DO NOTHING",
+        )
+    } else {
+        sqlx::query(
+            "INSERT INTO letters_step_repeats (seq, tenant, case_id, step, event_id, step_json) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tenant, case_id, step, seq) DO NOTHING",
+        )
+        .bind(seq.to_owned())
+    };
+    q.bind(tenant.to_owned())
+        .bind(case_id.to_owned())
+        .bind(i64::from(step))
+        .bind(event_id.to_owned())
+        .bind(json.to_owned())
+        .execute(ex)
+        .await?;
     Ok(())
+}
+
+/// The ledger key (`seq`) of the `count`-th repetition of a step (`RepeatStep`).
+pub fn repeat_seq(count: u32) -> String {
+    format!("repeat:{count}")
+}
+
+/// A ledger row's `seq` names a repetition of its step.
+pub fn is_repeat_seq(seq: &str) -> bool {
+    seq.starts_with("repeat:")
 }
 
 /// The step event's id and payload.
@@ -476,12 +499,24 @@ pub async fn consolidation(
     Ok(row.map(|(j,)| j))
 }
 
+/// The step event (id and payload) a ledger row renders: its repetition for a [`repeat_seq`],
+/// else the step's first sending (also for resends and consolidated rows).
 pub async fn step(
     pool: &AnyPool,
     tenant: &str,
     case_id: &str,
     step: u32,
+    seq: &str,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
+    if is_repeat_seq(seq) {
+        return sqlx::query_as("SELECT event_id, step_json FROM letters_step_repeats WHERE tenant = $1 AND case_id = $2 AND step = $3 AND seq = $4")
+            .bind(tenant.to_owned())
+            .bind(case_id.to_owned())
+            .bind(i64::from(step))
+            .bind(seq.to_owned())
+            .fetch_optional(pool)
+            .await;
+    }
     sqlx::query_as("SELECT event_id, step_json FROM letters_steps WHERE tenant = $1 AND case_id = $2 AND step = $3")
         .bind(tenant.to_owned())
         .bind(case_id.to_owned())

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use mahnwerk_domain::Money;
 use mahnwerk_letters::events::CopyTo;
 use mahnwerk_letters_service::store::state;
 
@@ -447,5 +448,63 @@ async fn a_transient_smtp_failure_is_retried_and_the_letter_goes_out_once() {
             "letter.copy_sent.v1"
         ]
     );
+    service.abort();
+}
+
+/// A step sent again on an operator's request (`repeat` on the step event) is a letter of its
+/// own: rendered from the repetition (its date and deadline), sent, copied to the creditor; the
+/// first sending is not sent a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_step_is_a_second_letter_with_its_own_date_and_deadline() {
+    let h = Harness::start(&[]).await;
+    put_settings(
+        &h.log,
+        &h.tenant,
+        &settings(CopyTo::Email {
+            address: "kopien@muster-handel.test".into(),
+        }),
+    )
+    .await;
+    let inv = invoice("RE-REP-1", Some("kunde@debtor.test"));
+    let (_, stream) = case_of(&h.tenant, &inv);
+    let first = step(1);
+    let mut again = step(1);
+    again.date = d(2026, 4, 2);
+    again.deadline.deadline = d(2026, 4, 16);
+    again.deadline.unmoved = d(2026, 4, 16);
+    again.fee = Money::eur(0);
+    again.repeat = Some(mahnwerk_dunning::dunning_case::Repetition {
+        count: 1,
+        reason: "returned undeliverable".into(),
+    });
+    append(
+        &h.log,
+        &stream,
+        vec![issued(&inv), step_event(&first), step_event(&again)],
+    )
+    .await;
+    let service = h.spawn_service();
+    wait_for("both letters final", 60, || async {
+        let rows = h.rows().await;
+        rows.len() == 4 && done(&rows)
+    })
+    .await;
+    let rows = h.rows().await;
+    let debtor: Vec<_> = rows.iter().filter(|r| r.recipient == "debtor").collect();
+    assert_eq!(debtor.len(), 2, "{rows:#?}");
+    assert!(debtor.iter().all(|r| r.state == state::SENT), "{rows:#?}");
+    assert_ne!(debtor[0].letter_id, debtor[1].letter_id);
+    assert_ne!(debtor[0].document, debtor[1].document, "rendered apart");
+    let repeated = debtor
+        .iter()
+        .find(|r| mahnwerk_letters_service::store::is_repeat_seq(&r.seq))
+        .expect("the repetition has its own row");
+    // The repetition's PDF prints its own deadline.
+    let text = h.pdf_text(repeated.document.as_deref().unwrap()).await;
+    assert!(text.contains("16.04.2026"), "{text}");
+    wait_for("four messages", 10, || async {
+        received(&h.mail_dir).len() == 4
+    })
+    .await;
     service.abort();
 }

@@ -1,7 +1,7 @@
 //! `mahnwerk dunning …`: the creditor's and operator's dunning decisions over gRPC
 //! (`DunningService`): approve or decline in approval mode, assign policies to debtors and
 //! groups, move a case to another policy version, and the interventions on a case (pause and
-//! resume, promise to pay, payment plan, settlement, skip a step, write off). Each intervention
+//! resume, promise to pay, payment plan, settlement, skip or repeat a step, write off). Each intervention
 //! takes an idempotency key (`--request-id`, by default derived from the request), so running
 //! the same command twice changes the case once.
 
@@ -106,6 +106,15 @@ pub enum DunningCommand {
     },
     /// Pass over the case's next step without a letter; the step after it is due at once.
     Skip {
+        #[arg(long)]
+        case: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Send the case's last letter again (new date and deadline, no second fee).
+    Repeat {
         #[arg(long)]
         case: String,
         #[arg(long)]
@@ -385,6 +394,30 @@ pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
                 .skip_step(authed(
                     &conn,
                     pb::SkipStepRequest {
+                        tenant,
+                        request_id,
+                        case_id: case,
+                        reason,
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_events(&r.case_id, &r.event_types, r.stream_version);
+        }
+        DunningCommand::Repeat {
+            case,
+            reason,
+            request_id,
+        } => {
+            // Like skip: repeating twice on purpose sends the letter twice more.
+            let request_id = request_id.unwrap_or_else(|| {
+                format!("repeat-{case}-{}", chrono::Utc::now().timestamp_micros())
+            });
+            let r = api
+                .repeat_step(authed(
+                    &conn,
+                    pb::RepeatStepRequest {
                         tenant,
                         request_id,
                         case_id: case,

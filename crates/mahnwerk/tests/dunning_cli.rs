@@ -258,7 +258,7 @@ async fn the_dunning_cli_approves_declines_assigns_groups_and_moves_and_each_is_
     server.stop().await;
 }
 
-/// `mahnwerk dunning pause|resume|promise|plan|settle|skip|write-off` on a case: each is one
+/// `mahnwerk dunning pause|resume|promise|plan|settle|skip|repeat|write-off` on a case: each is one
 /// event with the caller as actor, the default request id makes a repeated command change
 /// nothing, and bad input is refused with the option named before anything is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,6 +400,14 @@ async fn the_dunning_cli_intervenes_on_cases_and_each_intervention_is_an_event()
         .find(|e| e.payload["pause"]["kind"] == "settlement")
         .expect("the settlement is recorded");
     assert_eq!(settlement.payload["pause"]["amount"]["minor"], 5000);
+    // Nothing is sent while the settlement runs: refused by the server, with why.
+    let (ok, _, err) = cli
+        .run(&["repeat", "--case", &one, "--reason", "returned"])
+        .await;
+    assert!(
+        !ok && err.contains("FailedPrecondition") && err.contains("paused"),
+        "{err}"
+    );
     // A settlement that waives nothing is the server's refusal, named.
     let (ok, _, err) = cli
         .run(&[

@@ -150,6 +150,12 @@ pub enum DunningCommand {
     SkipStep {
         reason: String,
     },
+    /// Send the case's last letter again (an operator's request, e.g. it came back
+    /// undeliverable): the same step with today's date, a new deadline, interest brought up to
+    /// today and no second fee; the next step then follows its gap after the repetition.
+    RepeatStep {
+        reason: String,
+    },
     /// Move the case to another policy (or another version of its own): from now on its
     /// steps, fees and hand-over follow `policy`; steps already reached stay.
     MovePolicy {

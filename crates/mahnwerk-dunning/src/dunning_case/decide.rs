@@ -1,10 +1,10 @@
 //! `decide`: every rule of the dunning case, one command at a time.
 
-use super::money::{balance_consequences, due_step};
+use super::money::{balance_consequences, due_step, letter};
 use super::pauses::{end_pauses, paused};
 use super::{
     ApprovalState, DunningCase, DunningCommand, DunningEvent, HoldScope, Pause, PauseKind, Phase,
-    ResumeReason, evolve,
+    Repetition, ResumeReason, evolve,
 };
 use crate::error::{DunningError, Result};
 use crate::policy::Approval;
@@ -327,6 +327,41 @@ pub fn decide(
                 scheduled_for: state.next_step_date().map_or(today, |d| d.max(today)),
                 reason: reason.clone(),
             });
+        }
+        DunningCommand::RepeatStep { reason } => {
+            require_open(state)?;
+            if state.phase == Phase::Escalated {
+                return Err(precondition("case is handed over to collection"));
+            }
+            if state.is_paused() {
+                return Err(precondition("case is paused: nothing is sent while it is"));
+            }
+            let Some(&(number, _)) = state.steps.last() else {
+                return Err(precondition(
+                    "no letter has been sent yet: nothing to repeat",
+                ));
+            };
+            if state.last_step_skipped() {
+                return Err(precondition(
+                    "the last step was skipped: there is no letter to repeat",
+                ));
+            }
+            let k = usize::try_from(number)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(1);
+            if k >= state.policy.steps.len() {
+                return Err(precondition("the last step is not in the case's policy"));
+            }
+            let count = state.repeats.get(&number).copied().unwrap_or(0) + 1;
+            out.push(letter(
+                state,
+                k,
+                today,
+                Some(Repetition {
+                    count,
+                    reason: reason.clone(),
+                }),
+            )?);
         }
         DunningCommand::MovePolicy { policy } => {
             require_open(state)?;

@@ -50,6 +50,19 @@ pub struct StepReached {
     /// [`crate::consolidate`]): the letter's id, its cases and what it prints as a whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consolidation: Option<crate::consolidate::Consolidation>,
+    /// This letter repeats the case's last step on an operator's request (`RepeatStep`): the
+    /// same step again, with a new date and deadline and no second fee. Absent for the first
+    /// sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Repetition>,
+}
+
+/// Which sending of a repeated step a letter is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repetition {
+    /// 1 for the first repetition, 2 for the second, ...
+    pub count: u32,
+    pub reason: String,
 }
 
 /// Events of the dunning case stream. Past tense, versioned (see [`DunningEvent::event_type`]).

@@ -28,6 +28,7 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
             approval: ApprovalState::None,
             printed_deadline: None,
             skipped: Vec::new(),
+            repeats: Default::default(),
         });
     }
     let mut s = state?;
@@ -68,6 +69,11 @@ pub fn evolve(state: Option<DunningCase>, event: &DunningEvent) -> Option<Dunnin
             reanchor(&mut s, *new_due_date);
         }
         DunningEvent::StepReached(step) => {
+            if let Some(r) = &step.repeat {
+                // The same step again: it now dates from the repetition.
+                s.steps.pop();
+                s.repeats.insert(step.number, r.count);
+            }
             s.steps.push((step.number, step.date));
             s.printed_deadline = step.consolidation.as_ref().map(|c| c.deadline);
             s.fees += step.fee.minor;

@@ -7,14 +7,19 @@
 //! # Rules
 //! - **Steps** come strictly in order, at most one per [`DunningCommand::Advance`], never twice,
 //!   never skipped: step `k` is due `gap(k)` days after its anchor, the later of the day step
-//!   `k - 1` was reached (the due date for `k = 0`) and the last *re-anchor day*.
+//!   `k - 1` was reached (the due date for `k = 0`) and the last *re-anchor day*. Only an
+//!   operator skips a step ([`DunningCommand::SkipStep`]: no letter, the next step takes its
+//!   place) or repeats the last one ([`DunningCommand::RepeatStep`]: the same step again, new
+//!   date and deadline, no second fee; the next step follows its gap after the repetition).
 //! - **Re-anchoring**: a payment, a reversal, a credit note, a due-date extension and the end of
 //!   the last pause set the re-anchor day, so the debtor gets the full gap before the next letter;
 //!   the step level never changes with the balance (the Kill Bill #2297 bug).
 //! - **Pauses**: a dispute (until resolved; an upheld dispute stays paused until a credit note,
 //!   cancellation or write-off), a promise to pay (until its date; a missed or kept promise
 //!   resumes), a payment plan (only a missed instalment resumes), manual holds on the case or the
-//!   debtor (until released or their end date). No step while any pause is active.
+//!   debtor (until released or their end date), a settlement (Vergleich: until its date; paid,
+//!   the case is settled and the rest waived; missed, the whole claim is dunned again). No step
+//!   while any pause is active.
 //! - **Money**: balance = principal after credit notes + fees + lump sum + interest charged −
 //!   payments. Fees are waived on a letter sent while the debtor is not yet in default (that
 //!   letter creates default, § 286 Abs. 1); the lump sum (business, € 40) is charged once with the
@@ -49,7 +54,7 @@ mod state;
 
 pub use command::{CaseFacts, DunningCommand, HoldScope, Instalment};
 pub use decide::decide;
-pub use events::{DunningEvent, StepReached};
+pub use events::{DunningEvent, Repetition, StepReached};
 pub use evolve::evolve;
 pub use pauses::{Pause, PauseKind, ResumeReason};
 pub use schedule::next_action_at;

@@ -3,7 +3,9 @@
 
 use super::decide::fold_onto;
 use super::pauses::settlement_paid;
-use super::{DunningCase, DunningEvent, Pause, PauseKind, Phase, ResumeReason, StepReached};
+use super::{
+    DunningCase, DunningEvent, Pause, PauseKind, Phase, Repetition, ResumeReason, StepReached,
+};
 use crate::error::Result;
 use crate::law::BaseRateTable;
 use crate::law::calendar::deadline;
@@ -73,11 +75,29 @@ pub(super) fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<D
     if date > today || state.balance().minor < step.min_open.minor {
         return Ok(None);
     }
+    letter(state, k, today, None).map(Some)
+}
+
+/// The letter of the policy's step `k` (0-based) dated `today`: the step itself, or a
+/// repetition of it (`repeat`: no second fee or lump sum; interest brought up to today).
+pub(super) fn letter(
+    state: &DunningCase,
+    k: usize,
+    today: NaiveDate,
+    repeat: Option<Repetition>,
+) -> Result<DunningEvent> {
+    let step = &state.policy.steps[k];
     let number = u32::try_from(k + 1).unwrap_or(u32::MAX);
     let default_before = state.default();
     let in_default = default_before.is_some_and(|d| d.in_default_on(today));
-    let creates_default = !in_default && !step.pre_due;
-    let (fee, fee_waived) = if step.fee.minor == 0 {
+    let creates_default = !in_default && !step.pre_due && repeat.is_none();
+    let (fee, fee_waived) = if repeat.is_some() {
+        (
+            0,
+            (step.fee.minor > 0)
+                .then(|| "the same step sent again: its fee is not charged twice".to_owned()),
+        )
+    } else if step.fee.minor == 0 {
         (0, None)
     } else if in_default {
         (step.fee.minor, None)
@@ -93,11 +113,12 @@ pub(super) fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<D
         )
     };
     let (mut fee, mut fee_waived) = (fee, fee_waived);
-    let lump = if in_default && state.policy.charge_lump_sum && state.lump_sum == 0 {
-        lump_sum(state.facts.debtor, state.currency()).map_or(0, |m| m.minor)
-    } else {
-        0
-    };
+    let lump =
+        if repeat.is_none() && in_default && state.policy.charge_lump_sum && state.lump_sum == 0 {
+            lump_sum(state.facts.debtor, state.currency()).map_or(0, |m| m.minor)
+        } else {
+            0
+        };
     // § 288 Abs. 5 S. 3: the lump sum is offset against the dunning costs of the same claim, so
     // fees are charged only beyond what the lump sum already covers (never both in full).
     let credit = (state.lump_sum + lump - state.lump_sum_offset).max(0);
@@ -139,6 +160,9 @@ pub(super) fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<D
         interest = Some(calc);
     }
     let mut after = state.clone();
+    if repeat.is_some() {
+        after.steps.pop();
+    }
     after.steps.push((number, today));
     after.fees += fee;
     after.lump_sum += lump;
@@ -148,7 +172,7 @@ pub(super) fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<D
         after.interest_until = Some(today);
     }
     let default_after = after.default();
-    Ok(Some(DunningEvent::StepReached(Box::new(StepReached {
+    Ok(DunningEvent::StepReached(Box::new(StepReached {
         number,
         title: step.title.clone(),
         tone: step.tone,
@@ -172,5 +196,6 @@ pub(super) fn due_step(state: &DunningCase, today: NaiveDate) -> Result<Option<D
         balance: after.balance(),
         draft: state.declined(),
         consolidation: None,
-    }))))
+        repeat,
+    })))
 }

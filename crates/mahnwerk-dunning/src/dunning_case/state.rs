@@ -124,6 +124,11 @@ pub struct DunningCase {
     /// default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<u32>,
+    /// How often each step was sent again ([`DunningCommand::RepeatStep`]), by step number.
+    ///
+    /// [`DunningCommand::RepeatStep`]: super::DunningCommand::RepeatStep
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub repeats: std::collections::BTreeMap<u32, u32>,
 }
 
 impl DunningCase {

@@ -32,7 +32,9 @@ impl Dispatcher {
             }
             None => {
                 let inputs_step =
-                    match store::step(&self.pool, &row.tenant, &row.case_id, row.step).await? {
+                    match store::step(&self.pool, &row.tenant, &row.case_id, row.step, &row.seq)
+                        .await?
+                    {
                         Some((id, _)) => EventId(
                             uuid::Uuid::parse_str(&id)
                                 .map_err(|e| Error::invalid("event_id", e.to_string()))?,
@@ -112,7 +114,8 @@ impl Dispatcher {
                 }))?,
             ),
             state::DRAFT => {
-                let step = store::step(&self.pool, &row.tenant, &row.case_id, row.step).await?;
+                let step =
+                    store::step(&self.pool, &row.tenant, &row.case_id, row.step, &row.seq).await?;
                 let template_id = step
                     .and_then(|(_, j)| serde_json::from_str::<StepReached>(&j).ok())
                     .map(|s| s.template_id)

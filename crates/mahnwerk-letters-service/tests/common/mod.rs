@@ -211,6 +211,7 @@ pub fn step(number: u32) -> StepReached {
         balance: Money::eur(123_500),
         draft: false,
         consolidation: None,
+        repeat: None,
     }
 }
 
@@ -399,6 +400,19 @@ impl Harness {
     }
 
     /// Start the service (consumer + dispatcher); abort the handle to simulate a crash.
+    /// The text of a stored letter (pdftotext from poppler-utils).
+    pub async fn pdf_text(&self, sha: &str) -> String {
+        let pdf = self.parts.docs.get(sha).await.unwrap().expect("stored PDF");
+        let path = self.dir.path().join(format!("{sha}.pdf"));
+        std::fs::write(&path, &pdf).unwrap();
+        let out = std::process::Command::new("pdftotext")
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn spawn_service(&self) -> tokio::task::JoinHandle<()> {
         let (parts, log, pool, js) = (
             self.parts.clone(),

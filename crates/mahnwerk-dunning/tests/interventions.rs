@@ -1,6 +1,7 @@
-//! Two operator interventions on a case: a settlement ("Vergleich": a reduced amount accepted,
-//! the rest waived once it is paid; not paid in time, the whole claim is dunned again) and
-//! skipping a step (passed over without a letter, the next step takes its place).
+//! Operator interventions on a case: a settlement ("Vergleich": a reduced amount accepted, the
+//! rest waived once it is paid; not paid in time, the whole claim is dunned again), skipping a
+//! step (passed over without a letter, the next step takes its place) and repeating the last
+//! one (the same step again, a new date and deadline, no second fee).
 
 mod common;
 use common::*;
@@ -272,4 +273,81 @@ fn skipping_needs_a_step_left() {
     // place in the schedule, as the policy says.
     assert!(next_action_at(h.state()).is_some());
     assert_eq!(h.state().letters().count(), 0);
+}
+
+#[test]
+fn a_repeated_step_is_the_same_letter_again_with_a_new_deadline_and_no_second_fee() {
+    let mut h = consumer();
+    h.advance("2026-03-20");
+    let first = steps(&h.advance("2026-04-07"))[0].clone();
+    assert_eq!(first.number, 2);
+    assert!(
+        first.fee.minor > 0,
+        "the 1. Mahnung charges its fee: {first:?}"
+    );
+    let before = h.state().balance();
+    let planned = next_action_at(h.state()).unwrap();
+    // The letter came back undeliverable; sent again on 04-10.
+    let ev = h.when(
+        Cmd::RepeatStep {
+            reason: "returned undeliverable".into(),
+        },
+        "2026-04-10",
+    );
+    assert_eq!(types(&ev), ["dunning.step_reached.v1"]);
+    let again = steps(&ev)[0];
+    assert_eq!(
+        (again.number, again.title.as_str()),
+        (2, first.title.as_str())
+    );
+    assert_eq!(again.repeat.as_ref().map(|r| r.count), Some(1));
+    assert_eq!(again.date, d("2026-04-10"));
+    assert_eq!(again.fee, Money::eur(0));
+    assert!(again.fee_waived.is_some());
+    assert_eq!(again.lump_sum, Money::eur(0));
+    assert!(!again.creates_default);
+    assert!(again.deadline.deadline > first.deadline.deadline);
+    // Interest runs on to the repetition; nothing else is added.
+    assert_eq!(
+        again.balance.minor,
+        before.minor + again.interest_charged.minor
+    );
+    // The next step follows its gap after the repetition, not after the first sending.
+    let next = next_action_at(h.state()).unwrap();
+    assert!(next > planned, "{next} after {planned}");
+    assert_eq!(h.state().steps.len(), 2, "a repetition is no new step");
+    // Again: the second repetition.
+    let ev = h.when(Cmd::RepeatStep { reason: "x".into() }, "2026-04-14");
+    assert_eq!(steps(&ev)[0].repeat.as_ref().map(|r| r.count), Some(2));
+    let third = steps(&h.advance(&next_action_at(h.state()).unwrap().to_string()))[0].clone();
+    assert_eq!(third.number, 3);
+    assert!(third.repeat.is_none());
+}
+
+#[test]
+fn a_step_is_repeated_only_when_a_letter_was_sent_and_the_case_may_be_dunned() {
+    let refused = |h: &mut Harness, day: &str| {
+        matches!(
+            h.try_when(Cmd::RepeatStep { reason: "x".into() }, day),
+            Err(DunningError::Precondition(_))
+        )
+    };
+    let mut h = consumer();
+    assert!(refused(&mut h, "2026-03-18"), "no letter yet");
+    h.when(Cmd::SkipStep { reason: "x".into() }, "2026-03-18");
+    assert!(
+        refused(&mut h, "2026-03-18"),
+        "the last step printed nothing"
+    );
+    let mut h = consumer();
+    h.advance("2026-03-20");
+    h.when(
+        Cmd::Hold {
+            scope: mahnwerk_dunning::dunning_case::HoldScope::Case,
+            reason: "call".into(),
+            until: None,
+        },
+        "2026-03-22",
+    );
+    assert!(refused(&mut h, "2026-03-23"), "paused");
 }
