@@ -1,7 +1,8 @@
 //! Property tests: for any sequence of payments, reversals, credit notes, disputes, promises,
-//! plans, holds, extensions and time advances:
+//! plans, settlements, holds, extensions, skipped and repeated steps and time advances:
 //! - no step is emitted for a settled, cancelled, credited, written-off, escalated or paused case;
-//! - steps come in order, none skipped, none twice;
+//! - steps come in order, none left out unless an operator skipped it, none twice unless an
+//!   operator repeated it (a repetition is the last step again);
 //! - the open balance equals principal − credits + fees + lump sum + interest − payments after
 //!   every command, recomputed independently from the events;
 //! - `Advance` never fails, and no command fails for want of legal data (base rates);
@@ -38,6 +39,9 @@ enum Op {
     Extend(i64),
     Cancel,
     WriteOff,
+    Settle(i64, i64),
+    Skip,
+    Repeat,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,6 +59,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1i64..20).prop_map(Op::Extend),
         1 => Just(Op::Cancel),
         1 => Just(Op::WriteOff),
+        1 => (1i64..60_000, 0i64..30).prop_map(|(a, d)| Op::Settle(a, d)),
+        1 => Just(Op::Skip),
+        1 => Just(Op::Repeat),
     ]
 }
 
@@ -119,6 +126,12 @@ fn command(op: &Op, state: &DunningCase, today: NaiveDate) -> Cmd {
         },
         Op::Cancel => Cmd::Cancel { reason: "c".into() },
         Op::WriteOff => Cmd::WriteOff { reason: "w".into() },
+        Op::Settle(a, days) => Cmd::AgreeSettlement {
+            amount: eur(*a),
+            pay_by: today + Duration::days(*days),
+        },
+        Op::Skip => Cmd::SkipStep { reason: "s".into() },
+        Op::Repeat => Cmd::RepeatStep { reason: "r".into() },
     }
 }
 
@@ -193,8 +206,16 @@ proptest! {
                 if let Ev::StepReached(step) = e {
                     prop_assert_eq!(state.phase, Phase::Active, "step for a case in {:?}", state.phase);
                     prop_assert!(!state.is_paused(), "step for a paused case: {:?}", state.pauses);
-                    prop_assert_eq!(step.number as usize, state.steps.len() + 1, "step out of order");
+                    if step.repeat.is_some() {
+                        prop_assert_eq!(Some(step.number), state.steps.last().map(|(n, _)| *n), "a repetition repeats the last step");
+                        prop_assert_eq!(step.fee.minor + step.lump_sum.minor, 0, "no second fee");
+                    } else {
+                        prop_assert_eq!(step.number as usize, state.steps.len() + 1, "step out of order");
+                    }
                     prop_assert!(step.fee.minor >= 0 && step.interest_charged.minor >= 0);
+                }
+                if let Ev::StepSkipped { skipped_step, .. } = e {
+                    prop_assert_eq!(*skipped_step as usize, state.steps.len() + 1, "skip out of order");
                 }
                 if let Ev::Escalated { .. } = e {
                     prop_assert_eq!(state.steps.len(), state.policy.steps.len());
@@ -209,12 +230,17 @@ proptest! {
             let refolded = DunningCase::fold(&log);
             prop_assert_eq!(refolded.as_ref(), Some(&state));
             if let Some(next) = next_action_at(&state) {
-                // A wake-up never lies before the last step.
-                prop_assert!(state.steps.last().is_none_or(|(_, d)| next >= *d));
+                // A wake-up never lies before the last letter (a skipped step's place in the
+                // schedule may lie ahead: a pause can end before it).
+                prop_assert!(state.letters().last().is_none_or(|(_, d)| next >= *d));
             }
         }
-        // Steps in the log are 1, 2, 3, … without gaps or repeats.
-        let numbers: Vec<u32> = log.iter().filter_map(|e| match e { Ev::StepReached(s) => Some(s.number), _ => None }).collect();
+        // Steps in the log, sent or skipped, are 1, 2, 3, … without gaps; repetitions aside.
+        let numbers: Vec<u32> = log.iter().filter_map(|e| match e {
+            Ev::StepReached(s) if s.repeat.is_none() => Some(s.number),
+            Ev::StepSkipped { skipped_step, .. } => Some(*skipped_step),
+            _ => None,
+        }).collect();
         let expected: Vec<u32> = (1..=u32::try_from(numbers.len()).unwrap()).collect();
         prop_assert_eq!(numbers, expected);
     }

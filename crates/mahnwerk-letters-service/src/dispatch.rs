@@ -505,9 +505,11 @@ impl Dispatcher {
             })
             .map_err(|e| Error::invalid("event", e.to_string()))?;
             let mut ev = self.event(inputs.step_event, &row, "letter.rendered.v1", payload);
+            // One announcement per letter and document: every channel of the letter shares it,
+            // a letter rendered again (another document) is announced again.
             ev.event_id = derived_event_id(
                 inputs.step_event,
-                &format!("letters:rendered:{}", row.letter_id),
+                &format!("letters:rendered:{}:{document}", row.letter_id),
                 0,
             );
             let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);

@@ -207,3 +207,78 @@ async fn a_consolidated_letter_lists_its_open_members_once_and_is_suppressed_whe
     );
     service.abort();
 }
+
+/// A consolidated letter rendered, then a member paid before the send (the first SMTP attempt
+/// failed transiently): the retry re-renders it without that member, and the members still in
+/// it are told of the new document (a second `letter.rendered.v1`, its own SHA-256), the one
+/// sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consolidated_letter_rendered_again_without_a_paid_member_is_announced_again() {
+    let h = Harness::start(&[]).await;
+    put_settings(&h.log, &h.tenant, &settings(CopyTo::Inbox)).await;
+    let mut parts = h.parts.clone();
+    parts.config.retry_backoff = std::time::Duration::from_secs(3);
+    let mail = Some("tempfail-consolidated@debtor.test");
+    let invoices = ["RE-R-1", "RE-R-2", "RE-R-3"].map(|n| invoice(n, mail));
+    let cases: Vec<_> = invoices.iter().map(|i| case_of(&h.tenant, i)).collect();
+    let ids: Vec<&mahnwerk_domain::CaseId> = cases.iter().map(|(c, _)| c).collect();
+    let c = consolidation("c-again", &ids);
+    for (i, (inv, (_, stream))) in invoices.iter().zip(&cases).enumerate() {
+        let mut s = step(2);
+        s.fee = Money::eur(if i == 0 { 500 } else { 0 });
+        s.consolidation = Some(c.clone());
+        append(&h.log, stream, vec![issued(inv), step_event(&s)]).await;
+    }
+    let service = {
+        let (log, pool, js) = (h.log.clone(), h.pool.clone(), h.js.clone());
+        tokio::spawn(async move {
+            let _ =
+                mahnwerk_letters_service::run(parts, log, pool, js, std::future::pending()).await;
+        })
+    };
+    wait_for("the first attempt failed transiently", 60, || async {
+        h.rows()
+            .await
+            .iter()
+            .any(|r| r.recipient == "debtor" && r.state == state::RENDERED && r.attempts == 1)
+    })
+    .await;
+    // The third member pays before the retry.
+    append(&h.log, &cases[2].1, vec![settled()]).await;
+    wait_for("the letter final", 60, || async {
+        let rows = h.rows().await;
+        rows.iter()
+            .any(|r| r.recipient == "debtor" && r.state == state::SENT)
+            && rows.iter().all(|r| r.reported)
+    })
+    .await;
+    let letter_id = h
+        .rows()
+        .await
+        .into_iter()
+        .find(|r| r.recipient == "debtor")
+        .unwrap()
+        .letter_id;
+    for (i, (_, stream)) in cases.iter().enumerate().take(2) {
+        let file = event_types(&h.log, stream).await;
+        let rendered: Vec<String> = file
+            .iter()
+            .filter(|(t, p)| t == "letter.rendered.v1" && p["letter_id"] == letter_id)
+            .map(|(_, p)| p["document_sha256"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(rendered.len(), 2, "member {i}: rendered twice: {file:#?}");
+        assert_ne!(rendered[0], rendered[1], "member {i}: a new document");
+        let sent = h
+            .rows()
+            .await
+            .into_iter()
+            .find(|r| r.recipient == "debtor")
+            .unwrap()
+            .document;
+        assert_eq!(sent.as_deref(), Some(rendered[1].as_str()), "the one sent");
+        let text = h.pdf_text(&rendered[1]).await;
+        assert!(text.contains("RE-R-1") && text.contains("RE-R-2"), "{text}");
+        assert!(!text.contains("RE-R-3"), "{text}");
+    }
+    service.abort();
+}

@@ -144,6 +144,18 @@ pub enum DunningCommand {
     },
 }
 
+/// Call one intervention RPC and print what it changed.
+macro_rules! intervene {
+    ($api:ident . $rpc:ident, $conn:expr, $req:expr $(,)?) => {{
+        let r = $api
+            .$rpc(authed($conn, $req)?)
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        print_events(&r.case_id, &r.event_types, r.stream_version);
+    }};
+}
+
 fn print_events(case_id: &str, event_types: &[String], version: u64) {
     if event_types.is_empty() {
         println!("case {case_id}: nothing to change (version {version})");
@@ -180,34 +192,26 @@ pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
     let tenant = conn.tenant.clone();
     match cmd {
         DunningCommand::Approve { case, request_id } => {
-            let r = api
-                .approve_dunning(authed(
-                    &conn,
-                    pb::ApproveDunningRequest {
-                        tenant,
-                        request_id: request_id.unwrap_or_else(|| format!("approve-{case}")),
-                        case_id: case,
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.approve_dunning,
+                &conn,
+                pb::ApproveDunningRequest {
+                    tenant,
+                    request_id: request_id.unwrap_or_else(|| format!("approve-{case}")),
+                    case_id: case,
+                },
+            );
         }
         DunningCommand::Decline { case, request_id } => {
-            let r = api
-                .decline_dunning(authed(
-                    &conn,
-                    pb::DeclineDunningRequest {
-                        tenant,
-                        request_id: request_id.unwrap_or_else(|| format!("decline-{case}")),
-                        case_id: case,
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.decline_dunning,
+                &conn,
+                pb::DeclineDunningRequest {
+                    tenant,
+                    request_id: request_id.unwrap_or_else(|| format!("decline-{case}")),
+                    case_id: case,
+                },
+            );
         }
         DunningCommand::Assign {
             debtor,
@@ -263,38 +267,30 @@ pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
             request_id,
         } => {
             let until = until.unwrap_or_default();
-            let r = api
-                .pause_case(authed(
-                    &conn,
-                    pb::PauseCaseRequest {
-                        tenant,
-                        request_id: request_id.unwrap_or_else(|| {
-                            format!("pause-{case}-{}", key_of(&[&reason, &until]))
-                        }),
-                        case_id: case,
-                        reason,
-                        until,
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.pause_case,
+                &conn,
+                pb::PauseCaseRequest {
+                    tenant,
+                    request_id: request_id.unwrap_or_else(|| {
+                        format!("pause-{case}-{}", key_of(&[&reason, &until]))
+                    }),
+                    case_id: case,
+                    reason,
+                    until,
+                },
+            );
         }
         DunningCommand::Resume { case, request_id } => {
-            let r = api
-                .resume_case(authed(
-                    &conn,
-                    pb::ResumeCaseRequest {
-                        tenant,
-                        request_id: request_id.unwrap_or_else(|| format!("resume-{case}")),
-                        case_id: case,
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.resume_case,
+                &conn,
+                pb::ResumeCaseRequest {
+                    tenant,
+                    request_id: request_id.unwrap_or_else(|| format!("resume-{case}")),
+                    case_id: case,
+                },
+            );
         }
         DunningCommand::Promise {
             case,
@@ -304,21 +300,17 @@ pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
             request_id,
         } => {
             let key = key_of(&[&amount, &currency, &until]);
-            let r = api
-                .record_promise_to_pay(authed(
-                    &conn,
-                    pb::RecordPromiseToPayRequest {
-                        tenant,
-                        request_id: request_id.unwrap_or_else(|| format!("promise-{case}-{key}")),
-                        case_id: case,
-                        until,
-                        amount: Some(money("--amount", &amount, &currency)?),
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.record_promise_to_pay,
+                &conn,
+                pb::RecordPromiseToPayRequest {
+                    tenant,
+                    request_id: request_id.unwrap_or_else(|| format!("promise-{case}-{key}")),
+                    case_id: case,
+                    until,
+                    amount: Some(money("--amount", &amount, &currency)?),
+                },
+            );
         }
         DunningCommand::Plan {
             case,
@@ -342,20 +334,16 @@ pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
             }
             let parts: Vec<&str> = instalments.iter().map(String::as_str).collect();
             let key = key_of(&parts);
-            let r = api
-                .agree_payment_plan(authed(
-                    &conn,
-                    pb::AgreePaymentPlanRequest {
-                        tenant,
-                        request_id: request_id.unwrap_or_else(|| format!("plan-{case}-{key}")),
-                        case_id: case,
-                        instalments: plan,
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.agree_payment_plan,
+                &conn,
+                pb::AgreePaymentPlanRequest {
+                    tenant,
+                    request_id: request_id.unwrap_or_else(|| format!("plan-{case}-{key}")),
+                    case_id: case,
+                    instalments: plan,
+                },
+            );
         }
         DunningCommand::Settle {
             case,
@@ -365,21 +353,17 @@ pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
             request_id,
         } => {
             let key = key_of(&[&amount, &currency, &pay_by]);
-            let r = api
-                .agree_settlement(authed(
-                    &conn,
-                    pb::AgreeSettlementRequest {
-                        tenant,
-                        request_id: request_id.unwrap_or_else(|| format!("settle-{case}-{key}")),
-                        case_id: case,
-                        amount: Some(money("--amount", &amount, &currency)?),
-                        pay_by,
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.agree_settlement,
+                &conn,
+                pb::AgreeSettlementRequest {
+                    tenant,
+                    request_id: request_id.unwrap_or_else(|| format!("settle-{case}-{key}")),
+                    case_id: case,
+                    amount: Some(money("--amount", &amount, &currency)?),
+                    pay_by,
+                },
+            );
         }
         DunningCommand::Skip {
             case,
@@ -390,20 +374,16 @@ pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
             let request_id = request_id.unwrap_or_else(|| {
                 format!("skip-{case}-{}", chrono::Utc::now().timestamp_micros())
             });
-            let r = api
-                .skip_step(authed(
-                    &conn,
-                    pb::SkipStepRequest {
-                        tenant,
-                        request_id,
-                        case_id: case,
-                        reason,
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.skip_step,
+                &conn,
+                pb::SkipStepRequest {
+                    tenant,
+                    request_id,
+                    case_id: case,
+                    reason,
+                },
+            );
         }
         DunningCommand::Repeat {
             case,
@@ -414,40 +394,32 @@ pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
             let request_id = request_id.unwrap_or_else(|| {
                 format!("repeat-{case}-{}", chrono::Utc::now().timestamp_micros())
             });
-            let r = api
-                .repeat_step(authed(
-                    &conn,
-                    pb::RepeatStepRequest {
-                        tenant,
-                        request_id,
-                        case_id: case,
-                        reason,
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.repeat_step,
+                &conn,
+                pb::RepeatStepRequest {
+                    tenant,
+                    request_id,
+                    case_id: case,
+                    reason,
+                },
+            );
         }
         DunningCommand::WriteOff {
             case,
             reason,
             request_id,
         } => {
-            let r = api
-                .write_off(authed(
-                    &conn,
-                    pb::WriteOffRequest {
-                        tenant,
-                        request_id: request_id.unwrap_or_else(|| format!("write-off-{case}")),
-                        case_id: case,
-                        reason,
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.write_off,
+                &conn,
+                pb::WriteOffRequest {
+                    tenant,
+                    request_id: request_id.unwrap_or_else(|| format!("write-off-{case}")),
+                    case_id: case,
+                    reason,
+                },
+            );
         }
         DunningCommand::Move {
             case,
@@ -455,22 +427,18 @@ pub async fn run(conn: Connection, cmd: DunningCommand) -> anyhow::Result<()> {
             version,
             request_id,
         } => {
-            let r = api
-                .move_case_policy(authed(
-                    &conn,
-                    pb::MoveCasePolicyRequest {
-                        tenant,
-                        request_id: request_id
-                            .unwrap_or_else(|| format!("move-{case}-{policy}-{version}")),
-                        case_id: case,
-                        policy_id: policy,
-                        version,
-                    },
-                )?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            print_events(&r.case_id, &r.event_types, r.stream_version);
+            intervene!(
+                api.move_case_policy,
+                &conn,
+                pb::MoveCasePolicyRequest {
+                    tenant,
+                    request_id: request_id
+                        .unwrap_or_else(|| format!("move-{case}-{policy}-{version}")),
+                    case_id: case,
+                    policy_id: policy,
+                    version,
+                },
+            );
         }
     }
     Ok(())

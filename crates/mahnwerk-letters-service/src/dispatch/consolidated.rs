@@ -264,9 +264,11 @@ impl Dispatcher {
                     })
                     .map_err(|e| Error::invalid("event", e.to_string()))?;
                     let mut ev = self.event(m.step_event, row, "letter.rendered.v1", payload);
+                    // Per letter and document: re-rendered without a member, it is announced
+                    // again to the members still in it.
                     ev.event_id = mahnwerk_eventlog::derived_event_id(
                         m.step_event,
-                        &format!("letters:rendered:{}", row.letter_id),
+                        &format!("letters:rendered:{}:{sha}", row.letter_id),
                         0,
                     );
                     Ok(AppendBatch {
