@@ -23,8 +23,10 @@ use futures::{StreamExt as _, TryStreamExt as _};
 
 /// Entries decided and recorded together.
 pub const CHUNK: usize = 512;
-/// Case streams read at the same time.
-const READERS: usize = 8;
+/// Reads of the log at the same time.
+const READERS: usize = 4;
+/// Case streams per read.
+const READ_GROUP: usize = 128;
 
 /// Whether an entry may go through [`process_chunk`]: booked, with an amount, and neither a
 /// return nor a reversal (those look for the entry they undo, one at a time).
@@ -170,23 +172,42 @@ pub async fn process_chunk(
         .collect())
 }
 
-/// The case streams of `cases` folded, a few read at a time.
+/// The case streams of `cases` folded: [`READ_GROUP`] streams per read of the log
+/// ([`EventLog::read_streams`], one query instead of one per case), [`READERS`] reads at a time.
 async fn read_balances(
     log: &EventLog,
     tenant: &TenantId,
     cases: Vec<String>,
 ) -> Result<HashMap<String, CaseBalance>> {
-    futures::stream::iter(cases)
-        .map(|case_id| async move {
-            let bal = match case_id.parse::<CaseId>() {
-                Ok(case) => fold_case(&read_all(log, &case.stream(tenant)).await?),
-                Err(_) => CaseBalance::default(),
-            };
-            Ok::<_, Error>((case_id, bal))
+    let mut out = HashMap::with_capacity(cases.len());
+    let mut streams: Vec<(String, StreamId)> = Vec::with_capacity(cases.len());
+    for case_id in cases {
+        match case_id.parse::<CaseId>() {
+            Ok(case) => streams.push((case_id, case.stream(tenant))),
+            Err(_) => {
+                out.insert(case_id, CaseBalance::default());
+            }
+        }
+    }
+    let groups: Vec<Vec<(String, StreamId)>> =
+        streams.chunks(READ_GROUP).map(<[_]>::to_vec).collect();
+    let folded: Vec<Vec<(String, CaseBalance)>> = futures::stream::iter(groups)
+        .map(|group| async move {
+            let ids: Vec<StreamId> = group.iter().map(|(_, s)| s.clone()).collect();
+            let read = log.read_streams(&ids).await?;
+            Ok::<_, Error>(
+                group
+                    .into_iter()
+                    .zip(read)
+                    .map(|((case_id, _), events)| (case_id, fold_case(&events)))
+                    .collect(),
+            )
         })
         .buffer_unordered(READERS)
         .try_collect()
-        .await
+        .await?;
+    out.extend(folded.into_iter().flatten());
+    Ok(out)
 }
 
 fn cases_of(r: &TransactionReceived) -> impl Iterator<Item = String> + '_ {
