@@ -141,11 +141,7 @@ fn info(r: store::LedgerRow) -> pb::LetterInfo {
         document_sha256: r.document.unwrap_or_default(),
         provider_id: r.provider_id.unwrap_or_default(),
         reason: r.reason.unwrap_or_default(),
-        repetition: r
-            .seq
-            .strip_prefix("repeat:")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
+        repetition: store::repetition_of_seq(&r.seq).unwrap_or(0),
         resend_request_id: if store::is_repeat_seq(&r.seq) {
             String::new()
         } else {

@@ -449,6 +449,11 @@ pub fn is_repeat_seq(seq: &str) -> bool {
     seq.starts_with("repeat:")
 }
 
+/// Which repetition of its step a ledger row's `seq` names (`None`: not a repetition).
+pub fn repetition_of_seq(seq: &str) -> Option<u32> {
+    seq.strip_prefix("repeat:")?.parse().ok()
+}
+
 /// The step event's id and payload.
 /// The ledger key (`seq`) of a consolidated letter: one letter per consolidation id, whichever
 /// member's step arrives first.
