@@ -67,8 +67,22 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Open a portable (`sqlx::Any`) pool for service tables: `postgres://…` or `sqlite:…`.
 pub async fn connect_any(url: &str) -> std::result::Result<AnyPool, sqlx::Error> {
     sqlx::any::install_default_drivers();
+    // PostgreSQL over TCP: without Nagle's algorithm (`mahnwerk_eventlog::nodelay`).
+    let port = url
+        .starts_with("postgres")
+        .then(|| url.parse::<sqlx::postgres::PgConnectOptions>().ok())
+        .flatten()
+        .map(|o| o.get_port());
     sqlx::pool::PoolOptions::new()
         .max_connections(if url.starts_with("sqlite") { 4 } else { 16 })
+        .after_connect(move |_, _| {
+            Box::pin(async move {
+                if let Some(port) = port {
+                    mahnwerk_eventlog::nodelay::disable_nagle(port);
+                }
+                Ok(())
+            })
+        })
         .connect(url)
         .await
 }

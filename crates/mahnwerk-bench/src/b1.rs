@@ -250,8 +250,16 @@ async fn run_backend(
         .await
         .with_context(|| format!("connecting the {backend} log"))?;
     let plain = if backend == "postgres" {
+        // The baseline's sockets without Nagle's algorithm too, like the log's.
+        let port = url.parse::<sqlx::postgres::PgConnectOptions>()?.get_port();
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
+            .after_connect(move |_, _| {
+                Box::pin(async move {
+                    mahnwerk_eventlog::nodelay::disable_nagle(port);
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await?;
         sqlx::query("CREATE SCHEMA bench_plain")

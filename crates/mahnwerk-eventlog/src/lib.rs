@@ -56,6 +56,7 @@
 //!   [`Error::Database`], whose `Display` is only "database unavailable".
 
 mod canonical;
+pub mod nodelay;
 mod pg;
 mod plan;
 pub mod privacy;

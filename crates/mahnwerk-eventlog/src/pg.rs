@@ -38,9 +38,16 @@ impl Pg {
         // rows, past `jit_above_cost`, and each read would pay for compiling itself.
         let options =
             PgConnectOptions::from_str(url)?.options([("search_path", "eventlog"), ("jit", "off")]);
+        let port = options.get_port();
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |_, _| {
+                Box::pin(async move {
+                    crate::nodelay::disable_nagle(port);
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         // Text that reads back differently would fail verify: insist on UTF-8 storage.
