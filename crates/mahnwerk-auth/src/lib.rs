@@ -50,6 +50,7 @@ use subtle::ConstantTimeEq as _;
 pub mod client_cert;
 mod limits;
 pub mod partner;
+pub mod scratch;
 use limits::{Cached, FailureLimiter, KeyCache, peer_key};
 
 #[derive(Debug, thiserror::Error)]

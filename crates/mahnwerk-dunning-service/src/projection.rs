@@ -580,22 +580,11 @@ mod tests {
     /// never scan the table (it did, as a hash join, 30 ms per batch at 100,000 cases).
     #[tokio::test]
     async fn next_actions_look_cases_up_by_key_without_statistics() {
-        let Ok(admin_url) = std::env::var("DATABASE_URL") else {
-            eprintln!("DATABASE_URL not set: the PostgreSQL plan test did not run");
+        let Some(db) = mahnwerk_auth::scratch::ScratchDatabase::create("mahnwerk_dun_plan").await
+        else {
             return;
         };
-        let name = format!("mahnwerk_dun_plan_{:016x}", rand_suffix());
-        let admin = mahnwerk_auth::connect_any(&admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let pool = mahnwerk_auth::connect_any(&format!("{base}/{name}"))
-            .await
-            .unwrap();
+        let pool = db.pool.clone();
         ensure_schema(&pool).await.unwrap();
         sqlx::query("ALTER TABLE dunning_cases SET (autovacuum_enabled = false)")
             .execute(&pool)
@@ -627,15 +616,6 @@ mod tests {
         );
         assert!(plan.contains("Index Cond"), "no key lookup: {plan}");
         check_version_guard(&pool).await;
-        pool.close().await;
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-            .execute(&admin)
-            .await;
-        admin.close().await;
-    }
-
-    fn rand_suffix() -> u64 {
-        use std::hash::{BuildHasher, RandomState};
-        RandomState::new().hash_one(std::time::SystemTime::now())
+        db.drop().await;
     }
 }

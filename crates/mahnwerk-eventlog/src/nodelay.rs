@@ -16,67 +16,53 @@
 /// does not have it yet. Returns how many it changed. Best effort: a socket that closes
 /// meanwhile, or a platform without a descriptor list, changes nothing.
 pub fn disable_nagle(port: u16) -> usize {
-    with_nagle(port)
-        .into_iter()
-        .filter(|fd| imp::set_nodelay(*fd))
+    sockets(port)
+        .filter(|(_, nodelay)| !nodelay)
+        .filter(|(fd, _)| imp::set_nodelay(*fd))
         .count()
 }
 
 /// This process's TCP sockets to peer port `port` that still have Nagle's algorithm on.
 pub fn sockets_with_nagle(port: u16) -> usize {
-    with_nagle(port).len()
+    sockets(port).filter(|(_, nodelay)| !nodelay).count()
 }
 
 /// This process's TCP sockets to peer port `port`, with Nagle on or off.
 pub fn tcp_sockets(port: u16) -> usize {
-    descriptors()
-        .into_iter()
-        .filter(|fd| imp::peer_port(*fd) == Some(port))
-        .count()
+    sockets(port).count()
 }
 
-fn with_nagle(port: u16) -> Vec<i32> {
-    descriptors()
+/// `(descriptor, TCP_NODELAY set)` of this process's TCP sockets to peer port `port`.
+fn sockets(port: u16) -> impl Iterator<Item = (i32, bool)> {
+    std::fs::read_dir("/proc/self/fd")
+        .or_else(|_| std::fs::read_dir("/dev/fd"))
         .into_iter()
-        .filter(|fd| imp::nagle_peer_port(*fd) == Some(port))
-        .collect()
-}
-
-fn descriptors() -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd"))
-    else {
-        return Vec::new();
-    };
-    entries
+        .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .collect()
+        .filter_map(move |fd| match imp::tcp_peer(fd) {
+            Some((p, nodelay)) if p == port => Some((fd, nodelay)),
+            _ => None,
+        })
 }
 
 #[cfg(unix)]
 mod imp {
     use nix::sys::socket::sockopt::TcpNoDelay;
-    use nix::sys::socket::{SockaddrStorage, getpeername, getsockopt, setsockopt};
+    use nix::sys::socket::{
+        SockaddrIn, SockaddrIn6, SockaddrStorage, getpeername, getsockopt, setsockopt,
+    };
 
-    /// The peer port of a TCP socket with Nagle on; `None` for anything else (a file, a pipe,
-    /// a Unix socket: they have no `TCP_NODELAY`), or a TCP socket that already has it.
-    pub(super) fn nagle_peer_port(fd: i32) -> Option<u16> {
-        if getsockopt(fd, TcpNoDelay).ok()? {
-            return None;
-        }
-        peer_port(fd)
-    }
-
-    /// The peer port of a TCP socket (with or without Nagle).
-    pub(super) fn peer_port(fd: i32) -> Option<u16> {
-        getsockopt(fd, TcpNoDelay).ok()?;
+    /// The peer port of a TCP socket and whether it has `TCP_NODELAY`; `None` for anything
+    /// else (a file, a pipe, a Unix socket: they have no such option).
+    pub(super) fn tcp_peer(fd: i32) -> Option<(u16, bool)> {
+        let nodelay = getsockopt(fd, TcpNoDelay).ok()?;
         let peer = getpeername::<SockaddrStorage>(fd).ok()?;
-        peer.as_sockaddr_in()
-            .map(nix::sys::socket::SockaddrIn::port)
-            .or_else(|| {
-                peer.as_sockaddr_in6()
-                    .map(nix::sys::socket::SockaddrIn6::port)
-            })
+        let port = peer
+            .as_sockaddr_in()
+            .map(SockaddrIn::port)
+            .or_else(|| peer.as_sockaddr_in6().map(SockaddrIn6::port))?;
+        Some((port, nodelay))
     }
 
     pub(super) fn set_nodelay(fd: i32) -> bool {
@@ -86,11 +72,7 @@ mod imp {
 
 #[cfg(not(unix))]
 mod imp {
-    pub(super) fn nagle_peer_port(_fd: i32) -> Option<u16> {
-        None
-    }
-
-    pub(super) fn peer_port(_fd: i32) -> Option<u16> {
+    pub(super) fn tcp_peer(_fd: i32) -> Option<(u16, bool)> {
         None
     }
 

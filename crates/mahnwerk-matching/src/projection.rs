@@ -644,22 +644,11 @@ mod plan_tests {
     /// tenant's rows (it did: a bitmap scan over every key of the tenant, 85 ms per chunk).
     #[tokio::test]
     async fn lookups_use_the_primary_keys_without_statistics() {
-        let Ok(admin_url) = std::env::var("DATABASE_URL") else {
-            eprintln!("DATABASE_URL not set: the PostgreSQL plan test did not run");
+        let Some(db) = mahnwerk_auth::scratch::ScratchDatabase::create("mahnwerk_match_plan").await
+        else {
             return;
         };
-        let name = format!("mahnwerk_match_plan_{}", uuid::Uuid::new_v4().simple());
-        let admin = mahnwerk_auth::connect_any(&admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let pool = mahnwerk_auth::connect_any(&format!("{base}/{name}"))
-            .await
-            .unwrap();
+        let pool = db.pool.clone();
         ensure_schema(&pool).await.unwrap();
         for (table, fill) in [
             (
@@ -734,10 +723,6 @@ mod plan_tests {
         .await
         .unwrap();
         assert!(other.is_empty(), "another tenant's keys: {other:?}");
-        pool.close().await;
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-            .execute(&admin)
-            .await;
-        admin.close().await;
+        db.drop().await;
     }
 }
