@@ -49,6 +49,7 @@ use subtle::ConstantTimeEq as _;
 
 pub mod client_cert;
 mod limits;
+pub mod listen;
 pub mod partner;
 pub mod scratch;
 use limits::{Cached, FailureLimiter, KeyCache, peer_key};

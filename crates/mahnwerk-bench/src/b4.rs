@@ -66,12 +66,9 @@ pub async fn run(env: &Env, backend: &str, n: u64, b1_rate: Option<f64>) -> Resu
         tonic::transport::Server::builder()
             .add_service(invoices)
             .add_service(cases)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async move {
-                    let _ = server_stopped.await;
-                },
-            ),
+            .serve_with_incoming_shutdown(mahnwerk_auth::listen::incoming(listener), async move {
+                let _ = server_stopped.await;
+            }),
     );
 
     let bus = env.namespace(&format!("b4{backend}")).await?;

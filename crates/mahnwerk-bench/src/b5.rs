@@ -396,12 +396,9 @@ pub async fn run(
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(mahnwerk_matching::service(matching))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async move {
-                    let _ = server_stopped.await;
-                },
-            ),
+            .serve_with_incoming_shutdown(mahnwerk_auth::listen::incoming(listener), async move {
+                let _ = server_stopped.await;
+            }),
     );
     let mut client = PaymentServiceClient::connect(format!("http://{addr}")).await?;
     let mut request = tonic::Request::new(chunks(tokio::fs::File::open(&path).await?));

@@ -195,7 +195,7 @@ pub async fn run(env: &Env, backend: &'static str, scale: f64) -> Result<Row> {
             tonic::transport::Server::builder()
                 .add_service(mahnwerk_matching::service(matching))
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    mahnwerk_auth::listen::incoming(listener),
                     stopped(rx),
                 )
                 .await?;

@@ -73,7 +73,7 @@ pub async fn run(env: &Env, backend: &'static str, n: u64) -> Result<Vec<Row>> {
     let server = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(mahnwerk_dunning_service::service(api))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .serve_with_incoming(mahnwerk_auth::listen::incoming(listener))
             .await;
     });
     let mut client = DunningServiceClient::connect(format!("http://{addr}"))

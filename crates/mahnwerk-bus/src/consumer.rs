@@ -88,6 +88,10 @@ pub struct ConsumerConfig {
     /// Subject filter written against the public subjects, e.g. `mahnwerk.events.*.case.>`.
     /// A filter for the older five-token layout (`….case.invoice.issued.v1`) still matches.
     pub filter_subject: String,
+    /// Further filters the consumer also takes (JetStream's `filter_subjects`): the events of
+    /// all filters arrive in log order, one at a time, as with one. A service that needs a
+    /// few event types names them instead of receiving (and acking) everything of a kind.
+    pub also_filter_subjects: Vec<String>,
     /// How long the server waits for an ack before redelivering (process crashed).
     pub ack_wait: Duration,
     /// Attempts a [`HandlerError::Permanent`] failure gets before the event is dead-lettered
@@ -137,6 +141,7 @@ impl ConsumerConfig {
         Self {
             name: name.to_owned(),
             filter_subject: format!("{}.{filter}", bus.subject_prefix),
+            also_filter_subjects: Vec::new(),
             ack_wait: Duration::from_secs(30),
             max_attempts: 1,
             backoff: vec![
@@ -151,6 +156,36 @@ impl ConsumerConfig {
             pin_ttl: Duration::from_secs(30),
             stats: Arc::default(),
         }
+    }
+
+    /// [`ConsumerConfig::new`] taking the events of any of `filters` (each written as for
+    /// `new`, after the bus prefix).
+    pub fn with_filters(name: &str, bus: &BusConfig, filters: &[&str]) -> Self {
+        let mut config = Self::new(name, bus, filters.first().copied().unwrap_or(">"));
+        config.also_filter_subjects = filters
+            .iter()
+            .skip(1)
+            .map(|f| format!("{}.{f}", bus.subject_prefix))
+            .collect();
+        config
+    }
+
+    /// The filters of one source's durable consumer: `(filter_subject, filter_subjects)`,
+    /// one of them empty as JetStream requires.
+    fn durable_filters(
+        &self,
+        bus: &BusConfig,
+        partition: Option<u16>,
+    ) -> Result<(String, Vec<String>)> {
+        let mut all = Vec::with_capacity(1 + self.also_filter_subjects.len());
+        for f in std::iter::once(&self.filter_subject).chain(&self.also_filter_subjects) {
+            all.push(partition_filter(bus, f, partition)?);
+        }
+        Ok(if all.len() == 1 {
+            (all.remove(0), Vec::new())
+        } else {
+            (String::new(), all)
+        })
     }
 
     fn pause(&self, attempt: u32) -> Duration {
@@ -307,25 +342,26 @@ impl<H: Handler> Consumer<H> {
     ) -> Result<PullConsumer> {
         ensure_inbox(&self.pool).await?;
         let events = self.bus.ensure_streams(js).await?;
-        let (stream, filter_subject) = match source {
+        let (stream, (filter_subject, filter_subjects)) = match source {
             Source::Partition(p) => {
                 let partition = (self.bus.partitions > 1).then_some(p);
-                (
-                    events,
-                    partition_filter(&self.bus, &self.config.filter_subject, partition)?,
-                )
+                (events, self.config.durable_filters(&self.bus, partition)?)
             }
             Source::Replay => (
                 js.get_stream(&self.bus.replay_stream)
                     .await
                     .map_err(nats_err)?,
-                deadletter::replay_subject(&self.bus, &self.config.name),
+                (
+                    deadletter::replay_subject(&self.bus, &self.config.name),
+                    Vec::new(),
+                ),
             ),
         };
         let name = self.durable_name(source);
         let config = pull::Config {
             durable_name: Some(name.clone()),
             filter_subject,
+            filter_subjects,
             ack_policy: AckPolicy::Explicit,
             deliver_policy: DeliverPolicy::All,
             ack_wait: self.config.ack_wait,
@@ -365,6 +401,7 @@ impl<H: Handler> Consumer<H> {
             || have.max_deliver != config.max_deliver
             || have.ack_wait != config.ack_wait
             || have.filter_subject != config.filter_subject
+            || have.filter_subjects != config.filter_subjects
         {
             tracing::info!(consumer = %name, "updating the durable consumer's configuration");
             return stream.update_consumer(config).await.map_err(nats_err);

@@ -125,6 +125,12 @@ pub async fn run(
     };
     let consume = consumer.run(js, stopped(stop_rx.clone()));
     let router = web::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    // Without Nagle's algorithm: a page's last small write must not wait for a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "TCP_NODELAY could not be set on a console connection");
+        }
+    });
     let serve = axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx));
     tracing::info!(%addr, "console listening");
     let stopper = async move {

@@ -79,6 +79,15 @@ impl<R: Read> Utf8Input<R> {
                     *slot = b;
                 }
                 n
+            } else if self.decoder.is_none() {
+                // UTF-8 needs no conversion: read straight into the output buffer.
+                self.out.resize(self.raw.len(), 0);
+                let n = self.inner.read(&mut self.out)?;
+                self.out.truncate(n);
+                if n == 0 {
+                    self.eof = true;
+                }
+                continue;
             } else {
                 self.inner.read(&mut self.raw)?
             };
@@ -96,18 +105,25 @@ impl<R: Read> Utf8Input<R> {
                 self.eof = true;
             }
         }
-        for &b in &self.out {
-            if b == b'<' || b == b'>' {
-                self.run = 0;
-            } else {
-                self.run += 1;
-                if self.run > self.max_run {
-                    return Err(std::io::Error::other(format!(
-                        "more than {} bytes of text or markup without a tag boundary",
-                        self.max_run
-                    )));
-                }
+        self.check_runs()
+    }
+
+    /// Refuse a run of more than `max_run` bytes without `<` or `>` (carried across buffers).
+    fn check_runs(&mut self) -> std::io::Result<()> {
+        let mut start = 0;
+        let boundaries = memchr::memchr2_iter(b'<', b'>', &self.out);
+        for at in boundaries.chain(std::iter::once(self.out.len())) {
+            self.run += at - start;
+            if self.run > self.max_run {
+                return Err(std::io::Error::other(format!(
+                    "more than {} bytes of text or markup without a tag boundary",
+                    self.max_run
+                )));
             }
+            if at < self.out.len() {
+                self.run = 0;
+            }
+            start = at + 1;
         }
         Ok(())
     }
@@ -235,10 +251,14 @@ impl Node {
 
     /// Trimmed, non-empty text at a path.
     pub fn text_at(&self, path: &str) -> Option<&str> {
-        self.all(path)
-            .into_iter()
-            .map(|n| n.text.trim())
-            .find(|t| !t.is_empty())
+        let mut out = None;
+        self.walk(path, &mut |n| {
+            let t = n.text.trim();
+            if out.is_none() && !t.is_empty() {
+                out = Some(t);
+            }
+        });
+        out
     }
 
     /// Text at the first path of `paths` that has one.
@@ -274,7 +294,10 @@ pub(crate) struct XmlStream<R: BufRead> {
     reader: quick_xml::Reader<R>,
     buf: Vec<u8>,
     line: u64,
-    path: Vec<String>,
+    /// Element path of the open elements, `/`-separated, and where each one's name starts
+    /// (one buffer, no allocation per element).
+    path: String,
+    starts: Vec<usize>,
     limits: XmlLimits,
     /// Namespace URI of the root element (from its `xmlns` attribute).
     pub root_namespace: Option<String>,
@@ -297,19 +320,20 @@ impl<R: BufRead> XmlStream<R> {
             reader,
             buf: Vec::new(),
             line: 1,
-            path: Vec::new(),
+            path: String::new(),
+            starts: Vec::new(),
             limits,
             root_namespace: None,
         }
     }
 
     pub(crate) fn depth(&self) -> usize {
-        self.path.len()
+        self.starts.len()
     }
 
     /// Position for an error: current line and element path.
     pub(crate) fn position(&self) -> Position {
-        Position::at(self.line, self.path.join("/"))
+        Position::at(self.line, self.path.clone())
     }
 
     pub(crate) fn next(&mut self) -> Result<Ev> {
@@ -331,7 +355,7 @@ impl<R: BufRead> XmlStream<R> {
                         other => format!("malformed XML: {other}"),
                     };
                     return Err(Error::syntax(
-                        Position::at(self.line, self.path.join("/")),
+                        Position::at(self.line, self.path.clone()),
                         reason,
                     ));
                 }
@@ -355,7 +379,7 @@ impl<R: BufRead> XmlStream<R> {
                                 )
                             })?
                             .into_owned();
-                        if self.path.is_empty() && key == "xmlns" {
+                        if self.starts.is_empty() && key == "xmlns" {
                             self.root_namespace = Some(value.clone());
                         }
                         let key = if key.starts_with("xmlns") {
@@ -365,8 +389,12 @@ impl<R: BufRead> XmlStream<R> {
                         };
                         attrs.push((key, value));
                     }
-                    self.path.push(name.clone());
-                    if self.path.len() > self.limits.max_depth {
+                    self.starts.push(self.path.len());
+                    if !self.path.is_empty() {
+                        self.path.push('/');
+                    }
+                    self.path.push_str(&name);
+                    if self.starts.len() > self.limits.max_depth {
                         return Err(Error::limit(
                             self.position(),
                             format!("elements nested deeper than {}", self.limits.max_depth),
@@ -379,7 +407,9 @@ impl<R: BufRead> XmlStream<R> {
                     }));
                 }
                 Event::End(_) => {
-                    self.path.pop();
+                    if let Some(at) = self.starts.pop() {
+                        self.path.truncate(at);
+                    }
                     return Ok(Ev::End);
                 }
                 Event::Text(t) => return Ok(Ev::Text(t.xml10_content().into_owned())),
@@ -412,7 +442,7 @@ impl<R: BufRead> XmlStream<R> {
                     ));
                 }
                 Event::Eof => {
-                    if !self.path.is_empty() {
+                    if !self.starts.is_empty() {
                         return Err(Error::syntax(
                             self.position(),
                             "unexpected end of file: element not closed",
@@ -463,7 +493,11 @@ impl<R: BufRead> XmlStream<R> {
                 }
                 Ev::Text(t) => {
                     if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&t);
+                        if top.text.is_empty() {
+                            top.text = t;
+                        } else {
+                            top.text.push_str(&t);
+                        }
                     }
                 }
                 Ev::Eof => {
@@ -541,6 +575,42 @@ mod tests {
             }
         };
         assert!(err.to_string().contains("without a tag boundary"), "{err}");
+    }
+
+    /// The run limit holds across the reader's 64 KiB buffers, and only a run longer than
+    /// the limit is refused.
+    #[test]
+    fn runs_are_counted_across_buffers() {
+        let drain = |doc: &[u8], max_run: usize| -> Result<()> {
+            let limits = XmlLimits {
+                max_event_bytes: max_run,
+                ..XmlLimits::default()
+            };
+            let input = Utf8Input::new(doc, limits.max_event_bytes)?;
+            let mut s = XmlStream::new(input, limits);
+            loop {
+                if let Ev::Eof = s.next()? {
+                    return Ok(());
+                }
+            }
+        };
+        // 100,000 bytes of text starting 60,000 bytes in: it straddles the first buffer end.
+        let mut doc = format!("<a><b>{}</b><c>", "y".repeat(60_000));
+        doc.push_str(&"x".repeat(100_000));
+        doc.push_str("</c></a>");
+        assert!(drain(doc.as_bytes(), 100_000).is_ok());
+        let err = drain(doc.as_bytes(), 99_999).unwrap_err().to_string();
+        assert!(err.contains("without a tag boundary"), "{err}");
+    }
+
+    /// An error names the open elements as a path, and a closed sibling is no longer part of it.
+    #[test]
+    fn errors_name_the_element_path() {
+        let err = parse_document(b"<Document><Stmt><Bal/><Ntry><Amt>1</Ntry>")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Document/Stmt/Ntry/Amt"), "{err}");
+        assert!(!err.contains("Bal"), "{err}");
     }
 
     #[test]

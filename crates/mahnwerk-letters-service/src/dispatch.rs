@@ -9,6 +9,8 @@
 //!    between conflicts, and the check runs again), commit `sending`, call the channel, commit
 //!    the outcome: `sent` (and the creditor's copy row), `failed` (and the post row when an
 //!    email was refused for good), back to `rendered` for a transient failure, or `unknown`.
+//!    A copy row just recorded goes through the same check and send at once, on the
+//!    debtor letter's inputs.
 //! 3. A final state whose event is not on the case stream yet (`reported = 0`) is appended
 //!    with a deterministic event id (a repeat after a crash is a duplicate, not a second event).
 //!
@@ -193,6 +195,16 @@ impl Dispatcher {
         }
         if !row.reported {
             self.report(&row, inputs.as_ref()).await?;
+        }
+        // The creditor's copy the send just recorded goes out now, from the same inputs
+        // (otherwise the next pass reads the step, invoice and letterhead again for it).
+        if let Some(i) = inputs.as_mut()
+            && let Some(copy) = copy_row(&row, i)
+        {
+            let copy = self.send(copy, i, None).await?;
+            if !copy.reported {
+                self.report(&copy, Some(i)).await?;
+            }
         }
         Ok(())
     }
@@ -648,6 +660,41 @@ impl Dispatcher {
         self.record(row, outcome, inputs, &settings, &document)
             .await
     }
+}
+
+/// The creditor's copy row [`Dispatcher::record`] inserted (`rendered`, the debtor letter's
+/// document) when `row` is a debtor letter just sent; `None` otherwise.
+fn copy_row(row: &LedgerRow, inputs: &Inputs) -> Option<LedgerRow> {
+    if row.recipient != "debtor" || row.state != state::SENT {
+        return None;
+    }
+    let channel = match inputs.config.settings.as_ref()?.copy_to {
+        CopyTo::Email { .. } => "email",
+        CopyTo::Inbox => "inbox",
+    };
+    Some(LedgerRow {
+        id: store::row_id(
+            &row.tenant,
+            &row.case_id,
+            row.step,
+            channel,
+            "creditor",
+            &row.seq,
+        ),
+        letter_id: store::letter_id(&row.tenant, &row.case_id, row.step, "creditor", &row.seq),
+        tenant: row.tenant.clone(),
+        case_id: row.case_id.clone(),
+        step: row.step,
+        channel: channel.into(),
+        recipient: "creditor".into(),
+        seq: row.seq.clone(),
+        state: state::RENDERED.into(),
+        document: row.document.clone(),
+        provider_id: None,
+        reason: None,
+        attempts: 0,
+        reported: true,
+    })
 }
 
 /// A file name from a subject: letters, digits, spaces and dashes.

@@ -164,7 +164,7 @@ pub async fn run(
         retry_backoff: parts.config.retry_backoff,
     };
     let mut consumer_config =
-        ConsumerConfig::new(&parts.config.consumer, &parts.config.bus, "*.case.>");
+        ConsumerConfig::with_filters(&parts.config.consumer, &parts.config.bus, &handler::FILTERS);
     consumer_config.ack_wait = parts.config.ack_wait;
     let consumer = Consumer {
         config: consumer_config,

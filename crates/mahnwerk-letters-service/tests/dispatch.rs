@@ -303,6 +303,68 @@ async fn a_step_the_tenant_sends_registered_goes_by_registered_post() {
     service.abort();
 }
 
+/// The consumer takes only what the service acts on: a case's invoice and its steps, never the
+/// service's own `letter.*` events (three per letter) or other case events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_takes_only_invoices_and_steps_not_its_own_letter_events() {
+    let h = Harness::start(&[]).await;
+    put_settings(&h.log, &h.tenant, &settings(CopyTo::Inbox)).await;
+    let inv = invoice("RE-FILTER-1", None);
+    let (_, stream) = case_of(&h.tenant, &inv);
+    append(
+        &h.log,
+        &stream,
+        vec![
+            issued(&inv),
+            new_event("dunning.case_opened.v1", serde_json::json!({})),
+            step_event(&step(1)),
+        ],
+    )
+    .await;
+    let service = h.spawn_service();
+    wait_for("the letter and its copy final", 60, || async {
+        let rows = h.rows().await;
+        rows.len() == 2 && done(&rows)
+    })
+    .await;
+    // Everything on the log published, and every durable of the stream caught up.
+    let head = h.log.head_position().await.unwrap();
+    wait_for("the relay and the consumer caught up", 30, || async {
+        let mut events = h.js.get_stream(&h.bus.stream).await.unwrap();
+        let published = events.info().await.unwrap().state.messages;
+        if published < u64::try_from(head).unwrap() {
+            return false;
+        }
+        let mut idle = true;
+        let mut names = events.consumer_names();
+        while let Some(name) = futures::StreamExt::next(&mut names).await {
+            let info = events.consumer_info(name.unwrap()).await.unwrap().clone();
+            idle &= info.num_pending == 0 && info.num_ack_pending == 0;
+        }
+        idle
+    })
+    .await;
+    let handled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bus_inbox WHERE consumer = $1")
+        .bind("letters")
+        .fetch_one(&h.pool)
+        .await
+        .unwrap();
+    let letter_events = event_types(&h.log, &stream)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t.starts_with("letter."))
+        .count();
+    assert!(
+        letter_events >= 3,
+        "{letter_events} letter events on the case"
+    );
+    assert_eq!(
+        handled, 2,
+        "the consumer took more than the invoice and the step"
+    );
+    service.abort();
+}
+
 /// "Einschreiben mit Rückschein": a step in the tenant's `return_receipt_steps` goes by
 /// registered post with return receipt: the spool job says so and the Vermerkzone prints it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -366,7 +366,7 @@ pub async fn run(
                 .add_optional_service(letters_grpc)
                 .add_optional_service(collection_grpc)
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    mahnwerk_auth::listen::incoming(listener),
                     stopped(rx),
                 )
                 .await
