@@ -221,16 +221,19 @@ impl PostSpool {
             .map_err(|e| mahnwerk_docstore::Error::Storage(e.to_string()))?;
         let pdf = seal_if_keys(owner, &Self::context(job.job_id, "pdf"), pdf).await?;
         let json = seal_if_keys(owner, &Self::context(job.job_id, "json"), &json).await?;
-        tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
-        let pdf_path = self.dir.join(format!("{}.pdf", job.job_id));
-        let tmp = self.dir.join(format!(".{}.pdf.tmp", job.job_id));
-        tokio::fs::write(&tmp, pdf).await.map_err(io)?;
-        tokio::fs::rename(&tmp, &pdf_path).await.map_err(io)?;
-        let tmp = self.dir.join(format!(".{}.json.tmp", job.job_id));
-        tokio::fs::write(&tmp, json).await.map_err(io)?;
-        tokio::fs::rename(&tmp, self.dir.join(format!("{}.json", job.job_id)))
-            .await
-            .map_err(io)
+        // Both files durable (synced, renamed, directory synced) before the send is recorded
+        // as done: a power cut must not lose a letter the ledger calls sent. The JSON last.
+        let dir = self.dir.clone();
+        let id = job.job_id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            use mahnwerk_docstore::{create_dir_durably, write_durably};
+            create_dir_durably(&dir)?;
+            write_durably(&dir.join(format!("{id}.pdf")), &pdf)?;
+            write_durably(&dir.join(format!("{id}.json")), &json)
+        })
+        .await
+        .map_err(|e| mahnwerk_docstore::Error::Storage(format!("spool task: {e}")))?
+        .map_err(io)
     }
 
     /// A spooled job as the pickup needs it: the job JSON and the PDF, opened with this

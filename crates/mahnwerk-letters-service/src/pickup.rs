@@ -112,27 +112,9 @@ pub fn list(spool: &Path) -> Result<Vec<Listed>, String> {
         .collect()
 }
 
-/// Write `bytes` to `path` durably and atomically: a temporary file beside it, synced, renamed.
+/// Write `bytes` to `path` durably and atomically ([`mahnwerk_docstore::write_durably`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| io(&tmp, e))?;
-    f.sync_all().map_err(|e| io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), String> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io(dir, e))
+    mahnwerk_docstore::write_durably(path, bytes).map_err(|e| io(path, e))
 }
 
 /// Whether `path` holds exactly `bytes`.
@@ -143,7 +125,7 @@ fn same(path: &Path, bytes: &[u8]) -> bool {
 /// Hand every pending job out to `out` (clear `{job}.pdf`, then `{job}.json`) and mark it
 /// picked up; see the module docs for the order and what a crash leaves.
 pub async fn pick_up(spool: &PostSpool, out: &Path) -> Result<Report, String> {
-    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    mahnwerk_docstore::create_dir_durably(out).map_err(|e| io(out, e))?;
     let receipts = spool.dir.join(RECEIPTS);
     let mut report = Report::default();
     for job_id in job_ids(&spool.dir)? {
@@ -180,7 +162,7 @@ pub async fn pick_up(spool: &PostSpool, out: &Path) -> Result<Report, String> {
             report.failed.push((job_id, e));
             continue;
         }
-        std::fs::create_dir_all(&receipts).map_err(|e| io(&receipts, e))?;
+        mahnwerk_docstore::create_dir_durably(&receipts).map_err(|e| io(&receipts, e))?;
         let receipt = serde_json::json!({
             "job_id": job_id,
             "picked_up_at": chrono::Utc::now().to_rfc3339(),
