@@ -662,39 +662,15 @@ impl Dispatcher {
     }
 }
 
-/// The creditor's copy row [`Dispatcher::record`] inserted (`rendered`, the debtor letter's
-/// document) when `row` is a debtor letter just sent; `None` otherwise.
+/// The creditor's copy row [`Dispatcher::record`] inserted when `row` is a debtor letter just
+/// sent; `None` otherwise.
 fn copy_row(row: &LedgerRow, inputs: &Inputs) -> Option<LedgerRow> {
     if row.recipient != "debtor" || row.state != state::SENT {
         return None;
     }
-    let channel = match inputs.config.settings.as_ref()?.copy_to {
-        CopyTo::Email { .. } => "email",
-        CopyTo::Inbox => "inbox",
-    };
-    Some(LedgerRow {
-        id: store::row_id(
-            &row.tenant,
-            &row.case_id,
-            row.step,
-            channel,
-            "creditor",
-            &row.seq,
-        ),
-        letter_id: store::letter_id(&row.tenant, &row.case_id, row.step, "creditor", &row.seq),
-        tenant: row.tenant.clone(),
-        case_id: row.case_id.clone(),
-        step: row.step,
-        channel: channel.into(),
-        recipient: "creditor".into(),
-        seq: row.seq.clone(),
-        state: state::RENDERED.into(),
-        document: row.document.clone(),
-        provider_id: None,
-        reason: None,
-        attempts: 0,
-        reported: true,
-    })
+    let settings = inputs.config.settings.as_ref()?;
+    let letter = outcome::copy_letter_id(row);
+    Some(outcome::copy_of(row, settings, &letter, row.document.as_deref()?).row())
 }
 
 /// A file name from a subject: letters, digits, spaces and dashes.

@@ -156,19 +156,41 @@ pub struct NewRow<'a> {
     pub document: Option<&'a str>,
 }
 
+impl NewRow<'_> {
+    /// The row [`insert_row`] records for this (reported: nothing to put on the case yet).
+    pub fn row(&self) -> LedgerRow {
+        LedgerRow {
+            id: row_id(
+                self.tenant,
+                self.case_id,
+                self.step,
+                self.channel,
+                self.recipient,
+                self.seq,
+            ),
+            letter_id: self.letter_id.to_owned(),
+            tenant: self.tenant.to_owned(),
+            case_id: self.case_id.to_owned(),
+            step: self.step,
+            channel: self.channel.to_owned(),
+            recipient: self.recipient.to_owned(),
+            seq: self.seq.to_owned(),
+            state: self.state.to_owned(),
+            document: self.document.map(str::to_owned),
+            provider_id: None,
+            reason: None,
+            attempts: 0,
+            reported: true,
+        }
+    }
+}
+
 /// Insert a row unless its key exists (idempotent). Returns whether it was inserted.
 pub async fn insert_row<'e, E>(ex: E, new: &NewRow<'_>) -> Result<bool, sqlx::Error>
 where
     E: Executor<'e, Database = Any>,
 {
-    let id = row_id(
-        new.tenant,
-        new.case_id,
-        new.step,
-        new.channel,
-        new.recipient,
-        new.seq,
-    );
+    let id = new.row().id;
     let now = now_ms();
     let n = sqlx::query(
         "INSERT INTO letters_ledger (id, letter_id, tenant, case_id, step, channel, recipient, seq, state, document, provider_id, reason, attempts, next_attempt_ms, reported, created_ms, updated_ms) \

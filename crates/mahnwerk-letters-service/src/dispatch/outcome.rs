@@ -4,6 +4,35 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+/// The letter id of the creditor's copy of debtor letter `row`.
+pub(super) fn copy_letter_id(row: &LedgerRow) -> String {
+    store::letter_id(&row.tenant, &row.case_id, row.step, "creditor", &row.seq)
+}
+
+/// The creditor's copy of debtor letter `row` once sent: by the tenant's `copy_to`, with the
+/// letter's document, ready to send (`rendered`).
+pub(super) fn copy_of<'a>(
+    row: &'a LedgerRow,
+    settings: &mahnwerk_letters::events::LetterSettings,
+    letter_id: &'a str,
+    document: &'a str,
+) -> NewRow<'a> {
+    NewRow {
+        tenant: &row.tenant,
+        case_id: &row.case_id,
+        step: row.step,
+        channel: match settings.copy_to {
+            CopyTo::Email { .. } => "email",
+            CopyTo::Inbox => "inbox",
+        },
+        recipient: "creditor",
+        seq: &row.seq,
+        letter_id,
+        state: state::RENDERED,
+        document: Some(document),
+    }
+}
+
 impl Dispatcher {
     pub(super) async fn record(
         &self,
@@ -28,27 +57,9 @@ impl Dispatcher {
                 )
                 .await?;
                 if row.recipient == "debtor" {
-                    let channel = match settings.copy_to {
-                        CopyTo::Email { .. } => "email",
-                        CopyTo::Inbox => "inbox",
-                    };
-                    let copy_letter =
-                        store::letter_id(&row.tenant, &row.case_id, row.step, "creditor", &row.seq);
-                    store::insert_row(
-                        &mut *tx,
-                        &NewRow {
-                            tenant: &row.tenant,
-                            case_id: &row.case_id,
-                            step: row.step,
-                            channel,
-                            recipient: "creditor",
-                            seq: &row.seq,
-                            letter_id: &copy_letter,
-                            state: state::RENDERED,
-                            document: Some(document),
-                        },
-                    )
-                    .await?;
+                    let copy_letter = copy_letter_id(&row);
+                    let copy = copy_of(&row, settings, &copy_letter, document);
+                    store::insert_row(&mut *tx, &copy).await?;
                 }
                 tx.commit().await?;
                 tracing::info!(letter = %row.letter_id, channel = %row.channel, recipient = %row.recipient, "letter sent");
